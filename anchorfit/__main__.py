@@ -1,0 +1,5 @@
+import sys
+
+from anchorfit.cli import main
+
+sys.exit(main())
