@@ -1,0 +1,273 @@
+"""Resolve a MODEL argument to a network anchorfit can analyse.
+
+MODEL is one of:
+
+- ``torchvision:NAME`` (``torchvision:resnet50``, ``torchvision:retinanet_resnet50_fpn``, ...),
+  always built with ``weights=None`` (nothing is downloaded);
+- ``package.module:callable`` or ``path/to/file.py:callable``: a user's factory (or ``nn.Module``
+  class) called without arguments;
+- a file in a detector format (anchorfit YAML spec, Darknet ``.cfg``, YOLOv5 ``.yaml``, Caffe
+  ``.prototxt``, mmdetection config): handled by ``anchorfit.formats`` readers registered in
+  ``FILE_LOADERS``.
+
+For the RF engine no weights are needed, so torch models are built on the ``meta`` device (fast, no
+memory); the ERF estimator asks for real tensors with ``materialize=True``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from anchorfit.errors import AnchorfitError, TraceError
+from anchorfit.rf.engine import RFAnalysis, analyze
+from anchorfit.rf.graph import Graph, Window
+
+
+@dataclass
+class Network:
+    """A network ready for analysis: its IR for one input size, and how to name its layers."""
+
+    name: str
+    graph: Graph
+    input_size: tuple[int, int]
+    default_layers: list[str]  # user-facing names, in order
+    layer_nodes: dict[str, str] = field(default_factory=dict)  # user-facing name -> IR node
+    heads: dict[str, list[Window]] = field(default_factory=dict)  # layer -> head's own convs
+    module: Any = None  # the torch module when there is one
+    traced: Any = None  # TracedGraph when built by tracing
+    kind: str = "network"  # classifier | detector | backbone | network
+    in_channels: int = 3
+    notes: list[str] = field(default_factory=list)
+
+    def node(self, layer: str) -> str:
+        if layer in self.layer_nodes:
+            return self.layer_nodes[layer]
+        if self.traced is not None:
+            return self.traced.resolve(layer)
+        if layer in self.graph.nodes:
+            return layer
+        from anchorfit.rf.graph import _suggest
+
+        raise AnchorfitError(f"no layer named {layer!r} in {self.name}",
+                             hint=_suggest(layer, list(self.layer_nodes) + list(self.graph.nodes)))
+
+    def analyze(self) -> RFAnalysis:
+        return analyze(self.graph, self.input_size)
+
+
+#: File suffix -> loader(path, input_size or None) -> Network. Filled by anchorfit.formats.
+FILE_LOADERS: dict[str, Callable[[Path, tuple[int, int] | None], Network]] = {}
+
+
+# Default input sizes and head convolutions of torchvision detectors (their own code: RPN head
+# is one 3x3 conv; RetinaNet and FCOS heads are 4 stacked 3x3 convs plus a 3x3 predictor; SSD300
+# predicts with one 3x3 conv; SSDlite with a depthwise 3x3 then a 1x1).
+_TV_DETECTORS: dict[str, tuple[tuple[int, int], int]] = {
+    "fasterrcnn": ((800, 800), 1),
+    "maskrcnn": ((800, 800), 1),
+    "keypointrcnn": ((800, 800), 1),
+    "retinanet": ((800, 800), 5),
+    "fcos": ((800, 800), 5),
+    "ssd300": ((300, 300), 1),
+    "ssdlite320": ((320, 320), 1),
+}
+
+
+def _tv_detector_family(name: str) -> str | None:
+    for prefix in _TV_DETECTORS:
+        if name.startswith(prefix):
+            return prefix
+    return None
+
+
+def build_torchvision(name: str, *, materialize: bool = False) -> Any:
+    """``torchvision.models.get_model(name, weights=None)``; on the meta device unless asked."""
+    try:
+        import torchvision
+    except ImportError:
+        raise AnchorfitError("torchvision is not installed",
+                             hint="pip install 'anchorfit[torchvision]'") from None
+    import torch
+
+    available = set(torchvision.models.list_models())
+    if name not in available:
+        from anchorfit.rf.graph import _suggest
+
+        raise AnchorfitError(f"unknown torchvision model {name!r}", hint=_suggest(name, sorted(available)))
+    kwargs: dict[str, Any] = {"weights": None}
+    if _tv_detector_family(name) or name.startswith(("deeplab", "fcn", "lraspp")):
+        kwargs["weights_backbone"] = None
+    if materialize:
+        return torchvision.models.get_model(name, **kwargs).eval()
+    with torch.device("meta"):
+        return torchvision.models.get_model(name, **kwargs).eval()
+
+
+def load_factory(spec: str, *, materialize: bool = False) -> Any:
+    """Call ``module.path:callable`` or ``file.py:callable`` and return the module it builds."""
+    target, _, attr = spec.rpartition(":")
+    if not target or not attr:
+        raise AnchorfitError(f"{spec!r} is not MODULE:CALLABLE")
+    path = Path(target)
+    try:
+        if target.endswith(".py"):
+            if not path.is_file():
+                raise AnchorfitError(f"no such file: {target}")
+            mod_name = f"anchorfit_user_{path.stem}"
+            module_spec = importlib.util.spec_from_file_location(mod_name, path)
+            assert module_spec is not None and module_spec.loader is not None
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[mod_name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except AnchorfitError:
+        raise
+    except ImportError as exc:
+        raise AnchorfitError(f"cannot import {target!r}: {exc}",
+                             hint="is the package installed, or is the path right?") from None
+    except Exception as exc:
+        raise AnchorfitError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise AnchorfitError(f"{target!r} has no callable {attr!r}")
+    import torch
+
+    try:
+        if materialize:
+            built = factory()
+        else:
+            with torch.device("meta"):
+                built = factory()
+    except Exception as exc:
+        raise AnchorfitError(f"calling {spec}() failed: {type(exc).__name__}: {exc}",
+                             hint="the factory must build the network without arguments") from None
+    if not isinstance(built, torch.nn.Module):
+        raise AnchorfitError(f"{spec}() returned {type(built).__name__}, not a torch.nn.Module")
+    return built.eval()
+
+
+def stage_outputs(traced: Any, analysis: RFAnalysis) -> list[str]:
+    """A classifier's stage outputs: the last module output at each stride, before global ops.
+
+    Among the outputs of modules at depth 1 and 2 (``layer3``, ``features.16``) the shortest name
+    wins when several modules end at the same node.
+    """
+    by_node: dict[str, str] = {}
+    for qual, node in traced.module_outputs.items():
+        if qual.count(".") > 1:
+            continue
+        if node not in by_node or len(qual) < len(by_node[node]):
+            by_node[node] = qual
+    order = {name: i for i, name in enumerate(traced.graph.nodes)}
+    last_at_stride: dict[tuple[Fraction, Fraction], tuple[int, str]] = {}
+    for node, qual in by_node.items():
+        rf = analysis.nodes[node]
+        if rf.y.size * rf.x.size <= 1 < analysis.input_size[0] * analysis.input_size[1]:
+            continue  # after global pooling
+        key = rf.stride
+        if key not in last_at_stride or order[node] > last_at_stride[key][0]:
+            last_at_stride[key] = (order[node], qual)
+    return [q for _, q in sorted(last_at_stride.values())]
+
+
+def load_torch_network(module: Any, name: str, input_size: tuple[int, int],
+                       unknown: str = "error", in_channels: int = 3,
+                       kind: str | None = None) -> Network:
+    """Trace a torch module (or a detector's backbone) into a Network with default layers."""
+    from anchorfit.rf.trace import trace_module
+
+    backbone_of_detector = hasattr(module, "backbone") and hasattr(module, "transform")
+    target = module.backbone if backbone_of_detector else module
+    traced = trace_module(target, input_size, in_channels=in_channels, name=name,
+                          unknown=unknown)  # type: ignore[arg-type]
+    net = Network(name, traced.graph, input_size, [], module=module, traced=traced,
+                  in_channels=in_channels, notes=list(traced.warnings))
+    if backbone_of_detector:
+        net.kind = kind or "detector"
+        net.layer_nodes = dict(traced.output_names)
+        net.default_layers = list(traced.output_names)
+        # prefix so module paths typed against the whole detector resolve too
+        for qual, node in list(traced.module_outputs.items()):
+            traced.module_outputs.setdefault(f"backbone.{qual}", node)
+        net.notes.append(f"{name}: analysed its backbone (the feature maps its head reads); "
+                         "the head's own convolutions are counted in head_rf")
+    else:
+        analysis = analyze(traced.graph, input_size)
+        outputs = traced.output_names
+        single_out = len(outputs) == 1 and analysis.nodes[next(iter(outputs.values()))]
+        if single_out and (single_out.global_context or single_out.spatial_dims == 0):
+            net.kind = kind or "classifier"
+            net.default_layers = stage_outputs(traced, analysis) or list(outputs)
+            net.layer_nodes = {q: traced.module_outputs[q] for q in net.default_layers
+                               if q in traced.module_outputs}
+        else:
+            net.kind = kind or "backbone"
+            net.layer_nodes = dict(outputs)
+            net.default_layers = list(outputs)
+    return net
+
+
+def load(model: str, input_size: tuple[int, int] | None = None, *, unknown: str = "error",
+         materialize: bool = False) -> Network:
+    """Resolve MODEL (see module docstring) for ``input_size`` (H, W) or the model's default."""
+    path = Path(model)
+    if path.suffix and (path.exists() or path.suffix.lower() in FILE_LOADERS) and ":" not in model.replace(
+            ":\\", ""):
+        _ensure_formats()
+        loader = FILE_LOADERS.get(path.suffix.lower())
+        if loader is None:
+            raise AnchorfitError(f"{model}: unknown file type {path.suffix!r}",
+                                 hint="supported: " + ", ".join(sorted(FILE_LOADERS)))
+        if not path.exists():
+            raise AnchorfitError(f"{model}: no such file")
+        return loader(path, input_size)
+    if model.startswith("torchvision:"):
+        name = model.split(":", 1)[1]
+        family = _tv_detector_family(name)
+        size = input_size or (_TV_DETECTORS[family][0] if family else (224, 224))
+        module = build_torchvision(name, materialize=materialize)
+        net = load_torch_network(module, model, size, unknown)
+        if family:
+            from anchorfit.rf.engine import head_window
+
+            count = _TV_DETECTORS[family][1]
+            net.heads = {layer: head_window(3, count) for layer in net.default_layers}
+        return net
+    if ":" in model:
+        module = load_factory(model, materialize=materialize)
+        return load_torch_network(module, model, input_size or (224, 224), unknown)
+    raise AnchorfitError(
+        f"cannot tell what model {model!r} is",
+        hint="give torchvision:NAME (e.g. torchvision:resnet50), package.module:factory, "
+             "file.py:factory, or a detector file (.yaml, .cfg, .prototxt, .py config)")
+
+
+def _ensure_formats() -> None:
+    """Import the format readers so they register their file suffixes."""
+    try:
+        importlib.import_module("anchorfit.formats")
+    except ModuleNotFoundError as exc:  # pragma: no cover - formats ship with the package
+        if exc.name != "anchorfit.formats":
+            raise
+
+
+def layer_names(net: Network, requested: Sequence[str] | None) -> list[str]:
+    """The user's ``--layers`` (validated) or the network's default layers."""
+    names = list(requested) if requested else list(net.default_layers)
+    if not names:
+        names = list(net.graph.outputs) or [list(net.graph.nodes)[-1]]
+    for n in names:
+        net.node(n)  # raises a helpful error for unknown names
+    return names
+
+
+__all__ = ["FILE_LOADERS", "Network", "TraceError", "build_torchvision", "layer_names", "load",
+           "load_factory", "load_torch_network", "stage_outputs"]

@@ -1,0 +1,254 @@
+"""The gradient probe: an oracle for the RF engine that knows no formula.
+
+The network is *linearised* so that the support of an input gradient is exactly the receptive
+field: every conv/linear weight becomes a positive constant, biases 0, BatchNorm and activations the
+identity, max-pooling an average over the same window (so no gradient is dropped), subtraction an
+addition and division a product (so no two paths can cancel). Then the non-zero rows and columns of
+d y[i, j] / d x for a few neighbouring cells give each cell's interval, which must equal the
+engine's. Global-context layers (SE gates, GroupNorm statistics) are not comparable this way: the
+probe sees their whole-image dependence, the engine reports the local RF and a flag.
+
+It is slow (a backward pass per probed cell, on a real-size input) and is meant for tests and for
+the user's ``--verify``.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+from anchorfit.rf.engine import NodeRF, RFAnalysis
+from anchorfit.rf.trace import _GLOBAL_NORMS, _POINTWISE_FUNCS, _POINTWISE_METHODS, \
+    _POINTWISE_MODULES, TracedGraph
+
+
+class _WindowAverage(nn.Module):
+    """Average over a (possibly dilated) pooling window: max-pool geometry, all taps positive."""
+
+    def __init__(self, kernel: Any, stride: Any, padding: Any, dilation: Any,
+                 ceil_mode: bool) -> None:
+        super().__init__()
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+        self.dilation, self.ceil_mode = dilation, ceil_mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _window_average(x, self.kernel, self.stride, self.padding, self.dilation,
+                               self.ceil_mode)
+
+
+def _window_average(x: torch.Tensor, kernel: Any, stride: Any = None, padding: Any = 0,
+                    dilation: Any = 1, ceil_mode: bool = False, *_: Any, **__: Any) -> torch.Tensor:
+    # max_pool with return_indices gives the geometry; an average with the same dilation needs
+    # a depthwise conv of ones, which is exact for the support.
+    one_d = x.dim() == 3
+    if one_d:
+        x = x.unsqueeze(2)
+    k = _pair(kernel)
+    s = k if stride is None or stride == [] else _pair(stride)
+    p, d = _pair(padding), _pair(dilation)
+    channels = x.shape[1]
+    if ceil_mode:
+        # emulate the extra partial window on the right with explicit padding
+        extra = []
+        for axis in (0, 1):
+            n = x.shape[2 + axis]
+            k_eff = d[axis] * (k[axis] - 1) + 1
+            span = n + 2 * p[axis] - k_eff
+            out = -(-span // s[axis]) + 1
+            if (out - 1) * s[axis] >= n + p[axis]:
+                out -= 1
+            extra.append(max((out - 1) * s[axis] + k_eff - (n + 2 * p[axis]), 0))
+        x = F.pad(x, (0, extra[1], 0, extra[0]))
+    weight = torch.ones(channels, 1, k[0], k[1], dtype=x.dtype, device=x.device) / (k[0] * k[1])
+    y = F.conv2d(x, weight, None, s, p, d, groups=channels)
+    return y.squeeze(2) if one_d else y
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(v)
+    return (v[0], v[0]) if len(v) == 1 else (v[0], v[1])
+
+
+def _identity(x: Any, *args: Any, **kwargs: Any) -> Any:
+    return x
+
+
+def _adaptive_avg(x: torch.Tensor, output_size: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+    if x.dim() == 3:
+        return F.adaptive_avg_pool1d(x, output_size)
+    return F.adaptive_avg_pool2d(x, output_size)
+
+
+def linearize(traced: TracedGraph) -> torch.fx.GraphModule:
+    """A float64 copy of the traced module whose input-gradient support is its RF."""
+    gm = copy.deepcopy(traced.gm)
+    if any(p.is_meta for p in gm.parameters()) or any(b.is_meta for b in gm.buffers()):
+        gm = gm.to_empty(device="cpu")
+    gm = gm.double().eval()
+    for name, mod in list(gm.named_modules()):
+        if not name:
+            continue
+        replacement: nn.Module | None = None
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                            nn.Linear)):
+            with torch.no_grad():
+                fan_in = mod.weight[0].numel() if not isinstance(
+                    mod, (nn.ConvTranspose1d, nn.ConvTranspose2d)) else mod.weight[:, 0].numel()
+                mod.weight.fill_(1.0 / fan_in)
+                if mod.bias is not None:
+                    mod.bias.zero_()
+        elif isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d)):
+            replacement = _WindowAverage(mod.kernel_size, mod.stride, mod.padding, mod.dilation,
+                                         mod.ceil_mode)
+        elif isinstance(mod, (nn.LPPool1d, nn.LPPool2d)):
+            replacement = _WindowAverage(mod.kernel_size, mod.stride, 0, 1, mod.ceil_mode)
+        elif isinstance(mod, nn.AdaptiveMaxPool2d):
+            replacement = nn.AdaptiveAvgPool2d(mod.output_size)
+        elif isinstance(mod, nn.AdaptiveMaxPool1d):
+            replacement = nn.AdaptiveAvgPool1d(mod.output_size)
+        elif isinstance(mod, _POINTWISE_MODULES + _GLOBAL_NORMS + (
+                nn.LayerNorm, nn.Softmax, nn.LogSoftmax)) and not isinstance(
+                mod, nn.ChannelShuffle):
+            replacement = nn.Identity()
+        if replacement is not None:
+            parent_name, _, child = name.rpartition(".")
+            parent = gm.get_submodule(parent_name) if parent_name else gm
+            setattr(parent, child, replacement)
+    replace_funcs = {
+        F.max_pool2d: _window_average, F.max_pool1d: _window_average,
+        torch.max_pool2d: _window_average, torch.max_pool1d: _window_average,
+        F.adaptive_max_pool2d: _adaptive_avg, F.adaptive_max_pool1d: _adaptive_avg,
+        operator.sub: operator.add, operator.isub: operator.add, torch.sub: torch.add,
+        operator.truediv: operator.mul, operator.itruediv: operator.mul, torch.div: torch.mul,
+        F.group_norm: _identity, F.layer_norm: _identity, F.instance_norm: _identity,
+        F.softmax: _identity, F.log_softmax: _identity,
+    }
+    for node in gm.graph.nodes:
+        if node.op == "call_function":
+            if node.target in replace_funcs:
+                node.target = replace_funcs[node.target]
+            elif node.target in _POINTWISE_FUNCS and node.target not in (torch.clone,):
+                node.target = _identity
+        elif node.op == "call_method":
+            if node.target in _POINTWISE_METHODS and node.target not in (
+                    "contiguous", "clone", "float", "double", "half", "to", "type_as", "detach",
+                    "expand_as", "requires_grad_", "masked_fill"):
+                node.op, node.target = "call_function", _identity
+            elif node.target in ("sub", "sub_"):
+                node.target = "add"
+            elif node.target in ("div", "div_"):
+                node.target = "mul"
+            elif node.target in ("softmax", "log_softmax"):
+                node.op, node.target = "call_function", _identity
+    gm.recompile()
+    return gm
+
+
+@dataclass(frozen=True)
+class ProbeCell:
+    """One probed cell: its index and the input rows/columns its gradient reaches."""
+
+    i: int
+    j: int
+    rows: tuple[int, int] | None
+    cols: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    """Agreement of the engine with the probe on one layer."""
+
+    name: str
+    agree: bool | None  # None: not comparable (global context, or nothing probed)
+    cells: tuple[ProbeCell, ...]
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "agree": self.agree, "detail": self.detail,
+                "cells": [{"cell": [c.i, c.j], "rows": c.rows, "cols": c.cols} for c in self.cells]}
+
+
+def _outputs_module(gm: torch.fx.GraphModule, names: Sequence[str]) -> torch.fx.GraphModule:
+    graph = copy.deepcopy(gm.graph)
+    by_name = {n.name: n for n in graph.nodes}
+    out = next(n for n in graph.nodes if n.op == "output")
+    graph.erase_node(out)
+    graph.output(tuple(by_name[n] for n in names))
+    sub = torch.fx.GraphModule(gm, graph)
+    sub.graph.eliminate_dead_code()
+    sub.recompile()
+    return sub
+
+
+def probe_cells(traced: TracedGraph, input_size: tuple[int, int], layer: str,
+                cells: Sequence[tuple[int, int]], in_channels: int = 3,
+                linear: torch.fx.GraphModule | None = None) -> list[ProbeCell]:
+    """Input support (rows, cols) of each of ``cells`` of ``layer`` in the linearised network."""
+    lin = linear if linear is not None else linearize(traced)
+    sub = _outputs_module(lin, [layer])
+    h, w = input_size
+    x = torch.ones(1, in_channels, h, w, dtype=torch.float64, requires_grad=True)
+    (y,) = sub(x)
+    found = []
+    for i, j in cells:
+        (g,) = torch.autograd.grad(y[0, :, i, j].sum() if y.dim() == 4 else y[0, :, j].sum(), x,
+                                   retain_graph=True)
+        support = g[0].abs().sum(0) > 0
+        rows = torch.nonzero(support.any(1)).flatten()
+        cols = torch.nonzero(support.any(0)).flatten()
+        found.append(ProbeCell(i, j,
+                               (int(rows[0]), int(rows[-1])) if len(rows) else None,
+                               (int(cols[0]), int(cols[-1])) if len(cols) else None))
+    return found
+
+
+def cells_to_probe(rf: NodeRF, extra: int = 1) -> list[tuple[int, int]]:
+    """Neighbouring cells near the map centre covering every phase on both axes, and a repeat."""
+    count = max(rf.y.period, rf.x.period) + extra
+    i0 = max((rf.y.size - count) // 2, 0)
+    j0 = max((rf.x.size - count) // 2, 0)
+    return [(min(i0 + t, rf.y.size - 1), min(j0 + t, rf.x.size - 1)) for t in range(count)]
+
+
+def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
+           in_channels: int = 3) -> list[LayerCheck]:
+    """Compare the engine with the probe on ``layers`` (engine intervals clipped to the image)."""
+    h, w = analysis.input_size
+    lin = linearize(traced)
+    checks = []
+    for name in layers:
+        rf = analysis[name]
+        if rf.global_context:
+            checks.append(LayerCheck(name, None, (), "global context: the probe sees the whole "
+                                                     "image, the engine reports the local RF"))
+            continue
+        cells = cells_to_probe(rf)
+        found = probe_cells(traced, (h, w), name, cells, in_channels, lin)
+        agree = True
+        details = []
+        for cell in found:
+            want_rows = _clip(rf.y.start(cell.i), rf.y.end(cell.i), h)
+            want_cols = _clip(rf.x.start(cell.j), rf.x.end(cell.j), w)
+            if cell.rows != want_rows or cell.cols != want_cols:
+                agree = False
+                details.append(f"cell ({cell.i},{cell.j}): probe rows {cell.rows} cols {cell.cols}"
+                               f", engine rows {want_rows} cols {want_cols}")
+        checks.append(LayerCheck(name, agree, tuple(found), "; ".join(details)))
+    return checks
+
+
+def _clip(lo: int | None, hi: int | None, n: int) -> tuple[int, int] | None:
+    if lo is None or hi is None:
+        return None
+    lo, hi = max(lo, 0), min(hi, n - 1)
+    return (lo, hi) if lo <= hi else None

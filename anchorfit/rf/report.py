@@ -1,0 +1,109 @@
+"""The result of ``anchorfit rf``: per-layer RF numbers for one model and input size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from anchorfit.rf.engine import CONVENTION, NodeRF, extend, fmt_axes
+from anchorfit.rf.probe import LayerCheck
+
+
+@dataclass
+class LayerReport:
+    """One reported layer: the user's name for it, the engine's numbers, and the head's RF."""
+
+    name: str
+    rf: NodeRF
+    head: NodeRF | None = None
+    check: LayerCheck | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.rf.to_dict()
+        data["node"] = data.pop("name")
+        data = {"name": self.name, **data}
+        data["head_rf"] = list(self.head.rf) if self.head is not None else None
+        if self.check is not None:
+            data["verified"] = self.check.agree
+        return data
+
+
+@dataclass
+class RFReport:
+    """RF of selected layers of a model (``anchorfit rf``)."""
+
+    model: str
+    input_size: tuple[int, int]
+    layers: list[LayerReport]
+    kind: str = "network"
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "input": list(self.input_size),
+            "convention": "index",
+            "convention_text": CONVENTION,
+            "kind": self.kind,
+            "layers": [layer.to_dict() for layer in self.layers],
+            "notes": list(self.notes),
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        rows = []
+        show_head = any(layer.head is not None for layer in self.layers)
+        show_check = any(layer.check is not None for layer in self.layers)
+        for layer in self.layers:
+            rf = layer.rf
+            row: dict[str, Any] = {
+                "layer": layer.name,
+                "rf": fmt_axes(*rf.rf),
+                "stride": fmt_axes(*rf.stride),
+                "padding": fmt_axes(*rf.padding),
+                "center": fmt_axes(*rf.center),
+                "map": f"{rf.y.size}x{rf.x.size}",
+            }
+            if show_head:
+                row["head_rf"] = fmt_axes(*layer.head.rf) if layer.head is not None else "-"
+            row["aligned"] = "yes" if rf.aligned else "NO"
+            row["global"] = "yes" if rf.global_context else "no"
+            if show_check:
+                agree = layer.check.agree if layer.check is not None else None
+                row["probe"] = {True: "agrees", False: "DIFFERS", None: "n/a"}[agree]
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def build_report(net: Any, layers: Sequence[str], verify: bool = False) -> RFReport:
+    """Analyse ``net`` (an ``anchorfit.models.Network``) and report ``layers``."""
+    from anchorfit.errors import AnchorfitError
+    from anchorfit.rf.probe import verify as probe_verify
+
+    analysis = net.analyze()
+    reports = []
+    for name in layers:
+        rf = analysis[net.node(name)]
+        head_ops = net.heads.get(name)
+        head = extend(rf, head_ops) if head_ops else None
+        reports.append(LayerReport(name, rf, head))
+    notes = list(net.notes)
+    if verify:
+        if net.traced is None:
+            raise AnchorfitError(f"--verify needs a torch module; {net.name} was read from a file "
+                                 "without one")
+        checks = probe_verify(net.traced, analysis, [r.rf.name for r in reports], net.in_channels)
+        for rep, chk in zip(reports, checks):
+            rep.check = chk
+            if chk.agree is False:
+                notes.append(f"probe disagrees on {rep.name}: {chk.detail}")
+    if any(not r.rf.aligned for r in reports):
+        notes.append("aligned=NO: paths into this layer disagree on stride or centre, or it is "
+                     "upsampled; rf is the maximum over cell phases and JSON lists the per-phase "
+                     "centres")
+    if any(r.rf.global_context for r in reports):
+        notes.append("global=yes: the layer also depends on the whole image (global pooling, "
+                     "GroupNorm/LayerNorm statistics, SE/attention); rf is the local RF")
+    return RFReport(net.name, net.input_size, reports, net.kind, notes)

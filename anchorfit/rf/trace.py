@@ -1,0 +1,738 @@
+"""torch.fx front end: any ``nn.Module`` -> ``Graph``.
+
+Module hooks miss functional ops (``F.max_pool2d`` in FaceBoxes, ``F.interpolate`` in FPN, ``+``,
+``torch.cat``, slicing) and get reused modules wrong; an fx graph has every op exactly once, in
+topological order. Shapes come from running the traced graph on meta (or fake) tensors, so no
+real computation happens and no weights are needed.
+
+Tensors are tracked with a *layout*: the number of trailing spatial dims (2 for NCHW images, 1 for
+NCL sequences, 0 once flatten/reshape has mixed space into other dims).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
+
+import torch
+import torch.fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+from anchorfit.errors import AnchorfitError, TraceError, UnsupportedOpError
+from anchorfit.rf.graph import (
+    Adaptive,
+    Global,
+    Graph,
+    Input,
+    Merge,
+    Node,
+    Op,
+    PixelShuffle,
+    Pointwise,
+    Resample,
+    Slice,
+    Transposed,
+    Window,
+    pair,
+)
+
+UnknownPolicy = Literal["error", "pointwise"]
+
+
+@dataclass
+class TracedGraph:
+    """The IR of a traced module plus what ties it back to the module."""
+
+    graph: Graph
+    gm: torch.fx.GraphModule
+    module_outputs: dict[str, str]  # qualified module name -> IR node name of its output
+    shapes: dict[str, tuple[int, ...]]  # IR node name -> PyTorch's output shape
+    output_names: dict[str, str] = field(default_factory=dict)  # user-facing name -> node
+    warnings: list[str] = field(default_factory=list)
+
+    def resolve(self, name: str) -> str:
+        """Node for a user's layer name: an output key, a module path, or an fx node name."""
+        if name in self.output_names:
+            return self.output_names[name]
+        if name in self.module_outputs:
+            return self.module_outputs[name]
+        if name in self.graph.nodes:
+            return name
+        alt = name.replace(".", "_")
+        if alt in self.graph.nodes:
+            return alt
+        from anchorfit.rf.graph import _suggest
+
+        candidates = list(self.output_names) + list(self.module_outputs)
+        raise AnchorfitError(f"no layer named {name!r} in {self.graph.name}",
+                             hint=_suggest(name, candidates))
+
+
+# --------------------------------------------------------------------------- tracing
+
+
+class _RecordingTracer(torch.fx.Tracer):
+    """A tracer that remembers which fx node is each module's output, and where tracing failed."""
+
+    def __init__(self, leaf_types: tuple[type, ...] = ()) -> None:
+        super().__init__()
+        self.leaf_types = leaf_types
+        self.module_outputs: dict[str, torch.fx.Node] = {}
+        self.stack: list[tuple[str, str]] = []
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if self.leaf_types and isinstance(m, self.leaf_types):
+            return True
+        return super().is_leaf_module(m, qualname)
+
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        qualname = self.path_of_module(m)
+        self.stack.append((qualname, type(m).__name__))
+        out = super().call_module(m, forward, args, kwargs)
+        self.stack.pop()
+        if isinstance(out, torch.fx.Proxy) and qualname:
+            self.module_outputs[qualname] = out.node
+        return out
+
+
+def fx_trace(module: nn.Module, name: str = "module") -> tuple[torch.fx.GraphModule, dict[str, str]]:
+    """Trace ``module`` with torch.fx; failures name the sub-module where tracing stopped."""
+    tracer = _RecordingTracer()
+    try:
+        graph = tracer.trace(module)
+    except Exception as exc:  # fx raises many types (TraceError, TypeError, RuntimeError...)
+        where = tracer.stack[-1] if tracer.stack else ("", type(module).__name__)
+        path = where[0] or "<top level>"
+        children = [n for n, _ in module.named_children()][:6]
+        raise TraceError(
+            f"torch.fx cannot trace {name}: it failed inside module {path} ({where[1]}): "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            hint="data-dependent control flow cannot be traced; pass a traceable sub-module such as "
+                 + (", ".join(f"'{name}.{c}'" for c in children) if children else "its backbone")
+                 + " (e.g. torchvision:resnet50 or mypkg.models:make_backbone)",
+        ) from None
+    gm = torch.fx.GraphModule(tracer.root, graph, type(module).__name__)
+    outputs = {q: n.name for q, n in tracer.module_outputs.items()}
+    return gm, outputs
+
+
+def _propagate_shapes(gm: torch.fx.GraphModule, example: torch.Tensor) -> None:
+    """Run the graph on meta tensors (meta-built modules) or fake tensors (real weights)."""
+    on_meta = any(p.is_meta for p in gm.parameters()) or any(b.is_meta for b in gm.buffers())
+    try:
+        if on_meta:
+            from torch.fx.passes.shape_prop import ShapeProp
+
+            ShapeProp(gm).propagate(example.to("meta"))
+            for node in gm.graph.nodes:
+                if "tensor_meta" in node.meta:
+                    node.meta["val"] = _meta_to_val(node.meta["tensor_meta"])
+                elif node.op != "output":
+                    node.meta["val"] = None  # ShapeProp records tensors only
+        else:
+            from torch._subclasses.fake_tensor import FakeTensorMode
+            from torch.fx.passes.fake_tensor_prop import FakeTensorProp
+
+            mode = FakeTensorMode(allow_non_fake_inputs=True)
+            with mode:
+                fake = torch.empty(example.shape, dtype=example.dtype)
+            FakeTensorProp(gm, mode).propagate(fake)
+    except Exception as exc:
+        raise TraceError(f"running {gm.__class__.__name__} on a {tuple(example.shape)} input "
+                         f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                         hint="check --input (height x width) and the number of input channels"
+                         ) from None
+
+
+class _ShapeOnly:
+    def __init__(self, shape: Sequence[int]) -> None:
+        self.shape = torch.Size(shape)
+
+
+def _meta_to_val(meta: Any) -> Any:
+    if hasattr(meta, "shape"):
+        return _ShapeOnly(meta.shape)
+    if isinstance(meta, (list, tuple)):
+        return type(meta)(_meta_to_val(m) for m in meta)
+    if isinstance(meta, dict):
+        return {k: _meta_to_val(v) for k, v in meta.items()}
+    return meta
+
+
+def _makes_tensors(node: torch.fx.Node) -> bool:
+    """False when the node is known to produce no tensor (``x.shape``, ``x.size(2)``, ints)."""
+    if "val" not in node.meta:
+        return True
+    val = node.meta["val"]
+    if val is None:
+        return False
+
+    def tensorish(v: Any) -> bool:
+        if isinstance(v, (list, tuple)) and not isinstance(v, torch.Size):
+            return any(tensorish(item) for item in v)
+        if isinstance(v, dict):
+            return any(tensorish(item) for item in v.values())
+        return hasattr(v, "shape") and not isinstance(v, torch.Size)
+
+    return tensorish(val)
+
+
+def _shape(node: Any) -> tuple[int, ...] | None:
+    if not isinstance(node, torch.fx.Node):
+        return None
+    val = node.meta.get("val")
+    if val is not None and hasattr(val, "shape") and not isinstance(val, (tuple, list)):
+        return tuple(int(s) for s in val.shape)
+    return None
+
+
+# --------------------------------------------------------------------------- conversion
+
+_POINTWISE_MODULES: tuple[type, ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
+    nn.SiLU, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus,
+    nn.Softsign, nn.Tanhshrink, nn.Threshold, nn.LogSigmoid, nn.Hardshrink, nn.Softshrink,
+    nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+    nn.FeatureAlphaDropout, nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm, nn.LocalResponseNorm,
+    nn.ChannelShuffle,
+)
+_GLOBAL_NORMS: tuple[type, ...] = (nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d)
+
+_POINTWISE_FUNCS: set[Any] = {
+    F.relu, F.relu_, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,
+    F.hardswish, F.hardsigmoid, F.hardtanh, F.sigmoid, F.tanh, F.softplus, F.dropout,
+    F.dropout2d, F.batch_norm, F.local_response_norm, F.prelu, F.logsigmoid, F.channel_shuffle,
+    torch.relu, torch.relu_, torch.sigmoid, torch.tanh, torch.exp, torch.log, torch.abs,
+    torch.sqrt, torch.clamp, torch.clip, torch.neg, torch.square, torch.pow, torch.erf,
+    torch.nn.functional.normalize,
+    operator.neg, operator.pos, operator.invert, operator.abs,
+    torch.contiguous_format if False else torch.clone,
+}
+_POINTWISE_METHODS = {
+    "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "log", "abs", "sqrt", "clamp",
+    "clamp_", "clamp_min", "clamp_max", "contiguous", "clone", "float", "double", "half", "to",
+    "type_as", "neg", "pow", "square", "mul_", "add_", "sub_", "div_", "detach", "requires_grad_",
+    "softmax_channels", "exp_", "abs_", "erf", "reciprocal", "rsqrt", "sign", "round", "floor",
+    "ceil", "masked_fill", "expand_as",
+}
+_MERGE_FUNCS: dict[Any, str] = {
+    operator.add: "add", operator.iadd: "add", operator.sub: "sub", operator.isub: "sub",
+    operator.mul: "mul", operator.imul: "mul", operator.truediv: "div", operator.itruediv: "div",
+    operator.floordiv: "div", operator.matmul: "matmul", torch.add: "add", torch.sub: "sub",
+    torch.mul: "mul", torch.div: "div", torch.maximum: "max", torch.minimum: "min",
+    torch.max: "max", torch.min: "min", torch.where: "where", torch.addcmul: "mul",
+}
+_MERGE_METHODS = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "add_": "add",
+                  "mul_": "mul", "sub_": "sub", "div_": "div", "expand_as": "broadcast",
+                  "maximum": "max", "minimum": "min"}
+
+
+class _Converter:
+    def __init__(self, gm: torch.fx.GraphModule, name: str, unknown: UnknownPolicy) -> None:
+        self.gm = gm
+        self.modules = dict(gm.named_modules())
+        self.graph = Graph(name=name)
+        self.unknown = unknown
+        self.layout: dict[str, int] = {}  # IR node -> trailing spatial dims
+        self.alias: dict[str, str] = {}  # fx node -> IR node (for pass-through values)
+        self.containers: dict[str, str] = {}  # fx node producing a tuple of tensors -> IR node
+        self.warnings: list[str] = []
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.input_seen = False
+
+    # -- helpers -------------------------------------------------------------------------
+    def ir(self, arg: Any) -> str | None:
+        """IR node name for a tensor argument (None for constants, sizes, parameters)."""
+        if isinstance(arg, torch.fx.Node):
+            return self.alias.get(arg.name)
+        return None
+
+    def tensors(self, args: Sequence[Any]) -> list[str]:
+        found: list[str] = []
+        for a in args:
+            if isinstance(a, (list, tuple)):
+                found.extend(self.tensors(a))
+            else:
+                name = self.ir(a)
+                if name is not None:
+                    found.append(name)
+        return found
+
+    def emit(self, fx_node: torch.fx.Node, op: Op, inputs: Sequence[str], layout: int,
+             source: str) -> str:
+        """Add the IR node for ``fx_node``; ``layout`` is its number of trailing spatial dims."""
+        name = fx_node.name
+        if layout == 1:
+            spatial = 1
+        elif layout == 0 and inputs:
+            spatial = max(self.graph.nodes[i].spatial_dims for i in inputs)
+        else:
+            spatial = 2
+        self.graph.add(Node(name, op, tuple(inputs), source, spatial_dims=spatial))
+        self.layout[name] = layout
+        self.alias[fx_node.name] = name
+        shape = _shape(fx_node)
+        if shape is not None:
+            self.shapes[name] = shape
+        return name
+
+    def fail(self, fx_node: torch.fx.Node, what: str, detail: str = "") -> None:
+        msg = f"node {fx_node.name!r}: unsupported op {what}" + (f" ({detail})" if detail else "")
+        raise UnsupportedOpError(msg, hint="use --unknown pointwise to treat it as a per-cell op "
+                                           "(with a warning), or make it a leaf of a traceable module")
+
+    def spatial_axes(self, rank: int, layout: int, dims: Sequence[int]) -> list[int]:
+        """Which of ``dims`` (negative or positive) are spatial axes; returns axis indices 0/1."""
+        axes = []
+        for d in dims:
+            d = d % rank if rank else d
+            pos_from_end = rank - d
+            if 1 <= pos_from_end <= layout:
+                axes.append(2 - pos_from_end if layout == 2 else 1)
+        return axes
+
+    # -- main loop -----------------------------------------------------------------------
+    def run(self) -> None:
+        for fx_node in self.gm.graph.nodes:
+            if fx_node.op in ("call_module", "call_function", "call_method") and not _makes_tensors(
+                    fx_node):
+                continue  # sizes, shapes, Python values: no geometry
+            if fx_node.op == "placeholder":
+                self.placeholder(fx_node)
+            elif fx_node.op == "get_attr":
+                continue
+            elif fx_node.op == "call_module":
+                self.call_module(fx_node)
+            elif fx_node.op in ("call_function", "call_method"):
+                self.call_function(fx_node)
+            elif fx_node.op == "output":
+                self.output(fx_node)
+
+    def placeholder(self, fx_node: torch.fx.Node) -> None:
+        shape = _shape(fx_node)
+        if self.input_seen:
+            if fx_node.args:  # has a default value: not a tensor input
+                return
+            raise UnsupportedOpError(f"the module takes a second input {fx_node.name!r}; anchorfit "
+                                     "analyses single-image networks",
+                                     hint="wrap it in a module with one tensor argument")
+        self.input_seen = True
+        layout = 1 if shape is not None and len(shape) == 3 else 2
+        node = Node(fx_node.name, Input(), (), "input", spatial_dims=1 if layout == 1 else 2)
+        self.graph.add(node)
+        self.layout[node.name] = layout
+        self.alias[fx_node.name] = node.name
+        if shape is not None:
+            self.shapes[node.name] = shape
+
+    def output(self, fx_node: torch.fx.Node) -> None:
+        value = fx_node.args[0]
+        names: dict[str, str] = {}
+
+        def visit(v: Any, key: str) -> None:
+            if isinstance(v, dict):
+                for k, item in v.items():
+                    visit(item, str(k))
+            elif isinstance(v, (list, tuple)):
+                for i, item in enumerate(v):
+                    visit(item, f"{key}.{i}" if key else str(i))
+            else:
+                ir = self.ir(v)
+                if ir is not None:
+                    names[key or "output"] = ir
+
+        visit(value, "")
+        self.output_names = names
+        self.graph.outputs = list(dict.fromkeys(names.values()))
+
+    # -- modules -------------------------------------------------------------------------
+    def call_module(self, fx_node: torch.fx.Node) -> None:
+        mod = self.modules[fx_node.target]
+        src = f"{type(mod).__name__} {fx_node.target}"
+        ins = self.tensors(fx_node.args)
+        if not ins:
+            return
+        x = ins[0]
+        lay = self.layout[x]
+        op: Op | None = None
+        out_layout = lay
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            op = _conv_window(mod.kernel_size, mod.stride, mod.padding, mod.dilation, "conv")
+        elif isinstance(mod, (nn.ConvTranspose1d, nn.ConvTranspose2d)):
+            op = Transposed(pair(mod.kernel_size), pair(mod.stride), pair(mod.padding),
+                            pair(mod.dilation), pair(mod.output_padding))
+        elif isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d)):
+            op = _pool(mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.ceil_mode,
+                       "maxpool")
+        elif isinstance(mod, (nn.AvgPool1d, nn.AvgPool2d)):
+            op = _pool(mod.kernel_size, mod.stride, mod.padding, 1, mod.ceil_mode, "avgpool")
+        elif isinstance(mod, (nn.LPPool1d, nn.LPPool2d)):
+            op = _pool(mod.kernel_size, mod.stride, 0, 1, mod.ceil_mode, "lppool")
+        elif isinstance(mod, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d,
+                              nn.AdaptiveMaxPool2d)):
+            op = _adaptive(mod.output_size, lay)
+        elif isinstance(mod, (nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d,
+                              nn.ReplicationPad2d, nn.ConstantPad1d, nn.ReflectionPad1d,
+                              nn.ReplicationPad1d, nn.ZeroPad1d)):
+            op = _pad_window(mod.padding, lay)
+        elif isinstance(mod, nn.Upsample):
+            op = _resample(mod.size, mod.scale_factor, mod.mode, mod.align_corners, fx_node, self)
+        elif isinstance(mod, nn.PixelShuffle):
+            op = PixelShuffle(mod.upscale_factor)
+        elif isinstance(mod, nn.PixelUnshuffle):
+            op = PixelShuffle(mod.downscale_factor, unshuffle=True)
+        elif isinstance(mod, nn.Flatten):
+            op, out_layout = self._flatten(fx_node, x, mod.start_dim)
+        elif isinstance(mod, _POINTWISE_MODULES):
+            op = Pointwise(type(mod).__name__)
+        elif isinstance(mod, _GLOBAL_NORMS):
+            op = Pointwise(type(mod).__name__, global_context=True)
+        elif isinstance(mod, nn.LayerNorm):
+            op = Pointwise("LayerNorm", global_context=len(mod.normalized_shape) >= 1 and lay > 0)
+        elif isinstance(mod, (nn.Softmax, nn.LogSoftmax, nn.Softmin)):
+            rank = len(self.shapes.get(x, ())) or lay + 2
+            spatial = self.spatial_axes(rank, lay, [mod.dim if mod.dim is not None else 1])
+            op = Pointwise(type(mod).__name__, global_context=bool(spatial))
+        elif isinstance(mod, nn.Linear):
+            op = Pointwise("Linear") if lay == 0 else Global("linear over a spatial axis")
+            out_layout = lay if lay == 0 else 0
+        elif isinstance(mod, nn.MultiheadAttention):
+            op, out_layout = Global("attention"), 0
+        if op is None:
+            self.unknown_op(fx_node, ins, f"module {type(mod).__name__} ({fx_node.target})")
+            return
+        self.emit(fx_node, op, [x], out_layout, src)
+
+    def unknown_op(self, fx_node: torch.fx.Node, ins: list[str], what: str) -> None:
+        if self.unknown == "error":
+            self.fail(fx_node, what)
+        in_shape = self.shapes.get(ins[0])
+        out_shape = _shape(fx_node)
+        lay = self.layout[ins[0]]
+        if in_shape and out_shape and lay and in_shape[-lay:] != out_shape[-lay:]:
+            self.fail(fx_node, what, f"it changes the spatial size {in_shape[-lay:]} -> "
+                      f"{out_shape[-lay:]}, so it cannot be treated as pointwise")
+        self.warnings.append(f"treated {what} at node {fx_node.name!r} as a per-cell op")
+        op: Op = Merge("unknown") if len(ins) > 1 else Pointwise("unknown")
+        self.emit(fx_node, op, ins, lay, what)
+
+    # -- functions and methods -----------------------------------------------------------
+    def call_function(self, fx_node: torch.fx.Node) -> None:
+        target = fx_node.target
+        is_method = fx_node.op == "call_method"
+        args, kwargs = list(fx_node.args), dict(fx_node.kwargs)
+        ins = self.tensors(args) + self.tensors(list(kwargs.values()))
+        if not ins:
+            return  # shape arithmetic, constants
+        x = ins[0]
+        lay = self.layout.get(x, 2)
+        name = target if is_method else getattr(target, "__name__", str(target))
+        src = f"{'.' if is_method else ''}{name}"
+
+        def arg(i: int, key: str, default: Any = None) -> Any:
+            if key in kwargs:
+                return kwargs[key]
+            return args[i] if len(args) > i else default
+
+        if target is operator.getitem:
+            self._getitem(fx_node, args)
+            return
+        if not is_method and target in _MERGE_FUNCS or is_method and target in _MERGE_METHODS:
+            kind = _MERGE_FUNCS.get(target) if not is_method else _MERGE_METHODS[target]
+            if len(ins) == 1:
+                self.emit(fx_node, Pointwise(kind or "pointwise"), ins, lay, src)
+            else:
+                self.emit(fx_node, Merge(kind or "merge"), ins, max(self.layout[i] for i in ins), src)
+            return
+        if (not is_method and target in (torch.cat, torch.concat, torch.stack)) or (
+                is_method and target == "cat"):
+            tensors = self.tensors([arg(0, "tensors")])
+            dim = arg(1, "dim", 0)
+            rank = len(self.shapes.get(tensors[0], ())) if tensors else 0
+            if rank and target is not torch.stack and self.spatial_axes(rank, lay, [dim]):
+                self.fail(fx_node, "concatenation along a spatial axis")
+            self.emit(fx_node, Merge("concat"), tensors, lay, src)
+            return
+        if not is_method and target in _POINTWISE_FUNCS or is_method and target in _POINTWISE_METHODS:
+            self.emit(fx_node, Pointwise(name), [x], lay, src)
+            if len(ins) > 1:  # e.g. torch.where, clamp with tensor bounds
+                self.graph.nodes.pop(fx_node.name)
+                self.emit(fx_node, Merge(name), ins, lay, src)
+            return
+        op = self._functional(fx_node, target, is_method, arg, x, lay)
+        if op is None:
+            self.unknown_op(fx_node, ins, f"{'method' if is_method else 'function'} {name}")
+            return
+        self.emit(fx_node, op[0], [x], op[1], src)
+
+    def _functional(self, fx_node: torch.fx.Node, target: Any, is_method: bool,
+                    arg: Callable[..., Any], x: str, lay: int) -> tuple[Op, int] | None:
+        rank = len(self.shapes.get(x, ())) or lay + 2
+        if not is_method:
+            if target in (F.conv1d, F.conv2d, torch.conv2d, torch.conv1d):
+                w = _shape(arg(1, "weight"))
+                if w is None:
+                    self.fail(fx_node, "convolution with a weight of unknown shape")
+                k = w[2:] if len(w) > 3 else (1, w[2])
+                return _conv_window(k, arg(3, "stride", 1), arg(4, "padding", 0),
+                                    arg(5, "dilation", 1), "conv"), lay
+            if target in (F.conv_transpose2d, F.conv_transpose1d):
+                w = _shape(arg(1, "weight"))
+                k = w[2:] if len(w) > 3 else (1, w[2])
+                return Transposed(pair(k), pair(arg(3, "stride", 1)), pair(arg(4, "padding", 0)),
+                                  pair(arg(7, "dilation", 1)),
+                                  pair(arg(5, "output_padding", 0))), lay
+            if target in (F.max_pool2d, F.max_pool1d, torch.max_pool2d, torch.max_pool1d):
+                return _pool(arg(1, "kernel_size"), arg(2, "stride"), arg(3, "padding", 0),
+                             arg(4, "dilation", 1), arg(5, "ceil_mode", False), "maxpool"), lay
+            if target in (F.avg_pool2d, F.avg_pool1d, torch.avg_pool1d):
+                return _pool(arg(1, "kernel_size"), arg(2, "stride"), arg(3, "padding", 0), 1,
+                             arg(4, "ceil_mode", False), "avgpool"), lay
+            if target in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.adaptive_avg_pool1d,
+                          F.adaptive_max_pool1d, torch.adaptive_avg_pool1d):
+                return _adaptive(arg(1, "output_size"), lay), lay
+            if target is F.interpolate or target is F.upsample:
+                return _resample(arg(1, "size"), arg(2, "scale_factor"), arg(3, "mode", "nearest"),
+                                 arg(4, "align_corners"), fx_node, self), lay
+            if target in (F.pixel_shuffle, torch.pixel_shuffle):
+                return PixelShuffle(int(arg(1, "upscale_factor"))), lay
+            if target in (F.pixel_unshuffle, torch.pixel_unshuffle):
+                return PixelShuffle(int(arg(1, "downscale_factor")), unshuffle=True), lay
+            if target is F.pad:
+                return _pad_window(tuple(arg(1, "pad")), lay), lay
+            if target in (F.group_norm, F.instance_norm, F.layer_norm):
+                return Pointwise(target.__name__, global_context=True), lay
+            if target in (F.softmax, F.log_softmax, torch.softmax):
+                spatial = self.spatial_axes(rank, lay, [arg(1, "dim", 1)])
+                return Pointwise("softmax", global_context=bool(spatial)), lay
+            if target is torch.flatten:
+                return self._flatten(fx_node, x, arg(1, "start_dim", 0))
+            if target is F.linear:
+                return (Pointwise("linear"), 0) if lay == 0 else (Global("linear"), 0)
+            if target in (torch.mean, torch.sum, torch.amax, torch.amin):
+                return self._reduce(fx_node, arg(1, "dim"), arg(2, "keepdim", False), rank, lay)
+            if target in (torch.chunk, torch.split, torch.unbind):
+                return self._split(fx_node, arg(2, "dim", 0), rank, lay)
+            if target in (torch.transpose, torch.permute, torch.reshape):
+                return self._reshape(fx_node, x, lay)
+            return None
+        # methods
+        if target in ("view", "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze"):
+            if target == "flatten":
+                return self._flatten(fx_node, x, arg(1, "start_dim", 0))
+            return self._reshape(fx_node, x, lay)
+        if target in ("mean", "sum", "amax", "amin", "max", "min"):
+            return self._reduce(fx_node, arg(1, "dim"), arg(2, "keepdim", False), rank, lay)
+        if target in ("chunk", "split", "unbind", "tensor_split"):
+            return self._split(fx_node, arg(2, "dim", 0), rank, lay)
+        if target in ("softmax", "log_softmax"):
+            spatial = self.spatial_axes(rank, lay, [arg(1, "dim", 1)])
+            return Pointwise("softmax", global_context=bool(spatial)), lay
+        if target in ("expand", "repeat"):
+            return self._reshape(fx_node, x, lay)
+        return None
+
+    def _flatten(self, fx_node: torch.fx.Node, x: str, start_dim: int) -> tuple[Op, int]:
+        rank = len(self.shapes.get(x, ())) or self.layout[x] + 2
+        start = start_dim % rank if rank else start_dim
+        if self.layout[x] and start < rank - 1 and rank - start >= 1 and (
+                rank - start > self.layout[x] or start <= rank - self.layout[x]):
+            return Global("flatten"), 0
+        return Pointwise("flatten"), self.layout[x]
+
+    def _reshape(self, fx_node: torch.fx.Node, x: str, lay: int) -> tuple[Op, int]:
+        """Reshapes that keep the trailing spatial dims are channel ops; others mix space."""
+        in_shape = self.shapes.get(x)
+        out_shape = _shape(fx_node)
+        if in_shape is not None and out_shape is not None and lay:
+            if len(out_shape) >= lay and out_shape[-lay:] == in_shape[-lay:]:
+                return Pointwise("reshape"), lay
+        if lay == 0:
+            # Back to an image layout after a global op (attention, flatten): context, not locality.
+            if out_shape is not None and len(out_shape) == 4:
+                return Global("reshape"), 2
+            return Pointwise("reshape"), 0
+        return Global("reshape mixing spatial axes"), 0
+
+    def _reduce(self, fx_node: torch.fx.Node, dim: Any, keepdim: bool, rank: int,
+                lay: int) -> tuple[Op, int]:
+        dims = list(range(rank)) if dim is None else [dim] if isinstance(dim, int) else list(dim)
+        if self.spatial_axes(rank, lay, dims):
+            return Global("global_pool"), (lay if keepdim else 0)
+        return Pointwise("reduce over channels"), lay
+
+    def _split(self, fx_node: torch.fx.Node, dim: int, rank: int, lay: int) -> tuple[Op, int]:
+        if self.spatial_axes(rank, lay, [dim]):
+            self.fail(fx_node, "split along a spatial axis")
+        self.containers[fx_node.name] = fx_node.name
+        return Pointwise("split"), lay
+
+    def _getitem(self, fx_node: torch.fx.Node, args: list[Any]) -> None:
+        container, index = args[0], args[1]
+        src = self.ir(container)
+        if src is None:
+            return
+        if container.name in self.containers or isinstance(index, int) and _shape(container) is None:
+            # element of a channel split, or of a module's tuple output
+            self.emit(fx_node, Pointwise("getitem"), [src], self.layout[src], "getitem")
+            return
+        lay = self.layout[src]
+        shape = self.shapes.get(src)
+        rank = len(shape) if shape else lay + 2
+        idx = index if isinstance(index, tuple) else (index,)
+        # expand Ellipsis
+        if any(i is Ellipsis for i in idx):
+            pos = [k for k, i in enumerate(idx) if i is Ellipsis][0]
+            n_none = sum(1 for i in idx if i is None)
+            fill = rank - (len(idx) - 1 - n_none)
+            idx = idx[:pos] + (slice(None),) * fill + idx[pos + 1:]
+        idx = tuple(i for i in idx) + (slice(None),) * (rank - len(idx))
+        start: list[int | None] = [None, None]
+        stop: list[int | None] = [None, None]
+        step = [1, 1]
+        sliced = False
+        for d, item in enumerate(idx[:rank]):
+            axes = self.spatial_axes(rank, lay, [d])
+            if not axes:
+                continue
+            axis = axes[0]
+            if isinstance(item, slice):
+                if item != slice(None):
+                    start[axis], stop[axis], step[axis] = item.start, item.stop, item.step or 1
+                    sliced = True
+            elif isinstance(item, torch.fx.Node) or not isinstance(item, slice):
+                self.fail(fx_node, "indexing a single row/column of a feature map")
+        if sliced:
+            self.emit(fx_node, Slice(tuple(start), tuple(stop), tuple(step)), [src], lay, "slice")
+        else:
+            self.emit(fx_node, Pointwise("index channels"), [src], lay, "getitem")
+
+
+def _conv_window(kernel: Any, stride: Any, padding: Any, dilation: Any, kind: str) -> Window:
+    k, s, d = pair(kernel), pair(stride), pair(dilation)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return Window(k, s, (0, 0), d, kind=kind)
+        # PyTorch 'same' (stride 1 only): left = d(k-1)//2, the rest on the right
+        total = (d[0] * (k[0] - 1), d[1] * (k[1] - 1))
+        left = (total[0] // 2, total[1] // 2)
+        return Window(k, s, left, d, (total[0] - left[0], total[1] - left[1]), kind=kind)
+    return Window(k, s, pair(padding), d, kind=kind)
+
+
+def _pool(kernel: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool,
+          kind: str) -> Window:
+    k = pair(kernel)
+    s = k if stride is None or stride == [] or stride == () else pair(stride)
+    return Window(k, s, pair(padding), pair(dilation), None, bool(ceil_mode), kind)
+
+
+def _adaptive(output_size: Any, lay: int) -> Op:
+    if isinstance(output_size, int) or output_size is None:
+        size = (output_size, output_size)
+    else:
+        size = tuple(output_size) if len(output_size) == 2 else (1, output_size[0])
+    if lay == 1 and not isinstance(output_size, (tuple, list)):
+        size = (1, output_size)
+    if size == (1, 1):
+        return Global("global_pool")
+    return Adaptive(size)
+
+
+def _pad_window(pad: Sequence[int], lay: int) -> Window:
+    """F.pad order is (left, right, top, bottom) for the last two dims: W first."""
+    p = tuple(int(v) for v in (pad if not isinstance(pad, int) else (pad,) * (2 * max(lay, 1))))
+    left, right = p[0], p[1]
+    top, bottom = (p[2], p[3]) if len(p) >= 4 else (0, 0)
+    if lay == 1:
+        top, bottom = 0, 0
+    return Window((1, 1), (1, 1), (top, left), (1, 1), (bottom, right), kind="pad")
+
+
+def _resample(size: Any, scale: Any, mode: str, align_corners: Any, fx_node: torch.fx.Node,
+              conv: _Converter) -> Resample:
+    modes = {"nearest": "nearest", "nearest-exact": "nearest-exact", "bilinear": "bilinear",
+             "linear": "bilinear", "bicubic": "bicubic", "area": "area"}
+    if mode not in modes:
+        conv.fail(fx_node, f"interpolation mode {mode!r}")
+    out_shape = _shape(fx_node)
+    if size is not None:
+        out = out_shape[-2:] if out_shape else pair(size)
+        if out_shape and len(out_shape) == 3:
+            out = (1, out_shape[-1])
+        return Resample(modes[mode], None, (int(out[0]), int(out[1])), bool(align_corners))  # type: ignore[arg-type]
+    if scale is None:
+        conv.fail(fx_node, "interpolate without size or scale_factor")
+    sc = scale if isinstance(scale, (tuple, list)) else (scale, scale)
+    if len(sc) == 1:
+        sc = (1, sc[0])
+    frac = tuple(Fraction(float(v)).limit_denominator(1000) for v in sc)
+    return Resample(modes[mode], (frac[0], frac[1]), None, bool(align_corners))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def trace_module(module: nn.Module, input_size: int | Sequence[int], *, in_channels: int = 3,
+                 name: str | None = None, unknown: UnknownPolicy = "error",
+                 check_sizes: bool = True) -> TracedGraph:
+    """Trace ``module`` and convert it to the RF IR for an input of ``input_size`` (H, W).
+
+    ``unknown="pointwise"`` treats ops without a geometry rule as per-cell ops (with a warning)
+    instead of failing. With ``check_sizes`` the engine's feature-map sizes are compared with
+    PyTorch's, which catches any op anchorfit would misread.
+    """
+    h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    name = name or type(module).__name__
+    was_training = module.training
+    module.eval()  # BatchNorm in train mode would be global context; analyse inference behaviour
+    try:
+        gm, module_outputs = fx_trace(module, name)
+        example = torch.empty(1, in_channels, h, w)
+        _propagate_shapes(gm, example)
+        conv = _Converter(gm, name, unknown)
+        conv.run()
+    finally:
+        module.train(was_training)
+    if not conv.graph.input_names:
+        raise TraceError(f"{name} has no tensor input")
+    traced = TracedGraph(conv.graph, gm, {}, conv.shapes, getattr(conv, "output_names", {}),
+                         conv.warnings)
+    for qual, node in module_outputs.items():
+        target = conv.alias.get(node)
+        if target is not None:
+            traced.module_outputs[qual] = target
+    for msg in conv.warnings:
+        warnings.warn(msg, stacklevel=2)
+    if check_sizes:
+        check_against_torch(traced, (h, w))
+    return traced
+
+
+def check_against_torch(traced: TracedGraph, input_size: tuple[int, int]) -> None:
+    """Raise if the engine's feature-map size differs from PyTorch's anywhere."""
+    from anchorfit.rf.engine import analyze
+
+    analysis = analyze(traced.graph, input_size)
+    for name, shape in traced.shapes.items():
+        node = traced.graph.nodes[name]
+        rf = analysis.nodes[name]
+        if node.spatial_dims == 0 or len(shape) < 3:
+            continue
+        lay = 1 if node.spatial_dims == 1 else 2
+        torch_size = tuple(shape[-lay:]) if lay == 2 else (1, shape[-1])
+        ours = (rf.y.size, rf.x.size)
+        if isinstance(node.op, Global) or math.prod(torch_size) == 1 and math.prod(ours) == 1:
+            continue
+        if torch_size != ours:
+            raise AnchorfitError(
+                f"layer {name!r} ({node.describe()}, {node.source}): anchorfit computes a "
+                f"{ours[0]}x{ours[1]} map but PyTorch produces {torch_size[0]}x{torch_size[1]}",
+                hint="this op's geometry is misread; please report it with the model")
