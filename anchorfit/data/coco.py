@@ -1,0 +1,72 @@
+"""COCO instances json (``images``, ``annotations``, ``categories``).
+
+``bbox`` is ``[x, y, w, h]`` in pixels. ``iscrowd`` regions are skipped by default, as COCO
+training pipelines do (mmdet, detectron2 ignore them as positives), and the count is reported.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from anchorfit.data._parse import read_text
+from anchorfit.data.boxes import BoxBuilder, Boxes
+from anchorfit.errors import FormatError
+
+
+def read_coco(path: str | Path, *, include_crowd: bool = False) -> Boxes:
+    path = Path(path)
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"malformed JSON: {exc.msg}", source=path, line=exc.lineno) from None
+    if not isinstance(data, dict) or "annotations" not in data or "images" not in data:
+        raise FormatError("not a COCO instances file: expected a JSON object with 'images' and "
+                          "'annotations'", source=path, key="annotations")
+    b = BoxBuilder("coco", str(path))
+    origin = b.file(str(path))
+    cats = {}
+    for i, cat in enumerate(data.get("categories") or []):
+        try:
+            cats[cat["id"]] = b.cls(str(cat["name"]))
+        except (KeyError, TypeError):
+            raise FormatError("category without 'id' and 'name'", source=path,
+                              key=f"categories[{i}]") from None
+    images = {}
+    for i, img in enumerate(data["images"]):
+        try:
+            images[img["id"]] = b.image(str(img.get("file_name", img["id"])),
+                                        float(img.get("width", "nan")),
+                                        float(img.get("height", "nan")))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise FormatError("image without 'id' (or with a non-numeric width/height)",
+                              source=path, key=f"images[{i}]") from None
+    for i, ann in enumerate(data["annotations"]):
+        key = f"annotations[{i}]"
+        if not isinstance(ann, dict):
+            raise FormatError("expected an object", source=path, key=key)
+        if ann.get("iscrowd", 0) and not include_crowd:
+            b.skip("iscrowd")
+            continue
+        bbox = ann.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise FormatError(f"expected 'bbox' as [x, y, w, h], found {bbox!r}", source=path,
+                              key=f"{key}.bbox")
+        try:
+            x, y, w, h = (float("nan") if v is None else float(v) for v in bbox)
+        except (TypeError, ValueError):
+            raise FormatError(f"non-numeric bbox {bbox!r}", source=path,
+                              key=f"{key}.bbox") from None
+        img = images.get(ann.get("image_id"))
+        if img is None:
+            raise FormatError(f"image_id {ann.get('image_id')!r} is not in 'images'",
+                              source=path, key=f"{key}.image_id")
+        cls = cats.get(ann.get("category_id"))
+        if cls is None:
+            cls = b.cls(str(ann.get("category_id")))
+        b.add(img, cls, x, y, w, h, origin=origin)
+    if b.skipped.get("iscrowd"):
+        b.notes.append(f"skipped {b.skipped['iscrowd']} iscrowd annotations "
+                       "(include_crowd=True keeps them)")
+    return b.build()

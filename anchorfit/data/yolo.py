@@ -1,0 +1,118 @@
+"""YOLO/Darknet label folders: one ``.txt`` per image, ``class cx cy w h`` normalised to [0, 1].
+
+The labels alone cannot give pixels. Image sizes come, in this order, from a fixed size given by
+the caller, a size table (``--image-sizes``), or the image's own PNG/JPEG header found next to the
+label (same folder, or ``labels`` → ``images`` like YOLOv5). Boxes of images whose size stays
+unknown are counted as ``no_image_size``; if *no* size is known, the boxes stay normalised, which
+only the stretch policy can use (that is what Darknet's calc_anchors does).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from anchorfit.data._parse import integer, list_files, number, read_text
+from anchorfit.data.boxes import BoxBuilder, Boxes
+from anchorfit.data.imagesize import image_size
+from anchorfit.data.sizes import SizeTable
+from anchorfit.errors import FormatError
+
+LIST_FILES = {"train.txt", "val.txt", "valid.txt", "test.txt", "classes.txt", "labels.txt"}
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+
+
+def read_yolo(path: str | Path, *, sizes: SizeTable | None = None,
+              image_size_wh: tuple[float, float] | None = None) -> Boxes:
+    path = Path(path)
+    if path.is_file():
+        files, root = [path], path.parent
+    else:
+        files = [f for f in list_files(path, (".txt",)) if f.name not in LIST_FILES]
+        root = path
+    b = BoxBuilder("yolo", str(path))
+    b.set_classes(_class_names(root))
+    parsed: list[tuple[int, int, list[tuple]]] = []
+    any_known = False
+    for f in files:
+        wh = image_size_wh or (sizes.get(str(f.with_suffix(""))) if sizes else None) \
+            or _header_size(f)
+        any_known |= wh is not None
+        rows = _parse(f)
+        name = str(f.relative_to(root).with_suffix("")) if f != path else f.stem
+        img = b.image(name, *(wh if wh else (float("nan"), float("nan"))))
+        parsed.append((img, b.file(str(f)), rows))
+    units = "px" if any_known else "normalized"
+    for img, origin, rows in parsed:
+        iw, ih = b._iw[img], b._ih[img]
+        if units == "px" and iw != iw:  # NaN: this image's size is unknown
+            b.skip("no_image_size", len(rows))
+            continue
+        sx, sy = (iw, ih) if units == "px" else (1.0, 1.0)
+        for line, cls, cx, cy, w, h in rows:
+            b.add(img, b.cls(str(cls)) if cls >= len(b.classes) else cls,
+                  (cx - w / 2) * sx, (cy - h / 2) * sy, w * sx, h * sy,
+                  origin=origin, line=line)
+    if b.skipped.get("no_image_size"):
+        b.notes.append(f"{b.skipped['no_image_size']} boxes skipped: their image's size is "
+                       "unknown (no image file next to the label and no --image-sizes entry)")
+    return b.build(units=units)
+
+
+def _parse(path: Path) -> list[tuple]:
+    rows = []
+    for i, text in enumerate(read_text(path).splitlines(), 1):
+        parts = text.split()
+        if not parts:
+            continue
+        cls = integer(parts[0], path, i, "an integer class id")
+        if len(parts) == 5:
+            cx, cy, w, h = (number(p, path, i) for p in parts[1:])
+        elif len(parts) >= 7 and len(parts) % 2 == 1:
+            # YOLOv5 segment labels: class x1 y1 x2 y2 ... → the polygon's bounding box
+            xs = [number(p, path, i) for p in parts[1::2]]
+            ys = [number(p, path, i) for p in parts[2::2]]
+            cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+            w, h = max(xs) - min(xs), max(ys) - min(ys)
+        else:
+            raise FormatError(f"expected 'class cx cy w h' (5 fields), found {len(parts)}",
+                              source=path, line=i)
+        rows.append((i, cls, cx, cy, w, h))
+    return rows
+
+
+def _header_size(label: Path) -> tuple[float, float] | None:
+    candidates = [label.parent]
+    parts = list(label.parent.parts)
+    if "labels" in parts:
+        j = len(parts) - 1 - parts[::-1].index("labels")
+        candidates.append(Path(*parts[:j], "images", *parts[j + 1:]))
+    for folder in candidates:
+        for suffix in _IMAGE_SUFFIXES:
+            img = folder / (label.stem + suffix)
+            if img.is_file():
+                size = image_size(img)
+                if size:
+                    return float(size[0]), float(size[1])
+    return None
+
+
+def _class_names(root: Path) -> list[str]:
+    """Class names from obj.names / classes.txt / *.names or a data yaml near the labels."""
+    for folder in (root, root.parent, root.parent.parent):
+        for name in ("obj.names", "classes.txt", "classes.names"):
+            if (folder / name).is_file():
+                return [ln.strip() for ln in read_text(folder / name).splitlines() if ln.strip()]
+        for f in sorted(folder.glob("*.names")):
+            return [ln.strip() for ln in read_text(f).splitlines() if ln.strip()]
+        for f in sorted(folder.glob("*.yaml")):
+            try:
+                names = (yaml.safe_load(read_text(f)) or {}).get("names")
+            except (yaml.YAMLError, AttributeError):
+                continue
+            if isinstance(names, dict):
+                return [str(names[k]) for k in sorted(names)]
+            if isinstance(names, list):
+                return [str(n) for n in names]
+    return []
