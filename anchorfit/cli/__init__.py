@@ -18,9 +18,9 @@ from anchorfit.errors import AnchorfitError
 
 
 def _command_modules() -> list[ModuleType]:
-    from anchorfit.cli import rf
+    from anchorfit.cli import boxes, kmeans, rf
 
-    return [rf]
+    return [rf, boxes, kmeans]
 
 
 def build_parser() -> argparse.ArgumentParser:
