@@ -43,11 +43,15 @@ def unique_sizes(wh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compress(wh: np.ndarray, *, mode: str = "auto", bin_width: float = 0.01,
-             exact_limit: int = 20000, weights: np.ndarray | None = None) -> Compressed:
+             exact_limit: int = 20000, max_points: int = 16384, max_bin_width: float = 0.04,
+             weights: np.ndarray | None = None) -> Compressed:
     """Weighted representatives of ``wh`` (N, 2); ``mode`` is auto, exact or histogram.
 
     auto: exact when the boxes have at most ``exact_limit`` distinct sizes (checked cheaply on
-    sets up to 2 M boxes), else a histogram with ``bin_width`` in natural-log units.
+    sets up to 2 M boxes), else a histogram with ``bin_width`` in natural-log units, doubled
+    while more than ``max_points`` bins are occupied (up to ``max_bin_width``, a 4 % size step:
+    the mean-IoU error stays in the fourth decimal, see the benchmark), so the clustering cost
+    stays bounded for wide, heavy-tailed size distributions.
     """
     n = int(wh.shape[0])
     if weights is not None:  # already weighted points: histogram only
@@ -58,7 +62,10 @@ def compress(wh: np.ndarray, *, mode: str = "auto", bin_width: float = 0.01,
         pts, cnt = unique_sizes(wh)
         if mode == "exact" or pts.shape[0] <= exact_limit:
             return Compressed(pts, cnt, "exact", 0.0, n)
-    return _histogram(wh, bin_width, n)
+    out = _histogram(wh, bin_width, n)
+    while mode == "auto" and out.n_points > max_points and out.bin_width * 2 <= max_bin_width:
+        out = _histogram(out.wh, out.bin_width * 2, n, out.weight)
+    return out
 
 
 def _histogram(wh: np.ndarray, bin_width: float, n: int,

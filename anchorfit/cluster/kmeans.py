@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from anchorfit.cluster.geometry import sort_by_area
+from anchorfit.cluster.geometry import shape_iou, sort_by_area
 
 
 @dataclass
@@ -89,11 +89,13 @@ def _weighted_median(values: np.ndarray, group: np.ndarray, weight: np.ndarray,
 
 def _step(points: np.ndarray, pw: np.ndarray, ph: np.ndarray, pa: np.ndarray,
           weight: np.ndarray, centres: np.ndarray, update: str
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """One assignment + update for a batch of restarts: (new centres, assignment)."""
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One assignment + update for a batch of restarts: (new centres, assignment, weighted
+    mean best IoU of the centres before the update)."""
     restarts, k = centres.shape[:2]
     iou = _iou_batch(pw, ph, pa, centres)
     assign = iou.argmax(2)                                       # (R, M)
+    score = np.take_along_axis(iou, assign[..., None], 2)[..., 0].astype(np.float64) @ weight
     flat = (assign + (np.arange(restarts) * k)[:, None]).ravel()
     tw = np.tile(weight, restarts)
     mass = np.bincount(flat, weights=tw, minlength=restarts * k)
@@ -114,17 +116,19 @@ def _step(points: np.ndarray, pw: np.ndarray, ph: np.ndarray, pa: np.ndarray,
             worst = int(np.argmin(best[r]))
             new[r, j] = points[worst]
             best[r, worst] = 2.0  # do not pick the same point twice
-    return new, assign
+    return new, assign, score / weight.sum()
 
 
 def iou_kmeans(points: np.ndarray, k: int, *, weight: np.ndarray | None = None,
                restarts: int = 10, seed: int = 0, update: str = "mean", init: str = "++",
-               max_iter: int = 300, tol: float = 1e-5) -> KMeansFit:
+               max_iter: int = 300, tol: float = 1e-4) -> KMeansFit:
     """Weighted IoU k-means, best of ``restarts`` by weighted mean best IoU.
 
     points (M, 2) sizes, weight (M,) multiplicities (1 when None). ``init`` is "++" or "random"
     (Darknet), ``update`` "mean" or "median". A restart stops when its assignments no longer
-    change or no centre moves by more than ``tol`` (relative).
+    change or its mean best IoU changes by less than ``tol`` in an iteration: the long tail of
+    tiny moves k-means makes on 10⁴ weighted points takes 100+ iterations and, with the mean
+    update, can even *lower* the mean IoU, so each restart also keeps its best iterate.
     """
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     weight = np.ones(points.shape[0]) if weight is None else np.asarray(weight, dtype=np.float64)
@@ -142,7 +146,7 @@ def iou_kmeans(points: np.ndarray, k: int, *, weight: np.ndarray | None = None,
                             f"{distinct.shape[0]} distinct sizes; returning those "
                             f"{distinct.shape[0]}")
         anchors = sort_by_area(distinct)
-        mean = float(_iou_batch(pw, ph, pa, anchors[None])[0].max(1) @ weight / weight.sum())
+        mean = float(shape_iou(points, anchors).max(1) @ weight / weight.sum())
         return KMeansFit(anchors, mean, np.array([mean]), np.array([0]), np.array([True]), 0,
                          warnings)
     rng = np.random.default_rng(seed)
@@ -151,21 +155,31 @@ def iou_kmeans(points: np.ndarray, k: int, *, weight: np.ndarray | None = None,
     iterations = np.zeros(restarts, dtype=np.int64)
     converged = np.zeros(restarts, dtype=bool)
     prev = np.full((restarts, points.shape[0]), -1)
+    prev_score = np.full(restarts, -np.inf)
+    best_score = np.full(restarts, -np.inf)
+    best_centres = centres.copy()
     for it in range(max_iter):
         active = np.flatnonzero(~converged)
         if active.size == 0:
             break
         iterations[active] = it + 1
-        new, assign = _step(points, pw, ph, pa, weight, centres[active], update)
-        moved = np.abs(new / centres[active] - 1.0).max(axis=(1, 2))
-        same = (assign == prev[active]).all(1) | (moved < tol)
+        new, assign, score = _step(points, pw, ph, pa, weight, centres[active], update)
+        same = (assign == prev[active]).all(1) | (np.abs(score - prev_score[active]) < tol)
         prev[active] = assign
+        prev_score[active] = score
+        better = (score > best_score[active]) & (it > 0)  # iterates, not the seeds
+        best_score[active[better]] = score[better]
+        best_centres[active[better]] = centres[active[better]]
         centres[active] = new
         converged[active[same]] = True
     if not converged.all():
         warnings.append(f"{int((~converged).sum())} of {restarts} restarts stopped at "
                         f"max_iter={max_iter} before the assignments settled")
-    scores = (_iou_batch(pw, ph, pa, centres).max(2).astype(np.float64) @ weight) / weight.sum()
+    final = (shape_iou(points, centres).max(2) @ weight) / weight.sum()   # float64
+    keep_best = (shape_iou(points, best_centres).max(2) @ weight) / weight.sum() > final
+    centres = np.where(keep_best[:, None, None], best_centres, centres)
+    scores = np.where(keep_best, (shape_iou(points, best_centres).max(2) @ weight)
+                      / weight.sum(), final)
     best_r = int(np.argmax(scores))
     return KMeansFit(sort_by_area(centres[best_r]), float(scores[best_r]), scores, iterations,
                      converged, best_r, warnings)
