@@ -218,16 +218,19 @@ def load_torch_network(module: Any, name: str, input_size: tuple[int, int],
 def load(model: str, input_size: tuple[int, int] | None = None, *, unknown: str = "error",
          materialize: bool = False) -> Network:
     """Resolve MODEL (see module docstring) for ``input_size`` (H, W) or the model's default."""
-    path = Path(model)
-    if path.suffix and (path.exists() or path.suffix.lower() in FILE_LOADERS) and ":" not in model.replace(
-            ":\\", ""):
+    if ":" not in model or Path(model).exists():
+        path = Path(model)
+        if not path.exists():
+            raise AnchorfitError(
+                f"{model}: no such file",
+                hint="MODEL is a detector file (.yaml, .cfg, .prototxt, mmdet .py), "
+                     "torchvision:NAME (e.g. torchvision:resnet50), package.module:factory or "
+                     "file.py:factory")
         _ensure_formats()
         loader = FILE_LOADERS.get(path.suffix.lower())
         if loader is None:
             raise AnchorfitError(f"{model}: unknown file type {path.suffix!r}",
-                                 hint="supported: " + ", ".join(sorted(FILE_LOADERS)))
-        if not path.exists():
-            raise AnchorfitError(f"{model}: no such file")
+                                 hint="supported: " + (", ".join(sorted(FILE_LOADERS)) or "none"))
         return loader(path, input_size)
     if model.startswith("torchvision:"):
         name = model.split(":", 1)[1]
@@ -241,13 +244,8 @@ def load(model: str, input_size: tuple[int, int] | None = None, *, unknown: str 
             count = _TV_DETECTORS[family][1]
             net.heads = {layer: head_window(3, count) for layer in net.default_layers}
         return net
-    if ":" in model:
-        module = load_factory(model, materialize=materialize)
-        return load_torch_network(module, model, input_size or (224, 224), unknown)
-    raise AnchorfitError(
-        f"cannot tell what model {model!r} is",
-        hint="give torchvision:NAME (e.g. torchvision:resnet50), package.module:factory, "
-             "file.py:factory, or a detector file (.yaml, .cfg, .prototxt, .py config)")
+    module = load_factory(model, materialize=materialize)
+    return load_torch_network(module, model, input_size or (224, 224), unknown)
 
 
 def _ensure_formats() -> None:

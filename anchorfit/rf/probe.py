@@ -212,12 +212,27 @@ def probe_cells(traced: TracedGraph, input_size: tuple[int, int], layer: str,
     return found
 
 
-def cells_to_probe(rf: NodeRF, extra: int = 1) -> list[tuple[int, int]]:
-    """Neighbouring cells near the map centre covering every phase on both axes, and a repeat."""
+def cells_to_probe(rf: NodeRF, input_size: tuple[int, int], extra: int = 1
+                   ) -> list[tuple[int, int]]:
+    """Neighbouring cells near the map centre covering every phase on both axes, and a repeat.
+
+    Only cells whose whole RF lies inside the input are usable: at the border the probe cannot
+    see the virtual padding pixels that the (Distill) RF counts.
+    """
     count = max(rf.y.period, rf.x.period) + extra
-    i0 = max((rf.y.size - count) // 2, 0)
-    j0 = max((rf.x.size - count) // 2, 0)
-    return [(min(i0 + t, rf.y.size - 1), min(j0 + t, rf.x.size - 1)) for t in range(count)]
+
+    def inside(axis_map: Any, o: int, n: int) -> bool:
+        lo, hi = axis_map.start(o), axis_map.end(o)
+        return lo is not None and hi is not None and lo >= 0 and hi <= n - 1
+
+    rows = [i for i in range(rf.y.size) if inside(rf.y, i, input_size[0])]
+    cols = [j for j in range(rf.x.size) if inside(rf.x, j, input_size[1])]
+    if not rows or not cols:
+        return []
+    i0 = rows[max((len(rows) - count) // 2, 0)]
+    j0 = cols[max((len(cols) - count) // 2, 0)]
+    return [(i0 + t, j0 + t) for t in range(count)
+            if i0 + t in rows and j0 + t in cols]
 
 
 def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
@@ -232,13 +247,19 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
             checks.append(LayerCheck(name, None, (), "global context: the probe sees the whole "
                                                      "image, the engine reports the local RF"))
             continue
-        cells = cells_to_probe(rf)
+        cells = cells_to_probe(rf, (h, w))
+        if not cells:
+            checks.append(LayerCheck(name, None, (), "no cell's RF fits inside the input: "
+                                                     "verify with a larger --input"))
+            continue
         found = probe_cells(traced, (h, w), name, cells, in_channels, lin)
         agree = True
         details = []
         for cell in found:
             want_rows = _clip(rf.y.start(cell.i), rf.y.end(cell.i), h)
             want_cols = _clip(rf.x.start(cell.j), rf.x.end(cell.j), w)
+            if want_rows is None or want_cols is None:  # a cell that sees nothing on one axis
+                want_rows = want_cols = None  # sees nothing at all
             if cell.rows != want_rows or cell.cols != want_cols:
                 agree = False
                 details.append(f"cell ({cell.i},{cell.j}): probe rows {cell.rows} cols {cell.cols}"

@@ -11,6 +11,7 @@ NCL sequences, 0 once flatten/reshape has mixed space into other dims).
 
 from __future__ import annotations
 
+import logging
 import math
 import operator
 import warnings
@@ -123,47 +124,61 @@ def fx_trace(module: nn.Module, name: str = "module") -> tuple[torch.fx.GraphMod
     return gm, outputs
 
 
+class _ShapeRecorder(torch.fx.Interpreter):
+    """Runs the graph and keeps each node's output shape (``node.meta["val"]``), quietly."""
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        result = super().run_node(n)
+        n.meta["val"] = _shapes_of(result)
+        return result
+
+
+def _shapes_of(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return _ShapeOnly(value.shape)
+    if isinstance(value, (list, tuple)) and not isinstance(value, torch.Size):
+        return type(value)(_shapes_of(v) for v in value) if not hasattr(value, "_fields") else tuple(
+            _shapes_of(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _shapes_of(v) for k, v in value.items()}
+    return None  # sizes, ints, None: no geometry
+
+
 def _propagate_shapes(gm: torch.fx.GraphModule, example: torch.Tensor) -> None:
-    """Run the graph on meta tensors (meta-built modules) or fake tensors (real weights)."""
+    """Run the graph on meta tensors (meta-built modules) or fake tensors (real weights).
+
+    Neither computes anything: only shapes flow, so a 1024x1024 ResNet-152 costs milliseconds.
+    """
     on_meta = any(p.is_meta for p in gm.parameters()) or any(b.is_meta for b in gm.buffers())
+    logger = logging.getLogger("torch._subclasses.fake_tensor")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # torch logs its own traceback when an op fails
     try:
-        if on_meta:
-            from torch.fx.passes.shape_prop import ShapeProp
+        with torch.no_grad():
+            if on_meta:
+                _ShapeRecorder(gm).run(example.to("meta"))
+            else:
+                from torch._subclasses.fake_tensor import FakeTensorMode
 
-            ShapeProp(gm).propagate(example.to("meta"))
-            for node in gm.graph.nodes:
-                if "tensor_meta" in node.meta:
-                    node.meta["val"] = _meta_to_val(node.meta["tensor_meta"])
-                elif node.op != "output":
-                    node.meta["val"] = None  # ShapeProp records tensors only
-        else:
-            from torch._subclasses.fake_tensor import FakeTensorMode
-            from torch.fx.passes.fake_tensor_prop import FakeTensorProp
-
-            mode = FakeTensorMode(allow_non_fake_inputs=True)
-            with mode:
-                fake = torch.empty(example.shape, dtype=example.dtype)
-            FakeTensorProp(gm, mode).propagate(fake)
+                with FakeTensorMode(allow_non_fake_inputs=True):
+                    fake = torch.empty(example.shape, dtype=example.dtype)
+                    _ShapeRecorder(gm).run(fake)
     except Exception as exc:
+        root: BaseException = exc
+        while root.__cause__ is not None:
+            root = root.__cause__
+        first = str(root).strip().splitlines()[0] if str(root).strip() else ""
         raise TraceError(f"running {gm.__class__.__name__} on a {tuple(example.shape)} input "
-                         f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                         f"failed: {type(root).__name__}: {first}",
                          hint="check --input (height x width) and the number of input channels"
                          ) from None
+    finally:
+        logger.setLevel(level)
 
 
 class _ShapeOnly:
     def __init__(self, shape: Sequence[int]) -> None:
         self.shape = torch.Size(shape)
-
-
-def _meta_to_val(meta: Any) -> Any:
-    if hasattr(meta, "shape"):
-        return _ShapeOnly(meta.shape)
-    if isinstance(meta, (list, tuple)):
-        return type(meta)(_meta_to_val(m) for m in meta)
-    if isinstance(meta, dict):
-        return {k: _meta_to_val(v) for k, v in meta.items()}
-    return meta
 
 
 def _makes_tensors(node: torch.fx.Node) -> bool:
@@ -682,11 +697,12 @@ def _resample(size: Any, scale: Any, mode: str, align_corners: Any, fx_node: tor
 
 def trace_module(module: nn.Module, input_size: int | Sequence[int], *, in_channels: int = 3,
                  name: str | None = None, unknown: UnknownPolicy = "error",
-                 check_sizes: bool = True) -> TracedGraph:
+                 check_sizes: bool = True, spatial_dims: int = 2) -> TracedGraph:
     """Trace ``module`` and convert it to the RF IR for an input of ``input_size`` (H, W).
 
     ``unknown="pointwise"`` treats ops without a geometry rule as per-cell ops (with a warning)
-    instead of failing. With ``check_sizes`` the engine's feature-map sizes are compared with
+    instead of failing. ``spatial_dims=1`` traces a sequence network (input N x C x W, with H
+    = 1). With ``check_sizes`` the engine's feature-map sizes are compared with
     PyTorch's, which catches any op anchorfit would misread.
     """
     h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
@@ -695,7 +711,8 @@ def trace_module(module: nn.Module, input_size: int | Sequence[int], *, in_chann
     module.eval()  # BatchNorm in train mode would be global context; analyse inference behaviour
     try:
         gm, module_outputs = fx_trace(module, name)
-        example = torch.empty(1, in_channels, h, w)
+        example = (torch.empty(1, in_channels, w) if spatial_dims == 1 else
+                   torch.empty(1, in_channels, h, w))
         _propagate_shapes(gm, example)
         conv = _Converter(gm, name, unknown)
         conv.run()
