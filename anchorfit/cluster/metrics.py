@@ -161,7 +161,6 @@ def evaluate(anchors_by_level: Sequence[np.ndarray], strides: Sequence[float | N
     k = anchors.shape[0]
     w_all = None if weights is None else np.asarray(weights, dtype=np.float64)
     thr = 1.0 / anchor_t
-    log_a = np.log(anchors)
     # accumulators over chunks
     best_iou = np.empty(n)
     best_x = np.empty(n)
@@ -179,9 +178,8 @@ def evaluate(anchors_by_level: Sequence[np.ndarray], strides: Sequence[float | N
                        - inter)
         best_iou_arg[s:s + chunk] = iou.argmax(1)
         best_iou[s:s + chunk] = iou.max(1)
-        lw = np.log(wh)
-        x = np.exp(-np.maximum(np.abs(lw[:, None, 0] - log_a[None, :, 0]),
-                               np.abs(lw[:, None, 1] - log_a[None, :, 1])))
+        r = wh[:, None, :] / anchors[None, :, :]      # YOLOv5's ratio form, exact at the
+        x = np.minimum(r, 1.0 / r).min(2)             # threshold (10/40 is 0.25, not above)
         best_x[s:s + chunk] = x.max(1)
         x_sum[s:s + chunk] = x.sum(1)
         hit = x > thr
@@ -239,11 +237,11 @@ def evaluate(anchors_by_level: Sequence[np.ndarray], strides: Sequence[float | N
 
 def _level_hits(boxes: np.ndarray, anchors: np.ndarray, thr: float) -> np.ndarray:
     """True for boxes with at least one anchor of this level inside the ratio threshold."""
-    lw = np.log(np.asarray(boxes, dtype=np.float64))
-    la = np.log(anchors)
-    out = np.zeros(lw.shape[0], dtype=bool)
-    for a in la:
-        out |= np.maximum(np.abs(lw[:, 0] - a[0]), np.abs(lw[:, 1] - a[1])) < -np.log(thr)
+    wh = np.asarray(boxes, dtype=np.float64)
+    out = np.zeros(wh.shape[0], dtype=bool)
+    for a in anchors:
+        r = wh / a
+        out |= np.minimum(r, 1.0 / r).min(1) > thr
     return out
 
 

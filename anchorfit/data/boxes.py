@@ -304,13 +304,13 @@ def validate(boxes: Boxes, *, strict: bool = False, drop_duplicates: bool = True
         if n:
             dropped[reason] = n
             first[reason] = _first_row(boxes, mask)
-            if strict:
-                where = first[reason]
-                src, _, line = where.rpartition(":")
-                raise AnchorfitError(f"{DROP_REASONS[reason]} ({n} rows like this)",
-                                     source=src if line.isdigit() else where,
-                                     line=int(line) if line.isdigit() else None,
-                                     hint="drop --strict to skip such rows and count them")
+    if strict and dropped:
+        # the earliest offending row in file order, whatever its reason
+        row, reason = min((int(np.argmax(m)), r) for r, m in checks if m.any())
+        src = boxes.files[boxes.origin[row]] if boxes.files else boxes.source
+        raise AnchorfitError(f"{DROP_REASONS[reason]} ({dropped[reason]} rows like this)",
+                             source=src, line=int(boxes.line[row]) or None,
+                             hint="drop --strict to skip such rows and count them")
     kept = boxes.select(~bad) if bad.any() else boxes
     return kept, ValidationReport(dropped=dropped, issues=issues, first=first)
 
