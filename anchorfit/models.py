@@ -59,6 +59,10 @@ class Network:
                              hint=_suggest(layer, list(self.layer_nodes) + list(self.graph.nodes)))
 
     def analyze(self) -> RFAnalysis:
+        cached = getattr(self.traced, "analysis", None)
+        if cached is not None and cached.graph is self.graph and cached.input_size == tuple(
+                self.input_size):
+            return cached
         return analyze(self.graph, self.input_size)
 
 
@@ -200,7 +204,7 @@ def load_torch_network(module: Any, name: str, input_size: tuple[int, int],
         net.notes.append(f"{name}: analysed its backbone (the feature maps its head reads); "
                          "the head's own convolutions are counted in head_rf")
     else:
-        analysis = analyze(traced.graph, input_size)
+        analysis = net.analyze()
         outputs = traced.output_names
         single_out = len(outputs) == 1 and analysis.nodes[next(iter(outputs.values()))]
         if single_out and (single_out.global_context or single_out.spatial_dims == 0):

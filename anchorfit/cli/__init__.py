@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -45,7 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            # the library warns Python users; the CLI prints the same text as notes on stderr
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"anchorfit\.")
+            return int(args.handler(args) or 0)
     except AnchorfitError as exc:
         print(f"anchorfit: error: {exc.format()}", file=sys.stderr)
         return 2

@@ -56,6 +56,7 @@ class TracedGraph:
     shapes: dict[str, tuple[int, ...]]  # IR node name -> PyTorch's output shape
     output_names: dict[str, str] = field(default_factory=dict)  # user-facing name -> node
     warnings: list[str] = field(default_factory=list)
+    analysis: Any = None  # the RFAnalysis at the traced input size, once computed
 
     def resolve(self, name: str) -> str:
         """Node for a user's layer name: an output key, a module path, or an fx node name."""
@@ -131,6 +132,13 @@ class _ShapeRecorder(torch.fx.Interpreter):
         result = super().run_node(n)
         n.meta["val"] = _shapes_of(result)
         return result
+
+    def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # Shape-preserving modules need not run (BatchNorm on meta tensors is the slow part).
+        if isinstance(self.fetch_attr(target), _SHAPE_PRESERVING) and args and isinstance(
+                args[0], torch.Tensor):
+            return args[0]
+        return super().call_module(target, args, kwargs)
 
 
 def _shapes_of(value: Any) -> Any:
@@ -219,6 +227,8 @@ _POINTWISE_MODULES: tuple[type, ...] = (
     nn.ChannelShuffle,
 )
 _GLOBAL_NORMS: tuple[type, ...] = (nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d)
+_SHAPE_PRESERVING: tuple[type, ...] = tuple(
+    t for t in _POINTWISE_MODULES + _GLOBAL_NORMS if t is not nn.ChannelShuffle)
 
 _POINTWISE_FUNCS: set[Any] = {
     F.relu, F.relu_, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,
@@ -729,12 +739,12 @@ def trace_module(module: nn.Module, input_size: int | Sequence[int], *, in_chann
     for msg in conv.warnings:
         warnings.warn(msg, stacklevel=2)
     if check_sizes:
-        check_against_torch(traced, (h, w))
+        traced.analysis = check_against_torch(traced, (h, w))
     return traced
 
 
-def check_against_torch(traced: TracedGraph, input_size: tuple[int, int]) -> None:
-    """Raise if the engine's feature-map size differs from PyTorch's anywhere."""
+def check_against_torch(traced: TracedGraph, input_size: tuple[int, int]) -> Any:
+    """Raise if the engine's feature-map size differs from PyTorch's anywhere; return the RFs."""
     from anchorfit.rf.engine import analyze
 
     analysis = analyze(traced.graph, input_size)
@@ -753,3 +763,4 @@ def check_against_torch(traced: TracedGraph, input_size: tuple[int, int]) -> Non
                 f"layer {name!r} ({node.describe()}, {node.source}): anchorfit computes a "
                 f"{ours[0]}x{ours[1]} map but PyTorch produces {torch_size[0]}x{torch_size[1]}",
                 hint="this op's geometry is misread; please report it with the model")
+    return analysis
