@@ -70,6 +70,21 @@ CHECKS: dict[str, Check] = {c.code: c for c in [
           "the level's RF depends on the cell phase (FPN/YOLO top-down paths, upsampling)"),
     Check("AF115", "global-context", "info", False, False,
           "the level depends on the whole image (SE, GroupNorm, global pooling)"),
+    # planner findings (anchorfit plan): what the proposal or the data cannot satisfy
+    Check("AF201", "anchor-not-below-erf", "warning", False, True,
+          "the proposed anchor is not smaller than the level's ERF"),
+    Check("AF202", "erf-not-below-rf", "warning", False, True,
+          "the measured ERF is not smaller than the theoretical RF"),
+    Check("AF203", "anchor-exceeds-head-rf", "warning", False, False,
+          "the proposed anchor is larger than the level's head RF"),
+    Check("AF204", "densify", "info", False, False,
+          "anchor/stride below the target ratio: shifted copies restore the density"),
+    Check("AF205", "objects-beyond-rf", "warning", True, False,
+          "objects larger than the largest head RF"),
+    Check("AF206", "objects-below-stride", "warning", True, False,
+          "objects smaller than a quarter of the finest stride"),
+    Check("AF207", "level-without-boxes", "warning", True, False,
+          "a level the dataset gives nothing to detect"),
 ]}
 
 

@@ -175,5 +175,6 @@ def test_af114_af115_misaligned_and_global():
 
 
 def test_catalogue_codes_are_stable_and_documented():
-    assert sorted(CHECKS) == [f"AF1{n:02d}" for n in range(1, 16)]
+    assert sorted(CHECKS) == [f"AF1{n:02d}" for n in range(1, 16)] + [
+        f"AF2{n:02d}" for n in range(1, 8)]
     assert all(c.summary and c.severity in ("info", "warning", "error") for c in CHECKS.values())

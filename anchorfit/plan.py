@@ -1,0 +1,347 @@
+"""The planner: which anchors fit each level, from its stride, RF, ERF and (optionally) the data.
+
+Rules (research/anchor_tools.md §6, erf.md §3.9):
+
+- **S3FD** (default): anchor = ``ratio`` x stride (ratio 4: the equal-proportion interval
+  principle, every level tiles its anchors with the same density), checked against
+  anchor < ERF (4 sigma) < RF. Where a dataset's anchors come out with anchor/stride below the
+  ratio, FaceBoxes-style densification says how many shifted copies restore the density.
+- **SSD** scales: ``s_min .. s_max`` over m levels, the paper's linear rule or Caffe's
+  integer-percent variant (which reproduces SSD300's 30, 60, 111, 162, 213, 264).
+- **RetinaNet** octave scales: stride x octave_base x 2^(i / scales_per_octave).
+- **Anchor-free** ranges: FCOS (4s, 8s] of the regression distance, DFL ``reg_max`` x stride.
+
+With a dataset, anchors come from level-aware k-means (each level clusters the boxes of its own
+scale range and is capped by its ERF or RF), and the plan says what the data needs that the
+network cannot give: objects larger than the largest head RF, objects smaller than a quarter of
+the finest stride, levels with nothing to detect.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anchorfit.audit import Finding, _finding
+from anchorfit.detector import Anchor, Detector, Level
+from anchorfit.errors import AnchorfitError
+
+RULES = ("s3fd", "ssd", "ssd-caffe", "octave", "fcos")
+
+
+@dataclass(frozen=True)
+class ErfSize:
+    """A level's ERF size (4 sigma, px) and its 95 % interval, from ``anchorfit.erf``."""
+
+    value: float
+    low: float | None = None
+    high: float | None = None
+
+    def text(self) -> str:
+        if self.low is None or self.high is None:
+            return f"{self.value:.0f}"
+        return f"{self.value:.0f} [{self.low:.0f}, {self.high:.0f}]"
+
+
+@dataclass
+class LevelPlan:
+    """The plan for one level."""
+
+    name: str
+    stride: float
+    rf: int | None
+    head_rf: int | None
+    erf: ErfSize | None
+    anchors: list[Anchor]
+    boxes: int | None = None
+    densify: int = 1  # shifted copies per axis (FaceBoxes); 1 = none
+    anchor_free_range: tuple[float, float] | None = None
+
+    @property
+    def anchor_side(self) -> float | None:
+        """Geometric-mean side of the level's anchors (one number per level for the ratios)."""
+        if not self.anchors:
+            return None
+        return float(np.exp(np.mean([0.5 * math.log(a.w * a.h) for a in self.anchors])))
+
+    def ratios(self) -> dict[str, float | None]:
+        side = self.anchor_side
+        erf = self.erf.value if self.erf else None
+        rf = self.head_rf or self.rf
+        return {
+            "anchor_stride": None if side is None else side / self.stride,
+            "anchor_erf": None if side is None or not erf else side / erf,
+            "erf_rf": None if not erf or not rf else erf / rf,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "stride": self.stride, "rf": self.rf, "head_rf": self.head_rf,
+                "erf": None if self.erf is None else {"value": self.erf.value,
+                                                      "ci95": [self.erf.low, self.erf.high]},
+                "anchors": [a.to_list() for a in self.anchors],
+                "anchor_offsets": [None if a.offsets is None else [list(o) for o in a.offsets]
+                                   for a in self.anchors],
+                "densify": self.densify, "boxes": self.boxes,
+                "anchor_free_range": (None if self.anchor_free_range is None
+                                      else list(self.anchor_free_range)),
+                **self.ratios()}
+
+
+@dataclass
+class Plan:
+    """Per-level proposal with the checks that say what is wrong and what to do."""
+
+    detector: str
+    input_size: tuple[int, int]
+    rule: str
+    ratio: float
+    levels: list[LevelPlan]
+    warnings: list[Finding] = field(default_factory=list)
+    dataset: dict[str, Any] | None = None
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        rows = []
+        for lv in self.levels:
+            r = lv.ratios()
+            anchors = ", ".join(f"{_r(a.w)}x{_r(a.h)}" for a in lv.anchors[:6])
+            if len(lv.anchors) > 6:
+                anchors += f" ... ({len(lv.anchors)})"
+            if lv.anchor_free_range is not None:
+                anchors = f"anchor-free ({_r(lv.anchor_free_range[0])}, {_r(lv.anchor_free_range[1])}]"
+            rows.append({
+                "level": lv.name, "stride": _r(lv.stride),
+                "rf": "-" if lv.rf is None else lv.rf,
+                "head_rf": "-" if lv.head_rf is None else lv.head_rf,
+                "erf (4σ) [95% CI]": "-" if lv.erf is None else lv.erf.text(),
+                "anchors": anchors + (f" (x{lv.densify}² dense)" if lv.densify > 1 else ""),
+                "anchor/stride": _opt(r["anchor_stride"]),
+                "anchor/erf": _opt(r["anchor_erf"]),
+                "erf/rf": _opt(r["erf_rf"]),
+                "boxes": "-" if lv.boxes is None else lv.boxes,
+            })
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"detector": self.detector, "input": list(self.input_size), "rule": self.rule,
+                "ratio": self.ratio, "seed": self.seed, "convention": "index",
+                "levels": [lv.to_dict() for lv in self.levels],
+                "warnings": [w.to_dict() for w in self.warnings], "dataset": self.dataset,
+                "notes": self.notes}
+
+    def anchors_by_level(self) -> list[list[tuple[float, float]]]:
+        return [[(a.w, a.h) for a in lv.anchors] for lv in self.levels]
+
+
+def _r(v: float) -> float | int:
+    f = float(v)
+    return int(f) if f.is_integer() else round(f, 1)
+
+
+def _opt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+# --------------------------------------------------------------------------- scale rules
+
+
+def ssd_sizes(input_size: int, levels: int, min_ratio: float = 0.2, max_ratio: float = 0.9,
+              variant: str = "caffe") -> tuple[list[float], list[float]]:
+    """SSD min/max prior sizes per level.
+
+    ``caffe``: ``ssd_pascal.py``'s integer-percent rule (first level at min_ratio/2, then steps of
+    floor((max - min) / (m - 2)) percent) — SSD300 VOC: 30, 60, 111, 162, 213, 264 / 60 ... 315.
+    ``paper``: s_k = s_min + (s_max - s_min)(k - 1)/(m - 1); max size sqrt(s_k s_{k+1}) as the
+    paper's extra box uses s_{k+1}.
+    """
+    if levels < 2:
+        raise AnchorfitError("SSD scales need at least 2 levels")
+    if variant == "caffe":
+        lo, hi = int(round(min_ratio * 100)), int(round(max_ratio * 100))
+        step = int(math.floor((hi - lo) / (levels - 2))) if levels > 2 else hi - lo
+        ratios = list(range(lo, hi + 1, step))[: levels - 1]
+        mins = [input_size * lo / 200] + [input_size * r / 100 for r in ratios]
+        maxs = [input_size * lo / 100] + [input_size * (r + step) / 100 for r in ratios]
+        return mins, maxs
+    scales = [min_ratio + (max_ratio - min_ratio) * k / (levels - 1) for k in range(levels)]
+    scales.append(scales[-1] + (max_ratio - min_ratio) / (levels - 1))
+    return [s * input_size for s in scales[:-1]], [s * input_size for s in scales[1:]]
+
+
+def octave_sizes(stride: float, octave_base_scale: float = 4, scales_per_octave: int = 3
+                 ) -> list[float]:
+    """RetinaNet: stride x octave_base x 2^(i / scales_per_octave) (mmdet, not truncated)."""
+    return [stride * octave_base_scale * 2 ** (i / scales_per_octave)
+            for i in range(scales_per_octave)]
+
+
+def fcos_range(stride: float, first: bool, last: bool) -> tuple[float, float]:
+    """FCOS assigns a location to the level whose (4s, 8s] range holds max(l, t, r, b)."""
+    return (0.0 if first else 4 * stride, math.inf if last else 8 * stride)
+
+
+def densification(anchor_side: float, stride: float, ratio: float = 4.0
+                  ) -> tuple[int, tuple[tuple[float, float], ...] | None]:
+    """FaceBoxes: n = ceil(ratio / (anchor/stride)) copies per axis at offsets j/n (cells).
+
+    32-px anchors on stride 32 with ratio 4 give n = 4 at 0, .25, .5, .75 (16 per cell); 64 px
+    give n = 2 at 0, .5.
+    """
+    density = anchor_side / stride
+    if density >= ratio - 1e-9:
+        return 1, None
+    n = math.ceil(ratio / density - 1e-9)
+    offsets = tuple((i / n, j / n) for i in range(n) for j in range(n))
+    return n, offsets
+
+
+# --------------------------------------------------------------------------- the planner
+
+
+def _level_numbers(level: Level) -> tuple[float, int | None, int | None]:
+    stride = level.true_stride()
+    if stride is None:
+        raise AnchorfitError(f"level {level.name!r} has no stride: the network is unknown and "
+                             "the config gives none")
+    rf = None if level.rf is None else max(level.rf.rf)
+    head = None if level.head_rf is None else max(level.head_rf.rf)
+    return float(max(stride)), rf, head
+
+
+def plan(detector: Detector, *, rule: str = "s3fd", ratio: float = 4.0,
+         wh: np.ndarray | None = None, k: int | None = None,
+         erf: dict[str, ErfSize] | None = None, seed: int = 0, restarts: int = 10,
+         ssd_ratios: tuple[float, float] = (0.2, 0.9)) -> Plan:
+    """Propose anchors for every level of an analysed ``detector``.
+
+    ``wh``: box sizes (N, 2) in input pixels; then ``k`` anchors (default: one per level, or the
+    detector's current count) are clustered per level and the dataset checks run.
+    """
+    if rule not in RULES:
+        raise AnchorfitError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}",
+                             key="rule")
+    if ratio <= 0:
+        raise AnchorfitError(f"--ratio must be positive, not {ratio}", key="ratio")
+    if detector.network is not None and any(lv.rf is None and lv.node for lv in detector.levels):
+        detector.analyze()
+    levels = detector.levels
+    if not levels:
+        raise AnchorfitError(f"{detector.name} has no detection levels")
+    numbers = [_level_numbers(lv) for lv in levels]
+    erf = erf or {}
+    plans: list[LevelPlan] = []
+    if rule in ("ssd", "ssd-caffe"):
+        mins, maxs = ssd_sizes(max(detector.input_size), len(levels), *ssd_ratios,
+                               variant="caffe" if rule == "ssd-caffe" else "paper")
+    for i, (lv, (stride, rf, head)) in enumerate(zip(levels, numbers)):
+        anchors: list[Anchor] = []
+        free = None
+        if rule == "s3fd":
+            anchors = [Anchor(ratio * stride, ratio * stride)]
+        elif rule in ("ssd", "ssd-caffe"):
+            anchors = [Anchor(mins[i], mins[i]),
+                       Anchor(math.sqrt(mins[i] * maxs[i]), math.sqrt(mins[i] * maxs[i]))]
+        elif rule == "octave":
+            anchors = [Anchor(s, s) for s in octave_sizes(stride, ratio)]
+        elif rule == "fcos":
+            free = fcos_range(stride, i == 0, i == len(levels) - 1)
+        plans.append(LevelPlan(lv.name, stride, rf, head, erf.get(lv.name), anchors,
+                               anchor_free_range=free))
+    result = Plan(detector.name, detector.input_size, rule, ratio, plans, seed=seed)
+    if wh is not None:
+        _fit_dataset(result, np.asarray(wh, dtype=np.float64), k, seed, restarts, ratio)
+    result.warnings = _checks(result, wh)
+    return result
+
+
+def _fit_dataset(result: Plan, wh: np.ndarray, k: int | None, seed: int, restarts: int,
+                 ratio: float) -> None:
+    from anchorfit.cluster.api import cluster_anchors
+
+    strides = [lv.stride for lv in result.levels]
+    k = k or len(strides)
+    caps = []
+    for lv in result.levels:
+        cap = lv.erf.value if lv.erf else (lv.head_rf or lv.rf)
+        caps.append(None if cap is None else float(cap))
+    clustered = cluster_anchors(wh, k, method="iou", strides=strides, assign="range",
+                                restarts=restarts, seed=seed, level_max=caps, grid=None)
+    for lv, anchors in zip(result.levels, clustered.anchors):
+        lv.anchors = [Anchor(float(w), float(h)) for w, h in np.asarray(anchors)]
+        side = lv.anchor_side
+        if side is not None:
+            n, offsets = densification(side, lv.stride, ratio)
+            if n > 1:
+                lv.densify = n
+                lv.anchors = [Anchor(a.w, a.h, offsets) for a in lv.anchors]
+    # each box to the level of its best shape-IoU anchor: what IoU assigners mostly train
+    all_anchors = np.array([[a.w, a.h] for lv in result.levels for a in lv.anchors])
+    owner = np.repeat(np.arange(len(result.levels)), [len(lv.anchors) for lv in result.levels])
+    inter = np.minimum(wh[:, None, 0], all_anchors[:, 0]) * np.minimum(wh[:, None, 1],
+                                                                         all_anchors[:, 1])
+    iou = inter / (wh[:, None, 0] * wh[:, None, 1] + all_anchors[:, 0] * all_anchors[:, 1] - inter)
+    best = owner[iou.argmax(1)]
+    for i, lv in enumerate(result.levels):
+        lv.boxes = int(np.sum(best == i))
+    result.dataset = {"boxes": int(len(wh)), "k": k, "restarts": restarts,
+                      "mean_best_iou": float(clustered.metrics.mean_best_iou),
+                      "clustering_warnings": list(clustered.warnings)}
+    result.notes.extend(clustered.warnings)
+
+
+def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
+    out: list[Finding] = []
+    for lv in result.levels:
+        level = Level(lv.name)
+        side = lv.anchor_side
+        rf = lv.head_rf or lv.rf
+        if side is not None and lv.erf is not None and side >= lv.erf.value:
+            out.append(_finding("AF201", level, f"anchor side {side:.0f} is not below the ERF "
+                                f"{lv.erf.value:.0f} (anchor < ERF < RF fails)",
+                                f"lower --ratio to under {lv.erf.value / lv.stride:.1f}, or "
+                                "assign these objects to the next level", side=side,
+                                erf=lv.erf.value))
+        if lv.erf is not None and rf is not None and lv.erf.value >= rf:
+            out.append(_finding("AF202", level, f"ERF {lv.erf.value:.0f} is not below the RF "
+                                f"{rf}", "check the ERF samples/weights (--samples)",
+                                erf=lv.erf.value, rf=rf))
+        if side is not None and rf is not None and side > rf:
+            out.append(_finding("AF203", level, f"anchor side {side:.0f} exceeds the head RF "
+                                f"{rf}", "the level predicts objects larger than it sees; add "
+                                "a deeper level", side=side, rf=rf))
+        if lv.densify > 1:
+            offs = ", ".join(f"{o:g}" for o in sorted({o for a in lv.anchors[:1]
+                                                       for p in (a.offsets or ()) for o in p}))
+            out.append(_finding("AF204", level, f"anchor/stride = {side / lv.stride:.2f} < "
+                                f"{result.ratio:g}: tile {lv.densify}x{lv.densify} shifted "
+                                f"copies per cell at offsets {offs} (cells)",
+                                "densify (FaceBoxes) or move these anchors to a finer level",
+                                copies=lv.densify))
+        if wh is not None and lv.boxes == 0:
+            out.append(_finding("AF207", level, "no box of the dataset is assigned here",
+                                "drop the level, or lower k elsewhere", boxes=0))
+    if wh is not None and len(wh):
+        sides = np.sqrt(wh[:, 0] * wh[:, 1])
+        largest = result.levels[-1]
+        top_rf = largest.head_rf or largest.rf
+        if top_rf is not None:
+            n = int(np.sum(np.maximum(wh[:, 0], wh[:, 1]) > top_rf))
+            if n:
+                out.append(_finding("AF205", Level(largest.name), f"{n} boxes "
+                                    f"({n / len(wh):.1%}) are larger than the largest head RF "
+                                    f"{top_rf} px", "add a deeper level or train at a smaller "
+                                    "input size", boxes=n, rf=top_rf))
+        finest = result.levels[0].stride
+        n = int(np.sum(sides < finest / 4))
+        if n:
+            out.append(_finding("AF206", Level(result.levels[0].name), f"{n} boxes "
+                                f"({n / len(wh):.1%}) are smaller than a quarter of the finest "
+                                f"stride ({finest / 4:g} px)", "add a finer level (upsampled "
+                                "features) or train at a larger input size", boxes=n))
+    return out
