@@ -35,6 +35,8 @@ def test_range_assignment_respects_each_level():
     for stride, anchors in zip([8, 16, 32], r.anchors):
         scale = np.sqrt(anchors.prod(1))
         assert (scale >= 2 * stride - 1e-6).all() and (scale <= 8 * stride + 1e-6).all()
+    # boxes below 16 px are clustered at the boundary: the finest level keeps 3 distinct anchors
+    assert len(np.unique(np.round(r.anchors[0], 2), axis=0)) == 3
     # no box reaches the stride-32 range centre (128 px): one square anchor and a warning
     assert r.anchors[2].shape == (1, 2) and r.anchors[2][0, 0] == 128
     assert any("receives no boxes" in w for w in r.warnings)

@@ -5,8 +5,9 @@ dataset pulls even the stride-32 anchors below their stride (yolov5 #117: "const
 anchors to not shrink below their stride size"). Here each level l with stride S_l owns the box
 scales (sqrt(w·h)) nearest, in log scale, to the centre of its range [lo·S_l, hi·S_l] (default
 [2, 8]·S, centre 4·S as in S3FD); boxes beyond the first/last level go to that level. Each level
-is clustered on its own boxes, then anchors are clipped into the range (and under an optional
-per-level maximum, e.g. the ERF), keeping their aspect ratio. Empty levels get one square
+is clustered on its own boxes, with boxes outside the range moved onto its boundary (aspect
+kept) so the anchors land inside it and stay distinct; anchors are finally clipped into the range
+(and under an optional per-level maximum, e.g. the ERF). Empty levels get one square
 anchor at the range centre, and a warning.
 """
 
@@ -38,7 +39,7 @@ def clip_to_range(anchors: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray
     """Scale anchors whose sqrt-area lies outside [lo, hi] back to the boundary (aspect kept)."""
     scale = np.sqrt(anchors[:, 0] * anchors[:, 1])
     target = np.clip(scale, lo, hi)
-    clipped = int(np.sum(~np.isclose(target, scale)))
+    clipped = int(np.sum(~np.isclose(target, scale, rtol=1e-6)))
     return anchors * (target / scale)[:, None], clipped
 
 
@@ -65,7 +66,10 @@ def level_kmeans(points: np.ndarray, weight: np.ndarray, strides: Sequence[float
                             f"{c:g} px anchor put there")
             info.append({"level": lvl, "stride": stride, "boxes": 0.0, "clipped": 0})
             continue
-        anchors, notes = fit(points[sel], weight[sel], k)
+        # boxes outside the range pull anchors out of it; clustering them at the boundary (same
+        # aspect) instead keeps the k anchors distinct after the final clip
+        projected, _ = clip_to_range(points[sel], lo, hi)
+        anchors, notes = fit(projected, weight[sel], k)
         warnings += [f"level {lvl} (stride {stride:g}): {m}" for m in notes]
         anchors, clipped = clip_to_range(np.asarray(anchors, dtype=np.float64), lo, hi)
         if clipped:
