@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-import pandas as pd
-
 from anchorfit.errors import AnchorfitError
 from anchorfit.rf.graph import (
     Adaptive,
@@ -494,23 +492,3 @@ def head_window(kernel: int | Sequence[int], count: int = 1) -> list[Window]:
     ky, kx = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
     return [Window((ky, kx), (1, 1), ((ky - 1) // 2, (kx - 1) // 2), kind="head")
             for _ in range(count)]
-
-
-def layers_frame(layers: Sequence[NodeRF], head: dict[str, NodeRF] | None = None) -> pd.DataFrame:
-    """A display table of layers: rf, stride, padding, centre, map size, flags (y x when unequal)."""
-    rows = []
-    for lay in layers:
-        row = {
-            "layer": lay.name,
-            "rf": fmt_axes(*lay.rf),
-            "stride": fmt_axes(*lay.stride),
-            "padding": fmt_axes(*lay.padding),
-            "center": fmt_axes(*lay.center),
-            "map": f"{lay.y.size}x{lay.x.size}",
-        }
-        if head is not None:
-            row["head_rf"] = fmt_axes(*head[lay.name].rf) if lay.name in head else "-"
-        row["aligned"] = "yes" if lay.aligned else "NO"
-        row["global"] = "yes" if lay.global_context else "no"
-        rows.append(row)
-    return pd.DataFrame(rows)
