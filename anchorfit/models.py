@@ -224,13 +224,17 @@ def load(model: str, input_size: tuple[int, int] | None = None, *, unknown: str 
     """Resolve MODEL (see module docstring) for ``input_size`` (H, W) or the model's default."""
     if ":" not in model or Path(model).exists():
         path = Path(model)
+        _ensure_formats()
+        if not path.exists() and model in _builtin_configs():
+            from anchorfit.formats import load_network
+
+            return load_network(model, input_size)
         if not path.exists():
             raise AnchorfitError(
                 f"{model}: no such file",
                 hint="MODEL is a detector file (.yaml, .cfg, .prototxt, mmdet .py), "
-                     "torchvision:NAME (e.g. torchvision:resnet50), package.module:factory or "
-                     "file.py:factory")
-        _ensure_formats()
+                     "torchvision:NAME (e.g. torchvision:resnet50), package.module:factory, "
+                     "file.py:factory or a builtin config name (s3fd, ssd300_vgg16, ...)")
         loader = FILE_LOADERS.get(path.suffix.lower())
         if loader is None:
             raise AnchorfitError(f"{model}: unknown file type {path.suffix!r}",
@@ -259,6 +263,15 @@ def _ensure_formats() -> None:
     except ModuleNotFoundError as exc:  # pragma: no cover - formats ship with the package
         if exc.name != "anchorfit.formats":
             raise
+
+
+def _builtin_configs() -> list[str]:
+    """Names of the packaged zoo configs (``s3fd``...) that MODEL may name without a path."""
+    try:
+        from anchorfit.formats import builtin_names
+    except ImportError:  # pragma: no cover
+        return []
+    return builtin_names()
 
 
 def layer_names(net: Network, requested: Sequence[str] | None) -> list[str]:
