@@ -77,13 +77,16 @@ def frame_to_table(frame: pd.DataFrame, title: str | None = None, caption: str |
     """A rich terminal table rendered to text (no colour codes when not on a terminal)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, caption=caption, show_lines=False)
+    # Text objects, not strings: cells such as "[yolo]" or "[12, 16]" are data, not markup.
+    table = Table(title=None if title is None else Text(title),
+                  caption=None if caption is None else Text(caption), show_lines=False)
     for col in frame.columns:
         numeric = pd.api.types.is_numeric_dtype(frame[col])
-        table.add_column(str(col), justify="right" if numeric else "left")
+        table.add_column(Text(str(col)), justify="right" if numeric else "left")
     for row in frame.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(Text(_cell(v)) for v in row))
     buf = io.StringIO()
     console = Console(file=buf, width=width or 200, force_terminal=False, color_system=None)
     console.print(table)
