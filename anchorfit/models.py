@@ -286,3 +286,22 @@ def layer_names(net: Network, requested: Sequence[str] | None) -> list[str]:
 
 __all__ = ["FILE_LOADERS", "Network", "TraceError", "build_torchvision", "layer_names", "load",
            "load_factory", "load_torch_network", "stage_outputs"]
+
+
+def load_detector(model: str, input_size: tuple[int, int] | None = None) -> Any:
+    """A ``Detector`` (levels, anchors, RF joined) for MODEL.
+
+    ``torchvision:NAME`` reads the built model's anchor generator (``anchorfit.formats.torchvision``);
+    anything else is a detector file or a packaged zoo name (``s3fd``), read by
+    ``anchorfit.formats``.
+    """
+    if model.startswith("torchvision:"):
+        try:
+            from anchorfit.formats.torchvision import load_torchvision_detector
+        except ModuleNotFoundError as exc:  # pragma: no cover - ships with the package
+            raise AnchorfitError("torchvision detectors are not readable in this build",
+                                 hint=str(exc)) from None
+        return load_torchvision_detector(model.split(":", 1)[1], input_size).analyze()
+    from anchorfit.formats import load_detector as load_file
+
+    return load_file(model, input_size)

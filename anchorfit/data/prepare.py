@@ -61,3 +61,17 @@ def prepare_boxes(path: str | Path | Boxes, *, fmt: str | None = None, image_siz
                              hint="check the format (--from) and image sizes (--image-sizes)")
     return PreparedBoxes(final, read, dropped, issues, {**rep.first, **rep2.first}, spec,
                          list(raw.notes))
+
+
+def resize_spec_for(detector: Any, policy: str | None = None, seed: int = 0) -> ResizeSpec:
+    """The ResizeSpec a detector's data loader uses (or ``policy`` when the user overrides it).
+
+    Detector policies map onto box policies: ``fixed`` (SSD's square resize) is ``stretch``;
+    ``shortside`` uses the detector's short/max sides (800/1333 by default).
+    """
+    chosen = policy or {"fixed": "stretch"}.get(detector.resize_policy, detector.resize_policy)
+    if chosen == "shortside":
+        short = detector.resize_params.get("short", min(detector.input_size))
+        long_ = detector.resize_params.get("max", max(round(short * 1333 / 800), short))
+        return ResizeSpec(policy="shortside", size=(int(short), int(long_)), seed=seed)
+    return ResizeSpec(policy=chosen, size=tuple(detector.input_size), seed=seed)
