@@ -1,0 +1,114 @@
+"""ERF heatmaps: one panel per level with the RF box, the 2σ ellipse and the mass squares."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anchorfit.erf.result import ERFResult
+from anchorfit.erf.stats import SQUARE_LEVELS, replknet_normalise, square_key
+
+_SQUARE_STYLE = {0.5: ("#ffd54f", ":"), 0.9: ("#ff8a65", "--"), 0.9545: ("#e040fb", "-.")}
+
+
+def erf_figure(result: ERFResult, *, columns: int = 3) -> Any:
+    """A matplotlib figure of every level's mean map (normalised to its maximum; RepLKNet's
+    log10 normalisation in ``replknet`` mode), cropped to the cell's RF plus a margin.
+
+    Drawn on each panel: the theoretical RF (white box), the ellipse at ±2σ about the centroid
+    (cyan, 4σ across: the headline ERF) and the centred squares holding 50/90/95.45 % of the mass.
+    Axes are input pixels (index convention: pixel k spans [k - 0.5, k + 0.5]).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Ellipse, Rectangle
+
+    n = len(result.levels)
+    cols = min(columns, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows + 0.6), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    for ax, lv in zip(axes.ravel(), result.levels):
+        (y0, y1), (x0, x1) = lv.box
+        pad = [max(4, (b[1] - b[0] + 1) // 8) for b in lv.box]
+        top, left = y0 - pad[0], x0 - pad[1]
+        bottom, right = y1 + pad[0], x1 + pad[1]
+        full = lv.full_map(result.input_size)
+        view = np.zeros((bottom - top + 1, right - left + 1))
+        sy0, sx0 = max(top, 0), max(left, 0)
+        sy1, sx1 = min(bottom, full.shape[0] - 1), min(right, full.shape[1] - 1)
+        view[sy0 - top:sy1 - top + 1, sx0 - left:sx1 - left + 1] = full[sy0:sy1 + 1, sx0:sx1 + 1]
+        if result.mode == "replknet":
+            shown = replknet_normalise(view)
+            label = "log10(map + 1) / max"
+        else:
+            peak = view.max()
+            shown = view / peak if peak > 0 else view
+            label = "map / max"
+        img = ax.imshow(shown, cmap="magma", vmin=0, vmax=1, interpolation="nearest",
+                        extent=(left - 0.5, right + 0.5, bottom + 0.5, top - 0.5))
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False,
+                               edgecolor="white", linewidth=1.2, label=f"RF {lv.rf.rf[0]}"))
+        cy, cx = lv.centroid
+        sy, sx = lv.sigma
+        ax.add_patch(Ellipse((cx, cy), 4 * sx, 4 * sy, fill=False, edgecolor="cyan", linewidth=1.2,
+                             label=f"2σ ellipse (4σ = {4 * sy:.1f})"))
+        c_y, c_x = (float(c) for c in lv.center)
+        for q in SQUARE_LEVELS:
+            side = lv.squares[q]
+            colour, style = _SQUARE_STYLE[q]
+            ax.add_patch(Rectangle((c_x - side / 2, c_y - side / 2), side, side, fill=False,
+                                   edgecolor=colour, linestyle=style, linewidth=1.0,
+                                   label=f"{square_key(q)} % square ({side:g})"))
+        ax.set_title(f"{lv.name}: RF {lv.rf.rf[0]}, stride {float(lv.rf.stride[0]):g}\n"
+                     f"4σ {lv.erf_4sigma[0]:.1f} x {lv.erf_4sigma[1]:.1f}, "
+                     f"4σ/RF {lv.erf_rf.mean():.2f}", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.legend(loc="lower left", fontsize=6, framealpha=0.6)
+        fig.colorbar(img, ax=ax, fraction=0.046, pad=0.02).set_label(label, fontsize=7)
+    fig.suptitle(f"{result.model} @ {result.input_size[0]}x{result.input_size[1]}: ERF "
+                 f"({result.mode}, weights {Path(result.weights).name}, {result.inputs}, "
+                 f"{result.samples} samples, seed {result.seed})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_erf_figure(result: ERFResult, path: str | Path) -> None:
+    """Write the figure atomically (the format follows the suffix)."""
+    import matplotlib.pyplot as plt
+
+    from anchorfit.report.output import save_figure_atomic
+
+    fig = erf_figure(result)
+    try:
+        save_figure_atomic(fig, path, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def maps_npz(result: ERFResult) -> bytes:
+    """The mean maps as an .npz: ``map_<k>`` (H, W float64 on the whole input) for the k-th of
+    ``layers``, with ``cell``, ``cell_rf_box`` (k, 2, 2: rows, cols) and ``cell_center``."""
+    import io
+
+    arrays: dict[str, Any] = {
+        "layers": np.array([lv.name for lv in result.levels]),
+        "input": np.array(result.input_size),
+        "mode": np.array(result.mode),
+        "seed": np.array(result.seed),
+        "samples": np.array(result.samples),
+        "cell": np.array([lv.cell for lv in result.levels]),
+        "cell_rf_box": np.array([lv.box for lv in result.levels]),
+        "cell_center": np.array([[float(c) for c in lv.center] for lv in result.levels]),
+    }
+    for k, lv in enumerate(result.levels):
+        arrays[f"map_{k}"] = lv.full_map(result.input_size)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
