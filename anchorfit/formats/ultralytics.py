@@ -457,3 +457,22 @@ def _check_anchor_order(levels: list[list[Anchor]], strides: list[float]
 
 
 __all__ = ["DEFAULT_ANCHOR_T", "SUPPORTED", "is_yolov5_yaml", "load_yolov5"]
+
+
+def _sniff(path: Path, text: str) -> bool:
+    """A YOLOv5 model (backbone + head), or a YOLOv5 file that is not a model (hyp, anchors)."""
+    from anchorfit.formats import top_level_keys
+
+    keys = top_level_keys(text)
+    return ({"backbone", "head"} <= keys or {"anchor_t", "lr0"} <= keys
+            or any(k.startswith("anchors_p") for k in keys))
+
+
+def _register() -> None:
+    from anchorfit.formats import register
+
+    register("YOLOv5 model yaml", (".yaml", ".yml"), load_yolov5, sniff=_sniff,
+             expects="top-level 'backbone:' and 'head:' row lists")
+
+
+_register()
