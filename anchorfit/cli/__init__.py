@@ -19,9 +19,9 @@ from anchorfit.errors import AnchorfitError
 
 
 def _command_modules() -> list[ModuleType]:
-    from anchorfit.cli import boxes, kmeans, rf
+    from anchorfit.cli import audit, boxes, compare, erf, kmeans, rf
 
-    return [rf, boxes, kmeans]
+    return [rf, erf, boxes, kmeans, audit, compare]
 
 
 def build_parser() -> argparse.ArgumentParser:

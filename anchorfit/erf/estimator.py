@@ -622,14 +622,17 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
     kindex = [st.chebyshev_index(window.shape, origin, p.center2, device) for p in plans]
     channels_out = [None] * len(plans)
 
-    def take(indices: Sequence[int], draw: int) -> torch.Tensor:
-        x = source.batch(indices, draw)[:, :, window.y0:window.y1, window.x0:window.x1]
+    def take(indices: Sequence[int], draw: int, whole: bool = False) -> torch.Tensor:
+        x = source.batch(indices, draw)
+        if not whole:
+            x = x[:, :, window.y0:window.y1, window.x0:window.x1]
         return x.to(device=device, dtype=dtype)
 
     def calibration(draw: int) -> Iterator[torch.Tensor]:
-        n = min(calibrate, samples if not until_ci else max_samples)
+        # on the whole input, so that the statistics (and the maps) do not depend on the window
+        n = min(calibrate, source.count) if source.count is not None else calibrate
         for start in range(0, n, batch):
-            yield take(range(start, min(start + batch, n)), draw)
+            yield take(range(start, min(start + batch, n)), draw, whole=True)
 
     has_bn = bool(batch_norms(sub)) and weights in ("random",)
     total = max_samples if until_ci else samples * weight_draws
