@@ -1,0 +1,210 @@
+"""detectron2 ``.yaml`` configs (GeneralizedRCNN, ProposalNetwork, RetinaNet) → IR + Detector.
+
+A detectron2 yaml only states what differs from detectron2's built-in defaults, through a chain of
+``_BASE_`` files. The defaults that decide anchors and geometry are restated here (``DEFAULTS``),
+so ``Base-RCNN-C4.yaml``, which names no anchors at all, still reads as RPN on res4 with sizes
+32…512 and ratios 0.5/1/2. Facts encoded (detectron2's ``config/defaults.py`` and modeling code):
+
+- ``DefaultAnchorGenerator``: for each size, for each aspect ratio h/w: ``w = sqrt(size²/r)``,
+  ``h = r*w``; centred at ``(i + OFFSET) * stride`` with ``OFFSET`` 0 (top-left) by default; one
+  size list is broadcast to every feature map.
+- ResNet puts the stride in the 1x1 conv (``STRIDE_IN_1X1: True``, the MSRA weights); res5 may be
+  dilated (``RES5_DILATION``).
+- FPN upsamples by 2 (nearest); RPN's FPN adds P6 as a stride-2 1x1 max-pool of P5; RetinaNet's
+  adds P6/P7 as 3x3 stride-2 convs starting from res5; FPN models pad the input to a multiple
+  of 32.
+- Heads: RPN one 3x3 conv; RetinaNet ``NUM_CONVS`` (4) 3x3 convs plus the 3x3 predictor.
+- The ``!!python/object/apply:eval`` tag (Base-RetinaNet's sizes) is evaluated safely.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from anchorfit.detector import Anchor, Assigner, Detector, Level
+from anchorfit.errors import FormatError
+from anchorfit.formats import _nets
+from anchorfit.formats._common import build_network, finish, head_convs
+from anchorfit.formats._yamlio import LineDict, load_yaml
+from anchorfit.rf.engine import analyze
+from anchorfit.rf.graph import GraphBuilder
+
+DEFAULTS: dict[str, Any] = {
+    "MODEL": {
+        "META_ARCHITECTURE": "GeneralizedRCNN",
+        "BACKBONE": {"NAME": "build_resnet_backbone"},
+        "RESNETS": {"DEPTH": 50, "OUT_FEATURES": ["res4"], "STRIDE_IN_1X1": True,
+                    "RES5_DILATION": 1},
+        "FPN": {"IN_FEATURES": []},
+        "ANCHOR_GENERATOR": {"NAME": "DefaultAnchorGenerator", "SIZES": [[32, 64, 128, 256, 512]],
+                             "ASPECT_RATIOS": [[0.5, 1.0, 2.0]], "OFFSET": 0.0},
+        "RPN": {"HEAD_NAME": "StandardRPNHead", "IN_FEATURES": ["res4"],
+                "IOU_THRESHOLDS": [0.3, 0.7]},
+        "RETINANET": {"NUM_CLASSES": 80, "IN_FEATURES": ["p3", "p4", "p5", "p6", "p7"],
+                      "NUM_CONVS": 4, "IOU_THRESHOLDS": [0.4, 0.5]},
+        "ROI_HEADS": {"NUM_CLASSES": 80},
+    },
+    "INPUT": {"MIN_SIZE_TEST": 800, "MAX_SIZE_TEST": 1333},
+}
+_ARCHS = ("GeneralizedRCNN", "ProposalNetwork", "RetinaNet")
+_BACKBONES = ("build_resnet_backbone", "build_resnet_fpn_backbone",
+              "build_retinanet_resnet_fpn_backbone")
+
+
+def _merge(base: dict, child: dict) -> dict:
+    out = dict(base)
+    for k, v in child.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict, dict[str, tuple[Path, int]]]:
+    """The merged config of ``path`` and its ``_BASE_`` chain, and where each top key was set."""
+    data = load_yaml(path)
+    if not isinstance(data, LineDict):
+        raise FormatError("expected a YAML mapping", source=path, line=1)
+    where = {k: (path, line) for k, line in data.key_lines.items()}
+    base_ref = data.pop("_BASE_", None)
+    merged: dict = {}
+    if base_ref is not None:
+        line = data.key_lines.get("_BASE_")
+        bpath = (path.parent / str(base_ref)).resolve()
+        here = path.resolve()
+        if bpath in (*_stack, here):
+            chain = " → ".join(p.name for p in (*_stack, here, bpath))
+            raise FormatError(f"_BASE_ cycle: {chain}", source=path, line=line, key="_BASE_")
+        if not bpath.is_file():
+            raise FormatError(f"_BASE_ file {base_ref!r} not found", source=path, line=line,
+                              key="_BASE_")
+        merged, base_where = load_config(bpath, (*_stack, here))
+        where = {**base_where, **where}
+    return _merge(merged, dict(data)), where
+
+
+def _per_feature(values: list, n: int, what: str) -> list:
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise ValueError(f"{what}: {len(values)} lists for {n} feature maps")
+    return values
+
+
+def cell_anchors(sizes: list[float], ratios: list[float]) -> list[Anchor]:
+    """detectron2's order: sizes outer, aspect ratios (h/w) inner."""
+    out = []
+    for s in sizes:
+        for r in ratios:
+            w = math.sqrt(s * s / r)
+            out.append(Anchor(w, r * w))
+    return out
+
+
+def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
+    """Read a detectron2 yaml (with ``_BASE_`` chain and built-in defaults) into a Detector."""
+    path = Path(path)
+    own, where = load_config(path)
+    if "MODEL" not in own:
+        raise FormatError("no MODEL section: not a detectron2 model config", source=path, line=1)
+    cfg = _merge(DEFAULTS, own)
+    model = cfg["MODEL"]
+
+    def err(message: str, key: str) -> FormatError:
+        src, line = where.get(key.split(".")[0], (path, None))
+        return FormatError(message, source=src, line=line, key=key)
+
+    arch = model["META_ARCHITECTURE"]
+    if arch not in _ARCHS:
+        raise err(f"META_ARCHITECTURE {arch!r} is not supported ({', '.join(_ARCHS)})",
+                  "MODEL.META_ARCHITECTURE")
+    backbone = model["BACKBONE"]["NAME"]
+    if backbone not in _BACKBONES:
+        raise err(f"backbone {backbone!r} is not supported ({', '.join(_BACKBONES)})",
+                  "MODEL.BACKBONE.NAME")
+    res = model["RESNETS"]
+    dil = int(res.get("RES5_DILATION", 1))
+    spec = _nets.ResNetSpec(depth=int(res.get("DEPTH", 50)),
+                            strides=(1, 2, 2, 1 if dil == 2 else 2), dilations=(1, 1, 1, dil),
+                            stride_in_1x1=bool(res.get("STRIDE_IN_1X1", True)))
+    retina = arch == "RetinaNet"
+    features = list(model["RETINANET"]["IN_FEATURES"] if retina else model["RPN"]["IN_FEATURES"])
+    fpn = backbone != "build_resnet_backbone"
+    divisor = 32 if fpn else 0
+    short, long = int(cfg["INPUT"]["MIN_SIZE_TEST"]), int(cfg["INPUT"]["MAX_SIZE_TEST"])
+    size = input_size or (short, long)
+    notes = []
+    if divisor and (size[0] % divisor or size[1] % divisor):
+        padded = (-(-size[0] // divisor) * divisor, -(-size[1] // divisor) * divisor)
+        notes.append(f"input {size[0]}x{size[1]} padded to {padded[0]}x{padded[1]} "
+                     "(size_divisibility 32)")
+        size = padded
+    b = GraphBuilder(path.stem)
+    stages = _nets.resnet(b, b.input("input"), spec, "backbone.bottom_up.")
+    maps = {f"res{i + 2}": node for i, node in enumerate(stages)}
+    if fpn:
+        in_feats = list(model["FPN"]["IN_FEATURES"])
+        if not in_feats or any(f not in maps for f in in_feats):
+            raise err(f"FPN.IN_FEATURES {in_feats!r} must name res2..res5", "MODEL.FPN")
+        extras = 2 if backbone == "build_retinanet_resnet_fpn_backbone" else 1
+        outs = _nets.fpn(b, [maps[f] for f in in_feats], size, len(in_feats) + extras,
+                         add_extra_convs="on_input" if extras == 2 else False,
+                         extra_source=maps["res5"], prefix="backbone.fpn.")
+        first = int(in_feats[0][3:])
+        maps = {f"p{first + i}": node for i, node in enumerate(outs)}
+    missing = [f for f in features if f not in maps]
+    if missing:
+        raise err(f"IN_FEATURES {missing} are not produced by {backbone} (it gives "
+                  f"{', '.join(maps)})", "MODEL.RETINANET" if retina else "MODEL.RPN")
+    gen = model["ANCHOR_GENERATOR"]
+    if gen.get("NAME", "DefaultAnchorGenerator") != "DefaultAnchorGenerator":
+        raise err(f"anchor generator {gen['NAME']!r} is not supported "
+                  "(DefaultAnchorGenerator)", "MODEL.ANCHOR_GENERATOR")
+    try:
+        sizes = _per_feature([list(s) for s in gen["SIZES"]], len(features), "SIZES")
+        ratios = _per_feature([list(r) for r in gen["ASPECT_RATIOS"]], len(features),
+                              "ASPECT_RATIOS")
+    except (ValueError, TypeError) as exc:
+        raise err(str(exc), "MODEL.ANCHOR_GENERATOR") from None
+    offset = float(gen.get("OFFSET", 0.0))
+    graph = b.build()
+    analysis = analyze(graph, size)
+    if retina:
+        lo, hi = model["RETINANET"]["IOU_THRESHOLDS"]
+        kernels = [3] * (int(model["RETINANET"].get("NUM_CONVS", 4)) + 1)
+    else:
+        lo, hi = model["RPN"]["IOU_THRESHOLDS"]
+        kernels = [3]
+    assigner = Assigner("iou", float(hi), float(lo))
+    levels = []
+    for i, feat in enumerate(features):
+        node = maps[feat]
+        stride = analysis[node].stride
+        levels.append(Level(feat, node, stride, (float(stride[0]), float(stride[1])),
+                            cell_anchors([float(s) for s in sizes[i]], [float(r) for r in ratios[i]]),
+                            None, "top-left" if offset == 0 else "cell-center" if offset == 0.5
+                            else "explicit", offset, head_convs(kernels), assigner))
+    num_classes = model["RETINANET"]["NUM_CLASSES"] if retina else model["ROI_HEADS"]["NUM_CLASSES"]
+    network = build_network(path.stem, graph, size, levels, notes=notes)
+    det = Detector(path.stem, size, levels, "shortside", {"short": short, "max": long}, str(path),
+                   network, None if arch == "ProposalNetwork" else int(num_classes), notes,
+                   extra={"format": "detectron2", "meta_architecture": arch})
+    return finish(det)
+
+
+def _sniff(path: Path, text: str) -> bool:
+    from anchorfit.formats import top_level_keys
+
+    return bool({"MODEL", "_BASE_"} & top_level_keys(text))
+
+
+def _register() -> None:
+    from anchorfit.formats import register
+
+    register("detectron2 config", (".yaml", ".yml"), load_detectron2, sniff=_sniff,
+             expects="a top-level 'MODEL:' or '_BASE_:'")
+
+
+_register()
+
+__all__ = ["DEFAULTS", "cell_anchors", "load_config", "load_detectron2"]

@@ -1,0 +1,523 @@
+"""mmdetection (2.x/3.x dict-style) config ``.py`` → IR + Detector, without running the config.
+
+Configs are Python files, but only as a notation for data. They are read with the safe AST
+evaluator (``_pyconfig``), with mmengine's inheritance rules: ``_base_`` (a path or a list,
+relative to the file) is loaded first, dicts merge key by key, ``_delete_=True`` replaces instead
+of merging, lists replace, and ``{{_base_.x}}`` / ``_base_.x`` read a value of the merged bases.
+
+The anchors come from the anchor head's generator (the RPN's in two-stage detectors):
+
+- ``AnchorGenerator``: per level ``base_size`` (default: the stride) x ``scales`` (or
+  ``octave_base_scale * 2**(i / scales_per_octave)``) x ratios (h/w; ``w = base*s/sqrt(r)``,
+  ``h = base*s*sqrt(r)``), centred at ``i*stride + center_offset*base`` (offset 0: top-left).
+- ``SSDAnchorGenerator``: ``basesize_ratio_range`` → min/max sizes with mmdet's exact integer
+  arithmetic (including the hard-coded first level for 300/512 inputs and its ValueError for other
+  sizes), boxes ``min``, ``sqrt(min*max)``, then ``1/r``, ``r`` per ratio; centres at stride/2.
+- ``YOLOAnchorGenerator``: ``base_sizes`` per level as given; centres at stride/2.
+- ``Legacy*``: mmdet v1 boxes (``(w-1)`` centres, corners rounded).
+
+The network is rebuilt from the backbone/neck parameters with the IR recipes in ``_nets``
+(ResNet pytorch/caffe style with dilation, FPN with every extra-level mode, SSDVGG + SSDNeck,
+Darknet-53 + YOLOV3Neck, MobileNetV2), and the head's own convolutions give ``head_rf``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from anchorfit.detector import Anchor, Assigner, Detector, Level
+from anchorfit.errors import FormatError
+from anchorfit.formats import _nets
+from anchorfit.formats._common import build_network, finish, head_convs, pyramid_name, unique_names
+from anchorfit.formats._pyconfig import AttrDict, SafeEvaluator, find_line, substitute_base_refs
+from anchorfit.rf.engine import analyze
+from anchorfit.rf.graph import GraphBuilder
+
+BASE_VAR = "__base__"
+_BARE_BASE = re.compile(r"\b_base_\.(?=[A-Za-z_])")
+
+
+# --------------------------------------------------------------------------- config loading
+
+
+class _Config:
+    """A merged config plus the text of every file, to find lines for messages."""
+
+    def __init__(self, path: Path, data: AttrDict, texts: dict[Path, str]) -> None:
+        self.path, self.data, self.texts = path, data, texts
+
+    def line(self, pattern: str) -> tuple[Path, int | None]:
+        """The file and line where ``pattern`` first occurs (the file itself, then its bases)."""
+        for p, text in self.texts.items():
+            line = find_line(text, pattern)
+            if line is not None:
+                return p, line
+        return self.path, None
+
+    def error(self, message: str, pattern: str | None = None, key: str | None = None) -> FormatError:
+        src, line = self.line(pattern) if pattern else (self.path, None)
+        return FormatError(message, source=src, line=line, key=key)
+
+
+def merge(base: Any, child: Any) -> Any:
+    """mmengine's merge: dicts recursively (unless ``_delete_=True``), everything else replaces."""
+    if isinstance(base, dict) and isinstance(child, dict):
+        if child.get("_delete_"):
+            return AttrDict({k: v for k, v in child.items() if k != "_delete_"})
+        out = AttrDict(base)
+        for k, v in child.items():
+            out[k] = merge(base[k], v) if k in base else _strip_delete(v)
+        return out
+    return _strip_delete(child)
+
+
+def _strip_delete(value: Any) -> Any:
+    if isinstance(value, dict):
+        return AttrDict({k: _strip_delete(v) for k, v in value.items() if k != "_delete_"})
+    return value
+
+
+def load_config(path: Path, _stack: tuple[Path, ...] = ()) -> _Config:
+    """Read an mmdet config with its ``_base_`` chain (cycles and missing bases are errors)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FormatError(f"cannot read: {exc.strerror}", source=path) from None
+    except UnicodeDecodeError:
+        raise FormatError("not a UTF-8 text file", source=path) from None
+    code = _BARE_BASE.sub(f"{BASE_VAR}.", substitute_base_refs(text))
+    ev = SafeEvaluator(path)
+    tree = ev.parse(code)
+    base_paths: list[str] = []
+    base_line = None
+    for stmt in getattr(tree, "body", []):
+        targets = getattr(stmt, "targets", [])
+        if any(getattr(t, "id", None) == "_base_" for t in targets):
+            value = ev.eval(stmt.value)  # type: ignore[attr-defined]
+            base_line = stmt.lineno
+            base_paths = [value] if isinstance(value, str) else list(value)
+            if not all(isinstance(b, str) for b in base_paths):
+                raise FormatError("_base_ must be a path or a list of paths", source=path,
+                                  line=base_line)
+    merged = AttrDict()
+    texts: dict[Path, str] = {path: text}
+    resolved = path.resolve()
+    for rel in base_paths:
+        bpath = (path.parent / rel).resolve()
+        if bpath in (*_stack, resolved):
+            chain = " → ".join(p.name for p in (*_stack, resolved, bpath))
+            raise FormatError(f"_base_ cycle: {chain}", source=path, line=base_line, key="_base_")
+        if not bpath.is_file():
+            raise FormatError(f"_base_ file {rel!r} not found (looked for {bpath})", source=path,
+                              line=base_line, key="_base_")
+        sub = load_config(bpath, (*_stack, resolved))
+        merged = merge(merged, sub.data)
+        for p, t in sub.texts.items():
+            texts.setdefault(p, t)
+    ev.scope[BASE_VAR] = merged
+    own = ev.run_module(code)
+    own.pop("_base_", None)
+    return _Config(path, merge(merged, AttrDict(own)), texts)
+
+
+# --------------------------------------------------------------------------- anchors
+
+
+def _strides(gen: dict) -> list[tuple[float, float]]:
+    """mmdet strides are ints or (w, h); returned as (y, x)."""
+    out = []
+    for s in gen["strides"]:
+        if isinstance(s, (int, float)):
+            out.append((float(s), float(s)))
+        else:
+            out.append((float(s[1]), float(s[0])))
+    return out
+
+
+def _grid(base: float, scales: Sequence[float], ratios: Sequence[float], scale_major: bool
+          ) -> list[tuple[float, float]]:
+    """mmdet's base-anchor (w, h) list: ratio-major when ``scale_major`` (its own naming)."""
+    pairs = ([(r, s) for r in ratios for s in scales] if scale_major else
+             [(r, s) for s in scales for r in ratios])
+    return [(base * s / math.sqrt(r), base * s * math.sqrt(r)) for r, s in pairs]
+
+
+def _legacy(wh: list[tuple[float, float]], center: float) -> list[tuple[float, float]]:
+    """mmdet v1 boxes: corners ``c ± 0.5 (w - 1)`` rounded, width ``x2 - x1 + 1``."""
+    out = []
+    for w, h in wh:
+        bw = round(center + 0.5 * (w - 1)) - round(center - 0.5 * (w - 1)) + 1
+        bh = round(center + 0.5 * (h - 1)) - round(center - 0.5 * (h - 1)) + 1
+        out.append((float(bw), float(bh)))
+    return out
+
+
+def ssd_sizes(input_size: int, ratio_range: Sequence[float], num_levels: int
+              ) -> tuple[list[int], list[int]]:
+    """mmdet SSDAnchorGenerator's min/max sizes from ``basesize_ratio_range``, exactly."""
+    min_ratio, max_ratio = int(ratio_range[0] * 100), int(ratio_range[1] * 100)
+    step = int(math.floor(max_ratio - min_ratio) / (num_levels - 2))
+    mins, maxs = [], []
+    for ratio in range(min_ratio, max_ratio + 1, step):
+        mins.append(int(input_size * ratio / 100))
+        maxs.append(int(input_size * (ratio + step) / 100))
+    first = {(300, 0.15): (7, 15), (300, 0.2): (10, 20), (512, 0.1): (4, 10),
+             (512, 0.15): (7, 15)}.get((input_size, float(ratio_range[0])))
+    if first is None:
+        raise ValueError(f"basesize_ratio_range[0] {ratio_range[0]} with input_size {input_size}: "
+                         "mmdet only knows 300 with 0.15/0.2 and 512 with 0.1/0.15 (it raises "
+                         "ValueError too); give min_sizes/max_sizes instead")
+    mins.insert(0, int(input_size * first[0] / 100))
+    maxs.insert(0, int(input_size * first[1] / 100))
+    return mins, maxs
+
+
+def generator_anchors(gen: dict) -> tuple[list[list[Anchor]], list[tuple[float, float]], list[float]]:
+    """Per-level anchors, steps (y, x) and centre offsets (cells) of an mmdet anchor generator."""
+    kind = gen.get("type")
+    strides = _strides(gen)
+    n = len(strides)
+    legacy = str(kind).startswith("Legacy")
+    levels: list[list[Anchor]] = []
+    offsets: list[float] = []
+    if kind in ("AnchorGenerator", "LegacyAnchorGenerator"):
+        has_scales = gen.get("scales") is not None
+        has_octave = gen.get("octave_base_scale") is not None
+        if has_scales == has_octave:
+            raise ValueError("give either scales or octave_base_scale + scales_per_octave")
+        if has_scales:
+            scales = [float(s) for s in gen["scales"]]
+        else:
+            spo = int(gen.get("scales_per_octave", 1))
+            scales = [float(gen["octave_base_scale"]) * 2 ** (i / spo) for i in range(spo)]
+        bases = [float(b) for b in gen.get("base_sizes") or [min(s) for s in strides]]
+        if len(bases) != n:
+            raise ValueError(f"{len(bases)} base_sizes for {n} strides")
+        ratios = [float(r) for r in gen["ratios"]]
+        co = float(gen.get("center_offset", 0.0))
+        centers = gen.get("centers")
+        for i, base in enumerate(bases):
+            wh = _grid(base, scales, ratios, bool(gen.get("scale_major", True)))
+            if legacy:
+                c = co * (base - 1)
+                wh = _legacy(wh, c)
+                offsets.append(c / strides[i][1])
+            else:
+                offsets.append(float(centers[i][0]) / strides[i][1] if centers else
+                               co * base / strides[i][1])
+            levels.append([Anchor(w, h) for w, h in wh])
+    elif kind in ("SSDAnchorGenerator", "LegacySSDAnchorGenerator"):
+        ratios_per = gen["ratios"]
+        if len(ratios_per) != n:
+            raise ValueError(f"{len(ratios_per)} ratio lists for {n} strides")
+        if gen.get("min_sizes") is not None or gen.get("max_sizes") is not None:
+            mins = [float(v) for v in gen["min_sizes"]]
+            maxs = [float(v) for v in gen["max_sizes"]]
+        else:
+            mins_i, maxs_i = ssd_sizes(int(gen.get("input_size", 300)),
+                                       gen.get("basesize_ratio_range", (0.15, 0.9)), n)
+            mins, maxs = [float(v) for v in mins_i], [float(v) for v in maxs_i]
+        if len(mins) != n or len(maxs) != n:
+            raise ValueError(f"{len(mins)} min sizes / {len(maxs)} max sizes for {n} strides")
+        for k in range(n):
+            scales = [1.0, math.sqrt(maxs[k] / mins[k])]
+            ratio = [1.0]
+            for r in ratios_per[k]:
+                ratio += [1 / float(r), float(r)]
+            wh = _grid(mins[k], scales, ratio, bool(gen.get("scale_major", True)))
+            idx = list(range(len(ratio)))
+            idx.insert(1, len(idx))
+            wh = [wh[j] for j in idx]
+            if legacy:
+                c = (strides[k][1] - 1) / 2
+                wh = _legacy(wh, c)
+                offsets.append(c / strides[k][1])
+            else:
+                offsets.append(0.5)
+            levels.append([Anchor(w, h) for w, h in wh])
+    elif kind == "YOLOAnchorGenerator":
+        base_sizes = gen["base_sizes"]
+        if len(base_sizes) != n:
+            raise ValueError(f"{len(base_sizes)} base_sizes levels for {n} strides")
+        for lv in base_sizes:
+            levels.append([Anchor(float(w), float(h)) for w, h in lv])
+            offsets.append(0.5)
+    else:
+        raise ValueError(f"anchor generator type {kind!r} is not supported (AnchorGenerator, "
+                         "SSDAnchorGenerator, YOLOAnchorGenerator, LegacyAnchorGenerator, "
+                         "LegacySSDAnchorGenerator)")
+    return levels, strides, offsets
+
+
+# --------------------------------------------------------------------------- network
+
+
+def _backbone(cfg: _Config, b: GraphBuilder, x: str, bb: dict) -> list[str]:
+    kind = bb.get("type")
+    if kind == "ResNet":
+        spec = _nets.ResNetSpec(
+            depth=int(bb.get("depth", 50)), num_stages=int(bb.get("num_stages", 4)),
+            strides=tuple(bb.get("strides", (1, 2, 2, 2))),
+            dilations=tuple(bb.get("dilations", (1, 1, 1, 1))),
+            stride_in_1x1=bb.get("style", "pytorch") == "caffe",
+            deep_stem=bool(bb.get("deep_stem", False)))
+        stages = _nets.resnet(b, x, spec, "backbone.")
+        idx = bb.get("out_indices", tuple(range(spec.num_stages)))
+        return [stages[i] for i in idx]
+    if kind == "SSDVGG":
+        if int(bb.get("depth", 16)) != 16 or tuple(bb.get("out_feature_indices", (22, 34))) != (22, 34):
+            raise cfg.error("SSDVGG: only depth 16 with out_feature_indices (22, 34) (conv4_3, "
+                            "fc7) is supported", "SSDVGG", "model.backbone")
+        return list(_nets.vgg16_ssd(b, x, "backbone."))
+    if kind == "Darknet":
+        if int(bb.get("depth", 53)) != 53:
+            raise cfg.error("Darknet: only depth 53 is supported", "Darknet", "model.backbone")
+        stages = _nets.darknet53(b, x)
+        return [stages[i] for i in bb.get("out_indices", (3, 4, 5))]
+    if kind == "MobileNetV2":
+        stages = _nets.mobilenet_v2(b, x)
+        return [stages[i] for i in bb.get("out_indices", (1, 2, 4, 7))]
+    raise cfg.error(f"backbone type {kind!r} is not supported (ResNet, SSDVGG, Darknet, "
+                    "MobileNetV2)", f"type=['\"]{kind}['\"]", "model.backbone")
+
+
+def _neck(cfg: _Config, b: GraphBuilder, feats: list[str], neck: Any,
+          size: tuple[int, int]) -> list[str]:
+    if not neck:
+        return feats
+    if isinstance(neck, list):  # a chain of necks: only a single FPN-like neck is modelled
+        if len(neck) != 1:
+            raise cfg.error("a list of several necks is not supported", "neck", "model.neck")
+        neck = neck[0]
+    kind = neck.get("type")
+    if kind == "FPN":
+        start = int(neck.get("start_level", 0))
+        end = int(neck.get("end_level", -1))
+        used = feats[start:] if end == -1 else feats[start:end + 1]
+        return _nets.fpn(b, used, size, int(neck["num_outs"]), neck.get("add_extra_convs", False),
+                         extra_source=used[-1])
+    if kind == "SSDNeck":
+        extras = _nets.ssd_extras(b, feats[-1], neck.get("level_strides", (2, 2, 1, 1)),
+                                  neck.get("level_paddings", (1, 1, 0, 0)),
+                                  int(neck.get("last_kernel_size", 3)), "neck.extra")
+        return feats + extras
+    if kind == "YOLOV3Neck":
+        return _nets.yolov3_neck(b, feats)
+    raise cfg.error(f"neck type {kind!r} is not supported (FPN, SSDNeck, YOLOV3Neck)",
+                    f"type=['\"]{kind}['\"]", "model.neck")
+
+
+_HEAD_CONVS = {"RPNHead": None, "RetinaHead": None, "SSDHead": [3], "YOLOV3Head": [3, 1],
+               "GARetinaHead": None, "RetinaSepBNHead": None}
+
+
+def _head_kernels(head: dict) -> tuple[list[int], str | None]:
+    kind = head.get("type")
+    if kind == "RPNHead":
+        return [3] * int(head.get("num_convs", 1)), None
+    if kind in ("RetinaHead", "RetinaSepBNHead"):
+        return [3] * (int(head.get("stacked_convs", 4)) + 1), None
+    if kind == "GARetinaHead":
+        return [3] * (int(head.get("stacked_convs", 4)) + 2), (
+            "GARetinaHead: guided anchoring predicts anchor shapes per location and adapts "
+            "features with a deformable 3x3 conv (data-dependent offsets); anchors shown are its "
+            "approx_anchor_generator's")
+    if kind in _HEAD_CONVS and _HEAD_CONVS[kind] is not None:
+        return list(_HEAD_CONVS[kind]), None  # type: ignore[arg-type]
+    return [3], f"{kind}: head convolutions not modelled; head_rf assumes one 3x3 conv"
+
+
+# --------------------------------------------------------------------------- input size
+
+
+def _pipeline(cfg: AttrDict) -> list[dict]:
+    loader = cfg.get("test_dataloader") or cfg.get("val_dataloader")
+    ds = loader.get("dataset") if isinstance(loader, dict) else None
+    while isinstance(ds, dict):
+        if isinstance(ds.get("pipeline"), list):
+            return ds["pipeline"]
+        ds = ds.get("dataset")
+    for key in ("test_pipeline", "val_pipeline"):
+        if isinstance(cfg.get(key), list):
+            return cfg[key]
+    data = cfg.get("data")  # mmdet 2.x
+    if isinstance(data, dict) and isinstance(data.get("test"), dict):
+        return data["test"].get("pipeline") or []
+    return []
+
+
+def _resize(pipeline: list[dict]) -> dict | None:
+    for step in pipeline:
+        if not isinstance(step, dict):
+            continue
+        if step.get("type") in ("Resize", "FixShapeResize"):
+            return step
+        if step.get("type") in ("MultiScaleFlipAug",):
+            scale = step.get("img_scale") or step.get("scale")
+            inner = _resize(step.get("transforms", []))
+            return dict(inner or {"keep_ratio": True}, scale=scale)
+    return None
+
+
+def _input(cfg: _Config, gen: dict, input_size: tuple[int, int] | None
+           ) -> tuple[tuple[int, int], str, dict[str, Any], list[str]]:
+    """Network input (H, W) after padding, resize policy and params, and notes."""
+    notes: list[str] = []
+    model = cfg.data["model"]
+    pre = model.get("data_preprocessor") or {}
+    divisor = int(pre.get("pad_size_divisor", 1) or 1)
+    resize = _resize(_pipeline(cfg.data))
+    policy, params = "stretch", {}
+    if resize is not None and resize.get("scale") is not None:
+        scale = resize["scale"]
+        if isinstance(scale, list) and scale and isinstance(scale[0], (list, tuple)):
+            scale = scale[0]
+        w, h = (scale, scale) if isinstance(scale, (int, float)) else (scale[0], scale[1])
+        w, h = int(w), int(h)
+        if resize.get("keep_ratio", True):
+            if w != h:
+                policy, params = "shortside", {"short": min(w, h), "max": max(w, h)}
+                size = (min(w, h), max(w, h))
+            else:
+                policy, params, size = "letterbox", {"long": w}, (h, w)
+        else:
+            size = (h, w)
+    elif str(gen.get("type", "")).endswith("SSDAnchorGenerator") and gen.get("input_size"):
+        s = int(gen["input_size"])
+        size = (s, s)
+        notes.append(f"no test pipeline; input {s}x{s} from the anchor generator's input_size")
+    else:
+        size = (800, 1333)
+        policy, params = "shortside", {"short": 800, "max": 1333}
+        notes.append("no test pipeline in the config; assumed mmdet's usual 800/1333 short-side "
+                     "resize (pass --input to choose)")
+    ssd_size = gen.get("input_size") if str(gen.get("type", "")).endswith("SSDAnchorGenerator") \
+        else None
+    if ssd_size and resize is not None and size != (int(ssd_size), int(ssd_size)):
+        notes.append(f"the test pipeline resizes to {size[0]}x{size[1]} but the SSD anchor "
+                     f"generator is built for {ssd_size}; using {ssd_size}x{ssd_size}")
+        size, policy, params = (int(ssd_size), int(ssd_size)), "stretch", {}
+    if input_size is not None:
+        size = input_size
+    if divisor > 1 and (size[0] % divisor or size[1] % divisor):
+        padded = (-(-size[0] // divisor) * divisor, -(-size[1] // divisor) * divisor)
+        notes.append(f"input {size[0]}x{size[1]} padded to {padded[0]}x{padded[1]} "
+                     f"(pad_size_divisor={divisor})")
+        size = padded
+    return size, policy, params, notes
+
+
+def _assigner(model: dict, two_stage: bool) -> tuple[Assigner, str | None]:
+    train = model.get("train_cfg") or {}
+    if two_stage and isinstance(train.get("rpn"), dict):
+        train = train["rpn"]
+    a = train.get("assigner") or {}
+    kind = a.get("type")
+    neg = a.get("neg_iou_thr")
+    if isinstance(neg, (list, tuple)):
+        neg = neg[-1]
+    pos = a.get("pos_iou_thr")
+    if kind in ("MaxIoUAssigner", "GridAssigner", "ApproxMaxIoUAssigner"):
+        return Assigner("iou", None if pos is None else float(pos),
+                        None if neg is None else float(neg)), kind
+    return Assigner("iou", 0.5, 0.4), kind
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
+    """Read an mmdetection config (with its ``_base_`` chain) into a Detector."""
+    path = Path(path)
+    cfg = load_config(path)
+    model = cfg.data.get("model")
+    if not isinstance(model, dict):
+        keys = sorted(k for k in cfg.data if not k.startswith("_"))
+        raise FormatError("no 'model' in this config (a dataset, schedule or runtime base, not a "
+                          f"detector); it defines {', '.join(keys[:8]) or 'nothing'}",
+                          source=path, line=1, key="model")
+    two_stage = isinstance(model.get("rpn_head"), dict)
+    head = model["rpn_head"] if two_stage else model.get("bbox_head")
+    if not isinstance(head, dict):
+        raise cfg.error("the model has no rpn_head or bbox_head", "model", "model")
+    gen_key = next((k for k in ("anchor_generator", "prior_generator", "approx_anchor_generator")
+                    if isinstance(head.get(k), dict)), None)
+    if gen_key is None:
+        raise cfg.error(f"{head.get('type')} has no anchor generator (anchor-free heads are not "
+                        "read from mmdet configs)", "bbox_head|rpn_head", "model.bbox_head")
+    gen = head[gen_key]
+    key = f"model.{'rpn_head' if two_stage else 'bbox_head'}.{gen_key}"
+    try:
+        per_level, steps, offsets = generator_anchors(gen)
+    except (ValueError, KeyError, TypeError) as exc:
+        msg = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise cfg.error(msg, f"type=['\"]{gen.get('type')}['\"]", key) from None
+    size, policy, params, notes = _input(cfg, gen, input_size)
+    b = GraphBuilder(path.stem)
+    x = b.input("input")
+    bb = model.get("backbone")
+    if not isinstance(bb, dict):
+        raise cfg.error("the model has no backbone", "model", "model.backbone")
+    feats = _backbone(cfg, b, x, bb)
+    outs = _neck(cfg, b, feats, model.get("neck"), size)
+    if len(outs) != len(per_level):
+        raise cfg.error(f"the anchor generator has {len(per_level)} levels but the "
+                        f"backbone/neck gives {len(outs)} feature maps", "strides", key)
+    if model.get("type") == "YOLOV3" or head.get("type") == "YOLOV3Head":
+        notes.append("YOLOV3Head: GridAssigner gives a box to the best-IoU anchor in the cell "
+                     "holding its centre (Darknet-like)")
+    kernels, head_note = _head_kernels(head)
+    if head_note:
+        notes.append(head_note)
+    assigner, assigner_kind = _assigner(model, two_stage)
+    graph = b.build()
+    analysis = analyze(graph, size)
+    strides = [analysis[o].stride for o in outs]
+    names = unique_names([pyramid_name(s[1]) for s in strides])
+    levels = []
+    for i, node in enumerate(outs):
+        off = offsets[i]
+        center = "top-left" if off == 0 else "cell-center" if off == 0.5 else "explicit"
+        true = (float(strides[i][0]), float(strides[i][1]))
+        if true != steps[i]:
+            notes.append(f"{names[i]}: anchor generator stride {steps[i][1]:g} differs from the "
+                         f"feature map's stride {true[1]:g}")
+        levels.append(Level(names[i], node, strides[i], steps[i], per_level[i], None,
+                            center, off, head_convs(kernels), assigner,  # type: ignore[arg-type]
+                            extra={"generator": gen.get("type"), "assigner": assigner_kind}))
+    num_classes = head.get("num_classes")
+    if two_stage:
+        roi = model.get("roi_head") or {}
+        bh = roi.get("bbox_head") if isinstance(roi, dict) else None
+        bh = bh[0] if isinstance(bh, list) and bh else bh
+        num_classes = bh.get("num_classes") if isinstance(bh, dict) else None
+    network = build_network(path.stem, graph, size, levels, notes=notes)
+    det = Detector(path.stem, size, levels, policy, params, str(path), network,  # type: ignore[arg-type]
+                   int(num_classes) if isinstance(num_classes, int) else None, notes,
+                   extra={"format": "mmdet", "model_type": model.get("type")})
+    return finish(det)
+
+
+def _sniff(path: Path, text: str) -> bool:
+    """mmdet configs assign ``model = dict(`` or inherit with ``_base_ =``."""
+    return bool(re.search(r"^(_base_|model)\s*=", text, re.MULTILINE))
+
+
+def _register() -> None:
+    from anchorfit.formats import register
+
+    register("mmdetection config", (".py",), load_mmdet, sniff=_sniff,
+             expects="a top-level 'model = dict(...)' or '_base_ = ...'")
+    # detectron2 yamls are read by a sibling module; importing it here registers it even where
+    # the registry's module list does not name it
+    import anchorfit.formats.detectron2  # noqa: F401
+
+
+_register()
+
+__all__ = ["generator_anchors", "load_config", "load_mmdet", "merge", "ssd_sizes"]
