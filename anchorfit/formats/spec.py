@@ -316,23 +316,20 @@ def _resolve(ctx: _Ctx, scope: _Scope, ref: Any, entry: YMap) -> str:
 
 def _block_call(ctx: _Ctx, b: GraphBuilder, scope: _Scope, entry: YMap, index: int,
                 blocks: dict[str, Any], channels: dict[str, int], prefix: str) -> None:
-    """Expand ``{name: layer1, block: bottleneck, n: 3, with: {s: 2}}``.
+    """Expand ``{name: layer1, block: bottleneck, first: bottleneck_down, n: 3, with: {s: 2}}``.
+
+    ``first`` (optional) is the body of the first instance (a stage's strided block).
 
     Instance i's layers are named ``layer1.i.<local>``; the last layer of each instance is
     ``layer1.i`` and that of the last instance ``layer1``, which later layers refer to.
     """
-    block = str(entry["block"])
-    if block not in blocks:
-        raise ctx.error(f"unknown block {block!r}", entry, "block", hint=_close(block, blocks))
-    extra = set(entry) - {"name", "block", "n", "from", "with"}
+    extra = set(entry) - {"name", "block", "first", "n", "from", "with"}
     if extra:
         key = sorted(extra)[0]
         raise ctx.error(f"a block call does not take {key!r}", entry, key,
-                        hint="it takes name, block, n, from, with")
-    body = blocks[block]
-    if not isinstance(body, list) or not body:
-        raise ctx.error(f"block {block!r} must be a non-empty list of layers", blocks, block)
-    name = str(entry.get("name") or f"{block}{index}")
+                        hint="it takes name, block, first, n, from, with")
+    bodies = [_block_body(ctx, blocks, entry, key) for key in ("first", "block") if key in entry]
+    name = str(entry.get("name") or f"{entry['block']}{index}")
     args = entry.get("with") or {}
     if not isinstance(args, dict):
         raise ctx.error("'with' maps block parameters to values", entry, "with")
@@ -340,6 +337,7 @@ def _block_call(ctx: _Ctx, b: GraphBuilder, scope: _Scope, entry: YMap, index: i
     (x,) = _inputs(ctx, scope, entry, "block")
     for r in range(repeat):
         inner = _Scope(block_input=x, order=[x])
+        body = bodies[0] if r == 0 else bodies[-1]
         for j, layer in enumerate(body):
             _layer(ctx, b, inner, layer, j, blocks, channels, prefix=f"{prefix}{name}.{r}.",
                    args=args)
@@ -348,6 +346,16 @@ def _block_call(ctx: _Ctx, b: GraphBuilder, scope: _Scope, entry: YMap, index: i
         x = last
     scope.names[name] = x
     scope.order.append(x)
+
+
+def _block_body(ctx: _Ctx, blocks: dict[str, Any], entry: YMap, key: str) -> list[Any]:
+    block = str(entry[key])
+    if block not in blocks:
+        raise ctx.error(f"unknown block {block!r}", entry, key, hint=_close(block, blocks))
+    body = blocks[block]
+    if not isinstance(body, list) or not body:
+        raise ctx.error(f"block {block!r} must be a non-empty list of layers", blocks, block)
+    return body
 
 
 def _rename_last(b: GraphBuilder, old: str, new: str, channels: dict[str, int]) -> None:
