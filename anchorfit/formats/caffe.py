@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import FormatError
-from anchorfit.formats._common import build_network, finish, unique_names
+from anchorfit.formats._common import finish, make_network, unique_names
 from anchorfit.formats._prototxt import Message, read_prototxt
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import Global, GraphBuilder, Merge, Pointwise, Transposed, Window
@@ -372,7 +372,7 @@ def load_caffe(path: Path, input_size: tuple[int, int] | None = None, *,
                      "4x4 and 64-px anchors 2x2 per cell; offsets as in FaceBoxes.PyTorch)")
     if declared is None and input_size is not None:
         notes.append("input size from --input (the prototxt does not declare one)")
-    network = build_network(path.stem, graph, size, levels, notes=notes)
+    network = make_network(path.stem, graph, size, levels, notes=notes)
     det = Detector(str(net.get("name", path.stem)), size, levels, "stretch", {}, str(path),
                    network, None, notes, extra={"format": "caffe"})
     return finish(det)

@@ -20,14 +20,19 @@ so ``Base-RCNN-C4.yaml``, which names no anchors at all, still reads as RPN on r
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import FormatError
 from anchorfit.formats import _nets
-from anchorfit.formats._common import build_network, finish, head_convs
-from anchorfit.formats._yamlio import LineDict, load_yaml
+from anchorfit.formats.common import head_convs
+from anchorfit.formats._common import finish, make_network
+from anchorfit.formats._pyconfig import eval_expression
+from anchorfit.formats.yamlsrc import YMap, load_yaml
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
@@ -60,10 +65,49 @@ def _merge(base: dict, child: dict) -> dict:
     return out
 
 
+_EVAL_TAG = re.compile(r"!!python/object/apply:eval\s*\[\s*(\"(?:[^\"\\]|\\.)*\"|'[^']*')\s*\]")
+_EVAL_MARK = "\x00eval:"
+
+
+def _load(path: Path) -> Any:
+    """YAML with detectron2's ``!!python/object/apply:eval ["EXPR"]`` evaluated safely.
+
+    ``yaml.safe_load`` rejects the tag; it is rewritten (on its own line, so line numbers stay
+    true) into a marked string, and marked strings are evaluated by the safe config evaluator.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FormatError(f"cannot read: {exc.strerror}", source=path) from None
+    except UnicodeDecodeError:
+        raise FormatError("not a UTF-8 text file", source=path) from None
+    lines = {}
+
+    def mark(m: re.Match[str]) -> str:
+        expr = yaml.safe_load(m.group(1))
+        lines[expr] = text.count("\n", 0, m.start()) + 1
+        return yaml.safe_dump(_EVAL_MARK + expr, default_style='"').strip()
+
+    data = load_yaml(path, _EVAL_TAG.sub(mark, text))
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(_EVAL_MARK):
+            expr = value[len(_EVAL_MARK):]
+            return eval_expression(expr, path, lines.get(expr))
+        if isinstance(value, dict):
+            for k in list(value):
+                value[k] = walk(value[k])
+        elif isinstance(value, list):
+            value[:] = [walk(v) for v in value]
+        return value
+
+    return walk(data)
+
+
 def load_config(path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict, dict[str, tuple[Path, int]]]:
     """The merged config of ``path`` and its ``_BASE_`` chain, and where each top key was set."""
-    data = load_yaml(path)
-    if not isinstance(data, LineDict):
+    data = _load(path)
+    if not isinstance(data, YMap):
         raise FormatError("expected a YAML mapping", source=path, line=1)
     where = {k: (path, line) for k, line in data.key_lines.items()}
     base_ref = data.pop("_BASE_", None)
@@ -185,7 +229,7 @@ def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> De
                             None, "top-left" if offset == 0 else "cell-center" if offset == 0.5
                             else "explicit", offset, head_convs(kernels), assigner))
     num_classes = model["RETINANET"]["NUM_CLASSES"] if retina else model["ROI_HEADS"]["NUM_CLASSES"]
-    network = build_network(path.stem, graph, size, levels, notes=notes)
+    network = make_network(path.stem, graph, size, levels, notes=notes)
     det = Detector(path.stem, size, levels, "shortside", {"short": short, "max": long}, str(path),
                    network, None if arch == "ProposalNetwork" else int(num_classes), notes,
                    extra={"format": "detectron2", "meta_architecture": arch})

@@ -32,7 +32,8 @@ from typing import Any
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import FormatError
 from anchorfit.formats import _nets
-from anchorfit.formats._common import build_network, finish, head_convs, pyramid_name, unique_names
+from anchorfit.formats.common import head_convs
+from anchorfit.formats._common import finish, make_network, pyramid_name, unique_names
 from anchorfit.formats._pyconfig import AttrDict, SafeEvaluator, find_line, substitute_base_refs
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
@@ -496,7 +497,7 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
         bh = roi.get("bbox_head") if isinstance(roi, dict) else None
         bh = bh[0] if isinstance(bh, list) and bh else bh
         num_classes = bh.get("num_classes") if isinstance(bh, dict) else None
-    network = build_network(path.stem, graph, size, levels, notes=notes)
+    network = make_network(path.stem, graph, size, levels, notes=notes)
     det = Detector(path.stem, size, levels, policy, params, str(path), network,  # type: ignore[arg-type]
                    int(num_classes) if isinstance(num_classes, int) else None, notes,
                    extra={"format": "mmdet", "model_type": model.get("type")})
@@ -504,8 +505,10 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
 
 
 def _sniff(path: Path, text: str) -> bool:
-    """mmdet configs assign ``model = dict(`` or inherit with ``_base_ =``."""
-    return bool(re.search(r"^(_base_|model)\s*=", text, re.MULTILINE))
+    """mmdet configs assign ``model = dict(``, inherit with ``_base_ =``, or are bases that set
+    mmengine's well-known names (these get a "not a detector" message, not "unknown format")."""
+    return bool(re.search(r"^(_base_|model|default_scope|dataset_type|optim_wrapper|tta_model|"
+                          r"(train|val|test)_(dataloader|pipeline|cfg))\s*=", text, re.MULTILINE))
 
 
 def _register() -> None:

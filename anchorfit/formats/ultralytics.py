@@ -28,8 +28,9 @@ from typing import Any
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import FormatError
-from anchorfit.formats._common import build_network, finish, head_convs, pyramid_name, unique_names
-from anchorfit.formats._yamlio import LineDict, line_of, load_yaml
+from anchorfit.formats.common import head_convs
+from anchorfit.formats._common import finish, make_network, pyramid_name, unique_names
+from anchorfit.formats.yamlsrc import YMap, load_yaml
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder, PixelShuffle, Pointwise
 
@@ -40,6 +41,10 @@ DEFAULT_ANCHOR_T = 4.0  # hyp.scratch-low.yaml (the default hyperparameters)
 def is_yolov5_yaml(data: Any) -> bool:
     """A YOLOv5 model yaml has ``backbone:`` and ``head:`` row lists."""
     return isinstance(data, dict) and "backbone" in data and "head" in data
+
+
+def _line(value: Any) -> int | None:
+    return getattr(value, "line", None)
 
 
 def _make_divisible(x: float, divisor: int = 8) -> int:
@@ -292,7 +297,7 @@ def _resolve_arg(v: Any, names: dict[str, Any]) -> Any:
     return v
 
 
-def _parse_rows(data: LineDict, source: Path) -> list[_Row]:
+def _parse_rows(data: YMap, source: Path) -> list[_Row]:
     rows = []
     for section in ("backbone", "head"):
         block = data.get(section)
@@ -300,7 +305,7 @@ def _parse_rows(data: LineDict, source: Path) -> list[_Row]:
             raise FormatError(f"'{section}' must be a list of [from, number, module, args] rows",
                               source=source, line=data.key_lines.get(section), key=section)
         for raw in block:
-            line = line_of(raw, line_of(block))
+            line = _line(raw) or _line(block)
             if not isinstance(raw, list) or len(raw) != 4:
                 raise FormatError(f"row {len(rows)} must be [from, number, module, args], got "
                                   f"{raw!r}", source=source, line=line, key=section)
@@ -347,7 +352,7 @@ def _anchor_levels(anchors: Any, count: int, source: Path, line: int | None) -> 
         if not isinstance(flat, list) or len(flat) % 2 or not all(
                 isinstance(v, (int, float)) and v > 0 for v in flat):
             raise FormatError(f"anchors level {i}: expected w1,h1,w2,h2,... positive numbers, got "
-                              f"{flat!r}", source=source, line=line_of(flat, line), key="anchors")
+                              f"{flat!r}", source=source, line=_line(flat) or line, key="anchors")
         levels.append([Anchor(float(flat[j]), float(flat[j + 1])) for j in range(0, len(flat), 2)])
     return levels
 
@@ -358,14 +363,15 @@ def load_yolov5(path: Path, input_size: tuple[int, int] | None = None, *,
     path = Path(path)
     if data is None:
         data = load_yaml(path)
-    if not isinstance(data, LineDict):
+    if not isinstance(data, YMap):
         raise FormatError("expected a YAML mapping with backbone: and head:", source=path)
     if not is_yolov5_yaml(data):
         what = ("a YOLOv5 hyperparameter file" if "anchor_t" in data else
                 "a YOLOv5 dataset file" if "names" in data or "train" in data else
-                "a YOLOv5 anchors collection (alternative anchor sets, no network)"
-                if any(str(k).startswith("anchors_") for k in data) else "not a model")
-        raise FormatError(f"{what}: a YOLOv5 model yaml has 'backbone:' and 'head:'", source=path,
+                "a YOLOv5 anchor-set collection" if any(str(k).startswith("anchors_") for k in data)
+                else "no network")
+        raise FormatError(f"{what}, not a model: a YOLOv5 model yaml has 'backbone:' and "
+                          "'head:' row lists", source=path,
                           line=data.line)
     gd = float(data.get("depth_multiple", 1.0))
     gw = float(data.get("width_multiple", 1.0))
@@ -438,7 +444,7 @@ def load_yolov5(path: Path, input_size: tuple[int, int] | None = None, *,
             center="cell-center", center_offset=0.5, head=head_convs([1]),
             assigner=Assigner("yolo-ratio", None, None, anchor_t=anchor_t),
             extra={"row": j, **({"anchors_to_fit": na} if per_level is None else {})}))
-    net = build_network(path.stem, graph, size, levels, layer_names, notes)
+    net = make_network(path.stem, graph, size, levels, notes, layer_names)
     det = Detector(path.stem, size, levels, "letterbox", {"long": max(size)}, str(path), net,
                    int(nc) if isinstance(nc, (int, float)) else None, notes,
                    extra={"format": "yolov5", "depth_multiple": gd, "width_multiple": gw,
@@ -460,12 +466,14 @@ __all__ = ["DEFAULT_ANCHOR_T", "SUPPORTED", "is_yolov5_yaml", "load_yolov5"]
 
 
 def _sniff(path: Path, text: str) -> bool:
-    """A YOLOv5 model (backbone + head), or a YOLOv5 file that is not a model (hyp, anchors)."""
+    """A YOLOv5 model (backbone + head), or a YOLOv5 file that is not a model (hyp, anchor
+    sets, dataset), so the user hears what the file is instead of "unknown format"."""
     from anchorfit.formats import top_level_keys
 
     keys = top_level_keys(text)
     return ({"backbone", "head"} <= keys or {"anchor_t", "lr0"} <= keys
-            or any(k.startswith("anchors_p") for k in keys))
+            or any(k.startswith("anchors_p") for k in keys)
+            or ("names" in keys and bool({"train", "val"} & keys)))
 
 
 def _register() -> None:
