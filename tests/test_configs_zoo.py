@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from anchorfit.formats import builtin_names, load_detector
-from formats_helpers import assert_probe_agrees
+from probe_helpers import assert_probe_agrees
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = sorted((ROOT / "configs").glob("*.yaml"))

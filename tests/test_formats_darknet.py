@@ -9,7 +9,7 @@ import pytest
 
 from anchorfit.errors import FormatError
 from anchorfit.formats import load_detector
-from formats_helpers import assert_probe_agrees
+from probe_helpers import assert_probe_agrees
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONES = {"darknet19", "darknet53", "csdarknet53-omega", "efficientnet_b0"}
