@@ -152,17 +152,17 @@ class _Reader:
             raise self.error(sec, f"{key}={sec.options[key]!r} is not a number", key) from None
 
     def ints(self, sec: Section, key: str) -> list[int]:
-        try:
-            return [int(v) for v in sec.options[key].split(",") if v.strip()]
-        except ValueError:
-            raise self.error(sec, f"{key}= must be a comma-separated list of integers", key) \
-                from None
+        return self.numbers(sec, key, int, "integers")  # type: ignore[return-value]
 
     def floats(self, sec: Section, key: str) -> list[float]:
+        return self.numbers(sec, key, float, "numbers")  # type: ignore[return-value]
+
+    def numbers(self, sec: Section, key: str, cast: type, what: str) -> list[int | float]:
+        """A comma-separated option (``layers=-1,61``, ``anchors=10,13, 16,30``)."""
         try:
-            return [float(v) for v in sec.options[key].split(",") if v.strip()]
+            return [cast(v) for v in sec.options[key].split(",") if v.strip()]
         except ValueError:
-            raise self.error(sec, f"{key}= must be a comma-separated list of numbers", key) \
+            raise self.error(sec, f"{key}= must be a comma-separated list of {what}", key) \
                 from None
 
     def ref(self, sec: Section, value: int, key: str) -> str:
