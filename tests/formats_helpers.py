@@ -1,40 +1,42 @@
-"""Helpers shared by the format-reader tests: torch build + trace + probe of a loaded Detector."""
+"""Helpers for the foreign-format reader tests: probe a loaded detector's levels, run the CLI."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 from anchorfit.detector import Detector
 
 
-def probe_levels(detector: Detector, input_size: tuple[int, int] | None = None) -> dict[str, tuple]:
-    """Build the detector's IR as a torch module, trace it, and probe every level.
+def probe_levels(detector: Detector) -> dict[str, Any]:
+    """Gradient-probe every level of a detector read from a file.
 
-    Returns level name -> (IR rf, traced rf, IR centre, traced centre, probe agreement). Two
-    channels everywhere: the probe only needs the support of the gradient, not capacity.
+    The network is rebuilt as a torch module from its IR with one channel per layer (the support
+    of a gradient does not depend on channel counts, and the probe stays cheap), traced back, and
+    each level's map is compared with the engine. Returns level name -> LayerCheck.
     """
     from anchorfit.formats.torch_build import to_torch
-    from anchorfit.rf.engine import analyze
     from anchorfit.rf.probe import verify
     from anchorfit.rf.trace import trace_module
 
-    graph = detector.network.graph
-    size = input_size or detector.input_size
-    module = to_torch(graph, size, default_channels=2, max_channels=2,
-                      outputs=[lv.node for lv in detector.levels])
+    net = detector.network
+    size = tuple(net.input_size)
+    module = to_torch(net.graph, size, default_channels=1, max_channels=1)
     traced = trace_module(module, size)
-    ir = analyze(graph, size)
-    tr = analyze(traced.graph, size)
     nodes = [traced.module_outputs[module.module_path(lv.node)] for lv in detector.levels]
-    checks = verify(traced, tr, nodes)
-    out = {}
-    for lv, node, check in zip(detector.levels, nodes, checks):
-        a, b = ir[lv.node], tr[node]
-        out[lv.name] = (a.rf, b.rf, a.center, b.center, a.stride, b.stride, check.agree,
-                        check.detail)
-    return out
+    checks = verify(traced, traced.analysis, nodes)
+    for lv, node in zip(detector.levels, nodes):  # the traced copy has the reader's numbers
+        assert traced.analysis[node].rf == lv.rf.rf, lv.name
+    return {lv.name: c for lv, c in zip(detector.levels, checks)}
 
 
-def assert_probe_agrees(detector: Detector, input_size: tuple[int, int] | None = None) -> None:
-    for name, (rf_ir, rf_tr, c_ir, c_tr, s_ir, s_tr, agree, detail) in probe_levels(
-            detector, input_size).items():
-        assert (rf_ir, c_ir, s_ir) == (rf_tr, c_tr, s_tr), name
-        assert agree is True, f"{name}: {detail}"
+def rf_row(detector: Detector, name: str) -> tuple[Any, ...]:
+    """(rf, stride, padding, centre) of one level, x axis, as plain numbers."""
+    lv = next(lv for lv in detector.levels if lv.name == name)
+    return (lv.rf.rf[1], float(lv.rf.stride[1]), lv.rf.padding[1], float(lv.rf.center[1]))
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
