@@ -96,7 +96,8 @@ def _hw(p: Message, base: str, default: int, source: Path) -> tuple[int, int]:
 def _window(p: Message, source: Path, kind: str, ceil: bool = False) -> Window:
     k = _hw(p, "kernel", 0, source)
     if k == (0, 0):
-        raise FormatError("missing kernel_size", source=source, line=p.line, key=kind)
+        raise FormatError(f"missing kernel_size (a {kind} layer needs its kernel)", source=source,
+                          line=p.line)
     d = _ints(p, "dilation") or [1]
     dil = (d[0], d[-1])
     return Window(k, _hw(p, "stride", 1, source), _hw(p, "pad", 0, source), dil, None, ceil, kind)
