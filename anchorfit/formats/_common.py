@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
+from pathlib import Path
 
 from anchorfit.detector import Detector, Level
+from anchorfit.errors import FormatError
 from anchorfit.formats.common import detector_network
 from anchorfit.models import Network
 from anchorfit.rf.graph import Graph
@@ -50,3 +52,13 @@ def make_network(name: str, graph: Graph, input_size: tuple[int, int], levels: S
     for layer, node in (extra_layers or {}).items():
         net.layer_nodes.setdefault(layer, node)
     return net
+
+
+def read_text(path: Path) -> str:
+    """A config file's text; unreadable or non-UTF-8 files are a ``FormatError`` naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FormatError(f"cannot read: {exc.strerror or exc}", source=path) from None
+    except UnicodeDecodeError:
+        raise FormatError("not a UTF-8 text file", source=path) from None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from anchorfit.errors import FormatError
+from anchorfit.formats._common import read_text
 
 _TOKEN = re.compile(r"""
     (?P<ws>[ \t\r\f\v]+) |
@@ -162,10 +163,5 @@ def parse_prototxt(text: str, source: str | Path = "<prototxt>") -> Message:
 
 
 def read_prototxt(path: Path) -> Message:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FormatError(f"cannot read: {exc.strerror}", source=path) from None
-    except UnicodeDecodeError:
-        raise FormatError("not a UTF-8 text file", source=path) from None
+    text = read_text(path)
     return parse_prototxt(text, path)

@@ -30,7 +30,7 @@ from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import FormatError
 from anchorfit.formats import _nets
 from anchorfit.formats.common import head_convs
-from anchorfit.formats._common import finish, make_network
+from anchorfit.formats._common import finish, make_network, read_text
 from anchorfit.formats._pyconfig import eval_expression
 from anchorfit.formats.yamlsrc import YMap, load_yaml
 from anchorfit.rf.engine import analyze
@@ -75,12 +75,7 @@ def _load(path: Path) -> Any:
     ``yaml.safe_load`` rejects the tag; it is rewritten (on its own line, so line numbers stay
     true) into a marked string, and marked strings are evaluated by the safe config evaluator.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FormatError(f"cannot read: {exc.strerror}", source=path) from None
-    except UnicodeDecodeError:
-        raise FormatError("not a UTF-8 text file", source=path) from None
+    text = read_text(path)
     lines = {}
 
     def mark(m: re.Match[str]) -> str:

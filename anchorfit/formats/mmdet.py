@@ -33,7 +33,7 @@ from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import FormatError
 from anchorfit.formats import _nets
 from anchorfit.formats.common import head_convs
-from anchorfit.formats._common import finish, make_network, pyramid_name, unique_names
+from anchorfit.formats._common import finish, make_network, pyramid_name, read_text, unique_names
 from anchorfit.formats._pyconfig import AttrDict, SafeEvaluator, find_line, substitute_base_refs
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
@@ -85,12 +85,7 @@ def _strip_delete(value: Any) -> Any:
 def load_config(path: Path, _stack: tuple[Path, ...] = ()) -> _Config:
     """Read an mmdet config with its ``_base_`` chain (cycles and missing bases are errors)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FormatError(f"cannot read: {exc.strerror}", source=path) from None
-    except UnicodeDecodeError:
-        raise FormatError("not a UTF-8 text file", source=path) from None
+    text = read_text(path)
     code = _BARE_BASE.sub(f"{BASE_VAR}.", substitute_base_refs(text))
     ev = SafeEvaluator(path)
     tree = ev.parse(code)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +184,7 @@ def _row_error(ctx: _Ctx, row: _Row, message: str) -> FormatError:
                        line=row.line)
 
 
-def _build_row(ctx: _Ctx, row: _Row, x: str | list[str], c1: int, gw: float, nc: int) -> tuple[str, int]:
+def _build_row(ctx: _Ctx, row: _Row, x: str | list[str], c1: int, gw: float) -> tuple[str, int]:
     """Add one row's subgraph; return its output node and channel count."""
     m, a, n, p = row.module, row.args, row.number, f"model.{row.index}"
     b = ctx.b
@@ -391,19 +390,14 @@ def load_yolov5(path: Path, input_size: tuple[int, int] | None = None, *,
     detect_row = rows[-1]
     for row in rows[:-1]:
         row.args = _resolve_arg(row.args, names)
-        n = max(round(row.number * gd), 1) if row.number > 1 else row.number
-        row.number = 1 if row.module in (*_C3_FAMILY, "BottleneckCSP") else n
+        # depth multiple: YOLOv5 repeats a row (or, for C3/BottleneckCSP, its inner blocks)
+        row.number = max(round(row.number * gd), 1) if row.number > 1 else row.number
         srcs = _sources(row, ctx, path)
         ins = [image if j == -1 else ctx.outputs[j] for j in srcs]
         chans = [in_ch if j == -1 else ctx.channels[j] for j in srcs]
-        if row.module in (*_C3_FAMILY, "BottleneckCSP"):
-            n_inner = n
-        else:
-            n_inner = row.number
-        row.number = n_inner
         if row.module != "Concat" and len(ins) != 1:
             raise _row_error(ctx, row, f"takes one input, 'from' gives {len(ins)}")
-        out, ch = _build_row(ctx, row, ins if row.module == "Concat" else ins[0], chans[0], gw, nc)
+        out, ch = _build_row(ctx, row, ins if row.module == "Concat" else ins[0], chans[0], gw)
         if row.module == "Concat":
             ch = sum(chans)
         ctx.outputs.append(out)
@@ -433,8 +427,7 @@ def load_yolov5(path: Path, input_size: tuple[int, int] | None = None, *,
     if ctx.global_context:
         notes.append("C3TR holds a transformer block: those levels depend on the whole image "
                      "(global_context); rf is the local RF")
-    level_names = unique_names([pyramid_name(s[1]) if s[0] == s[1] else pyramid_name(s[1])
-                                for s in strides])
+    level_names = unique_names([pyramid_name(s[1]) for s in strides])
     levels = []
     for i, (j, stride) in enumerate(zip(srcs, strides)):
         step = (float(stride[0]), float(stride[1]))
