@@ -240,6 +240,8 @@ def check_sparse_tiling(inp: AuditInputs) -> list[Finding]:
         step = _step(level)
         if step is None:
             continue
+        if level.rf is not None and level.rf.y.size * level.rf.x.size == 1:
+            continue  # a single cell has no neighbours to leave gaps between
         for i, a in enumerate(level.anchors):
             copies = len(a.offsets) if a.offsets else 1
             density = min(a.w, a.h) * math.sqrt(copies) / step
@@ -352,11 +354,17 @@ def check_step(inp: AuditInputs) -> list[Finding]:
             if abs(float(st) - float(sp)) > 1e-6:
                 n = lv.rf.feature_size[axis]
                 drift = (n - 1) * (float(sp) - float(st))
+                amap = lv.rf.axes[axis]
+                rf_centre = (amap.start(0) + amap.end(0)) / 2 + 0.5
+                anchor_centre = lv.center_offset * float(sp)
+                where = (f"the last of {n} cells is {_fmt(abs(drift))} px off" if n > 1 else
+                         f"its single cell's anchors sit at {_fmt(anchor_centre)} px, the RF "
+                         f"centre at {_fmt(rf_centre)} px")
                 out.append(_finding(
                     "AF108", lv, f"anchor step {_fmt(float(sp))} but the feature map's stride is "
-                    f"{_fmt(float(st))} ({'yx'[axis]} axis): the last of {n} cells is "
-                    f"{_fmt(abs(drift))} px off", f"use step {_fmt(float(st))}",
-                    step=float(sp), stride=float(st), drift=drift))
+                    f"{_fmt(float(st))} ({'yx'[axis]} axis): {where}",
+                    f"use step {_fmt(float(st))}", step=float(sp), stride=float(st),
+                    drift=drift))
                 break
     return out
 
@@ -364,8 +372,8 @@ def check_step(inp: AuditInputs) -> list[Finding]:
 def check_centres(inp: AuditInputs) -> list[Finding]:
     out = []
     for lv in inp.detector.levels:
-        if lv.rf is None or not lv.anchors or lv.center == "explicit":
-            continue
+        if lv.rf is None or not lv.anchors or lv.center == "explicit" or not lv.rf.aligned:
+            continue  # misaligned levels have no single RF centre per cell (AF114 says so)
         step = lv.step or tuple(float(s) for s in lv.rf.stride)
         worst = 0.0
         where = (0, 0)

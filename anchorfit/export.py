@@ -214,3 +214,116 @@ def write_export(target: Path, text: str, *, in_place: bool = False,
                              "(a .bak copy is kept)")
     write_atomic(target, text)
     return target
+
+
+def detector_format(detector: object) -> str:
+    """Which of FORMATS (or 'spec') a detector was read from, by its reader."""
+    source = str(getattr(detector, "source", "") or "")
+    if source.startswith("torchvision:") or getattr(detector, "name", "").startswith(
+            "torchvision:"):
+        return "torchvision"
+    if not source:
+        raise AnchorfitError("the detector has no source file to export into")
+    from anchorfit.formats import reader_for
+
+    name = reader_for(Path(source)).name.lower()
+    for key, fmt in (("darknet", "darknet"), ("yolov5", "yolov5"), ("ultralytics", "yolov5"),
+                     ("mmdet", "mmdet"), ("caffe", "caffe"), ("spec", "spec"),
+                     ("anchorfit", "spec"), ("detectron2", "detectron2")):
+        if key in name:
+            return fmt
+    raise AnchorfitError(f"no exporter for {reader_for(Path(source)).name} files")
+
+
+def export_for(detector: object, anchors: Anchors) -> tuple[str, str]:
+    """(format, text) of ``anchors`` written in the format ``detector`` was read from."""
+    fmt = detector_format(detector)
+    levels = detector.levels  # type: ignore[attr-defined]
+    if len(anchors) != len(levels):
+        raise AnchorfitError(f"{len(anchors)} anchor levels for a detector with {len(levels)}")
+    source = Path(str(getattr(detector, "source", "")))
+    strides = [float(max(lv.true_stride())) for lv in levels]
+    if fmt == "darknet":
+        # the i-th [yolo] section in the file is the level whose yolo_index is i
+        order = [lv.extra.get("yolo_index", i) for i, lv in enumerate(levels)]
+        ranks = sorted(range(len(levels)), key=lambda i: order[i])
+        by_stride = sorted(range(len(levels)), key=lambda i: strides[i])
+        sorted_anchors = [anchors[i] for i in by_stride]
+        yolo_order = [by_stride.index(i) for i in ranks]
+        return fmt, export_darknet(source.read_text(), sorted_anchors, source=str(source),
+                                   yolo_order=yolo_order)
+    if fmt == "yolov5":
+        return fmt, export_yolov5(source.read_text(), anchors, source=str(source))
+    if fmt == "mmdet":
+        head = detector.extra.get("head_key", "bbox_head")  # type: ignore[attr-defined]
+        offset = levels[0].center_offset
+        return fmt, export_mmdet(source, anchors, strides, head=head, center_offset=offset)
+    if fmt == "torchvision":
+        return fmt, export_torchvision(anchors)
+    if fmt == "caffe":
+        return fmt, export_caffe(anchors, [lv.name for lv in levels])
+    if fmt == "spec":
+        return fmt, export_spec(source.read_text(), anchors, [lv.name for lv in levels],
+                                source=str(source))
+    raise AnchorfitError(f"no exporter for {fmt} files")
+
+
+_ANCHOR_KEYS = ("anchors", "sizes", "ratios", "scales", "octave_base_scale",
+                "scales_per_octave", "ssd", "densify", "anchor_free")
+
+
+def _flow(value: object) -> str:
+    """A YAML flow-style rendering (one line) of plain data."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str):
+        import yaml
+
+        return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def export_spec(text: str, anchors: Anchors, level_names: Sequence[str], *,
+                source: str = "spec") -> str:
+    """Replace every level's anchor keys of an anchorfit YAML spec with explicit ``anchors``.
+
+    The ``levels:`` block is rewritten, one flow mapping per level (the other keys of each level
+    are kept); everything outside it is left as it was, comments included.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise FormatError(f"not valid YAML: {exc}", source=source) from None
+    levels = data.get("levels") if isinstance(data, dict) else None
+    if not isinstance(levels, list):
+        raise FormatError("no 'levels:' list to write anchors into (inherited through base:? "
+                          "export into the base file)", source=source)
+    if len(levels) != len(anchors):
+        raise FormatError(f"the spec has {len(levels)} levels but {len(anchors)} anchor levels "
+                          "were given", source=source)
+    lines = text.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if re.match(r"^levels\s*:", line))
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end][0] in " \t-#"):
+        end += 1
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1
+    block = ["levels:\n"]
+    for level, new in zip(levels, _ints(anchors)):
+        kept = {k: v for k, v in level.items() if k not in _ANCHOR_KEYS}
+        items = list(kept.items())
+        at = next((i for i, (k, _) in enumerate(items) if k in ("step", "from", "node", "name")),
+                  0)
+        items.insert(at + 1, ("anchors", [list(a) for a in new]))
+        block.append(f"  - {_flow(dict(items))}\n")
+    return "".join(lines[:start] + block + lines[end:])

@@ -93,3 +93,43 @@ def test_write_export_never_overwrites_without_in_place(tmp_path):
     write_export(original, "new\n", in_place=True, original=original)
     assert original.read_text() == "new\n"
     assert (tmp_path / "model.cfg.bak").read_text() == "old\n"
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+def _anchors(det):
+    return [[(round(a.w), round(a.h)) for a in lv.anchors] for lv in det.levels]
+
+
+@pytest.mark.parametrize("source", [
+    "configs/yolov3.yaml",                                      # anchorfit spec
+    "darknet/pjreddie/yolov3.cfg",                              # Darknet, coarse head first
+    "darknet/pjreddie/yolov3-tiny.cfg",
+    "yolov5/models/yolov5s.yaml",                               # YOLOv5
+    "mmdet/yolo/yolov3_d53_8xb8-ms-416-273e_coco.py",           # mmdet override config
+])
+def test_exports_reload_with_the_same_anchors(shared_data, tmp_path, source):
+    from anchorfit.export import export_for
+    from anchorfit.models import load_detector
+
+    path = source if source.startswith("configs/") else str(shared_data / "configs" / source)
+    det = load_detector(path)
+    new = [[(11 + 7 * i + j, 13 + 9 * i + 2 * j) for j in range(len(lv.anchors))]
+           for i, lv in enumerate(det.levels)]
+    # anchors must grow with stride for the YOLOv5 reader not to flip them
+    order = sorted(range(len(det.levels)), key=lambda i: float(max(det.levels[i].true_stride())))
+    new = [new[order.index(i)] for i in range(len(det.levels))]
+    fmt, text = export_for(det, new)
+    suffix = ".py" if fmt == "mmdet" else (".cfg" if fmt == "darknet" else ".yaml")
+    out = (tmp_path / "exported").with_suffix(suffix)
+    if fmt == "mmdet":  # the override inherits the original through _base_: put it beside it
+        import shutil
+
+        src_dir = tmp_path / "cfg"
+        shutil.copytree(shared_data / "configs" / "mmdet", src_dir)
+        out = src_dir / "yolo" / "exported.py"
+    out.write_text(text)
+    again = load_detector(str(out))
+    assert _anchors(again) == [[tuple(a) for a in lv] for lv in new]
+    assert [lv.true_stride() for lv in again.levels] == [lv.true_stride() for lv in det.levels]
