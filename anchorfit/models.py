@@ -239,7 +239,10 @@ def load(model: str, input_size: tuple[int, int] | None = None, *, unknown: str 
         if loader is None:
             raise AnchorfitError(f"{model}: unknown file type {path.suffix!r}",
                                  hint="supported: " + (", ".join(sorted(FILE_LOADERS)) or "none"))
-        return loader(path, input_size)
+        net = loader(path, input_size)
+        if materialize and net.traced is None:
+            net = as_traced(net)
+        return net
     if model.startswith("torchvision:"):
         name = model.split(":", 1)[1]
         family = _tv_detector_family(name)
@@ -286,6 +289,37 @@ def layer_names(net: Network, requested: Sequence[str] | None) -> list[str]:
 
 __all__ = ["FILE_LOADERS", "Network", "TraceError", "build_torchvision", "layer_names", "load",
            "load_factory", "load_torch_network", "stage_outputs"]
+
+
+def as_traced(net: Network, unknown: str = "error") -> Network:
+    """A copy of a file-read ``net`` whose torch module (built from the IR) is traced.
+
+    The ERF estimator and the probe need a traced torch module; formats build one from the IR on
+    demand (``Network.module``). Level names keep pointing at the same feature maps, now as
+    nodes of the traced graph, and the traced RFs are checked against the file's.
+    """
+    module = net.module
+    if module is None:
+        raise AnchorfitError(f"{net.name} has no torch module to trace")
+    traced = load_torch_network(module, net.name, net.input_size, unknown,
+                                in_channels=net.in_channels, kind=net.kind).traced
+    layer_nodes = {}
+    ours = net.analyze()
+    theirs = traced.analysis or analyze(traced.graph, net.input_size)
+    for layer in net.default_layers or list(net.layer_nodes):
+        node = net.node(layer)
+        qual = module.module_path(node) if hasattr(module, "module_path") else node
+        target = traced.resolve(qual)
+        a, b = ours[node], theirs[target]
+        if (a.rf, a.stride, a.center) != (b.rf, b.stride, b.center):
+            raise AnchorfitError(f"{net.name}: the torch module built for layer {layer!r} has RF "
+                                 f"{b.rf} but the file describes {a.rf}",
+                                 hint="please report this with the file")
+        layer_nodes[layer] = target
+    return Network(net.name, traced.graph, net.input_size, list(net.default_layers),
+                   layer_nodes, dict(net.heads), module, traced, net.kind, net.in_channels,
+                   list(net.notes) + [f"{net.name}: a torch module was built from the file's "
+                                      "layers (channel widths capped) for gradient work"])
 
 
 def load_detector(model: str, input_size: tuple[int, int] | None = None) -> Any:

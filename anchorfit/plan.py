@@ -72,7 +72,7 @@ class LevelPlan:
     def ratios(self) -> dict[str, float | None]:
         side = self.anchor_side
         erf = self.erf.value if self.erf else None
-        rf = self.head_rf or self.rf
+        rf = self.rf or self.head_rf  # the ERF is measured at the feature map
         return {
             "anchor_stride": None if side is None else side / self.stride,
             "anchor_erf": None if side is None or not erf else side / erf,
@@ -307,10 +307,11 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
                                 f"lower --ratio to under {lv.erf.value / lv.stride:.1f}, or "
                                 "assign these objects to the next level", side=side,
                                 erf=lv.erf.value))
-        if lv.erf is not None and rf is not None and lv.erf.value >= rf:
+        feature_rf = lv.rf or rf
+        if lv.erf is not None and feature_rf is not None and lv.erf.value >= feature_rf:
             out.append(_finding("AF202", level, f"ERF {lv.erf.value:.0f} is not below the RF "
-                                f"{rf}", "check the ERF samples/weights (--samples)",
-                                erf=lv.erf.value, rf=rf))
+                                f"{feature_rf}", "check the ERF samples/weights (--samples)",
+                                erf=lv.erf.value, rf=feature_rf))
         if side is not None and rf is not None and side > rf:
             out.append(_finding("AF203", level, f"anchor side {side:.0f} exceeds the head RF "
                                 f"{rf}", "the level predicts objects larger than it sees; add "
@@ -345,3 +346,31 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
                                 f"stride ({finest / 4:g} px)", "add a finer level (upsampled "
                                 "features) or train at a larger input size", boxes=n))
     return out
+
+
+def measure_erf(detector: Detector, *, samples: int = 2, seed: int = 0,
+                progress: bool = False) -> tuple[dict[str, ErfSize], list[str]]:
+    """ERF (4 sigma, mean of the two axes, with its 95 % interval) of every level.
+
+    Networks read from files get a torch module built from their IR (``models.as_traced``);
+    weights are random (seeded) with BatchNorm recalibrated, as in ``anchorfit erf``.
+    """
+    from anchorfit import models
+    from anchorfit.erf import estimate
+
+    net = detector.network
+    if net is None:
+        raise AnchorfitError(f"{detector.name} has no network, so no ERF can be measured",
+                             hint="use --no-erf")
+    if net.traced is None:
+        net = models.as_traced(net)
+    layers = [lv.name for lv in detector.levels if lv.node]
+    result = estimate(net, layers, samples=samples, seed=seed, progress=progress)
+    sizes = {}
+    for lv in result.levels:
+        value = float(np.mean(lv.erf_4sigma))
+        ci = np.asarray(lv.erf_4sigma_ci, dtype=float)
+        sizes[lv.name] = ErfSize(value, float(np.mean(ci[:, 0])), float(np.mean(ci[:, 1])))
+    notes = [f"ERF: {samples} samples of seeded noise (seed {seed}), random weights, "
+             f"input {net.input_size[0]}x{net.input_size[1]}"] + list(result.notes)
+    return sizes, notes

@@ -39,7 +39,7 @@ def test_erf_column_and_anchor_erf_warning():
     p = plan(s3fd_detector(), erf=erf)
     first = p.levels[0]
     assert first.ratios()["anchor_erf"] == pytest.approx(16 / 14)
-    assert first.ratios()["erf_rf"] == pytest.approx(14 / 48)
+    assert first.ratios()["erf_rf"] == pytest.approx(14 / 40)  # feature RF: where the ERF is measured
     codes = [(w.code, w.level) for w in p.warnings]
     assert codes == [("AF201", "conv3_3")]  # 16 >= 14; conv4_3's 32 < 40 is fine
     assert "14 [12, 16]" in p.to_frame()["erf (4σ) [95% CI]"].iloc[0]

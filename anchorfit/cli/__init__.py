@@ -19,9 +19,9 @@ from anchorfit.errors import AnchorfitError
 
 
 def _command_modules() -> list[ModuleType]:
-    from anchorfit.cli import audit, boxes, compare, erf, kmeans, rf, show
+    from anchorfit.cli import audit, boxes, compare, erf, kmeans, plan, rf, show
 
-    return [rf, show, erf, boxes, kmeans, audit, compare]
+    return [rf, show, erf, boxes, kmeans, plan, audit, compare]
 
 
 def build_parser() -> argparse.ArgumentParser:

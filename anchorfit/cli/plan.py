@@ -1,0 +1,102 @@
+"""``anchorfit plan``: per-level anchors from stride, RF, ERF and (optionally) a dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+from anchorfit.cli.common import add_format_options, emit, parse_hw
+from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
+from anchorfit.errors import AnchorfitError
+
+EXAMPLES = """examples:
+  anchorfit plan                                   # S3FD: Table 1 with its ERF column
+  anchorfit plan configs/faceboxes.yaml --ratio 4 --no-erf
+  anchorfit plan s3fd --boxes wider_face_val_bbx_gt.txt --policy none -k 6 --plot ladder.png
+  anchorfit plan torchvision:retinanet_resnet50_fpn --rule octave --no-erf --format json
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from anchorfit.plan import RULES
+
+    p = sub.add_parser(
+        "plan", help="propose anchors per level (S3FD rule, SSD, octave, FCOS; data-driven)",
+        description="Propose anchors for every detection level and check them. The default "
+                    "rule is S3FD's: anchor = --ratio x stride (equal-proportion tiling), "
+                    "checked against anchor < ERF (4 sigma, measured) < RF (feature and head RF "
+                    "shown). With --boxes, anchors are clustered per level (level-aware k-means, "
+                    "capped by the level's ERF), boxes are assigned to levels, and the plan says "
+                    "what the data needs that the network cannot give. Without MODEL it plans "
+                    "the S3FD spec shipped with anchorfit.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", nargs="?", default="s3fd",
+                   help="detector file, zoo name or torchvision:NAME (default: s3fd)")
+    p.add_argument("--input", "-i", metavar="HxW", help="input size (default: the detector's)")
+    p.add_argument("--rule", choices=RULES, default="s3fd",
+                   help="s3fd: ratio x stride; ssd / ssd-caffe: SSD scales over the levels; "
+                        "octave: RetinaNet's 3 scales per octave at ratio x stride; fcos: "
+                        "anchor-free (4s, 8s] ranges")
+    p.add_argument("--ratio", type=float, default=4.0,
+                   help="anchor/stride (S3FD: 4); the octave base for --rule octave")
+    add_dataset_options(p)
+    p.add_argument("-k", type=int, help="anchors to cluster with --boxes (default: one per level)")
+    p.add_argument("--restarts", type=int, default=10, help="k-means restarts (default 10)")
+    erf = p.add_mutually_exclusive_group()
+    erf.add_argument("--no-erf", action="store_true",
+                     help="skip the ERF measurement (faster; no anchor < ERF check)")
+    erf.add_argument("--samples", type=int, default=2,
+                     help="noise samples for the ERF (default 2, about 20 s for S3FD on a CPU; "
+                          "more samples narrow the intervals)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    p.add_argument("--plot", metavar="PNG", help="the per-level ladder: stride, anchor, ERF, RF")
+    p.add_argument("--plot-boxes", metavar="PNG",
+                   help="with --boxes: box sizes with the planned anchors and level boundaries")
+    add_format_options(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from anchorfit import models
+    from anchorfit.plan import measure_erf, plan
+
+    if args.samples < 1:
+        raise AnchorfitError(f"--samples {args.samples}: expected at least 1", key="--samples")
+    if args.k is not None and args.k < 1:
+        raise AnchorfitError(f"-k {args.k}: expected at least 1", key="-k")
+    if args.plot_boxes and not args.boxes:
+        raise AnchorfitError("--plot-boxes needs --boxes", key="--plot-boxes")
+    size = parse_hw(args.input) if args.input else None
+    detector = models.load_detector(args.model, size)
+    prepared = load_dataset(args, detector)
+    notes: list[str] = []
+    erf = None
+    if not args.no_erf:
+        erf, erf_notes = measure_erf(detector, samples=args.samples, seed=args.seed,
+                                     progress=True)
+        notes += erf_notes
+    result = plan(detector, rule=args.rule, ratio=args.ratio,
+                  wh=None if prepared is None else prepared.boxes.wh(), k=args.k, erf=erf,
+                  seed=args.seed, restarts=args.restarts)
+    if prepared is not None:
+        notes.append(dataset_note(prepared))
+    notes += result.notes
+    for w in result.warnings:
+        notes.append(f"{w.severity} {w.code} {w.level or ''}: {w.message} -> {w.remedy}")
+    if args.plot:
+        from anchorfit.report.figures import ladder
+
+        ladder(result, args.plot)
+    if args.plot_boxes:
+        from anchorfit.report.figures import box_scatter
+
+        box_scatter(prepared.boxes.wh(), {"planned": [a for lv in result.anchors_by_level()
+                                                      for a in lv]},
+                    [lv.stride for lv in result.levels], args.plot_boxes,
+                    title=f"{detector.name}: boxes and planned anchors", seed=args.seed)
+    h, w = result.input_size
+    emit(result, args, title=f"{result.detector} @ {h}x{w}: {result.rule} plan "
+                             f"(ratio {result.ratio:g})",
+         caption="sizes in input pixels; rf = feature-map RF, head_rf includes the head's convs; "
+                 "erf = 4 sigma of the effective RF with its 95% interval",
+         notes=notes)
+    return 0
