@@ -148,6 +148,17 @@ def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: 
         return AnchorSet(name, [np.asarray(a, dtype=np.float64).reshape(-1, 2) for a in anchors],
                          metrics, runtime, notes or [])
 
+    # clustering deals anchors to levels finest first; detectors may list levels coarse first
+    # (YOLOv3 heads are P5, P4, P3): cluster in stride order, report in the detector's order
+    order = sorted(range(len(levels)), key=lambda i: strides[i])
+    asc = [strides[i] for i in order]
+
+    def in_level_order(by_stride: list[np.ndarray]) -> list[np.ndarray]:
+        out: list[np.ndarray] = [np.zeros((0, 2))] * len(levels)
+        for rank, i in enumerate(order):
+            out[i] = by_stride[rank]
+        return out
+
     sets = []
     if any(len(lv.anchors) for lv in levels):
         default = [np.array([[a.w, a.h] for a in lv.anchors]).reshape(-1, 2) for lv in levels]
@@ -155,23 +166,25 @@ def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: 
     t0 = time.perf_counter()
     rf_sets = rf_derived(strides, per_level, ratio)
     sets.append(measure(f"rf x{ratio:g}", rf_sets, time.perf_counter() - t0))
-    km = cluster_anchors(wh, k, method="iou", strides=strides, assign="area", restarts=restarts,
+    km = cluster_anchors(wh, k, method="iou", strides=asc, assign="area", restarts=restarts,
                          seed=seed, anchor_t=anchor_t, grid=None)
-    sets.append(measure("k-means", km.anchors, km.runtime_s, list(km.warnings)))
+    sets.append(measure("k-means", in_level_order(km.anchors), km.runtime_s, list(km.warnings)))
     caps = []
     for lv in levels:
         cap = (erf or {}).get(lv.name)
         if cap is None and lv.head_rf is not None:
             cap = float(max(lv.head_rf.rf))
         caps.append(cap)
-    lk = cluster_anchors(wh, k, method="iou", strides=strides, assign="range",
-                         restarts=restarts, seed=seed, anchor_t=anchor_t, level_max=caps,
-                         grid=None)
-    sets.append(measure("level-aware k-means", lk.anchors, lk.runtime_s, list(lk.warnings)))
+    lk = cluster_anchors(wh, k, method="iou", strides=asc, assign="range",
+                         restarts=restarts, seed=seed, anchor_t=anchor_t,
+                         level_max=[caps[i] for i in order], grid=None)
+    sets.append(measure("level-aware k-means", in_level_order(lk.anchors), lk.runtime_s,
+                        list(lk.warnings)))
     if yolo:
-        yk = cluster_anchors(wh, k, method="yolov5", strides=strides, seed=seed,
+        yk = cluster_anchors(wh, k, method="yolov5", strides=asc, seed=seed,
                              anchor_t=anchor_t, grid=None)
-        sets.append(measure("yolov5 evolve", yk.anchors, yk.runtime_s, list(yk.warnings)))
+        sets.append(measure("yolov5 evolve", in_level_order(yk.anchors), yk.runtime_s,
+                            list(yk.warnings)))
     for name, anchors in (extra_sets or {}).items():
         sets.append(measure(name, anchors, 0.0))
     notes = [f"grid recall: anchors tiled at the true strides with centres at "

@@ -264,15 +264,17 @@ def _fit_dataset(result: Plan, wh: np.ndarray, k: int | None, seed: int, restart
                  ratio: float) -> None:
     from anchorfit.cluster.api import cluster_anchors
 
-    strides = [lv.stride for lv in result.levels]
+    # level-aware clustering wants levels finest first; the detector may list them coarse first
+    by_stride = sorted(result.levels, key=lambda lv: lv.stride)
+    strides = [lv.stride for lv in by_stride]
     k = k or len(strides)
     caps = []
-    for lv in result.levels:
+    for lv in by_stride:
         cap = lv.erf.value if lv.erf else (lv.head_rf or lv.rf)
         caps.append(None if cap is None else float(cap))
     clustered = cluster_anchors(wh, k, method="iou", strides=strides, assign="range",
                                 restarts=restarts, seed=seed, level_max=caps, grid=None)
-    for lv, anchors in zip(result.levels, clustered.anchors):
+    for lv, anchors in zip(by_stride, clustered.anchors):
         lv.anchors = [Anchor(float(w), float(h)) for w, h in np.asarray(anchors)]
         side = lv.anchor_side
         if side is not None:
@@ -329,7 +331,8 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
                                 "drop the level, or lower k elsewhere", boxes=0))
     if wh is not None and len(wh):
         sides = np.sqrt(wh[:, 0] * wh[:, 1])
-        largest = result.levels[-1]
+        by_stride = sorted(result.levels, key=lambda lv: lv.stride)
+        largest = by_stride[-1]
         top_rf = largest.head_rf or largest.rf
         if top_rf is not None:
             n = int(np.sum(np.maximum(wh[:, 0], wh[:, 1]) > top_rf))
@@ -338,10 +341,10 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
                                     f"({n / len(wh):.1%}) are larger than the largest head RF "
                                     f"{top_rf} px", "add a deeper level or train at a smaller "
                                     "input size", boxes=n, rf=top_rf))
-        finest = result.levels[0].stride
+        finest = by_stride[0].stride
         n = int(np.sum(sides < finest / 4))
         if n:
-            out.append(_finding("AF206", Level(result.levels[0].name), f"{n} boxes "
+            out.append(_finding("AF206", Level(by_stride[0].name), f"{n} boxes "
                                 f"({n / len(wh):.1%}) are smaller than a quarter of the finest "
                                 f"stride ({finest / 4:g} px)", "add a finer level (upsampled "
                                 "features) or train at a larger input size", boxes=n))

@@ -65,3 +65,18 @@ def test_compare_is_deterministic_per_seed():
     b = compare(det, boxes(800), seed=3, restarts=2).to_frame()
     pd_equal = a.drop(index=a.index[-1]).equals(b.drop(index=b.index[-1]))  # runtimes differ
     assert pd_equal
+
+
+def test_levels_listed_coarse_first_keep_their_own_anchors():
+    """YOLOv3 lists its heads P5, P4, P3: clustered anchors must land on the right stride."""
+    fine_first = detector([[(30, 30)], [(70, 70)], [(140, 140)]])
+    coarse_first = detector([[(30, 30)], [(70, 70)], [(140, 140)]])
+    coarse_first.levels.reverse()
+    a = compare(fine_first, boxes(800), restarts=2)
+    b = compare(coarse_first, boxes(800), restarts=2)
+    for name in ("k-means", "level-aware k-means"):
+        sa = next(s for s in a.sets if s.name == name).anchors
+        sb = next(s for s in b.sets if s.name == name).anchors
+        assert [x.tolist() for x in sa] == [x.tolist() for x in reversed(sb)]
+        side = [float(np.sqrt(x[:, 0] * x[:, 1]).mean()) for x in sb]
+        assert side == sorted(side, reverse=True)  # coarse level first gets the big anchors
