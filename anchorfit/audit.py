@@ -458,7 +458,9 @@ def check_boxes_below_reach(inp: AuditInputs) -> list[Finding]:
     frac = n / len(wh)
     if frac < 0.01:
         return []
-    return [_finding("AF111", det.levels[0], f"{n} boxes ({frac:.1%}) are smaller than the "
+    # the finest level (Darknet lists its [yolo] heads coarse first, so not levels[0])
+    finest = min(det.levels, key=lambda lv: _stride(lv) or math.inf)
+    return [_finding("AF111", finest, f"{n} boxes ({frac:.1%}) are smaller than the "
                      f"smallest anchor {_fmt(smallest[0])}x{_fmt(smallest[1])} and match at most "
                      "the forced best anchor", "add a smaller anchor on the finest level, or "
                      "train at a larger input size", boxes=n, fraction=frac)]

@@ -151,6 +151,16 @@ def test_dataset_checks_af110_af111_af112():
     assert not {"AF110", "AF112"} & codes(full)
 
 
+def test_af111_names_the_finest_level_when_heads_are_listed_coarse_first():
+    # Darknet cfgs list their [yolo] heads coarse first: the finding belongs to the finest level
+    det = detector(GOOD)
+    det.levels.reverse()
+    tiny = np.vstack([np.random.default_rng(0).uniform(20, 30, size=(200, 2)),
+                      np.full((50, 2), 3.0)])
+    (f,) = [f for f in audit(det, tiny).findings if f.code == "AF111"]
+    assert f.level == "p3"
+
+
 def test_af113_prior_count():
     det = detector(GOOD, feature_size=[(32, 32), (16, 16), (8, 8)], size=256)
     assert "AF113" not in codes(audit(det))
