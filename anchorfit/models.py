@@ -241,7 +241,7 @@ def load(model: str, input_size: tuple[int, int] | None = None, *, unknown: str 
                                  hint="supported: " + (", ".join(sorted(FILE_LOADERS)) or "none"))
         net = loader(path, input_size)
         if materialize and net.traced is None:
-            net = as_traced(net)
+            net = as_traced(net, seed=None)  # callers seed (anchorfit.erf.load_network)
         return net
     if model.startswith("torchvision:"):
         name = model.split(":", 1)[1]
@@ -291,14 +291,23 @@ __all__ = ["FILE_LOADERS", "Network", "TraceError", "build_torchvision", "layer_
            "load_factory", "load_torch_network", "stage_outputs"]
 
 
-def as_traced(net: Network, unknown: str = "error") -> Network:
+def as_traced(net: Network, unknown: str = "error", seed: int | None = 0) -> Network:
     """A copy of a file-read ``net`` whose torch module (built from the IR) is traced.
 
     The ERF estimator and the probe need a traced torch module; formats build one from the IR on
     demand (``Network.module``). Level names keep pointing at the same feature maps, now as
-    nodes of the traced graph, and the traced RFs are checked against the file's.
+    nodes of the traced graph, and the traced RFs are checked against the file's. The module is
+    (re)built under ``seed`` so its random weights, and any ERF measured on them, repeat
+    (``None``: the caller has seeded torch's generator).
     """
-    module = net.module
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        if "_module" in net.__dict__:  # a lazily built module (formats): rebuild it seeded
+            net.__dict__["_module"] = None
+        module = net.module
     if module is None:
         raise AnchorfitError(f"{net.name} has no torch module to trace")
     traced = load_torch_network(module, net.name, net.input_size, unknown,

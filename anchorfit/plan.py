@@ -366,7 +366,7 @@ def measure_erf(detector: Detector, *, samples: int = 2, seed: int = 0,
         raise AnchorfitError(f"{detector.name} has no network, so no ERF can be measured",
                              hint="use --no-erf")
     if net.traced is None:
-        net = models.as_traced(net)
+        net = models.as_traced(net, seed=seed)
     layers = [lv.name for lv in detector.levels if lv.node]
     result = estimate(net, layers, samples=samples, seed=seed, progress=progress)
     sizes = {}

@@ -99,3 +99,15 @@ def test_bad_rule_and_ratio():
         plan(s3fd_detector(), rule="magic")
     with pytest.raises(AnchorfitError, match="positive"):
         plan(s3fd_detector(), ratio=0)
+
+
+def test_measured_erf_repeats_for_a_seed():
+    from anchorfit.models import load_detector
+    from anchorfit.plan import measure_erf
+
+    det = load_detector("s3fd")
+    a, _ = measure_erf(det, samples=1, seed=0)
+    b, _ = measure_erf(det, samples=1, seed=0)
+    assert a == b
+    assert list(a) == S3FD_LEVELS
+    assert all(a[n].value < rf for n, rf in zip(S3FD_LEVELS, [40, 92, 196, 276, 340, 468]))
