@@ -101,3 +101,13 @@ def test_unknown_op_pointwise_on_request(run_cli):
 def test_help_explains_the_convention(run_cli):
     code, out, _ = run_cli("rf", "--help")
     assert code == 0 and "index convention" in out and "--layers" in out
+
+
+def test_verify_works_on_detector_files(run_cli):
+    repo = Path(__file__).resolve().parents[1]
+    code, out, err = run_cli("rf", str(repo / "configs/yolov3-tiny.yaml"), "--verify", "-f",
+                             "json")
+    assert code == 0, err
+    layers = json.loads(out)["layers"]
+    assert [(lay["rf"][0], lay["center"][0], lay["verified"]) for lay in layers] == [
+        (318, 31.5, True), (286, 15.5, True)]

@@ -91,10 +91,16 @@ def build_report(net: Any, layers: Sequence[str], verify: bool = False) -> RFRep
         reports.append(LayerReport(name, rf, head))
     notes = list(net.notes)
     if verify:
+        traced_net = net
         if net.traced is None:
-            raise AnchorfitError(f"--verify needs a torch module; {net.name} was read from a file "
-                                 "without one")
-        checks = probe_verify(net.traced, analysis, [r.rf.name for r in reports], net.in_channels)
+            from anchorfit.models import as_traced
+
+            if net.module is None:
+                raise AnchorfitError(f"--verify needs a torch module; {net.name} has none")
+            traced_net = as_traced(net)  # the file's layers built as a torch module
+            notes.append(f"{net.name}: verified on a torch module built from the file's layers")
+        checks = probe_verify(traced_net.traced, traced_net.analyze(),
+                              [traced_net.node(r.name) for r in reports], net.in_channels)
         for rep, chk in zip(reports, checks):
             rep.check = chk
             if chk.agree is False:
