@@ -509,8 +509,11 @@ def check_prior_count(inp: AuditInputs) -> list[Finding]:
 
 
 def check_misaligned(inp: AuditInputs) -> list[Finding]:
-    return [_finding("AF114", lv, f"RF depends on the cell phase (period "
-                     f"{lv.rf.y.period}x{lv.rf.x.period}); rf {max(lv.rf.rf)} is the maximum",
+    return [_finding("AF114", lv, (f"RF depends on the cell phase (period "
+                                   f"{lv.rf.y.period}x{lv.rf.x.period})"
+                                   if lv.rf.y.period * lv.rf.x.period > 1 else
+                                   "paths into this level disagree on the RF centre") +
+                     f"; rf {max(lv.rf.rf)} is the maximum",
                      "anchors here see unequal context cell to cell; prefer the lateral path's "
                      "RF when sizing them", period=[lv.rf.y.period, lv.rf.x.period])
             for lv in inp.detector.levels if lv.rf is not None and not lv.rf.aligned]

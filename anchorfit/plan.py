@@ -303,9 +303,10 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
         level = Level(lv.name)
         side = lv.anchor_side
         rf = lv.head_rf or lv.rf
-        if side is not None and lv.erf is not None and side >= lv.erf.value:
+        # strictly above: the dataset fit caps anchors *at* the ERF, which satisfies the rule
+        if side is not None and lv.erf is not None and side > lv.erf.value * (1 + 1e-6):
             out.append(_finding("AF201", level, f"anchor side {side:.0f} is not below the ERF "
-                                f"{lv.erf.value:.0f} (anchor < ERF < RF fails)",
+                                f"{lv.erf.value:.0f} (anchor <= ERF < RF fails)",
                                 f"lower --ratio to under {lv.erf.value / lv.stride:.1f}, or "
                                 "assign these objects to the next level", side=side,
                                 erf=lv.erf.value))

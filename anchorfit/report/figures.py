@@ -113,9 +113,9 @@ def grid_recall_by_size(results: Mapping[str, Mapping[str, float]], path: str | 
             if np.isfinite(v):
                 ax.text(p, v + 0.01, f"{v:.2f}", ha="center", fontsize=7)
     ax.set_xticks(np.arange(len(buckets)), buckets)
-    ax.set_ylim(0, 1.08)
-    ax.set_ylabel("fraction of boxes with a tiled anchor above the positive IoU")
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, 1.25)
+    ax.set_ylabel("grid recall (tiled anchor above IoU)")
+    ax.legend(fontsize=8, loc="upper center", ncol=min(len(names), 3), frameon=False)
     ax.set_title(title)
     fig.tight_layout()
     save_figure_atomic(fig, path, dpi=120)
