@@ -112,3 +112,26 @@ def test_measured_erf_repeats_for_a_seed():
     assert a == b
     assert list(a) == S3FD_LEVELS
     assert all(a[n].value < rf for n, rf in zip(S3FD_LEVELS, [40, 92, 196, 276, 340, 468]))
+
+
+def test_planner_findings_af202_af203_af204_af207_both_ways():
+    det = s3fd_detector()
+    # AF202: a measured ERF at or above the feature RF (conv3_3's RF is 40)
+    codes = {(w.code, w.level) for w in plan(det, erf={"conv3_3": ErfSize(41.0)}).warnings}
+    assert ("AF202", "conv3_3") in codes
+    assert "AF202" not in {w.code for w in plan(det, erf={"conv3_3": ErfSize(39.0)}).warnings}
+    # AF203: anchor beyond the head RF (ratio 20: conv3_3 gets 80 px > 48)
+    assert ("AF203", "conv3_3") in {(w.code, w.level) for w in plan(det, ratio=20).warnings}
+    assert "AF203" not in {w.code for w in plan(det, ratio=4).warnings}
+    # AF204 and AF207 come from a dataset fit: tiny boxes only, so anchors sit at 2 x stride
+    # (densify 2x2) and the coarse levels get nothing
+    rng = np.random.default_rng(1)
+    small = rng.uniform(8, 12, size=(500, 2))
+    p = plan(det, wh=small, k=6)
+    codes = {(w.code, w.level) for w in p.warnings}
+    assert ("AF204", "conv3_3") in codes and p.levels[0].densify == 2
+    assert ("AF207", "conv7_2") in codes
+    spread = np.exp(rng.uniform(np.log(16), np.log(512), size=(3000, 1))) * [1, 1]
+    p = plan(det, wh=spread * rng.uniform(0.9, 1.1, size=(3000, 2)), k=6)
+    assert not {"AF207"} & {w.code for w in p.warnings}
+    assert all(lv.boxes > 0 for lv in p.levels)
