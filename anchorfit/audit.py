@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -154,6 +155,20 @@ class AuditInputs:
     wh: np.ndarray | None = None  # (N, 2) box widths/heights in input pixels
     erf: dict[str, float] | None = None  # level name -> ERF size (4 sigma, px)
 
+    @cached_property
+    def assignment(self) -> Assignment:
+        """Box-to-anchor assignment, computed once for all the dataset checks."""
+        return _assign(self)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Which anchors the detector's assigner lets take each box, and each box's best anchor."""
+
+    ok: np.ndarray  # (N, K) bool
+    ids: list[tuple[str, int]]  # (level name, anchor index) of each of the K anchors
+    best: np.ndarray  # (N,) index of the best shape-IoU anchor
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -163,15 +178,10 @@ def _side(w: float, h: float) -> float:
     return math.sqrt(w * h)
 
 
-def _stride(level: Level) -> float | None:
-    s = level.true_stride()
-    return None if s is None else float(max(s))
-
-
 def _step(level: Level) -> float | None:
     if level.step is not None:
         return float(max(level.step))
-    return _stride(level)
+    return level.stride_px()
 
 
 def _fmt(v: float) -> str:
@@ -257,7 +267,7 @@ def check_sparse_tiling(inp: AuditInputs) -> list[Finding]:
 def check_uneven_density(inp: AuditInputs) -> list[Finding]:
     ratios = {}
     for level in inp.detector.levels:
-        stride = _stride(level)
+        stride = level.stride_px()
         if stride is None or not level.anchors:
             continue
         sides = [_side(a.w, a.h) for a in level.anchors]
@@ -275,25 +285,23 @@ def check_uneven_density(inp: AuditInputs) -> list[Finding]:
 
 
 def check_anchor_order(inp: AuditInputs) -> list[Finding]:
-    levels = [lv for lv in inp.detector.levels if lv.anchors and _stride(lv) is not None]
+    levels = [lv for lv in inp.detector.levels if lv.anchors and lv.stride_px() is not None]
     if len(levels) < 2:
         return []
     # YOLOv5's check_anchor_order compares the sign of the change of mean anchor area with the
     # change of stride, in pixel space (PR #7067).
-    by_stride = sorted(levels, key=lambda lv: (_stride(lv), levels.index(lv)))
-    areas = [float(np.mean([a.w * a.h for a in lv.anchors])) for lv in by_stride]
-    bad = [(a, b) for a, b in zip(by_stride, by_stride[1:])
-           if _stride(b) > _stride(a) and np.mean([x.w * x.h for x in b.anchors]) <
-           np.mean([x.w * x.h for x in a.anchors])]
-    if not bad:
-        return []
+    by_stride = sorted(levels, key=lambda lv: (lv.stride_px(), levels.index(lv)))
+    area = {lv.name: float(np.mean([a.w * a.h for a in lv.anchors])) for lv in by_stride}
+    areas = [area[lv.name] for lv in by_stride]
     out = []
-    for a, b in bad:
-        out.append(_finding(
-            "AF105", b, f"level {b.name} (stride {_fmt(_stride(b))}) has smaller anchors (mean "
-            f"area {_fmt(float(np.mean([x.w * x.h for x in b.anchors])))}) than level {a.name} "
-            f"(stride {_fmt(_stride(a))})", "reverse or re-sort the anchor lists so that anchors "
-            "grow with stride", areas=areas))
+    for a, b in zip(by_stride, by_stride[1:]):
+        sa, sb = a.stride_px(), b.stride_px()
+        if sb > sa and area[b.name] < area[a.name]:
+            out.append(_finding(
+                "AF105", b, f"level {b.name} (stride {_fmt(sb)}) has smaller anchors (mean area "
+                f"{_fmt(area[b.name])}) than level {a.name} (stride {_fmt(sa)})",
+                "reverse or re-sort the anchor lists so that anchors grow with stride",
+                areas=areas))
     return out
 
 
@@ -399,13 +407,17 @@ def check_centres(inp: AuditInputs) -> list[Finding]:
     return out
 
 
-def _assign(inp: AuditInputs) -> tuple[np.ndarray, list[tuple[str, int]]]:
+def _assign(inp: AuditInputs) -> Assignment:
     """For each box, which anchors can take it under the detector's assigner (boolean matrix)."""
+    from anchorfit.cluster.geometry import shape_iou
+
     det = inp.detector
     anchors = [(lv.name, i, a) for lv in det.levels for i, a in enumerate(lv.anchors)]
     wh = np.asarray(inp.wh, dtype=np.float64)
     aw = np.array([a.w for _, _, a in anchors])
     ah = np.array([a.h for _, _, a in anchors])
+    iou = shape_iou(wh, np.stack([aw, ah], 1))
+    best = iou.argmax(1)
     kinds = {lv.assigner.kind for lv in det.levels}
     if "yolo-ratio" in kinds:
         t = next(lv.assigner.anchor_t for lv in det.levels if lv.assigner.anchor_t) or 4.0
@@ -413,21 +425,18 @@ def _assign(inp: AuditInputs) -> tuple[np.ndarray, list[tuple[str, int]]]:
                        np.maximum(wh[:, 1:] / ah, ah / wh[:, 1:]))
         ok = r < t
     else:
-        inter = np.minimum(wh[:, :1], aw) * np.minimum(wh[:, 1:], ah)
-        iou = inter / (wh[:, :1] * wh[:, 1:] + aw * ah - inter)
         thr = np.array([lv.assigner.pos_iou or 0.5 for lv in det.levels for _ in lv.anchors])
         ok = iou >= thr
         if "darknet" in kinds or "iou" in kinds:
             # every box also gets its best anchor (SSD/RetinaNet force-match, Darknet best-IoU)
-            best = iou.argmax(1)
             ok[np.arange(len(wh)), best] = True
-    return ok, [(name, i) for name, i, _ in anchors]
+    return Assignment(ok, [(name, i) for name, i, _ in anchors], best)
 
 
 def check_dead_anchors(inp: AuditInputs) -> list[Finding]:
     if inp.wh is None or not inp.detector.all_anchors():
         return []
-    ok, ids = _assign(inp)
+    ok, ids = inp.assignment.ok, inp.assignment.ids
     counts = ok.sum(0)
     out = []
     levels = {lv.name: lv for lv in inp.detector.levels}
@@ -444,7 +453,7 @@ def check_dead_anchors(inp: AuditInputs) -> list[Finding]:
 def check_boxes_below_reach(inp: AuditInputs) -> list[Finding]:
     if inp.wh is None or not inp.detector.all_anchors():
         return []
-    ok, _ = _assign(inp)
+    ok = inp.assignment.ok
     wh = np.asarray(inp.wh)
     smallest = min(inp.detector.all_anchors(), key=lambda a: a[0] * a[1])
     small = (wh[:, 0] * wh[:, 1]) < smallest[0] * smallest[1]
@@ -459,7 +468,7 @@ def check_boxes_below_reach(inp: AuditInputs) -> list[Finding]:
     if frac < 0.01:
         return []
     # the finest level (Darknet lists its [yolo] heads coarse first, so not levels[0])
-    finest = min(det.levels, key=lambda lv: _stride(lv) or math.inf)
+    finest = min(det.levels, key=lambda lv: lv.stride_px() or math.inf)
     return [_finding("AF111", finest, f"{n} boxes ({frac:.1%}) are smaller than the "
                      f"smallest anchor {_fmt(smallest[0])}x{_fmt(smallest[1])} and match at most "
                      "the forced best anchor", "add a smaller anchor on the finest level, or "
@@ -469,13 +478,10 @@ def check_boxes_below_reach(inp: AuditInputs) -> list[Finding]:
 def check_empty_levels(inp: AuditInputs) -> list[Finding]:
     if inp.wh is None or not inp.detector.all_anchors():
         return []
-    ok, ids = _assign(inp)
-    wh = np.asarray(inp.wh, dtype=np.float64)
+    ok, ids = inp.assignment.ok, inp.assignment.ids
+    wh = inp.wh
     # each box goes to its best anchor's level (what the loss mostly trains)
-    anchors = np.array([[a.w, a.h] for lv in inp.detector.levels for a in lv.anchors])
-    inter = np.minimum(wh[:, None, 0], anchors[:, 0]) * np.minimum(wh[:, None, 1], anchors[:, 1])
-    iou = inter / (wh[:, None, 0] * wh[:, None, 1] + anchors[:, 0] * anchors[:, 1] - inter)
-    best_level = [ids[j][0] for j in iou.argmax(1)]
+    best_level = [ids[j][0] for j in inp.assignment.best]
     out = []
     for lv in inp.detector.levels:
         if not lv.anchors:

@@ -122,10 +122,10 @@ def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: 
     levels = detector.levels
     strides = []
     for lv in levels:
-        s = lv.true_stride()
+        s = lv.stride_px()
         if s is None:
             raise AnchorfitError(f"level {lv.name!r} has no stride; cannot tile anchors")
-        strides.append(float(max(s)))
+        strides.append(s)
     wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
     if len(wh) == 0:
         raise AnchorfitError("no boxes to compare on")

@@ -87,6 +87,11 @@ class Level:
             return self.rf.stride
         return self.stride
 
+    def stride_px(self) -> float | None:
+        """The true stride as one number (the larger axis): what tiling and clustering use."""
+        s = self.true_stride()
+        return None if s is None else float(max(s))
+
     def to_dict(self) -> dict[str, Any]:
         rf = self.rf
         stride = self.true_stride()

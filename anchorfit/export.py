@@ -242,7 +242,7 @@ def export_for(detector: object, anchors: Anchors) -> tuple[str, str]:
     if len(anchors) != len(levels):
         raise AnchorfitError(f"{len(anchors)} anchor levels for a detector with {len(levels)}")
     source = Path(str(getattr(detector, "source", "")))
-    strides = [float(max(lv.true_stride())) for lv in levels]
+    strides = [lv.stride_px() for lv in levels]
     if fmt == "darknet":
         # the i-th [yolo] section in the file is the level whose yolo_index is i
         order = [lv.extra.get("yolo_index", i) for i, lv in enumerate(levels)]

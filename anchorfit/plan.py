@@ -205,13 +205,13 @@ def densification(anchor_side: float, stride: float, ratio: float = 4.0
 
 
 def _level_numbers(level: Level) -> tuple[float, int | None, int | None]:
-    stride = level.true_stride()
+    stride = level.stride_px()
     if stride is None:
         raise AnchorfitError(f"level {level.name!r} has no stride: the network is unknown and "
                              "the config gives none")
     rf = None if level.rf is None else max(level.rf.rf)
     head = None if level.head_rf is None else max(level.head_rf.rf)
-    return float(max(stride)), rf, head
+    return stride, rf, head
 
 
 def plan(detector: Detector, *, rule: str = "s3fd", ratio: float = 4.0,
@@ -263,6 +263,7 @@ def plan(detector: Detector, *, rule: str = "s3fd", ratio: float = 4.0,
 def _fit_dataset(result: Plan, wh: np.ndarray, k: int | None, seed: int, restarts: int,
                  ratio: float) -> None:
     from anchorfit.cluster.api import cluster_anchors
+    from anchorfit.cluster.geometry import best_iou
 
     # level-aware clustering wants levels finest first; the detector may list them coarse first
     by_stride = sorted(result.levels, key=lambda lv: lv.stride)
@@ -285,10 +286,7 @@ def _fit_dataset(result: Plan, wh: np.ndarray, k: int | None, seed: int, restart
     # each box to the level of its best shape-IoU anchor: what IoU assigners mostly train
     all_anchors = np.array([[a.w, a.h] for lv in result.levels for a in lv.anchors])
     owner = np.repeat(np.arange(len(result.levels)), [len(lv.anchors) for lv in result.levels])
-    inter = np.minimum(wh[:, None, 0], all_anchors[:, 0]) * np.minimum(wh[:, None, 1],
-                                                                         all_anchors[:, 1])
-    iou = inter / (wh[:, None, 0] * wh[:, None, 1] + all_anchors[:, 0] * all_anchors[:, 1] - inter)
-    best = owner[iou.argmax(1)]
+    best = owner[best_iou(wh, all_anchors)[1]]
     for i, lv in enumerate(result.levels):
         lv.boxes = int(np.sum(best == i))
     result.dataset = {"boxes": int(len(wh)), "k": k, "restarts": restarts,
