@@ -2,6 +2,7 @@
 
     python benchmarks/bench_erf.py                    # SSD300, all six levels, 64 samples
     python benchmarks/bench_erf.py --samples 4        # shorter
+    python benchmarks/bench_erf.py --variants default,joint,joint-batched,whole
 
 Target (issue "Effective receptive field estimator"): >= 5x faster on CPU with identical maps.
 Both sides use the same input size (the one ``anchorfit erf`` picks), the same cells, the same
@@ -43,13 +44,32 @@ def baseline(net, plans, samples: int, seed: int) -> tuple[float, list[np.ndarra
     return time.perf_counter() - start, [s / samples for s in sums]
 
 
+VARIANTS = {
+    "default": ("anchorfit default (per-level windows, cone crops)", {}),
+    "no-cone": ("anchorfit (per-level windows, no cone crops)", {"cone": False}),
+    "channels-last": ("anchorfit (per-level windows, cone crops, channels-last)",
+                      {"channels_last": True}),
+    "joint": ("anchorfit (one window for all levels, loop backward)",
+              {"schedule": "joint", "backward": "loop", "cone": False}),
+    "joint-batched": ("anchorfit (one window for all levels, batched backward)",
+                      {"schedule": "joint", "backward": "batched"}),
+    "whole": ("anchorfit (whole input, loop backward)",
+              {"schedule": "joint", "backward": "loop", "crop": False}),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="torchvision:ssd300_vgg16")
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--variants", default="default,joint",
+                    help="comma-separated: " + ", ".join(VARIANTS))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     net = load_network(args.model, seed=args.seed)
@@ -59,15 +79,14 @@ def main() -> None:
           f"{args.samples} samples, {torch.get_num_threads()} threads")
     rows = []
     results = {}
-    for label, kw in (("anchorfit (window, loop backward)", {"backward": "loop"}),
-                      ("anchorfit (window, batched backward)", {"backward": "batched"}),
-                      ("anchorfit (whole input, loop backward)", {"backward": "loop",
-                                                                  "crop": False})):
+    for key in args.variants.split(","):
+        label, kw = VARIANTS[key]
         res = estimate(net, samples=args.samples, seed=args.seed, weights="as_is", n_boot=200,
                        **kw)
-        stats_time = res.seconds
         results[label] = res
-        rows.append((label, stats_time, res.batch_size, res.window))
+        rows.append((label, res.seconds, res.batch_size, res.window))
+        print(f"  {label}: {res.seconds:.1f} s ({res.schedule}, {len(res.passes)} passes, "
+              f"channels-last {res.channels_last})", flush=True)
     base_time, base_maps = baseline(net, plans, args.samples, args.seed)
     print(f"\n| method | seconds | s/sample | speed-up | max abs diff / max |")
     print("|---|---|---|---|---|")
@@ -77,7 +96,7 @@ def main() -> None:
         res = results[label]
         diff = max(float(np.abs(lv.full_map(res.input_size) - ref).max() / ref.max())
                    for lv, ref in zip(res.levels, base_maps))
-        print(f"| {label}, batch {batch}, window {window} | {secs:.1f} | "
+        print(f"| {label}, batch {batch}, bounds {window} | {secs:.1f} | "
               f"{secs / args.samples:.2f} | {base_time / secs:.1f}x | {diff:.1e} |")
 
 

@@ -66,19 +66,49 @@ def test_s3fd_levels():
     assert ratios[5] > ratios[2]
 
 
-def test_window_and_batched_backward_give_the_same_maps():
+def test_windows_schedules_and_memory_formats_give_the_same_maps():
     net = load_network("torchvision:resnet18", (160, 160))
     layers = ["layer1", "layer2"]
-    crop = estimate(net, layers, samples=2, n_boot=20, backward="loop")
-    full = estimate(net, layers, samples=2, n_boot=20, crop=False, backward="loop")
-    vmap = estimate(net, layers, samples=2, n_boot=20, backward="batched")
-    assert crop.cropped and not full.cropped and crop.window != full.window
-    for a, b, c in zip(crop.levels, full.levels, vmap.levels):
-        ref = b.full_map(full.input_size)
-        scale = ref.max()
-        assert np.abs(a.full_map(crop.input_size) - ref).max() <= 1e-5 * scale
-        assert np.abs(c.full_map(vmap.input_size) - ref).max() <= 1e-5 * scale
-        np.testing.assert_allclose(a.sigma, b.sigma, rtol=1e-5)
+    full = estimate(net, layers, samples=2, n_boot=20, crop=False, backward="loop",
+                    channels_last=False)
+    assert not full.cropped and full.schedule == "joint"
+    variants = {
+        "joint window": dict(schedule="joint", backward="loop"),
+        "joint batched": dict(schedule="joint", backward="batched"),
+        "per-level": dict(schedule="per-level"),
+        "per-level, batch 1, NCHW": dict(schedule="per-level", batch_size=1, channels_last=False),
+    }
+    for label, kw in variants.items():
+        res = estimate(net, layers, samples=2, n_boot=20, **kw)
+        assert res.cropped and res.window != full.window, label
+        for a, b in zip(res.levels, full.levels):
+            ref = b.full_map(full.input_size)
+            assert np.abs(a.full_map(res.input_size) - ref).max() <= 1e-5 * ref.max(), label
+            np.testing.assert_allclose(a.sigma, b.sigma, rtol=1e-5, err_msg=label)
+    per_level = estimate(net, layers, samples=2, n_boot=20, schedule="per-level")
+    assert per_level.passes == [["layer1"], ["layer2"]]
+    # layer1 (RF 35 + 4 px each side, starts aligned to its stride 4) gets its own small window
+    assert per_level.levels[0].window == ((52, 106), (52, 106))
+    assert per_level.levels[1].window == ((24, 134), (24, 134))
+
+
+def test_ssd300_windows_and_auto_schedule():
+    from anchorfit.erf.estimator import plan_levels
+    from anchorfit.erf.window import compute_window, schedule_passes
+
+    net = load_network("torchvision:ssd300_vgg16")
+    analysis = net.analyze()
+    plans = plan_levels(net, net.default_layers, analysis)
+    wins = [compute_window(net, analysis, [p]) for p in plans]
+    # each window: the cell's RF + 4 px, starting at a multiple of the level's largest stride
+    # (conv4_3 alone: 8, not the 64 of the deepest levels) and ending right after the RF
+    assert [w.shape[0] for w in wins] == [102, 430, 462, 526, 654, 782]
+    assert all(w.cropped for w in wins)
+    assert wins[0].y0 % 8 == 0 and wins[5].y0 % 64 == 0
+    passes, schedule = schedule_passes(net, analysis, plans)
+    assert schedule == "per-level" and len(passes) == 6
+    passes, schedule = schedule_passes(net, analysis, plans, schedule="joint")
+    assert schedule == "joint" and passes[0].window.shape == (782, 782)
 
 
 def stuck_in_training(bn: nn.Module) -> None:

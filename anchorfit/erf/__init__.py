@@ -4,12 +4,10 @@ intervals. See research/erf.md for the method and the closed forms the tests che
 
 from anchorfit.erf.estimator import (
     MODES,
-    ComputeWindow,
     ImageSource,
     LevelPlan,
     NoiseSource,
     choose_cell,
-    compute_window,
     estimate,
     level_maps,
     load_checkpoint,
@@ -18,7 +16,9 @@ from anchorfit.erf.estimator import (
     required_input,
 )
 from anchorfit.erf.result import ERFResult, LevelERF
+from anchorfit.erf.window import ComputeWindow, Pass, compute_window, schedule_passes
 
 __all__ = ["MODES", "ComputeWindow", "ERFResult", "ImageSource", "LevelERF", "LevelPlan",
-           "NoiseSource", "choose_cell", "compute_window", "estimate", "level_maps",
-           "load_checkpoint", "plan_levels", "recalibrate_batchnorm", "required_input"]
+           "NoiseSource", "Pass", "choose_cell", "compute_window", "estimate", "level_maps",
+           "load_checkpoint", "plan_levels", "recalibrate_batchnorm", "required_input",
+           "schedule_passes"]

@@ -7,13 +7,14 @@ draws) it is the channel-summed gradient energy, unbiased from one backward pass
 ``abs`` (Σ_c |g_c| with v = 1, Luo's pictures) and ``replknet`` (ReLU of the centre activations
 summed, ReLU of the gradient, RepLKNet/SLaK) are there for comparison with published figures.
 
-Speed: one forward pass per batch of samples gives every level (a sub-module of the traced fx
-graph whose output is the tuple of level nodes); the levels' backward passes are batched with
-``is_grads_batched`` (or looped, ``backward="loop"``); samples are batched, never looped in
-Python. For networks without global context the computation runs on a *window* of the input, the
-union of the chosen cells' RFs aligned to the network's largest shift: pixels outside a cell's RF
-cannot change it, so the maps are exactly those of the full input (only the float rounding of
-differently sized convolutions differs), at a fraction of the cost.
+Speed (``anchorfit.erf.window``): for networks without global context every level runs on a
+*window* of the input holding its cell's RF: pixels outside a cell's RF cannot change it, so the
+maps are exactly those of the full input (up to the float rounding of differently sized
+convolutions), at a fraction of the cost. Levels are grouped into passes: one forward pass of the
+sub-network up to a pass's levels per batch of samples, then the levels' backward passes (batched
+with ``is_grads_batched`` or looped). On CPU the default runs each level on its own window, in
+channels-last memory format, a few samples per batch at most: measured there, that is what is
+fastest (benchmarks/bench_erf.py).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ import torch.nn as nn
 from anchorfit.errors import AnchorfitError
 from anchorfit.erf import stats as st
 from anchorfit.erf.result import ERFResult, LevelERF
-from anchorfit.rf.engine import NodeRF, RFAnalysis, analyze, extend
-from anchorfit.rf.graph import Input, Merge, PixelShuffle, Pointwise, Resample, Transposed, Window
+from anchorfit.erf.window import SCHEDULES, ComputeWindow, Pass, compute_window, schedule_passes
+from anchorfit.rf.engine import NodeRF, RFAnalysis, extend
 
 MODES = ("energy", "abs", "replknet")
 BACKWARDS = ("auto", "batched", "loop")
@@ -146,99 +147,6 @@ def load_network(model: str, input_size: tuple[int, int] | None = None,
     names = models.layer_names(probe, layers)
     size = required_input([analysis[probe.node(n)] for n in names])
     return build(size)
-
-
-# --------------------------------------------------------------------------- the compute window
-
-
-@dataclass(frozen=True)
-class ComputeWindow:
-    """The input region the network runs on: rows [y0, y1), cols [x0, x1); cells inside it."""
-
-    y0: int
-    y1: int
-    x0: int
-    x1: int
-    cells: tuple[tuple[int, int], ...]  # each level's cell on the window's feature maps
-    cropped: bool
-    reason: str = ""
-
-    @property
-    def origin(self) -> tuple[int, int]:
-        return (self.y0, self.x0)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.y1 - self.y0, self.x1 - self.x0)
-
-
-def _ancestors(graph: Any, nodes: Sequence[str]) -> set[str]:
-    seen: set[str] = set()
-    stack = list(nodes)
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        stack.extend(graph.nodes[name].inputs)
-    return seen
-
-
-def _crop_safe(op: Any) -> bool:
-    """Ops whose output moves with the input when the input is cropped at an aligned offset."""
-    if isinstance(op, (Input, Merge, Transposed, PixelShuffle)):
-        return True
-    if isinstance(op, Pointwise):
-        return not op.global_context
-    if isinstance(op, Window):
-        return op.padding != "same"
-    if isinstance(op, Resample):
-        return op.size is None and not op.align_corners
-    return False
-
-
-def compute_window(net: Any, analysis: RFAnalysis, plans: Sequence[LevelPlan],
-                   crop: bool = True) -> ComputeWindow:
-    """The smallest aligned window holding every chosen cell's RF, or the full input when
-    cropping would not be exact (global context, size-dependent ops) or is switched off."""
-    h, w = analysis.input_size
-    full = ComputeWindow(0, h, 0, w, tuple(p.cell for p in plans), False)
-    if not crop:
-        return ComputeWindow(0, h, 0, w, full.cells, False, "cropping switched off")
-    if any(p.rf.global_context for p in plans):
-        return ComputeWindow(0, h, 0, w, full.cells, False, "global context: runs on the full input")
-    graph = net.graph
-    nodes = _ancestors(graph, [p.node for p in plans])
-    unsafe = sorted(n for n in nodes if not _crop_safe(graph.nodes[n].op))
-    if unsafe:
-        return ComputeWindow(0, h, 0, w, full.cells, False,
-                             f"size-dependent op {unsafe[0]!r}: runs on the full input")
-    align = [1, 1]
-    for n in nodes:
-        for axis, amap in enumerate(analysis.nodes[n].axes):
-            align[axis] = math.lcm(align[axis], max(abs(amap.shift), 1))
-    lo = [min(p.box[a][0] for p in plans) for a in range(2)]
-    hi = [max(p.box[a][1] for p in plans) for a in range(2)]
-    start = [lo[a] // align[a] * align[a] for a in range(2)]
-    stop = [min(-(-(hi[a] + 1) // align[a]) * align[a], (h, w)[a]) for a in range(2)]
-    if start == [0, 0] and stop == [h, w]:
-        return full
-    try:
-        sub = analyze(graph, (stop[0] - start[0], stop[1] - start[1]))
-    except AnchorfitError:
-        return ComputeWindow(0, h, 0, w, full.cells, False, "window analysis failed")
-    cells = []
-    for p in plans:
-        rf = sub.nodes[p.node]
-        cell = []
-        for axis, amap in enumerate(rf.axes):
-            want = (p.box[axis][0] - start[axis], p.box[axis][1] - start[axis])
-            found = [o for o in range(amap.size) if (amap.start(o), amap.end(o)) == want]
-            if not found:
-                return ComputeWindow(0, h, 0, w, full.cells, False, "window does not preserve cells")
-            cell.append(found[0])
-        cells.append((cell[0], cell[1]))
-    return ComputeWindow(start[0], stop[0], start[1], stop[1], tuple(cells), True)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -495,18 +403,68 @@ def level_maps(sub: nn.Module, x: torch.Tensor, cells: Sequence[tuple[int, int]]
 
 def auto_batch_size(net: Any, window: ComputeWindow, dtype: torch.dtype, device: str,
                     levels: int) -> int:
-    """Samples per batch from a memory budget (2 GiB on CPU, a quarter of free GPU memory)."""
+    """Samples per forward pass, from the activation memory of one sample on ``window``.
+
+    On CUDA a quarter of the free memory (up to 32 samples). On CPU a small budget (64 MiB):
+    measured there (benchmarks/bench_erf.py, SSD300), batching large windows is *slower* per
+    sample than one sample at a time (the activations no longer stay in cache) and small windows
+    gain a little from a few samples per pass."""
     shapes = getattr(net.traced, "shapes", {}) or {}
     h, w = net.input_size
-    scale = window.shape[0] * window.shape[1] / max(h * w, 1)
+    scale = window.area / max(h * w, 1)
     per_sample = sum(math.prod(s[1:]) for s in shapes.values() if len(s) >= 3)
     per_sample = per_sample * scale * torch.finfo(dtype).bits / 8 * 2
-    per_sample += 3 * window.shape[0] * window.shape[1] * levels * torch.finfo(dtype).bits / 8 * 2
-    budget = 2 * 2**30
+    per_sample += 3 * window.area * levels * torch.finfo(dtype).bits / 8 * 2
+    budget, cap = 64 * 2**20, 8
     if device.startswith("cuda"):
         free, _ = torch.cuda.mem_get_info()
-        budget = free // 4
-    return int(max(1, min(32, budget // max(per_sample, 1))))
+        budget, cap = free // 4, 32
+    return int(max(1, min(cap, budget // max(per_sample, 1))))
+
+
+@dataclass
+class _Layout:
+    """The memory format all passes run in (they share one module's weights). Channels-last is
+    about 15 % faster on CPU (oneDNN runs NHWC without reorders; VGG, measured), but it changes
+    the float rounding of convolutions, and near-ties of max pooling then route some gradients
+    to the other pixel: the maps differ by a few % of their peak per sample. So it is opt-in. A
+    module that rejects it (a ``view`` of a non-contiguous tensor) switches every pass back."""
+
+    module: nn.Module
+    channels_last: bool
+
+    def __post_init__(self) -> None:
+        if self.channels_last:
+            self.module.to(memory_format=torch.channels_last)
+
+    def fall_back(self) -> None:
+        self.channels_last = False
+        self.module.to(memory_format=torch.contiguous_format)
+
+
+@dataclass
+class _PassRunner:
+    """One pass of the schedule: its sub-module (sharing the prepared module's weights), its
+    window and its batch size."""
+
+    spec: Pass
+    module: nn.Module
+    batch: int
+    layout: _Layout
+    cells: tuple[tuple[int, int], ...]
+    cone_crops: int = 0
+
+    def maps(self, x: torch.Tensor, vectors: Sequence[torch.Tensor | None], mode: str,
+             backward: str) -> torch.Tensor:
+        """(levels, B, h, w) maps of this pass's levels for a batch already cropped to its window."""
+        cells = self.cells
+        if self.layout.channels_last:
+            try:
+                return level_maps(self.module, x.contiguous(memory_format=torch.channels_last),
+                                  cells, vectors, mode, backward)
+            except RuntimeError:
+                self.layout.fall_back()
+        return level_maps(self.module, x, cells, vectors, mode, backward)
 
 
 # --------------------------------------------------------------------------- the estimator
@@ -546,7 +504,8 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
              mode: str = "energy", weights: str = "random", images: str | Path | None = None,
              seed: int = 0, device: str = "cpu", dtype: torch.dtype = torch.float32,
              batch_size: int | None = None, weight_draws: int = 1, calibrate: int = 8,
-             backward: str = "auto", crop: bool = True, fit: bool = False,
+             backward: str = "auto", crop: bool = True, schedule: str = "auto",
+             channels_last: bool = False, cone: bool = True, fit: bool = False,
              anchors: dict[str, tuple[float, float]] | None = None, n_boot: int = 1000,
              ci_level: float = 0.95, progress: bool = False,
              on_batch: Callable[[int], None] | None = None) -> ERFResult:
@@ -561,6 +520,14 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
     ``until_ci`` keeps sampling until every σ's CI half-width is under ``ci_target`` × σ (or
     ``max_samples``). ``anchors`` maps a layer to an anchor (h, w) for anchor/ERF; the default is
     S3FD's 4 × stride.
+
+    Speed knobs (none changes the maps beyond float rounding): ``schedule`` groups the levels into
+    passes (``anchorfit.erf.window``: ``joint``, ``per-level`` or ``auto``, the one doing less
+    work); ``crop=False`` runs on the whole input; ``backward`` picks how a joint pass runs its
+    levels' backward passes; ``cone`` crops a one-level pass's inner feature maps to the cell's
+    cone (``anchorfit.erf.cone``); ``channels_last`` the memory format (default: off, as it
+    changes float rounding and so, through near-ties of max pooling, the maps);
+    ``batch_size`` the samples per forward pass (default: from a memory budget per pass).
     """
     from anchorfit.models import layer_names
 
@@ -569,8 +536,12 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
         raise AnchorfitError(f"unknown mode {mode!r}", hint="one of " + ", ".join(MODES))
     if backward not in BACKWARDS:
         raise AnchorfitError(f"unknown backward {backward!r}", hint="one of " + ", ".join(BACKWARDS))
+    if schedule not in SCHEDULES:
+        raise AnchorfitError(f"unknown schedule {schedule!r}", hint="one of " + ", ".join(SCHEDULES))
     if samples < 1 or max_samples < 1 or weight_draws < 1:
         raise AnchorfitError("--samples, --max-samples and --weight-draws must be positive")
+    if batch_size is not None and batch_size < 1:
+        raise AnchorfitError(f"--batch-size {batch_size}: must be at least 1")
     if until_ci and weight_draws > 1:
         raise AnchorfitError("--until-ci works with one weight draw", hint="drop --weight-draws")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -584,9 +555,9 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
     layers = layer_names(net, layers)
     analysis = net.analyze()
     plans = plan_levels(net, layers, analysis)
-    window = compute_window(net, analysis, plans, crop)
-    if window.reason:
-        notes.append(window.reason)
+    passes, schedule = schedule_passes(net, analysis, plans, crop, schedule)
+    for reason in dict.fromkeys(p.window.reason for p in passes if p.window.reason):
+        notes.append(reason)
 
     checkpoint = None
     if weights not in ("random", "as_is", "uniform"):
@@ -598,6 +569,17 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
     sub = sub.to(device=device, dtype=dtype).eval()
     for p in sub.parameters():
         p.requires_grad_(False)
+    layout = _Layout(sub, channels_last)
+    runners = []
+    for spec in passes:
+        module = sub if len(spec.levels) == len(plans) else outputs_module(
+            sub, [plans[k].node for k in spec.levels])
+        size = batch_size or auto_batch_size(net, spec.window, dtype, device, len(spec.levels))
+        runner = _PassRunner(spec, module, size, layout, spec.window.cells)
+        if cone and len(spec.levels) == 1 and spec.window.cropped:
+            _crop_to_cone(net, runner, plans[spec.levels[0]])
+        runners.append(runner)
+    window_of = {k: r.spec.window for r in runners for k in r.spec.levels}
 
     channels = getattr(net, "in_channels", 3)
     h, w = analysis.input_size
@@ -613,32 +595,48 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
     linear_uniform = weights == "uniform"
     if linear_uniform and not until_ci and samples > 1 and mode != "replknet":
         notes.append("uniform weights make the network linear: every sample gives the same map")
-    batch = batch_size or auto_batch_size(net, window, dtype, device, len(plans))
     if backward == "auto":
         # measured (benchmarks/bench_erf.py): on CPU the vmapped backward is slower than a loop,
         # since every level's pass then runs through the whole network
         backward = "batched" if device.startswith("cuda") and len(plans) > 1 else "loop"
-    origin = window.origin
-    kindex = [st.chebyshev_index(window.shape, origin, p.center2, device) for p in plans]
-    channels_out = [None] * len(plans)
-
-    def take(indices: Sequence[int], draw: int, whole: bool = False) -> torch.Tensor:
-        x = source.batch(indices, draw)
-        if not whole:
-            x = x[:, :, window.y0:window.y1, window.x0:window.x1]
-        return x.to(device=device, dtype=dtype)
+    chunk = max(r.batch for r in runners)  # samples drawn per step, shared by all passes
+    kindex = [st.chebyshev_index(window_of[k].shape, window_of[k].origin, p.center2, device)
+              for k, p in enumerate(plans)]
+    channels_out: list[int] = []
 
     def calibration(draw: int) -> Iterator[torch.Tensor]:
-        # on the whole input, so that the statistics (and the maps) do not depend on the window
+        # one sample at a time on the whole input, so that the statistics (and so the maps)
+        # depend neither on the window nor on the batch size
         n = min(calibrate, source.count) if source.count is not None else calibrate
-        for start in range(0, n, batch):
-            yield take(range(start, min(start + batch, n)), draw, whole=True)
+        for k in range(n):
+            yield source.batch([k], draw).to(device=device, dtype=dtype)
+
+    def run_passes(images_: torch.Tensor, indices: Sequence[int], draw: int) -> None:
+        """Every pass on this chunk of full-size inputs, adding rows and sums per level."""
+        nonlocal channels_out
+        if mode == "energy" and not linear_uniform and not channels_out:
+            channels_out = _level_channels(net, sub, images_[:1].to(device=device, dtype=dtype),
+                                           plans)
+        for runner in runners:
+            win = runner.spec.window
+            for b0 in range(0, len(indices), runner.batch):
+                part = list(indices[b0:b0 + runner.batch])
+                x = images_[b0:b0 + len(part), :, win.y0:win.y1, win.x0:win.x1]
+                x = x.to(device=device, dtype=dtype)
+                vecs: list[torch.Tensor | None] = [
+                    cotangents(seed, draw, part, k, channels_out[k]).to(device)
+                    if channels_out else None for k in runner.spec.levels]
+                maps = runner.maps(x, vecs, mode, backward).detach()
+                for m, k in zip(maps, runner.spec.levels):
+                    rows[k].append(st.sample_rows(m, win.origin, plans[k].center2, kindex[k]))
+                    sums[k] += m.sum(0).to(torch.float64)
 
     has_bn = bool(batch_norms(sub)) and weights in ("random",)
     total = max_samples if until_ci else samples * weight_draws
     rows: list[list[np.ndarray]] = [[] for _ in plans]
     draw_of_row: list[int] = []
-    sums = [torch.zeros(window.shape, dtype=torch.float64, device=device) for _ in plans]
+    sums = [torch.zeros(window_of[k].shape, dtype=torch.float64, device=device)
+            for k in range(len(plans))]
     converged: bool | None = None
     done = 0
     bar, task = _progress(progress, total, "ERF samples")
@@ -651,20 +649,8 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
             per_draw = max_samples if until_ci else samples
             k = 0
             while k < per_draw:
-                indices = list(range(k, min(k + batch, per_draw)))
-                x = take(indices, draw)
-                vecs: list[torch.Tensor | None] = []
-                if mode == "energy" and not linear_uniform:
-                    if channels_out[0] is None:
-                        channels_out = _level_channels(net, sub, x, plans)
-                    vecs = [cotangents(seed, draw, indices, lvl, channels_out[lvl]).to(device)
-                            for lvl in range(len(plans))]
-                else:
-                    vecs = [None] * len(plans)
-                maps = level_maps(sub, x, window.cells, vecs, mode, backward).detach()
-                for lvl, plan in enumerate(plans):
-                    rows[lvl].append(st.sample_rows(maps[lvl], origin, plan.center2, kindex[lvl]))
-                    sums[lvl] += maps[lvl].sum(0).to(torch.float64)
+                indices = list(range(k, min(k + chunk, per_draw)))
+                run_passes(source.batch(indices, draw), indices, draw)
                 draw_of_row.extend([draw] * len(indices))
                 k += len(indices)
                 done += len(indices)
@@ -685,21 +671,45 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
         mean_map = (sums[lvl] / done).cpu().numpy()
         anchor = anchors.get(plan.name) if anchors else None
         levels.append(_summarize_level(plan, level_rows, np.asarray(draw_of_row), mean_map,
-                                       origin, mode, fit, anchor, n_boot, seed, ci_level))
+                                       window_of[lvl].origin, mode, fit, anchor, n_boot, seed,
+                                       ci_level))
     for lv in levels:
         if lv.zero_outside_rf is False:
             notes.append(f"{lv.name}: the map is not zero outside the theoretical RF "
                          f"({lv.outside_rf_mass:.2e} of the mass): an op mixes positions or "
                          "samples (BatchNorm in train mode, a global op the tracer missed)")
+    wins = [r.spec.window for r in runners]
+    bounds = ((min(x.y0 for x in wins), max(x.y1 for x in wins)),
+              (min(x.x0 for x in wins), max(x.x1 for x in wins)))
     return ERFResult(
         model=net.name, input_size=(h, w), mode=mode,
         weights=checkpoint or weights, inputs=source.describe(), seed=seed, samples=done,
         weight_draws=weight_draws, device=device, dtype=str(dtype).replace("torch.", ""),
-        window=((window.y0, window.y1), (window.x0, window.x1)), cropped=window.cropped,
-        backward=backward, batch_size=batch, ci_level=ci_level, n_boot=n_boot,
+        window=bounds, cropped=all(x.cropped for x in wins), schedule=schedule,
+        passes=[[plans[k].name for k in r.spec.levels] for r in runners],
+        channels_last=layout.channels_last,
+        backward=backward, batch_size=chunk, ci_level=ci_level, n_boot=n_boot,
         until_ci=until_ci, ci_target=ci_target if until_ci else None, converged=converged,
         levels=levels, notes=notes + list(getattr(net, "notes", [])),
         seconds=time.perf_counter() - started, kind=getattr(net, "kind", "network"))
+
+
+def _crop_to_cone(net: Any, runner: _PassRunner, plan: LevelPlan) -> None:
+    """Put the cone crops of ``plan``'s cell into the runner's (own copy of the) module."""
+    from anchorfit.erf.cone import apply_crops, plan_cone
+    from anchorfit.erf.window import window_analysis
+
+    win = runner.spec.window
+    graph, analysis = window_analysis(net, [plan], win)
+    box = tuple((plan.box[a][0] - win.origin[a], plan.box[a][1] - win.origin[a]) for a in range(2))
+    fx_names = {n.name for n in runner.module.graph.nodes}
+    cone = plan_cone(graph, analysis, plan.node, runner.cells[0], box,  # type: ignore[arg-type]
+                     allowed=fx_names)
+    if cone is None:
+        return
+    runner.module = apply_crops(outputs_module(runner.module, [plan.node]), cone.crops)
+    runner.cells = (cone.cell,)
+    runner.cone_crops = len(cone.crops)
 
 
 def _level_channels(net: Any, sub: nn.Module, x: torch.Tensor,

@@ -94,6 +94,12 @@ class LevelERF:
         with np.errstate(divide="ignore"):
             return (np.array(self.anchor)[:, None] / self.erf_4sigma_ci)[:, ::-1]
 
+    @property
+    def window(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Input rows [y0, y1) and cols [x0, x1) the level was computed on."""
+        h, w = self.mean_map.shape
+        return ((self.origin[0], self.origin[0] + h), (self.origin[1], self.origin[1] + w))
+
     def full_map(self, input_size: tuple[int, int]) -> np.ndarray:
         """The mean map on the whole input (zero outside the computed window)."""
         out = np.zeros(input_size, dtype=self.mean_map.dtype)
@@ -110,6 +116,7 @@ class LevelERF:
             "cell": list(self.cell),
             "cell_center": [float(c) for c in self.center],
             "cell_rf_box": [list(self.box[0]), list(self.box[1])],
+            "window": [list(b) for b in self.window],
             "samples": self.samples,
             "centroid": _list(self.centroid),
             "centroid_ci": self.centroid_ci.tolist(),
@@ -149,10 +156,10 @@ class ERFResult:
     weight_draws: int
     device: str
     dtype: str
-    window: tuple[tuple[int, int], tuple[int, int]]
+    window: tuple[tuple[int, int], tuple[int, int]]  # bounding box of the passes' windows
     cropped: bool
     backward: str
-    batch_size: int
+    batch_size: int  # samples drawn per step (each pass runs them in batches of its own)
     ci_level: float
     n_boot: int
     until_ci: bool
@@ -162,6 +169,9 @@ class ERFResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     kind: str = "network"
+    schedule: str = "joint"
+    passes: list[list[str]] = field(default_factory=list)
+    channels_last: bool = False
 
     def __getitem__(self, name: str) -> LevelERF:
         for lv in self.levels:
@@ -186,6 +196,9 @@ class ERFResult:
             "dtype": self.dtype,
             "window": [list(self.window[0]), list(self.window[1])],
             "cropped": self.cropped,
+            "schedule": self.schedule,
+            "passes": [list(p) for p in self.passes],
+            "channels_last": self.channels_last,
             "backward": self.backward,
             "batch_size": self.batch_size,
             "ci": {"level": self.ci_level, "method": "percentile bootstrap over samples",
