@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from anchorfit.erf.window import ancestors
 from anchorfit.errors import AnchorfitError
 from anchorfit.rf.engine import RFAnalysis, analyze
 from anchorfit.rf.graph import Graph, Input, Node, Slice
@@ -44,7 +45,7 @@ class Crop:
 @dataclass(frozen=True)
 class ConePlan:
     crops: tuple[Crop, ...]
-    cell: tuple[int, int]  # the level's cell in the cropped network
+    cells: tuple[tuple[int, int], ...]  # each level's cell in the cropped network
 
 
 def cut_nodes(graph: Graph, order: Sequence[str]) -> list[str]:
@@ -61,27 +62,43 @@ def cut_nodes(graph: Graph, order: Sequence[str]) -> list[str]:
     return cuts[::-1]
 
 
-def plan_cone(graph: Graph, analysis: RFAnalysis, level: str, cell: tuple[int, int],
-              box: tuple[tuple[int, int], tuple[int, int]], allowed: set[str] | None = None,
-              min_gain: float = MIN_GAIN) -> ConePlan | None:
-    """Crops for the cone of ``cell`` of ``level``, whose RF is ``box`` (in the coordinates of
-    ``analysis``, the analysis of ``graph`` at the window the pass runs on). ``allowed``: the
-    nodes a crop may follow (those of the torch module). None when nothing is worth cropping or
-    the check fails."""
-    order = [n for n in graph.nodes if n in _ancestors(graph, level)]
-    cuts = [n for n in cut_nodes(graph, order)
-            if n != level and not isinstance(graph.nodes[n].op, Input)
-            and (allowed is None or n in allowed)]
+Box = tuple[tuple[int, int], tuple[int, int]]
+
+
+def plan_cone(graph: Graph, analysis: RFAnalysis, levels: Sequence[str],
+              cells: Sequence[tuple[int, int]], boxes: Sequence[Box],
+              allowed: set[str] | None = None, min_gain: float = MIN_GAIN,
+              margin: int = 0) -> ConePlan | None:
+    """Crops for the cones of ``cells`` of ``levels``, whose RFs are ``boxes`` (in the coordinates
+    of ``analysis``, the analysis of ``graph`` at the window the pass runs on). A map is cropped
+    to the positions whose RF lies in the bounding box of the RFs of the levels after it: that
+    holds every one of their cones. ``allowed``: the nodes a crop may follow (those of the torch
+    module). ``margin``: input pixels added around those boxes, so that a map keeps a ring of
+    positions outside the cones and an op that leaks across positions (BatchNorm stuck in train
+    mode) still shows outside the RF. None when nothing is worth cropping or the check fails."""
+    keep = ancestors(graph, list(levels))
+    order = [n for n in graph.nodes if n in keep]
     pos = {n: i for i, n in enumerate(order)}
+    cuts = [n for n in cut_nodes(graph, order)
+            if n not in levels and not isinstance(graph.nodes[n].op, Input)
+            and (allowed is None or n in allowed)]
     shifts = [tuple(abs(a.shift) for a in analysis.nodes[n].axes) for n in order]
     offset = [0, 0]  # input pixels removed in front by the crops so far
     extent: list[int | None] = [None, None]  # input pixels the last crop kept (bounds later maps)
     crops: list[Crop] = []
-    for n in cuts:
+    offsets_at: dict[str, tuple[int, int]] = {}
+    for n in order:
+        if n in levels:
+            offsets_at[n] = (offset[0], offset[1])
+        if n not in cuts:
+            continue
         rf = analysis.nodes[n]
         if rf.spatial_dims != 2 or any(a.period != 1 or a.shift <= 0 or a.lo[0] is None
                                        or a.hi[0] is None for a in rf.axes):
             continue
+        after = [b for lv, b in zip(levels, boxes) if pos[lv] > pos[n]]
+        box = tuple((min(b[a][0] for b in after) - margin, max(b[a][1] for b in after) + margin)
+                    for a in range(2))
         later = shifts[pos[n] + 1:]
         span = []
         for axis, amap in enumerate(rf.axes):
@@ -110,27 +127,19 @@ def plan_cone(graph: Graph, analysis: RFAnalysis, level: str, cell: tuple[int, i
             extent[axis] = (span[axis][1] - span[axis][0]) * rf.axes[axis].shift
     if not crops:
         return None
-    level_rf = analysis.nodes[level]
-    new_cell = tuple(c - offset[a] // level_rf.axes[a].shift for a, c in enumerate(cell))
-    if not _check(graph, order, crops, analysis.input_size, level, new_cell, box):  # type: ignore[arg-type]
+    new_cells = []
+    for lv, cell in zip(levels, cells):
+        axes = analysis.nodes[lv].axes
+        new_cells.append((cell[0] - offsets_at[lv][0] // axes[0].shift,
+                          cell[1] - offsets_at[lv][1] // axes[1].shift))
+    if not _check(graph, order, crops, analysis.input_size, levels, new_cells, boxes):
         return None
-    return ConePlan(tuple(crops), (new_cell[0], new_cell[1]))
-
-
-def _ancestors(graph: Graph, node: str) -> set[str]:
-    seen: set[str] = set()
-    stack = [node]
-    while stack:
-        name = stack.pop()
-        if name not in seen:
-            seen.add(name)
-            stack.extend(graph.nodes[name].inputs)
-    return seen
+    return ConePlan(tuple(crops), tuple(new_cells))
 
 
 def _check(graph: Graph, order: Sequence[str], crops: Sequence[Crop], size: tuple[int, int],
-           level: str, cell: tuple[int, int], box: tuple[tuple[int, int], tuple[int, int]]) -> bool:
-    """The RF engine on the cropped graph: the cell must exist and keep exactly ``box``."""
+           levels: Sequence[str], cells: Sequence[tuple[int, int]], boxes: Sequence[Box]) -> bool:
+    """The RF engine on the cropped graph: every cell must exist and keep exactly its box."""
     by_node = {c.node: c for c in crops}
     renamed: dict[str, str] = {}
     cropped = Graph(name=graph.name)
@@ -144,13 +153,14 @@ def _check(graph: Graph, order: Sequence[str], crops: Sequence[Crop], size: tupl
             cropped.add(Node(name, Slice((c.y0, c.x0), (c.y1, c.x1), (1, 1)), (n,)))
             renamed[n] = name
     try:
-        rf = analyze(cropped, size).nodes[level]
+        result = analyze(cropped, size)
     except AnchorfitError:
         return False
-    for axis, amap in enumerate(rf.axes):
-        o = cell[axis]
-        if not 0 <= o < amap.size or (amap.start(o), amap.end(o)) != box[axis]:
-            return False
+    for level, cell, box in zip(levels, cells, boxes):
+        for axis, amap in enumerate(result.nodes[level].axes):
+            o = cell[axis]
+            if not 0 <= o < amap.size or (amap.start(o), amap.end(o)) != box[axis]:
+                return False
     return True
 
 

@@ -36,7 +36,8 @@ import torch.nn as nn
 from anchorfit.errors import AnchorfitError
 from anchorfit.erf import stats as st
 from anchorfit.erf.result import ERFResult, LevelERF
-from anchorfit.erf.window import SCHEDULES, ComputeWindow, Pass, compute_window, schedule_passes
+from anchorfit.erf.window import (CHECK_MARGIN, SCHEDULES, ComputeWindow, Pass, compute_window,
+                                  schedule_passes)
 from anchorfit.rf.engine import NodeRF, RFAnalysis, extend
 
 MODES = ("energy", "abs", "replknet")
@@ -524,8 +525,8 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
     Speed knobs (none changes the maps beyond float rounding): ``schedule`` groups the levels into
     passes (``anchorfit.erf.window``: ``joint``, ``per-level`` or ``auto``, the one doing less
     work); ``crop=False`` runs on the whole input; ``backward`` picks how a joint pass runs its
-    levels' backward passes; ``cone`` crops a one-level pass's inner feature maps to the cell's
-    cone (``anchorfit.erf.cone``); ``channels_last`` the memory format (default: off, as it
+    levels' backward passes; ``cone`` crops a pass's inner feature maps to its cells' cones
+    (``anchorfit.erf.cone``); ``channels_last`` the memory format (default: off, as it
     changes float rounding and so, through near-ties of max pooling, the maps);
     ``batch_size`` the samples per forward pass (default: from a memory budget per pass).
     """
@@ -576,8 +577,8 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
             sub, [plans[k].node for k in spec.levels])
         size = batch_size or auto_batch_size(net, spec.window, dtype, device, len(spec.levels))
         runner = _PassRunner(spec, module, size, layout, spec.window.cells)
-        if cone and len(spec.levels) == 1 and spec.window.cropped:
-            _crop_to_cone(net, runner, plans[spec.levels[0]])
+        if cone and spec.window.cropped:
+            _crop_to_cone(net, runner, [plans[k] for k in spec.levels])
         runners.append(runner)
     window_of = {k: r.spec.window for r in runners for k in r.spec.levels}
 
@@ -673,6 +674,9 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
         levels.append(_summarize_level(plan, level_rows, np.asarray(draw_of_row), mean_map,
                                        window_of[lvl].origin, mode, fit, anchor, n_boot, seed,
                                        ci_level))
+    for runner in runners:
+        for k in runner.spec.levels:
+            levels[k].cone_crops = runner.cone_crops
     for lv in levels:
         if lv.zero_outside_rf is False:
             notes.append(f"{lv.name}: the map is not zero outside the theoretical RF "
@@ -694,21 +698,23 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
         seconds=time.perf_counter() - started, kind=getattr(net, "kind", "network"))
 
 
-def _crop_to_cone(net: Any, runner: _PassRunner, plan: LevelPlan) -> None:
-    """Put the cone crops of ``plan``'s cell into the runner's (own copy of the) module."""
+def _crop_to_cone(net: Any, runner: _PassRunner, plans: Sequence[LevelPlan]) -> None:
+    """Put the cone crops of the pass's cells into the runner's (own copy of the) module."""
     from anchorfit.erf.cone import apply_crops, plan_cone
     from anchorfit.erf.window import window_analysis
 
     win = runner.spec.window
-    graph, analysis = window_analysis(net, [plan], win)
-    box = tuple((plan.box[a][0] - win.origin[a], plan.box[a][1] - win.origin[a]) for a in range(2))
+    graph, analysis = window_analysis(net, plans, win)
+    boxes = [tuple((p.box[a][0] - win.origin[a], p.box[a][1] - win.origin[a]) for a in range(2))
+             for p in plans]
     fx_names = {n.name for n in runner.module.graph.nodes}
-    cone = plan_cone(graph, analysis, plan.node, runner.cells[0], box,  # type: ignore[arg-type]
-                     allowed=fx_names)
+    nodes = [p.node for p in plans]
+    cone = plan_cone(graph, analysis, nodes, runner.cells, boxes,  # type: ignore[arg-type]
+                     allowed=fx_names, margin=CHECK_MARGIN)
     if cone is None:
         return
-    runner.module = apply_crops(outputs_module(runner.module, [plan.node]), cone.crops)
-    runner.cells = (cone.cell,)
+    runner.module = apply_crops(outputs_module(runner.module, nodes), cone.crops)
+    runner.cells = cone.cells
     runner.cone_crops = len(cone.crops)
 
 

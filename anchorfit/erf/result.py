@@ -63,6 +63,7 @@ class LevelERF:
     mean_map: np.ndarray = field(repr=False)
     origin: tuple[int, int] = (0, 0)
     extra: dict[str, Any] = field(default_factory=dict)
+    cone_crops: int = 0  # feature maps cropped to the cell's cone (anchorfit.erf.cone)
 
     @property
     def rf_size(self) -> np.ndarray:
@@ -117,6 +118,7 @@ class LevelERF:
             "cell_center": [float(c) for c in self.center],
             "cell_rf_box": [list(self.box[0]), list(self.box[1])],
             "window": [list(b) for b in self.window],
+            "cone_crops": self.cone_crops,
             "samples": self.samples,
             "centroid": _list(self.centroid),
             "centroid_ci": self.centroid_ci.tolist(),
