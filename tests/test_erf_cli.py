@@ -131,3 +131,19 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(run_cli, tmp_path):
     assert code == 2 and "unknown torchvision model" in err
     code, _, err = run_cli("erf", TINY, "--input", "40", "--plot", str(tmp_path / "x.gif"))
     assert code == 2 and "unsupported figure type" in err
+
+
+def test_schedule_and_channels_last_flags_reach_the_json(run_cli):
+    code, out, err = run_cli("erf", TINY, "--input", "40", "-n", "2", "-f", "json",
+                             "--schedule", "per-level", "--channels-last")
+    assert code == 0, err
+    data = json.loads(out)
+    jsonschema.validate(data, load_schema("erf"))
+    assert data["schedule"] == "per-level" and data["channels_last"] is True
+    assert data["passes"] == [[lay["name"]] for lay in data["layers"]]
+    for lay in data["layers"]:
+        (y0, y1), (x0, x1) = lay["window"]
+        (r0, r1), (c0, c1) = lay["cell_rf_box"]
+        assert y0 <= r0 and r1 < y1 and x0 <= c0 and c1 < x1  # the window holds the RF
+    code, _, err = run_cli("erf", TINY, "--input", "40", "--schedule", "sideways")
+    assert code == 2 and "invalid choice" in err

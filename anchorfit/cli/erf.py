@@ -87,8 +87,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", choices=("auto", "joint", "per-level"), default="auto",
                    help="joint: one forward pass for all levels on the window holding every "
                         "cell's RF; per-level: each level on its own, smaller window; auto "
-                        "(default) picks the one with less work (window area x passes). The "
-                        "maps are the same either way")
+                        "(default): levels with about the same window share a pass, the "
+                        "grouping with the least work (window area x passes). The maps are the "
+                        "same either way")
     p.add_argument("--channels-last", action="store_true",
                    help="run in channels-last memory format: about 15%% faster on CPU, but the "
                         "float rounding changes, and with it which pixel a max-pool near-tie "

@@ -12,9 +12,9 @@ Speed (``anchorfit.erf.window``): for networks without global context every leve
 maps are exactly those of the full input (up to the float rounding of differently sized
 convolutions), at a fraction of the cost. Levels are grouped into passes: one forward pass of the
 sub-network up to a pass's levels per batch of samples, then the levels' backward passes (batched
-with ``is_grads_batched`` or looped). On CPU the default runs each level on its own window, in
-channels-last memory format, a few samples per batch at most: measured there, that is what is
-fastest (benchmarks/bench_erf.py).
+with ``is_grads_batched`` or looped), inner feature maps cropped to the cells' cones
+(``anchorfit.erf.cone``). On CPU a few samples per batch at most: measured there, larger batches
+are slower per sample (benchmarks/bench_erf.py).
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ every feature map's sampling grid agrees with and no op depends on the input siz
 
 A *pass* is a group of levels computed together: one forward pass of the network up to those
 levels on their window, then one backward pass per level. One pass for all levels (``joint``)
-shares the forward; one pass per level (``per-level``) runs every level on its own, much smaller
-window. Measured on CPU (benchmarks/bench_erf.py, SSD300): the forward and the input-gradient
-backward of a convolution cost about the same and batching samples does not make them cheaper,
-so the work is proportional to window area × (passes through the network), and per-level windows
-win whenever the levels' RFs differ in size.
+shares the forward; one pass per level (``per-level``) runs every level on its own, smaller
+window; ``auto`` lets levels with about the same window share a pass. Measured on CPU
+(benchmarks/bench_erf.py, SSD300): the forward and the input-gradient backward of a convolution
+cost about the same and batching samples does not make them cheaper, so the work is about window
+area × (1 + levels in the pass), which ``joint_cost`` counts.
 """
 
 from __future__ import annotations
