@@ -78,14 +78,12 @@ def main() -> None:
     print(f"{args.model} @ {net.input_size[0]}x{net.input_size[1]}, levels "
           f"{', '.join(p.name for p in plans)} (RF {', '.join(str(p.rf.rf[0]) for p in plans)}), "
           f"{args.samples} samples, {torch.get_num_threads()} threads")
-    rows = []
     results = {}
     for key in args.variants.split(","):
         label, kw = VARIANTS[key]
         res = estimate(net, samples=args.samples, seed=args.seed, weights="as_is", n_boot=200,
                        **kw)
         results[label] = res
-        rows.append((label, res.seconds, res.batch_size, res.window))
         print(f"  {label}: {res.seconds:.1f} s ({res.schedule}: {res.passes}, "
               f"channels-last {res.channels_last})", flush=True)
     base_time, base_maps = baseline(net, plans, args.samples, args.seed)
@@ -93,11 +91,11 @@ def main() -> None:
     print("|---|---|---|---|---|")
     print(f"| per-image, per-level loop (RepLKNet way) | {base_time:.1f} | "
           f"{base_time / args.samples:.2f} | 1.0x | - |")
-    for label, secs, batch, window in rows:
-        res = results[label]
+    for label, res in results.items():
+        secs = res.seconds
         diff = max(float(np.abs(lv.full_map(res.input_size) - ref).max() / ref.max())
                    for lv, ref in zip(res.levels, base_maps))
-        print(f"| {label}, batch {batch}, bounds {window} | {secs:.1f} | "
+        print(f"| {label}, batch {res.batch_size}, bounds {res.window} | {secs:.1f} | "
               f"{secs / args.samples:.2f} | {base_time / secs:.1f}x | {diff:.1e} |")
 
 

@@ -22,7 +22,8 @@ FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from anchorfit.erf.estimator import MODES
+    from anchorfit.erf.estimator import BACKWARDS, MODES
+    from anchorfit.erf.window import SCHEDULES
 
     p = sub.add_parser(
         "erf", help="effective receptive field (ERF) of every detection level",
@@ -79,12 +80,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None,
                    help="samples per forward pass (default: from a memory budget per pass; "
                         "on CPU few, since larger batches measured slower there)")
-    p.add_argument("--backward", choices=("auto", "batched", "loop"), default="auto",
+    p.add_argument("--backward", choices=BACKWARDS, default="auto",
                    help="levels' backward passes: one vmapped pass (batched, is_grads_batched) "
                         "or a loop; auto picks the loop on CPU, batched on CUDA")
     p.add_argument("--no-crop", action="store_true",
                    help="run on the whole input instead of the window holding the cells' RFs")
-    p.add_argument("--schedule", choices=("auto", "joint", "per-level"), default="auto",
+    p.add_argument("--schedule", choices=SCHEDULES, default="auto",
                    help="joint: one forward pass for all levels on the window holding every "
                         "cell's RF; per-level: each level on its own, smaller window; auto "
                         "(default): levels with about the same window share a pass, the "

@@ -79,10 +79,18 @@ def plan_cone(graph: Graph, analysis: RFAnalysis, levels: Sequence[str],
     keep = ancestors(graph, list(levels))
     order = [n for n in graph.nodes if n in keep]
     pos = {n: i for i, n in enumerate(order)}
-    cuts = [n for n in cut_nodes(graph, order)
+    cuts = {n for n in cut_nodes(graph, order)
             if n not in levels and not isinstance(graph.nodes[n].op, Input)
-            and (allowed is None or n in allowed)]
-    shifts = [tuple(abs(a.shift) for a in analysis.nodes[n].axes) for n in order]
+            and (allowed is None or n in allowed)}
+    # later_lcm[i][axis]: lcm of the shifts of the nodes after order[i]; a crop there must start
+    # at a multiple of each of them in input pixels, i.e. at a multiple of later / gcd(later, step)
+    # cells of its own map
+    later_lcm = [(1, 1)] * len(order)
+    acc = (1, 1)
+    for i in range(len(order) - 1, -1, -1):
+        later_lcm[i] = acc
+        acc = tuple(math.lcm(acc[a], abs(analysis.nodes[order[i]].axes[a].shift) or 1)
+                    for a in range(2))  # type: ignore[assignment]
     offset = [0, 0]  # input pixels removed in front by the crops so far
     extent: list[int | None] = [None, None]  # input pixels the last crop kept (bounds later maps)
     crops: list[Crop] = []
@@ -99,7 +107,6 @@ def plan_cone(graph: Graph, analysis: RFAnalysis, levels: Sequence[str],
         after = [b for lv, b in zip(levels, boxes) if pos[lv] > pos[n]]
         box = tuple((min(b[a][0] for b in after) - margin, max(b[a][1] for b in after) + margin)
                     for a in range(2))
-        later = shifts[pos[n] + 1:]
         span = []
         for axis, amap in enumerate(rf.axes):
             step = amap.shift
@@ -107,9 +114,8 @@ def plan_cone(graph: Graph, analysis: RFAnalysis, levels: Sequence[str],
             hi = min((box[axis][1] - amap.hi[0]) // step, amap.size - 1)
             if hi < lo:
                 break
-            align = 1
-            for s in later:
-                align = math.lcm(align, s[axis] // math.gcd(s[axis], step))
+            later = later_lcm[pos[n]][axis]
+            align = later // math.gcd(later, step)
             done = offset[axis] // step  # cells of this map already removed by earlier crops
             start = (lo - done) // align * align
             size = amap.size - done

@@ -36,8 +36,7 @@ import torch.nn as nn
 from anchorfit.errors import AnchorfitError
 from anchorfit.erf import stats as st
 from anchorfit.erf.result import ERFResult, LevelERF
-from anchorfit.erf.window import (CHECK_MARGIN, SCHEDULES, ComputeWindow, Pass, compute_window,
-                                  schedule_passes)
+from anchorfit.erf.window import CHECK_MARGIN, ComputeWindow, Pass, schedule_passes
 from anchorfit.rf.engine import NodeRF, RFAnalysis, extend
 
 MODES = ("energy", "abs", "replknet")
@@ -537,8 +536,6 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
         raise AnchorfitError(f"unknown mode {mode!r}", hint="one of " + ", ".join(MODES))
     if backward not in BACKWARDS:
         raise AnchorfitError(f"unknown backward {backward!r}", hint="one of " + ", ".join(BACKWARDS))
-    if schedule not in SCHEDULES:
-        raise AnchorfitError(f"unknown schedule {schedule!r}", hint="one of " + ", ".join(SCHEDULES))
     if samples < 1 or max_samples < 1 or weight_draws < 1:
         raise AnchorfitError("--samples, --max-samples and --weight-draws must be positive")
     if batch_size is not None and batch_size < 1:
