@@ -228,7 +228,10 @@ def load(model: str, input_size: tuple[int, int] | None = None, *, unknown: str 
         if not path.exists() and model in _builtin_configs():
             from anchorfit.formats import load_network
 
-            return load_network(model, input_size)
+            net = load_network(model, input_size)
+            if materialize and net.traced is None:  # as for the same file given by path
+                net = as_traced(net, seed=None)  # callers seed (anchorfit.erf.load_network)
+            return net
         if not path.exists():
             raise AnchorfitError(
                 f"{model}: no such file",

@@ -204,10 +204,12 @@ def schedule_passes(net: Any, analysis: RFAnalysis, plans: Sequence[_Plan], crop
     order = sorted(range(len(plans)), key=lambda k: (split[k].window.area, k))
     windows: dict[tuple[int, int], ComputeWindow] = {}
 
-    def window_of(i: int, j: int) -> ComputeWindow:  # the group order[i:j]
+    def window_of(i: int, j: int) -> ComputeWindow:
+        # the group order[i:j], its cells in level order: a Pass lists its levels sorted and
+        # the runner pairs the window's cells with them position by position
         if (i, j) not in windows:
             windows[i, j] = split[order[i]].window if j == i + 1 else compute_window(
-                net, analysis, [plans[k] for k in order[i:j]], crop)
+                net, analysis, [plans[k] for k in sorted(order[i:j])], crop)
         return windows[i, j]
 
     n = len(order)
