@@ -119,6 +119,7 @@ class AuditReport:
     findings: list[Finding]
     checks_run: list[str]
     notes: list[str] = field(default_factory=list)
+    erf: dict[str, float] | None = None  # level -> ERF size (4 sigma, px) the band check used
 
     def worst(self) -> Severity | None:
         if not self.findings:
@@ -144,7 +145,8 @@ class AuditReport:
     def to_dict(self) -> dict[str, Any]:
         counts = {s: sum(1 for f in self.findings if f.severity == s) for s in SEVERITY_RANK}
         return {"detector": self.detector, "checks_run": self.checks_run, "counts": counts,
-                "findings": [f.to_dict() for f in self.findings], "notes": self.notes}
+                "findings": [f.to_dict() for f in self.findings], "erf": self.erf,
+                "notes": self.notes}
 
 
 @dataclass
@@ -565,4 +567,4 @@ def audit(detector: Detector, wh: np.ndarray | None = None, erf: dict[str, float
     if not erf:
         notes.append("the ERF band check (AF102) needs ERF sizes (--erf)")
     findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.code))
-    return AuditReport(detector.name, findings, ran, notes)
+    return AuditReport(detector.name, findings, ran, notes, dict(erf) if erf else None)

@@ -60,6 +60,7 @@ class Comparison:
     boxes: int
     dataset: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    erf: dict[str, float] | None = None  # level -> ERF (4 sigma, px) capping level-aware k-means
 
     def rows(self) -> list[str]:
         pos = f"{self.positive_iou:g}"
@@ -93,7 +94,7 @@ class Comparison:
                 "strides": self.strides, "anchor_t": self.anchor_t,
                 "positive_iou": self.positive_iou, "grid": self.grid.to_dict(),
                 "seed": self.seed, "boxes": self.boxes, "dataset": self.dataset,
-                "sets": [s.to_dict() for s in self.sets], "notes": self.notes}
+                "sets": [s.to_dict() for s in self.sets], "erf": self.erf, "notes": self.notes}
 
     def best(self, metric: str) -> str:
         return max(self.sets, key=lambda s: s.metrics.scalars()[metric]).name
@@ -191,4 +192,4 @@ def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: 
              f"{'(i+0.5)*S' if offset == 'center' else 'i*S'}, box centres uniform within a "
              f"cell (seed {seed}); positive IoU {pos:g}; YOLOv5 ratio threshold {anchor_t:g}"]
     return Comparison(detector.name, detector.input_size, strides, sets, anchor_t, float(pos),
-                      grid, seed, int(len(wh)), dataset or {}, notes)
+                      grid, seed, int(len(wh)), dataset or {}, notes, dict(erf) if erf else None)

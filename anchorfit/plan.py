@@ -41,6 +41,7 @@ class ErfSize:
     value: float
     low: float | None = None
     high: float | None = None
+    canvas: tuple[int, int] | None = None  # the input it was measured on (anchorfit.erf.canvas)
 
     def text(self) -> str:
         if self.low is None or self.high is None:
@@ -81,8 +82,9 @@ class LevelPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "stride": self.stride, "rf": self.rf, "head_rf": self.head_rf,
-                "erf": None if self.erf is None else {"value": self.erf.value,
-                                                      "ci95": [self.erf.low, self.erf.high]},
+                "erf": None if self.erf is None else {
+                    "value": self.erf.value, "ci95": [self.erf.low, self.erf.high],
+                    "input": None if self.erf.canvas is None else list(self.erf.canvas)},
                 "anchors": [a.to_list() for a in self.anchors],
                 "anchor_offsets": [None if a.offsets is None else [list(o) for o in a.offsets]
                                    for a in self.anchors],
@@ -351,28 +353,28 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
 
 
 def measure_erf(detector: Detector, *, samples: int = 2, seed: int = 0,
-                progress: bool = False) -> tuple[dict[str, ErfSize], list[str]]:
+                progress: bool = False, erf_input: tuple[int, int] | None = None
+                ) -> tuple[dict[str, ErfSize], list[str]]:
     """ERF (4 sigma, mean of the two axes, with its 95 % interval) of every level.
 
-    Networks read from files get a torch module built from their IR (``models.as_traced``);
-    weights are random (seeded) with BatchNorm recalibrated, as in ``anchorfit erf``.
+    Measured at the detector's input, or on a larger canvas when a level's RF does not fit there
+    (``anchorfit.erf.canvas``: the cell's map depends only on its RF's pixels), or at
+    ``erf_input``. Networks read from files get a torch module built from their IR
+    (``models.as_traced``); weights are random (seeded) with BatchNorm recalibrated, as in
+    ``anchorfit erf``. The first note names the canvas.
     """
-    from anchorfit import models
     from anchorfit.erf import estimate
+    from anchorfit.erf.canvas import erf_network
 
-    net = detector.network
-    if net is None:
-        raise AnchorfitError(f"{detector.name} has no network, so no ERF can be measured",
-                             hint="use --no-erf")
-    if net.traced is None:
-        net = models.as_traced(net, seed=seed)
     layers = [lv.name for lv in detector.levels if lv.node]
+    net, canvas = erf_network(detector, layers, erf_input, seed=seed)
     result = estimate(net, layers, samples=samples, seed=seed, progress=progress)
     sizes = {}
     for lv in result.levels:
         value = float(np.mean(lv.erf_4sigma))
         ci = np.asarray(lv.erf_4sigma_ci, dtype=float)
-        sizes[lv.name] = ErfSize(value, float(np.mean(ci[:, 0])), float(np.mean(ci[:, 1])))
-    notes = [f"ERF: {samples} samples of seeded noise (seed {seed}), random weights, "
-             f"input {net.input_size[0]}x{net.input_size[1]}"] + list(result.notes)
+        sizes[lv.name] = ErfSize(value, float(np.mean(ci[:, 0])), float(np.mean(ci[:, 1])),
+                                 canvas.size)
+    notes = [f"ERF: {samples} samples of seeded noise (seed {seed}), random weights, on "
+             f"{canvas.describe()}"] + list(result.notes)
     return sizes, notes

@@ -34,9 +34,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "or torchvision:NAME")
     p.add_argument("--input", "-i", metavar="HxW", help="input size (default: the detector's)")
     add_dataset_options(p)
-    p.add_argument("--erf", metavar="L=PX,...",
+    p.add_argument("--erf", metavar="L=PX,...", nargs="?", const="measure",
                    help="ERF sizes (4 sigma, px) per level for the ERF band check, e.g. "
-                        "conv3_3=20,conv4_3=45 (from anchorfit erf)")
+                        "conv3_3=20,conv4_3=45 (from anchorfit erf); --erf alone measures them "
+                        "(2 noise samples, random weights, as anchorfit plan)")
+    p.add_argument("--erf-input", metavar="HxW",
+                   help="with --erf alone: the input the ERF is measured on (default: the "
+                        "detector's, or the canvas its deepest level's RF needs)")
     p.add_argument("--fail-on", choices=("info", "warning", "error"),
                    help="exit with status 1 when a finding is at least this severe")
     p.add_argument("--only", metavar="CODES", help="run only these checks, e.g. AF105,AF106")
@@ -98,12 +102,26 @@ def run(args: argparse.Namespace) -> int:
     if args.list_checks:
         emit(_Catalogue(), args, title="anchorfit audit checks")
         return 0
+    if not args.model and args.erf and "=" not in args.erf and args.erf != "measure":
+        args.model, args.erf = args.erf, "measure"  # `audit --erf MODEL`: --erf took MODEL
     if not args.model:
         raise AnchorfitError("give a detector to audit (MODEL), or --list-checks")
+    erf_input = parse_hw(args.erf_input, option="--erf-input") if args.erf_input else None
+    if erf_input is not None and args.erf not in (None, "measure"):
+        raise AnchorfitError("--erf-input is for a measured ERF (--erf alone), not given sizes",
+                             key="--erf-input")
     size = parse_hw(args.input) if args.input else None
     detector = models.load_detector(args.model, size)
     levels = {lv.name for lv in detector.levels}
-    erf = parse_erf(args.erf)
+    erf_notes: list[str] = []
+    if args.erf == "measure" or erf_input is not None:
+        from anchorfit.plan import measure_erf
+
+        sizes, erf_notes = measure_erf(detector, seed=args.seed, progress=True,
+                                       erf_input=erf_input)
+        erf = {name: s.value for name, s in sizes.items()}
+    else:
+        erf = parse_erf(args.erf)
     for name in erf or {}:
         if name not in levels:
             raise AnchorfitError(f"--erf names level {name!r}, which {detector.name} does not "
@@ -111,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     prepared = load_dataset(args, detector)
     report = audit(detector, None if prepared is None else prepared.boxes.wh(), erf,
                    only=_codes(args.only), skip=_codes(args.skip))
-    notes = list(report.notes)
+    notes = erf_notes + list(report.notes)
     if prepared is not None:
         notes.append(dataset_note(prepared))
     counts = report.to_dict()["counts"]

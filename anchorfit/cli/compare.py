@@ -40,6 +40,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ratio", type=float, default=4.0,
                    help="RF-derived anchors are RATIO x stride (default 4, S3FD)")
     p.add_argument("--restarts", type=int, default=10, help="k-means restarts (default 10)")
+    p.add_argument("--erf", action="store_true",
+                   help="measure each level's ERF (2 noise samples, random weights, as anchorfit "
+                        "plan) and cap level-aware k-means at it instead of the head RF")
+    p.add_argument("--erf-input", metavar="HxW",
+                   help="with --erf: the input the ERF is measured on (default: the detector's, "
+                        "or the canvas its deepest level's RF needs)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
     p.add_argument("--plot-boxes", metavar="PNG", help="box sizes with every anchor set")
     p.add_argument("--plot-recall", metavar="PNG", help="grid recall by object size per set")
@@ -72,14 +78,24 @@ def run(args: argparse.Namespace) -> int:
         raise AnchorfitError(f"-k {args.k}: expected at least 1", key="-k")
     if (args.export_to or args.in_place) and not args.export:
         raise AnchorfitError("--export-to/--in-place need --export SET", key="--export")
+    if args.erf_input and not args.erf:
+        raise AnchorfitError("--erf-input needs --erf", key="--erf-input")
+    erf_input = parse_hw(args.erf_input, option="--erf-input") if args.erf_input else None
     size = parse_hw(args.input) if args.input else None
     detector = models.load_detector(args.model, size)
     prepared = load_dataset(args, detector)
+    erf, erf_notes = None, []
+    if args.erf:
+        from anchorfit.plan import measure_erf
+
+        sizes, erf_notes = measure_erf(detector, seed=args.seed, progress=True,
+                                       erf_input=erf_input)
+        erf = {name: s.value for name, s in sizes.items()}
     with status(f"comparing anchor sets on {len(prepared.boxes)} boxes"):
-        result = compare(detector, prepared.boxes.wh(), k=args.k, ratio=args.ratio,
+        result = compare(detector, prepared.boxes.wh(), k=args.k, ratio=args.ratio, erf=erf,
                          seed=args.seed, restarts=args.restarts,
                          dataset={"source": prepared.boxes.source, **prepared.to_dict()})
-    notes = [dataset_note(prepared)] + result.notes
+    notes = erf_notes + [dataset_note(prepared)] + result.notes
     for s in result.sets:
         notes += [f"{s.name}: {n}" for n in s.notes]
     if args.plot_boxes:

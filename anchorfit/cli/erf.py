@@ -38,9 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL",
                    help="torchvision:NAME, package.module:factory, file.py:factory, or a detector "
                         "file whose reader builds a torch module")
-    p.add_argument("--input", "-i", metavar="HxW",
+    p.add_argument("--input", "-i", "--erf-input", metavar="HxW",
                    help="input size (height first); default: the largest RF + 2 x 2 strides on "
-                        "each side, rounded up to the largest stride")
+                        "each side, rounded up to the largest stride (--erf-input: the same, "
+                        "spelled as in plan, audit and compare)")
     p.add_argument("--layers", "-l", metavar="A,B,...",
                    help="comma-separated layer names (default: the detection levels, or a "
                         "classifier's stage outputs)")

@@ -47,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     erf.add_argument("--samples", type=int, default=2,
                      help="noise samples for the ERF (default 2, about 20 s for S3FD on a CPU; "
                           "more samples narrow the intervals)")
+    p.add_argument("--erf-input", metavar="HxW",
+                   help="input the ERF is measured on (default: the detector's, or the canvas "
+                        "its deepest level's RF needs when that is larger)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
     p.add_argument("--plot", metavar="PNG", help="the per-level ladder: stride, anchor, ERF, RF")
     p.add_argument("--plot-boxes", metavar="PNG",
@@ -65,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         raise AnchorfitError(f"-k {args.k}: expected at least 1", key="-k")
     if args.plot_boxes and not args.boxes:
         raise AnchorfitError("--plot-boxes needs --boxes", key="--plot-boxes")
+    if args.erf_input and args.no_erf:
+        raise AnchorfitError("--erf-input needs the ERF: drop --no-erf", key="--erf-input")
+    erf_input = parse_hw(args.erf_input, option="--erf-input") if args.erf_input else None
     size = parse_hw(args.input) if args.input else None
     detector = models.load_detector(args.model, size)
     prepared = load_dataset(args, detector)
@@ -72,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     erf = None
     if not args.no_erf:
         erf, erf_notes = measure_erf(detector, samples=args.samples, seed=args.seed,
-                                     progress=True)
+                                     progress=True, erf_input=erf_input)
         notes += erf_notes
     result = plan(detector, rule=args.rule, ratio=args.ratio,
                   wh=None if prepared is None else prepared.boxes.wh(), k=args.k, erf=erf,

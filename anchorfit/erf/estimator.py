@@ -70,22 +70,26 @@ class LevelPlan:
         return (Fraction(self.center2[0], 2), Fraction(self.center2[1], 2))
 
 
+def nearest_fitting(amap: Any, n: int) -> int | None:
+    """On one axis of ``n`` pixels: the index whose RF centre is nearest the centre among those
+    whose whole RF is inside (ties: the smaller index); None when none fits."""
+    best: tuple[int, int] | None = None
+    for o in range(amap.size):
+        lo, hi = amap.start(o), amap.end(o)
+        if lo is None or hi is None or lo < 0 or hi > n - 1:
+            continue
+        key = (abs(lo + hi - (n - 1)), o)
+        if best is None or key < best:
+            best = key
+    return None if best is None else best[1]
+
+
 def choose_cell(rf: NodeRF, input_size: tuple[int, int]) -> tuple[int, int] | None:
     """The cell whose RF centre is nearest the image centre among those whose whole RF is inside
     the input (ties: the smaller index); None when no cell's RF fits."""
-    picked = []
-    for amap, n in zip(rf.axes, input_size):
-        best: tuple[int, int] | None = None
-        for o in range(amap.size):
-            lo, hi = amap.start(o), amap.end(o)
-            if lo is None or hi is None or lo < 0 or hi > n - 1:
-                continue
-            key = (abs(lo + hi - (n - 1)), o)
-            if best is None or key < best:
-                best = key
-        if best is None:
-            return None
-        picked.append(best[1])
+    picked = [nearest_fitting(amap, n) for amap, n in zip(rf.axes, input_size)]
+    if picked[0] is None or picked[1] is None:
+        return None
     return (picked[0], picked[1])
 
 

@@ -1,0 +1,158 @@
+"""Which input the ERF of a detector is measured on: its *canvas*.
+
+The estimator measures, per level, the cell nearest the image centre whose whole RF lies inside
+the input (``estimator.choose_cell``). A detector's native input can be smaller than its deepest
+level's RF (SSD300's fc7 sees 420 px of a 300 px image, YOLOv3's P5 far more than 416/608 px):
+no cell qualifies there. Such a level still has an ERF; it just needs a larger canvas, the one
+``anchorfit erf`` picks without ``--input`` (``estimator.required_input``: the largest RF plus two
+margins of two strides, rounded up to the largest stride). For a network without global context
+a cell's map depends only on the pixels of its RF (the compute-window argument,
+``anchorfit.erf.window``), so the ERF measured on the larger canvas is the ERF of that cell at
+the native input too; RF, strides and anchors keep being reported at the native input.
+
+``plan``, ``audit --erf`` and ``compare --erf`` call ``erf_network``: the native input when every
+level fits there, else the canvas, or the size the user asks for (``--erf-input``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from anchorfit.erf.estimator import choose_cell, nearest_fitting, required_input
+from anchorfit.errors import AnchorfitError
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """The input size the ERF runs on, the detector's own, and why they differ."""
+
+    size: tuple[int, int]
+    native: tuple[int, int]
+    reason: str = ""  # empty when size == native and nobody asked for it
+    requested: bool = False
+
+    @property
+    def moved(self) -> bool:
+        return self.size != self.native
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input": list(self.size), "native_input": list(self.native),
+                "requested": self.requested, "reason": self.reason or None}
+
+    def describe(self) -> str:
+        """Where the ERF is measured and why, for the one line on standard error."""
+        if not self.moved:
+            return f"canvas {_fmt(self.size)} (the detector's input)"
+        return (f"canvas {_fmt(self.size)} ({self.reason}; rf, strides and anchors are at the "
+                f"detector's {_fmt(self.native)})")
+
+
+def _fmt(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def short_levels(net: Any, layers: Sequence[str], size: tuple[int, int] | None = None,
+                 analysis: Any = None) -> list[str]:
+    """The layers of ``net`` that have no cell whose whole RF lies inside ``size`` (default: the
+    network's input), i.e. whose ERF cannot be measured there."""
+    analysis = analysis or net.analyze()
+    size = size or tuple(net.input_size)
+    return [n for n in layers if choose_cell(analysis[net.node(n)], size) is None]  # type: ignore[arg-type]
+
+
+def choose_canvas(net: Any, layers: Sequence[str],
+                  requested: tuple[int, int] | None = None) -> Canvas:
+    """The canvas for the ERF of ``layers`` of ``net`` (analysed at its native input).
+
+    ``requested`` (``--erf-input``) wins; it is checked later, on the network built at that size
+    (``check_canvas``). Otherwise the native input when every level has a cell whose RF fits
+    there, else, on each axis where a level does not fit, the size ``anchorfit erf`` would pick.
+    """
+    native = (int(net.input_size[0]), int(net.input_size[1]))
+    if requested is not None:
+        size = (int(requested[0]), int(requested[1]))
+        return Canvas(size, native, "--erf-input" if size != native else "", True)
+    analysis = net.analyze()
+    rfs = {n: analysis[net.node(n)] for n in layers}
+    short = short_levels(net, layers, native, analysis)
+    if not short:
+        return Canvas(native, native)
+    need = required_input(list(rfs.values()))
+    size = list(native)
+    for axis in range(2):
+        if any(nearest_fitting(rfs[n].axes[axis], native[axis]) is None for n in layers):
+            size[axis] = max(native[axis], need[axis])
+    deepest = max(short, key=lambda n: max(rfs[n].rf))
+    rf = rfs[deepest].rf
+    reason = (f"the detector's {_fmt(native)} input is too small for level {deepest!r}, "
+              f"RF {rf[0]}x{rf[1]}")
+    if any(r.global_context for r in rfs.values()):
+        reason += "; a global op makes its ERF depend on the canvas"
+    return Canvas((size[0], size[1]), native, reason)
+
+
+def check_canvas(net: Any, layers: Sequence[str], flag: str = "--erf-input") -> None:
+    """Raise a clear error when a level of ``net`` (built at the canvas) has no cell whose RF lies
+    inside it; the hint names the size that works (``required_input``)."""
+    short = short_levels(net, layers)
+    if not short:
+        return
+    analysis = net.analyze()
+    need = required_input([analysis[net.node(n)] for n in layers])
+    rf = analysis[net.node(short[0])].rf
+    h, w = net.input_size
+    raise AnchorfitError(f"{flag} {h}x{w} is smaller than layer {short[0]!r} needs: its RF is "
+                         f"{rf[0]}x{rf[1]} and no cell's RF lies inside it",
+                         hint=f"use {flag} {need[0]}x{need[1]} or larger, or leave {flag} out",
+                         key=flag)
+
+
+def detector_at(detector: Any, size: tuple[int, int]) -> Any:
+    """The same detector read again at input ``size`` (its source file, packaged zoo name or
+    ``torchvision:NAME``): readers resolve size-dependent layers ('same' padding, fixed resample
+    sizes) for that input. Without a source, a file network's IR is rebuilt at ``size``."""
+    if tuple(detector.input_size) == tuple(size):
+        return detector
+    from anchorfit import models
+
+    if detector.source:
+        return models.load_detector(str(detector.source), size)
+    net = detector.network
+    if net is None or not hasattr(net, "channels"):
+        raise AnchorfitError(f"{detector.name}: cannot rebuild the network at {_fmt(size)} for "
+                             "the ERF (no source file)", hint="measure it with anchorfit erf")
+    moved = copy.copy(detector)
+    twin = copy.copy(net)
+    twin.__dict__.pop("_module", None)
+    twin.input_size = tuple(size)
+    moved.network, moved.input_size = twin, tuple(size)
+    return moved
+
+
+def erf_network(detector: Any, layers: Sequence[str], requested: tuple[int, int] | None = None,
+                *, seed: int = 0) -> tuple[Any, Canvas]:
+    """The traced network the ERF of ``detector``'s ``layers`` runs on, and its canvas.
+
+    File networks get a torch module built from their IR under ``seed`` (``models.as_traced``),
+    so the weights, and the ERF, repeat."""
+    from anchorfit import models
+
+    net = detector.network
+    if net is None:
+        raise AnchorfitError(f"{detector.name} has no network, so no ERF can be measured",
+                             hint="use --no-erf")
+    canvas = choose_canvas(net, layers, requested)
+    if canvas.size != tuple(net.input_size):
+        net = detector_at(detector, canvas.size).network
+    if canvas.requested:
+        check_canvas(net, layers)
+    if net.traced is None:
+        net = models.as_traced(net, seed=seed)
+    return net, canvas
+
+
+__all__ = ["Canvas", "check_canvas", "choose_canvas", "detector_at", "erf_network",
+           "short_levels"]
