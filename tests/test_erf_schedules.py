@@ -3,6 +3,7 @@ give the same maps (float64: equal up to summation order) on the detectors ancho
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -10,8 +11,10 @@ import pytest
 import torch
 
 from anchorfit.erf import estimate
+from anchorfit.erf.canvas import canvas_for, erf_network
 from anchorfit.erf.estimator import load_network, plan_levels
 from anchorfit.erf.window import schedule_passes
+from anchorfit.formats import builtin_names, load_detector, torch_build
 
 F64 = dict(samples=1, n_boot=10, dtype=torch.float64, calibrate=1)
 #: the schedules the estimator offers, each checked against the whole input
@@ -71,3 +74,59 @@ def test_zoo_names_work_for_erf(run_cli, name):
     data = json.loads(out)
     assert data["model"] == name and data["samples"] == 1
     assert all(lv["zero_outside_rf"] is True for lv in data["layers"])
+
+
+#: every packaged zoo entry, and per format the shared files that exercise its own ops: Darknet's
+#: stride-1 maxpool with asymmetric padding, route and upsample (yolov3-tiny) and route groups
+#: (channel slices, yolov4-tiny); YOLOv5's C3/SPPF neck; Caffe's depthwise MobileNet-SSD; mmdet's
+#: SSD300 and MobileNetV2 YOLOv3 (a resized top-down path)
+SHARED = ["darknet/pjreddie/yolov3-tiny.cfg", "darknet/alexeyab/yolov4-tiny.cfg",
+          "yolov5/models/yolov5n.yaml", "caffe/mobilenet_ssd/deploy.prototxt",
+          "mmdet/ssd/ssd300_coco.py", "mmdet/yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py"]
+#: channel width of the built modules: 4 keeps the walk quick; MobileNet's depthwise layers keep
+#: each channel on its own path, and at 4 channels ReLUs close every path to conv11 (a zero map)
+WIDTH = {"shared:caffe/mobilenet_ssd/deploy.prototxt": 8}
+WALK_VARIANTS = {
+    "auto": {},
+    "per-level": dict(schedule="per-level"),
+    "joint, no cone": dict(schedule="joint", cone=False),
+}
+
+
+def test_walk_covers_every_zoo_entry():
+    assert set(builtin_names()) >= {"s3fd", "ssd300_vgg16", "yolov3", "yolov3-tiny",
+                                    "retinanet_r50_fpn"}
+    assert len(builtin_names()) == len(ZOO)
+
+
+ZOO = builtin_names()
+
+
+@pytest.mark.parametrize("source", ZOO + [f"shared:{s}" for s in SHARED])
+def test_every_schedule_gives_the_whole_input_maps(shared_data, monkeypatch, source):
+    """Each detector's two finest levels (in the detector's own order, so that grouped passes
+    meet levels listed coarse first) on the smallest canvas that holds them, built 4 channels
+    wide: every schedule's maps equal the whole input's in float64."""
+    width = WIDTH.get(source, 4)
+    monkeypatch.setattr(torch_build, "to_torch", functools.partial(
+        torch_build.to_torch, max_channels=width, default_channels=width))
+    path = str(shared_data / "configs" / source[7:]) if source.startswith("shared:") else source
+    det = load_detector(path)
+    analysis = det.network.analyze()
+    levels = [lv for lv in det.levels if lv.node]
+    finest = sorted(levels, key=lambda lv: (max(analysis[lv.node].rf), levels.index(lv)))[:2]
+    layers = [lv.name for lv in levels if lv in finest]
+    size = canvas_for(det.network, layers)
+    net, canvas = erf_network(load_detector(path, size), layers, size, seed=0)
+    assert canvas.size == size and canvas.requested
+    whole = estimate(net, layers, crop=False, **F64)
+    for lv in whole.levels:
+        assert lv.mean_map.max() > 0, (source, lv.name)  # a live path, not a dead ReLU
+        assert lv.zero_outside_rf is not False, (source, lv.name)
+    for label, kw in WALK_VARIANTS.items():
+        res = estimate(net, layers, **kw, **F64)
+        for a, b in zip(res.levels, whole.levels):
+            assert a.box == b.box, (source, label)
+            ref = b.full_map(whole.input_size)
+            got = a.full_map(res.input_size)
+            assert np.abs(got - ref).max() <= 1e-12 * ref.max(), (source, label, a.name)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from anchorfit.erf.estimator import choose_cell, nearest_fitting, required_input
+from anchorfit.erf.estimator import choose_cell, nearest_fitting, required_input, size_multiple
 from anchorfit.errors import AnchorfitError
 
 
@@ -63,6 +63,15 @@ def short_levels(net: Any, layers: Sequence[str], size: tuple[int, int] | None =
     return [n for n in layers if choose_cell(analysis[net.node(n)], size) is None]  # type: ignore[arg-type]
 
 
+def canvas_for(net: Any, layers: Sequence[str], analysis: Any = None) -> tuple[int, int]:
+    """The size ``anchorfit erf`` picks for ``layers``: the largest RF plus margins, rounded up to
+    the largest stride and to what the network's top-down merges need (``size_multiple``)."""
+    analysis = analysis or net.analyze()
+    nodes = [net.node(n) for n in layers]
+    return required_input([analysis[n] for n in nodes],
+                          multiple=size_multiple(net.graph, analysis, nodes))
+
+
 def choose_canvas(net: Any, layers: Sequence[str],
                   requested: tuple[int, int] | None = None) -> Canvas:
     """The canvas for the ERF of ``layers`` of ``net`` (analysed at its native input).
@@ -80,7 +89,7 @@ def choose_canvas(net: Any, layers: Sequence[str],
     short = short_levels(net, layers, native, analysis)
     if not short:
         return Canvas(native, native)
-    need = required_input(list(rfs.values()))
+    need = canvas_for(net, layers, analysis)
     size = list(native)
     for axis in range(2):
         if any(nearest_fitting(rfs[n].axes[axis], native[axis]) is None for n in layers):
@@ -101,7 +110,7 @@ def check_canvas(net: Any, layers: Sequence[str], flag: str = "--erf-input") -> 
     if not short:
         return
     analysis = net.analyze()
-    need = required_input([analysis[net.node(n)] for n in layers])
+    need = canvas_for(net, layers, analysis)
     rf = analysis[net.node(short[0])].rf
     h, w = net.input_size
     raise AnchorfitError(f"{flag} {h}x{w} is smaller than layer {short[0]!r} needs: its RF is "
@@ -154,5 +163,5 @@ def erf_network(detector: Any, layers: Sequence[str], requested: tuple[int, int]
     return net, canvas
 
 
-__all__ = ["Canvas", "check_canvas", "choose_canvas", "detector_at", "erf_network",
+__all__ = ["Canvas", "canvas_for", "check_canvas", "choose_canvas", "detector_at", "erf_network",
            "short_levels"]

@@ -93,15 +93,31 @@ def choose_cell(rf: NodeRF, input_size: tuple[int, int]) -> tuple[int, int] | No
     return (picked[0], picked[1])
 
 
-def required_input(rfs: Sequence[NodeRF], margin_strides: int = 2) -> tuple[int, int]:
+def required_input(rfs: Sequence[NodeRF], margin_strides: int = 2,
+                   multiple: tuple[int, int] | None = None) -> tuple[int, int]:
     """Input size (H, W) for these levels: max RF + 2 margins of ``margin_strides`` × the largest
-    stride, rounded up to a multiple of the largest stride (research/erf.md §4.3)."""
+    stride, rounded up to a multiple of the largest stride (research/erf.md §4.3) and of
+    ``multiple`` (``size_multiple``: what the network's deepest ancestor needs)."""
     size = []
     for axis in range(2):
         stride = max(math.ceil(r.axes[axis].stride) for r in rfs)
         need = max(r.axes[axis].rf for r in rfs) + 2 * margin_strides * stride
-        size.append(-(-need // stride) * stride)
+        unit = math.lcm(stride, multiple[axis]) if multiple else stride
+        size.append(-(-need // unit) * unit)
     return (size[0], size[1])
+
+
+def size_multiple(graph: Any, analysis: RFAnalysis, nodes: Sequence[str]) -> tuple[int, int]:
+    """The lcm of the (integer) strides of every ancestor of ``nodes``, per axis: an input that
+    is a multiple of it keeps every map of a top-down path (FPN, YOLO necks, which upsample a
+    deeper map and merge it) the size of the map it merges with."""
+    from anchorfit.erf.window import ancestors
+
+    unit = [1, 1]
+    for n in ancestors(graph, list(nodes)):
+        for axis, amap in enumerate(analysis.nodes[n].axes):
+            unit[axis] = math.lcm(unit[axis], max(math.ceil(amap.stride), 1))
+    return (unit[0], unit[1])
 
 
 def plan_levels(net: Any, layers: Sequence[str], analysis: RFAnalysis | None = None
@@ -118,7 +134,7 @@ def plan_levels(net: Any, layers: Sequence[str], analysis: RFAnalysis | None = N
                                  hint="pick a convolutional layer")
         cell = choose_cell(rf, (h, w))
         if cell is None:
-            need = required_input([rf])
+            need = required_input([rf], multiple=size_multiple(net.graph, analysis, [node]))
             raise AnchorfitError(
                 f"input {h}x{w} is smaller than layer {name!r} needs: its RF is "
                 f"{rf.rf[0]}x{rf.rf[1]} (stride {float(rf.stride[0]):g}) and no cell's RF lies "
@@ -149,7 +165,9 @@ def load_network(model: str, input_size: tuple[int, int] | None = None,
     probe = models.load(model, None, unknown=unknown)  # type: ignore[arg-type]
     analysis = probe.analyze()
     names = models.layer_names(probe, layers)
-    size = required_input([analysis[probe.node(n)] for n in names])
+    nodes = [probe.node(n) for n in names]
+    size = required_input([analysis[n] for n in nodes],
+                          multiple=size_multiple(probe.graph, analysis, nodes))
     return build(size)
 
 
