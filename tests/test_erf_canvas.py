@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 
 from anchorfit.erf.canvas import canvas_for, choose_canvas
 from anchorfit.erf.estimator import required_input
 from anchorfit.errors import AnchorfitError
 from anchorfit.formats import load_detector
+from anchorfit.schemas import load_schema
 
 
 def canvas_lines(err: str) -> list[str]:
@@ -53,6 +55,7 @@ def test_plan_ssd300_measures_on_the_canvas_and_reports_native_rf(run_cli):
     lines = canvas_lines(err)
     assert len(lines) == 1 and "canvas 1088x1088" in lines[0] and "300x300" in lines[0], err
     data = json.loads(out)
+    jsonschema.validate(data, load_schema("plan"))
     assert data["input"] == [300, 300]
     rf = {lv["name"]: lv["rf"] for lv in data["levels"]}
     assert rf["fc7"] == 420 and rf["conv11_2"] == 772  # the RF engine's numbers at 300 x 300
@@ -116,6 +119,7 @@ def test_audit_measures_the_erf_with_erf_alone(run_cli):
     assert code == 0, err
     assert len(canvas_lines(err)) == 1 and "canvas 448x448" in err
     data = json.loads(out)
+    jsonschema.validate(data, load_schema("audit"))
     assert set(data["erf"]) == {"P5", "P4"} and "AF102" in data["checks_run"]
     # `audit --erf MODEL`: the bare flag comes before the model
     code, out, err = run_cli("audit", "--erf", "yolov3-tiny", "--only", "AF102",
@@ -134,6 +138,7 @@ def test_compare_caps_level_aware_kmeans_at_the_measured_erf(run_cli, shared_dat
     assert code == 0, err
     assert len(canvas_lines(err)) == 1 and "canvas 416x416" in err
     data = json.loads(out)
+    jsonschema.validate(data, load_schema("compare"))
     assert set(data["erf"]) == {"P5", "P4"}
     cap = data["erf"]["P4"]
     aware = next(s for s in data["sets"] if s["name"] == "level-aware k-means")

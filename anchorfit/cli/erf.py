@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   anchorfit erf torchvision:resnet18 --weights uniform --mode abs --format json
   anchorfit erf mypackage.models:build_backbone --weights trained.pt --images val/ --fit
   anchorfit erf configs/s3fd.yaml --device cuda
+  anchorfit erf yolov3-tiny --samples 8
 """
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -36,8 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "with percentile-bootstrap 95 %% intervals. " + CONVENTION + ".",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL",
-                   help="torchvision:NAME, package.module:factory, file.py:factory, or a detector "
-                        "file whose reader builds a torch module")
+                   help="torchvision:NAME, package.module:factory, file.py:factory, a detector "
+                        "file whose reader builds a torch module, or a zoo name (s3fd)")
     p.add_argument("--input", "-i", "--erf-input", metavar="HxW",
                    help="input size (height first); default: the largest RF + 2 x 2 strides on "
                         "each side, rounded up to the largest stride (--erf-input: the same, "

@@ -152,7 +152,8 @@ def erf_network(detector: Any, layers: Sequence[str], requested: tuple[int, int]
     net = detector.network
     if net is None:
         raise AnchorfitError(f"{detector.name} has no network, so no ERF can be measured",
-                             hint="use --no-erf")
+                             hint="plan: use --no-erf; audit: give sizes with --erf L=PX,...; "
+                                  "compare: drop --erf")
     canvas = choose_canvas(net, layers, requested)
     if canvas.size != tuple(net.input_size):
         net = detector_at(detector, canvas.size).network
