@@ -166,8 +166,9 @@ def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: 
     t0 = time.perf_counter()
     rf_sets = rf_derived(strides, per_level, ratio)
     sets.append(measure(f"rf x{ratio:g}", rf_sets, time.perf_counter() - t0))
+    names = [levels[i].name for i in order]
     km = cluster_anchors(wh, k, method="iou", strides=asc, assign="area", restarts=restarts,
-                         seed=seed, anchor_t=anchor_t, grid=None)
+                         seed=seed, anchor_t=anchor_t, grid=None, level_names=names)
     sets.append(measure("k-means", in_level_order(km.anchors), km.runtime_s, list(km.warnings)))
     caps = []
     for lv in levels:
@@ -177,12 +178,12 @@ def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: 
         caps.append(cap)
     lk = cluster_anchors(wh, k, method="iou", strides=asc, assign="range",
                          restarts=restarts, seed=seed, anchor_t=anchor_t,
-                         level_max=[caps[i] for i in order], grid=None)
+                         level_max=[caps[i] for i in order], grid=None, level_names=names)
     sets.append(measure("level-aware k-means", in_level_order(lk.anchors), lk.runtime_s,
                         list(lk.warnings)))
     if yolo:
         yk = cluster_anchors(wh, k, method="yolov5", strides=asc, seed=seed,
-                             anchor_t=anchor_t, grid=None)
+                             anchor_t=anchor_t, grid=None, level_names=names)
         sets.append(measure("yolov5 evolve", in_level_order(yk.anchors), yk.runtime_s,
                             list(yk.warnings)))
     for name, anchors in (extra_sets or {}).items():

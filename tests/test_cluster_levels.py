@@ -39,7 +39,7 @@ def test_range_assignment_respects_each_level():
     assert len(np.unique(np.round(r.anchors[0], 2), axis=0)) == 3
     # no box reaches the stride-32 range centre (128 px): one square anchor and a warning
     assert r.anchors[2].shape == (1, 2) and r.anchors[2][0, 0] == 128
-    assert any("receives no boxes" in w for w in r.warnings)
+    assert any("level 2 (stride 32): no box falls in its clustering range" in w for w in r.warnings)
 
 
 def test_level_max_caps_anchors():

@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise AnchorfitError(f"--samples {args.samples}: expected at least 1", key="--samples")
     if args.k is not None and args.k < 1:
         raise AnchorfitError(f"-k {args.k}: expected at least 1", key="-k")
+    if not args.ratio > 0 or args.ratio == float("inf"):
+        raise AnchorfitError(f"--ratio must be positive, not {args.ratio}", key="--ratio")
     if args.plot_boxes and not args.boxes:
         raise AnchorfitError("--plot-boxes needs --boxes", key="--plot-boxes")
     size = parse_hw(args.input) if args.input else None
