@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -284,10 +285,15 @@ def designed_ratios(level: Level) -> tuple[float, ...] | None:
     """
     if not level.anchors:
         return None
-    ratios = sorted({round(a.h / a.w, 3) for a in level.anchors})
-    if len(ratios) > 7 or not all(r == 1 or round(1 / r, 3) in ratios or
-                                  any(abs(1 / r - q) < 2e-3 for q in ratios) for r in ratios):
-        return None
+    ratios: list[float] = []
+    for a in level.anchors:  # in the detector's order, snapped to simple fractions (1/3, 1/2)
+        r = a.h / a.w
+        simple = Fraction(r).limit_denominator(12)
+        r = float(simple) if abs(float(simple) / r - 1) < 1e-3 else round(r, 4)
+        if all(abs(r / q - 1) > 1e-9 for q in ratios):
+            ratios.append(r)
+    if len(ratios) > 7 or not all(any(abs(r * q - 1) < 0.01 for q in ratios) for r in ratios):
+        return None  # not square plus reciprocal pairs (1% for rounding: 1/3 is 0.333)
     return tuple(ratios)
 
 

@@ -119,7 +119,7 @@ def test_compare_s3fd_on_wider_face(run_cli, shared_data):
                              "--restarts", "2", "-f", "csv")
     assert code == 0, err
     header = out.splitlines()[0].split(",")
-    assert header == ["metric", "default", "rf x4", "k-means", "level-aware k-means"]
+    assert header == ["metric", "default", "rf x4", "k-means", "level-aware k-means", "best"]
     assert any(line.startswith("grid_recall@0.35 small") for line in out.splitlines())
 
 
