@@ -115,9 +115,12 @@ def _scale(data: YMap, path: Path, notes: list[str]) -> _Scale:
                           line=data.key_lines.get("scales"), key="scales")
     if not want:
         want = str(next(iter(scales)))
-        notes.append(f"no model scale in the file name; scale {want!r} assumed (the first in "
-                     f"scales:, as Ultralytics does); name the file e.g. "
-                     f"{path.stem}{'s' if want != 's' else 'm'}{path.suffix} to pick another")
+        if len(scales) == 1:
+            notes.append(f"scale {want!r}: the only one in scales:")
+        else:
+            notes.append(f"no model scale in the file name; scale {want!r} assumed (the first "
+                         f"in scales:, as Ultralytics does); name the file e.g. "
+                         f"{path.stem}{'s' if want != 's' else 'm'}{path.suffix} for another")
     value = scales[want]
     if not isinstance(value, list) or len(value) != 3:
         raise FormatError(f"scale {want!r} must be [depth, width, max_channels], got {value!r}",
@@ -147,7 +150,7 @@ def _build(ctx: _Ctx, row: _Row, x: str | list[str], c1: int, sc: _Scale) -> tup
             y = one(y, p if copies == 1 else f"{p}.{i}")
         return y
 
-    if m in _FROM_V5 and m not in ("C3k2",):
+    if m in _FROM_V5:
         v5row = _Row(row.index, row.frm, n, m, a, row.line)
         out, ch = _build_row(ctx, v5row, x, c1, sc.width)
         return out, (c2 if m in _BASE else ch)
