@@ -288,3 +288,6 @@ def test_messages(tmp_path, run_cli, shared_data):
     # YOLOv5's own files keep their reader
     det = load_detector(shared_data / "configs" / "yolov5" / "models" / "yolov5s.yaml")
     assert det.extra["format"] == "yolov5"
+    # and the YOLOv5 entry point hands the package's yamls to their reader
+    assert load_yolov5(shared_data / "configs" / "ultralytics" / "models" / "v8" /
+                       "yolov8.yaml").extra["format"] == "ultralytics"

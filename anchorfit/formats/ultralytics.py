@@ -368,6 +368,10 @@ def load_yolov5(path: Path, input_size: tuple[int, int] | None = None, *,
         raise FormatError(f"{_not_a_model(path, data)}, not a model: a YOLOv5 or Ultralytics "
                           "model yaml has 'backbone:' and 'head:' row lists", source=path,
                           line=data.line)
+    from anchorfit.formats.ultralytics_modern import is_ultralytics_yaml, load_ultralytics
+
+    if is_ultralytics_yaml({str(k) for k in data}):
+        return load_ultralytics(path, input_size, data=data)  # the package's yamls: own rules
     gd = float(data.get("depth_multiple", 1.0))
     gw = float(data.get("width_multiple", 1.0))
     nc = data.get("nc", 80)
