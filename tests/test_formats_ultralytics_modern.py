@@ -265,7 +265,8 @@ def test_block_geometry_by_hand(tmp_path):
             "C2fCIB": "[-1, 1, C2fCIB, [16, True, True]]"}
     want = {"ADown": (9, 4), "SCDown": (7, 4), "C2fCIB": (23, 2)}
     for name, row in rows.items():
-        body = f"backbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - {row}\nhead:\n  - [[1], 1, Detect, [nc]]\n"
+        body = (f"backbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - {row}\n"
+                "head:\n  - [[1], 1, Detect, [nc]]\n")
         det = load_ultralytics(write(tmp_path, f"{name}.yaml", HEAD + body), (64, 64))
         assert (det.levels[0].rf.rf[0], det.levels[0].rf.stride[0]) == want[name], name
     body = "backbone:\n  - [-1, 1, HGStem, [16, 32]]\nhead:\n  - [[0], 1, Detect, [nc]]\n"

@@ -49,8 +49,7 @@ from anchorfit.formats.yamlsrc import YMap, load_yaml
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
-DETECT_HEADS = {"Detect": "Detect", "OBB": "OBB (Detect + angle)",
-                "OBB26": "OBB26 (Detect + angle)", "v10Detect": "v10Detect"}
+DETECT_HEADS = {"Detect", "OBB", "OBB26", "v10Detect"}
 HEADS = {*DETECT_HEADS, "RTDETRDecoder"}
 #: Heads of other tasks: not detection levels anchorfit can read.
 OTHER_HEADS = {"Segment": "segmentation", "Segment26": "segmentation", "Pose": "pose",
@@ -77,7 +76,8 @@ SUPPORTED = sorted(_FROM_V5 | _OWN | HEADS)
 TAL = {"assigner": "TaskAlignedAssigner", "topk": 10, "alpha": 0.5, "beta": 6.0}
 #: E2ELoss: one-to-many TAL topk 10 plus one-to-one TAL topk 7 then topk2 1.
 E2E = {**TAL, "one2one": {"topk": 7, "topk2": 1}}
-RTDETR_GRID = 0.05  # RTDETRDecoder._generate_anchors: proposal box side 0.05 * 2**level (image units)
+#: RTDETRDecoder._generate_anchors: proposal box side 0.05 * 2**level, in image units
+RTDETR_GRID = 0.05
 
 
 def is_ultralytics_yaml(keys: set[str]) -> bool:
@@ -161,9 +161,8 @@ def _build(ctx: _Ctx, row: _Row, x: str | list[str], c1: int, sc: _Scale) -> tup
         pad, d = (None, _arg(a, 3, 1)) if m == "DWConv" else (_arg(a, 3, None), _arg(a, 5, 1))
         return rep(lambda y, q: um.conv(c, y, q, k, s, pad, d), x), c2
     if m in ("nn.ConvTranspose2d", "ConvTranspose"):
-        k, s, pad = _arg(a, 1, 2 if m == "ConvTranspose" else 1), _arg(a, 2, 2 if m ==
-                                                                        "ConvTranspose" else 1), \
-            _arg(a, 3, 0)
+        default = 2 if m == "ConvTranspose" else 1  # ConvTranspose(k=2, s=2); torch's k has none
+        k, s, pad = _arg(a, 1, default), _arg(a, 2, default), _arg(a, 3, 0)
         return rep(lambda y, q: c.b.transposed(y, k, s, pad, name=q), x), c2
     if m == "Bottleneck":
         shortcut = bool(_arg(a, 1, True))

@@ -198,12 +198,12 @@ def elan1(c: _Ctx, x: str, p: str) -> str:
 
 
 def avg2(c: _Ctx, x: str, p: str) -> str:
-    """``avg_pool2d(x, 2, 1, 0)``: the 2x2 stride-1 average before ADown/AConv (map shrinks by 1)."""
+    """``avg_pool2d(x, 2, 1, 0)``: the 2x2 stride-1 average before ADown/AConv (map: -1)."""
     return c.b.pool(x, 2, 1, 0, name=p, kind="avgpool")
 
 
 def adown(c: _Ctx, x: str, p: str) -> str:
-    """``ADown``: 2x2 s1 average; half → 3x3 s2 p1 conv; half → 3x3 s2 p1 max-pool → 1x1; cat."""
+    """``ADown``: 2x2 s1 average; half → 3x3 s2 p1 conv, half → 3x3 s2 p1 max-pool, 1x1; cat."""
     y = avg2(c, x, f"{p}.avg")
     a = conv(c, y, f"{p}.cv1", 3, 2, 1)
     b = conv(c, c.b.pool(y, 3, 2, 1, name=f"{p}.max", kind="maxpool"), f"{p}.cv2", 1, 1, 0)
