@@ -482,7 +482,6 @@ def _sniff(path: Path, text: str) -> bool:
     """A YOLOv5 model (backbone + head), or a YOLOv5 file that is not a model (hyp, anchor
     sets, dataset), so the user hears what the file is instead of "unknown format"."""
     from anchorfit.formats import top_level_keys
-
     from anchorfit.formats.ultralytics_modern import is_ultralytics_yaml
 
     keys = top_level_keys(text)
