@@ -34,6 +34,8 @@ NOT_DETECTORS = {
     "tf_object_detection/object-detection.pbtxt": "a label map prototxt",
     # PyTorch re-implementations' prior dicts: Python data, but neither mmdet nor a network
     "*_pytorch/config.py": "cannot tell which .py format this is",
+    "ultralytics/datasets/*.yaml": "an Ultralytics dataset file, not a model",
+    "ultralytics/default.yaml": "an Ultralytics settings/hyperparameter file (default.yaml), not a model",
 }
 
 
