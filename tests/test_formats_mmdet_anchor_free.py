@@ -237,6 +237,21 @@ def test_res2net_rf_by_hand_and_probe():
         assert agree is True, detail
 
 
+def test_convnext_rf_by_hand_and_probe(mmdet):
+    """ConvNeXt-B (RTMDet-L variant): 4x4/s4 patchify → 4; 3 blocks of 7x7 at stride 4 → 76;
+    2x2/s2 → 80; 3 blocks at 8 → 224 (C3); 2x2 → 232, 27 blocks at 16 → 2824 (C4); 2x2 → 2840,
+    3 blocks at 32 → 3416 (C5)."""
+    b = GraphBuilder()
+    outs = mmdet_nets.convnext(b, b.input(), mmdet_nets.CONVNEXT_DEPTHS["base"])
+    a = analyze(b.build(), (1024, 1024))
+    assert [a[o].rf[0] for o in outs] == [76, 224, 2824, 3416]
+    det = load_mmdet(mmdet / "rtmdet" / "rtmdet_l_convnext_b_4xb32-100e_coco.py")
+    assert [lv.step[0] for lv in det.levels] == [8, 16, 32]
+    assert not any(lv.rf.global_context for lv in det.levels)  # LayerNorm is per pixel
+    for rf, agree, detail in _probe(b.graph, (288, 288), outs[1:2]):
+        assert agree is True, detail
+
+
 def test_fcos_caffe_backbone_probe(mmdet):
     """FCOS's ResNet-50 caffe C3 and C4 read from the config, probed at 320x320."""
     det = load_mmdet(mmdet / "fcos" / "fcos_r50-caffe_fpn_gn-head_1x_coco.py", (320, 320))

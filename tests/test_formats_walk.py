@@ -42,10 +42,8 @@ NOT_DETECTORS = {
     # the large-scale-jitter configs inherit ../common/, which the shared data does not hold
     "mmdet/*/*_8xb8-amp-lsj-200e_coco.py":
         "_base_ file '../common/lsj-200e_coco-detection.py' not found",
-    # RTMDet-L with transformer / mmpretrain backbones: the one module not read is named
+    # RTMDet-L with a Swin transformer backbone: the one module not read is named
     "mmdet/rtmdet/rtmdet_l_swin_b_*.py": "backbone type 'SwinTransformer' is not supported",
-    "mmdet/rtmdet/rtmdet_l_convnext_b_*.py":
-        "backbone type 'mmpretrain.ConvNeXt' is not supported",
 }
 
 

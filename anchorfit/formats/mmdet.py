@@ -319,6 +319,23 @@ def _backbone(cfg: _Config, b: GraphBuilder, x: str, bb: dict, notes: list[str])
             raise cfg.error(f"{kind}: out_indices {tuple(idx)} beyond its {len(stages)} "
                             "outputs (stem + stages)", "out_indices", "model.backbone")
         return [stages[i] for i in idx]
+    if kind in ("mmpretrain.ConvNeXt", "mmcls.ConvNeXt", "ConvNeXt"):
+        arch = bb.get("arch", "tiny")
+        depths = (arch.get("depths") if isinstance(arch, dict) else
+                  mmdet_nets.CONVNEXT_DEPTHS.get(str(arch)))
+        if depths is None:
+            raise cfg.error(f"{kind}: arch {arch!r} is not one of "
+                            f"{sorted(mmdet_nets.CONVNEXT_DEPTHS)}", "arch", "model.backbone.arch")
+        if bb.get("gap_before_final_norm", True):
+            raise cfg.error(f"{kind}: gap_before_final_norm pools each output to a vector; a "
+                            "detector backbone sets it False", "ConvNeXt", "model.backbone")
+        dw = bb.get("dw_conv_cfg") or {}
+        stages = mmdet_nets.convnext(b, x, [int(d) for d in depths],
+                                     int(bb.get("stem_patch_size", 4)),
+                                     int(dw.get("kernel_size", 7)), bool(bb.get("use_grn", False)))
+        idx = bb.get("out_indices", -1)
+        idx = [idx] if isinstance(idx, int) else list(idx)
+        return [stages[i if i >= 0 else len(stages) + i] for i in idx]
     if kind == "SSDVGG":
         if int(bb.get("depth", 16)) != 16 or tuple(bb.get("out_feature_indices", (22, 34))) != (22, 34):
             raise cfg.error("SSDVGG: only depth 16 with out_feature_indices (22, 34) (conv4_3, "
@@ -332,10 +349,10 @@ def _backbone(cfg: _Config, b: GraphBuilder, x: str, bb: dict, notes: list[str])
     if kind == "MobileNetV2":
         stages = _nets.mobilenet_v2(b, x)
         return [stages[i] for i in bb.get("out_indices", (1, 2, 4, 7))]
-    why = {"SwinTransformer": " (windowed self-attention: no convolutional RF to compute)",
-           "mmpretrain.ConvNeXt": " (mmpretrain's ConvNeXt is not modelled)"}.get(str(kind), "")
+    why = {"SwinTransformer": " (windowed self-attention: no convolutional RF to compute)"
+           }.get(str(kind), "")
     raise cfg.error(f"backbone type {kind!r} is not supported{why} (ResNet, ResNeXt, Res2Net, "
-                    "CSPDarknet, CSPNeXt, SSDVGG, Darknet, MobileNetV2)",
+                    "CSPDarknet, CSPNeXt, ConvNeXt, SSDVGG, Darknet, MobileNetV2)",
                     f"type=['\"]{kind}['\"]", "model.backbone")
 
 

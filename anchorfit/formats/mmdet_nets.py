@@ -1,8 +1,9 @@
 """IR recipes for the backbones and necks of mmdetection's anchor-free detectors (no torch).
 
 The FCOS/ATSS/GFL/... configs use ResNet, ResNeXt (and Res2Net) with or without deformable
-convolutions; YOLOX uses CSPDarknet + YOLOXPAFPN; RTMDet CSPNeXt + CSPNeXtPAFPN; CenterNet a
-ResNet-18 with CTResNetNeck's transposed convolutions. Each recipe follows mmdet 3.x's module
+convolutions; YOLOX uses CSPDarknet + YOLOXPAFPN; RTMDet CSPNeXt + CSPNeXtPAFPN (and, for
+RTMDet-L variants, mmpretrain's ConvNeXt); CenterNet a ResNet-18 with CTResNetNeck's transposed
+convolutions. Each recipe follows mmdet 3.x's module
 code layer by layer, keeping only what decides a receptive field: kernels, strides, paddings,
 dilations, the order of branches and merges, and whole-map operations (channel attention).
 
@@ -209,6 +210,37 @@ def res2net(b: GraphBuilder, x: str, depth: int = 101, scales: int = 4, stride_i
     return outs
 
 
+#: mmpretrain ConvNeXt blocks per stage, by arch name
+CONVNEXT_DEPTHS = {"atto": (2, 2, 6, 2), "femto": (2, 2, 6, 2), "pico": (2, 2, 6, 2),
+                   "nano": (2, 2, 8, 2), "tiny": (3, 3, 9, 3), "small": (3, 3, 27, 3),
+                   "base": (3, 3, 27, 3), "large": (3, 3, 27, 3), "xlarge": (3, 3, 27, 3),
+                   "huge": (3, 3, 27, 3)}
+
+
+def convnext(b: GraphBuilder, x: str, depths: Sequence[int], stem_patch: int = 4,
+             kernel: int = 7, grn: bool = False, prefix: str = "backbone.") -> list[str]:
+    """mmpretrain ``ConvNeXt``: a ``stem_patch`` x ``stem_patch`` patchify conv, then per stage a
+    2x2 stride-2 conv (not before the first) and blocks of a depthwise 7x7 (padding 3) + per-pixel
+    LayerNorm + two 1x1s with a residual. ConvNeXt V2's GRN normalises by a whole-map L2 norm
+    (``use_grn``): global context."""
+    p = prefix
+    x = b.conv(x, stem_patch, stem_patch, 0, name=f"{p}stem")
+    outs = []
+    for s, n in enumerate(depths):
+        if s > 0:
+            x = b.conv(x, 2, 2, 0, name=f"{p}downsample{s}")
+        for i in range(n):
+            q = f"{p}stages.{s}.{i}"
+            y = b.conv(x, kernel, 1, kernel // 2, name=f"{q}.dwconv")
+            y = b.conv(y, 1, 1, 0, name=f"{q}.pwconv1")
+            if grn:
+                y = b.pointwise(y, "grn", global_context=True, name=f"{q}.grn")
+            y = b.conv(y, 1, 1, 0, name=f"{q}.pwconv2")
+            x = b.add_(x, y, name=f"{q}.add")
+        outs.append(x)
+    return outs
+
+
 def ct_resnet_neck(b: GraphBuilder, x: str, kernels: Sequence[int], prefix: str = "neck."
                    ) -> str:
     """``CTResNetNeck``: per stage a 3x3 conv (DCNv2 with ``use_dcn``) and a transposed conv
@@ -219,4 +251,5 @@ def ct_resnet_neck(b: GraphBuilder, x: str, kernels: Sequence[int], prefix: str 
     return x
 
 
-__all__ = ["CSPSpec", "CSP_ARCH", "csp_backbone", "csp_pafpn", "ct_resnet_neck", "res2net"]
+__all__ = ["CONVNEXT_DEPTHS", "CSPSpec", "CSP_ARCH", "convnext", "csp_backbone", "csp_pafpn",
+           "ct_resnet_neck", "res2net"]
