@@ -16,9 +16,17 @@ The anchors come from the anchor head's generator (the RPN's in two-stage detect
 - ``YOLOAnchorGenerator``: ``base_sizes`` per level as given; centres at stride/2.
 - ``Legacy*``: mmdet v1 boxes (``(w-1)`` centres, corners rounded).
 
+Anchor-free heads (FCOS, AutoAssign, CenterNet and its CenterNetUpdate head, FoveaBox, YOLOX,
+RTMDet, VFNet without ATSS) are read by ``mmdet_heads``: per level the point offset of its
+``MlvlPointGenerator``, the size range the head assigns by (``(0, inf)`` where the assigner has
+none) and the assigner; ATSS-family heads keep their generator's anchors and record their
+assigner (ATSS, task-aligned, center-region) instead of an IoU threshold.
+
 The network is rebuilt from the backbone/neck parameters with the IR recipes in ``_nets``
 (ResNet pytorch/caffe style with dilation, FPN with every extra-level mode, SSDVGG + SSDNeck,
-Darknet-53 + YOLOV3Neck, MobileNetV2), and the head's own convolutions give ``head_rf``.
+Darknet-53 + YOLOV3Neck, MobileNetV2) and ``mmdet_nets`` (ResNeXt and DCN as ResNet, Res2Net,
+CSPDarknet, CSPNeXt, ConvNeXt, YOLOXPAFPN, CSPNeXtPAFPN, CTResNetNeck), and the head's own
+convolutions give ``head_rf``. A model-zoo ``metafile.yml`` gets a message saying what it is.
 """
 
 from __future__ import annotations
