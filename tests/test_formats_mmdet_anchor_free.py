@@ -295,3 +295,20 @@ def test_load_detector_dispatches_anchor_free(mmdet):
     det = load_detector(mmdet / "yolox" / "yolox_tiny_8xb8-300e_coco.py")
     assert det.to_frame()["anchors (w x h)"].tolist() == ["anchor-free (0, inf]"] * 3
     assert det.to_frame()["assigner"].tolist() == ["simota top10"] * 3
+
+
+@pytest.mark.parametrize("override, line, message", [
+    ("model = dict(bbox_head=dict(regress_ranges=((-1, 64), (64, 1e8))))\n", 2,
+     "2 regress_ranges for 5 levels"),
+    ("model = dict(bbox_head=dict(strides=[8, 16, 32],\n"
+     "  regress_ranges=((-1, 64), (64, 128), (128, 1e8))))\n", 2,
+     "FCOSHead has 3 strides but the backbone/neck gives 5 feature maps"),
+    ("model = dict(backbone=dict(type='CSPNeXt', arch='P7'), neck=None)\n", 2,
+     "CSPNeXt: arch 'P7' is not one of ['P5', 'P6']"),
+])
+def test_malformed_anchor_free_configs(tmp_path, mmdet, run_cli, override, line, message):
+    path = write(tmp_path, "bad.py",
+                 f"_base_ = '{mmdet}/fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'\n{override}")
+    code, out, err = run_cli("rf", str(path))
+    assert code == 2 and out == "" and message in err and "Traceback" not in err, err
+    assert f":{line}:" in err, err

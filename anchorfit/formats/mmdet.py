@@ -547,7 +547,8 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
             points = mmdet_heads.point_head(head, train)
         except (ValueError, KeyError, TypeError) as exc:
             msg = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise cfg.error(msg, f"type=['\"]{head.get('type')}['\"]", head_key) from None
+            where = getattr(exc, "key", None) or f"type=['\"]{head.get('type')}['\"]"
+            raise cfg.error(msg, where, head_key) from None
         return _load_points(cfg, path, model, head, points, input_size)
     gen_key = next((k for k in ("anchor_generator", "prior_generator", "approx_anchor_generator")
                     if isinstance(head.get(k), dict)), None)

@@ -62,6 +62,14 @@ POINT_HEADS: dict[str, tuple[float, tuple[int, ...]]] = {
 }
 
 
+class HeadError(ValueError):
+    """A head setting anchorfit cannot read; ``key`` is the config key to point the user at."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass
 class PointHead:
     """Geometry of a point head, per level (finest first)."""
@@ -90,7 +98,7 @@ def _ranges(values: Any, n: int, what: str) -> list[tuple[float, float]]:
     """(lo, hi) per level; a lower bound below 0 is 0 (sizes are not negative), >= INF is inf."""
     ranges = [(float(lo), float(hi)) for lo, hi in values]
     if len(ranges) != n:
-        raise ValueError(f"{len(ranges)} {what} for {n} levels")
+        raise HeadError(f"{len(ranges)} {what} for {n} levels (one (lo, hi) per stride)", what)
     return [(max(lo, 0.0), math.inf if hi >= INF else hi) for lo, hi in ranges]
 
 
@@ -177,8 +185,8 @@ def point_head(head: dict, train_cfg: dict | None) -> PointHead:
     elif kind in ("RTMDetHead", "RTMDetSepBNHead"):
         ranges, measure = unbounded, "none: the dynamic soft-label assigner ranks all levels"
         if a.get("type", "DynamicSoftLabelAssigner") != "DynamicSoftLabelAssigner":
-            raise ValueError(f"{kind}: assigner {a.get('type')!r} is not read (only "
-                             "DynamicSoftLabelAssigner)")
+            raise HeadError(f"{kind}: assigner {a.get('type')!r} is not read (only "
+                            "DynamicSoftLabelAssigner)", "assigner")
         assigner = Assigner("dynamic-soft-label", None, None, topk=int(a.get("topk", 13)),
                             radius=float(a.get("soft_center_radius", 3.0)))
         kernels = [3] * int(head.get("stacked_convs", 2)) + [int(head.get("pred_kernel_size", 1))]
@@ -242,5 +250,5 @@ def anchor_head_kernels(head: dict) -> list[int] | None:
     return None
 
 
-__all__ = ["PointHead", "anchor_head_assigner", "anchor_head_kernels", "is_point_head",
+__all__ = ["HeadError", "PointHead", "anchor_head_assigner", "anchor_head_kernels", "is_point_head",
            "point_head", "vfnet_generator"]
