@@ -19,7 +19,7 @@ from anchorfit.rf.engine import NodeRF, extend, fmt_axes, fmt_exact, _num
 from anchorfit.rf.graph import Window
 
 CenterConvention = Literal["top-left", "cell-center", "explicit"]
-ResizePolicy = Literal["letterbox", "stretch", "shortside", "fixed"]
+ResizePolicy = Literal["letterbox", "stretch", "shortside", "fixed", "none"]  # none: native pixels
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,9 @@ def test_centernet_update_fovea_autoassign(mmdet):
     assert "sqrt(w h)" in fv.levels[0].extra["range_measure"]
     aa = load_mmdet(mmdet / "autoassign" / "autoassign_r50-caffe_fpn_1x_coco.py")
     assert all(lv.center_offset == 0 and lv.anchor_free_range == (0, INF) for lv in aa.levels)
-    ct = load_mmdet(mmdet / "centernet" / "centernet_r18_8xb16-crop512-140e_coco.py", (512, 512))
+    ct = load_mmdet(mmdet / "centernet" / "centernet_r18_8xb16-crop512-140e_coco.py")
+    # no Resize at test time: native pixels, analysed at the 512 training crop
+    assert ct.input_size == (512, 512) and ct.resize_policy == "none"
     assert [lv.name for lv in ct.levels] == ["P2"]  # three x2 transposed convs from stride 32
     assert ct.levels[0].rf.feature_size == (128, 128) and ct.levels[0].center_offset == 0
 

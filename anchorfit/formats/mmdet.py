@@ -453,6 +453,25 @@ def _resize(pipeline: list[dict]) -> dict | None:
     return None
 
 
+def _center_crop_pad(pipeline: list[dict]) -> bool:
+    """CenterNet's test pipeline: ``RandomCenterCropPad(test_mode=True)`` and no Resize."""
+    return any(isinstance(st, dict) and st.get("type") == "RandomCenterCropPad" and
+               st.get("test_mode") for st in pipeline)
+
+
+def _train_crop(cfg: AttrDict) -> int:
+    """The square training crop of ``RandomCenterCropPad`` (512 when the config has none)."""
+    pipeline = cfg.get("train_pipeline")
+    loader = cfg.get("train_dataloader")
+    ds = loader.get("dataset") if isinstance(loader, dict) else None
+    while not isinstance(pipeline, list) and isinstance(ds, dict):
+        pipeline, ds = ds.get("pipeline"), ds.get("dataset")
+    for st in pipeline if isinstance(pipeline, list) else []:
+        if isinstance(st, dict) and st.get("type") == "RandomCenterCropPad" and st.get("crop_size"):
+            return int(max(st["crop_size"]))
+    return 512
+
+
 def _input(cfg: _Config, gen: dict, input_size: tuple[int, int] | None
            ) -> tuple[tuple[int, int], str, dict[str, Any], list[str]]:
     """Network input (H, W) after padding, resize policy and params, and notes."""
@@ -476,6 +495,13 @@ def _input(cfg: _Config, gen: dict, input_size: tuple[int, int] | None
                 policy, params, size = "letterbox", {"long": w}, (h, w)
         else:
             size = (h, w)
+    elif _center_crop_pad(_pipeline(cfg.data)):
+        crop = _train_crop(cfg.data)
+        size, policy, params = (crop, crop), "none", {}
+        notes.append("the test pipeline does not resize (RandomCenterCropPad in test mode keeps "
+                     "each image's own size, padded to a multiple of 32): boxes stay in original "
+                     f"pixels; the network is analysed at {crop}x{crop}, the training crop "
+                     "(pass --input to choose)")
     elif str(gen.get("type", "")).endswith("SSDAnchorGenerator") and gen.get("input_size"):
         s = int(gen["input_size"])
         size = (s, s)
