@@ -61,8 +61,12 @@ def level_kmeans(points: np.ndarray, weight: np.ndarray, strides: Sequence[float
         label = level_label(lvl, stride, level_names)
         lo, hi = level_range[0] * stride, level_range[1] * stride
         cap = level_max[lvl] if level_max is not None else None
-        if cap is not None:
-            hi = min(hi, float(cap))
+        if cap is not None and float(cap) < hi:
+            hi = float(cap)
+            if hi < lo:  # the level sees less than its own range: hold its anchors at the cap
+                warnings.append(f"{label}: its cap {hi:g} px (ERF or head RF) is below its "
+                                f"range's lower end {lo:g} px; anchors held at {hi:g} px")
+                lo = hi
         sel = owner == lvl
         n = float(weight[sel].sum())
         if not sel.any():
