@@ -43,8 +43,8 @@ def detect_format(path: str | Path) -> str:
 
         if is_data_yaml(path):
             return "ultralytics"
-        raise AnchorfitError("this yaml is not an Ultralytics data yaml (it needs train/val and "
-                             "names or nc keys)", source=path,
+        raise AnchorfitError("this yaml is not an Ultralytics data yaml (it has no train or "
+                             "val key)", source=path,
                              hint="pass a data yaml, or an annotation file or folder")
     head = _head(path, 4096)
     if suffix == ".xml":

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,13 @@ class DataYaml:
     """A data yaml with its root resolved and class names checked."""
 
     source: Path
-    roots: list[Path]          # existing candidates for ``path``, in the order they are tried
     names: list[str]
     raw: dict[str, Any]
+
+    @cached_property
+    def roots(self) -> list[Path]:
+        """Existing candidates for the dataset root, in the order they are tried."""
+        return _roots(self.source, self.raw)
 
     @property
     def root(self) -> Path:
@@ -82,17 +87,17 @@ class DataYaml:
 
 
 def is_data_yaml(path: str | Path) -> bool:
-    """True for a yaml mapping with a train/val split and names or nc (an Ultralytics data yaml)."""
+    """True for a yaml mapping with a train or val key (an Ultralytics data yaml; whether its
+    names/nc are right is checked when it is read, so the message can name the key)."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
-    return isinstance(data, dict) and any(k in data for k in ("train", "val")) \
-        and any(k in data for k in ("names", "nc"))
+    return isinstance(data, dict) and any(k in data for k in ("train", "val"))
 
 
 def load_data_yaml(path: str | Path) -> DataYaml:
-    """Parse and check a data yaml: key types, names/nc, and the dataset root."""
+    """Parse and check a data yaml: key types and names/nc (the root is resolved when used)."""
     path = Path(path)
     text = read_text(path)
     try:
@@ -111,7 +116,7 @@ def load_data_yaml(path: str | Path) -> DataYaml:
     for key in SPLITS:
         if isinstance(data.get(key), list) and not all(isinstance(v, str) for v in data[key]):
             raise FormatError("expected a list of folder or .txt paths", source=path, key=key)
-    return DataYaml(path, _roots(path, data), _names(path, data), data)
+    return DataYaml(path, _names(path, data), data)
 
 
 def _names(path: Path, data: dict[str, Any]) -> list[str]:
