@@ -333,3 +333,38 @@ def test_cli_other_errors(coco128, shared_data, run_cli, tmp_path):
     p = _write(root, "d.yaml", {"train": "images", "val": "images", "names": ["a"]})
     code, _, err = run_cli("boxes", str(p))
     assert code == 2 and "d.yaml: train:" in err and "labels/a.txt" in err
+
+
+# --------------------------------------------------------------------------- shipped fixture
+
+COCO8 = Path(__file__).resolve().parent / "data" / "ultralytics_coco8"
+
+
+def test_shipped_coco8_fixture(run_cli):
+    """The fixture works without ../shared: 13 train and 17 val boxes, sizes from the headers."""
+    train = read_annotations(COCO8 / "data.yaml")
+    val = read_annotations(COCO8 / "data.yaml", split="val")
+    assert (train.n_images, len(train), val.n_images, len(val)) == (4, 13, 4, 17)
+    assert train.image_sizes()["images/train/000000000009.jpg"] == (640.0, 480.0)
+    assert val.image_sizes()["images/val/000000000036.jpg"] == (481.0, 640.0)  # portrait
+    # 000000000036 line 1: "25 0.475759 0.414523 0.951518 0.672422" on a 481x640 image
+    row = int(np.flatnonzero(np.array(val.image_names)[val.image]
+                             == "images/val/000000000036.jpg")[0])
+    assert val.classes[val.cls[row]] == "umbrella" and int(val.line[row]) == 1
+    assert float(val.w[row]) == pytest.approx(0.951518 * 481, abs=1e-3)
+    assert float(val.h[row]) == pytest.approx(0.672422 * 640, abs=1e-3)
+    code, out, err = run_cli("boxes", str(COCO8 / "data.yaml"), "--split", "val",
+                             "--policy", "none", "-f", "json")
+    assert code == 0 and json.loads(out)["counts"]["boxes"] == 17
+
+
+def test_shipped_coco8_fixture_matches_shared_data(shared_data):
+    src = shared_data / SRC
+    sizes = {r["image"]: (int(r["width"]), int(r["height"]))
+             for r in csv.DictReader(open(src / "image_sizes.csv")) if r["split"] == "train2017"}
+    labels = sorted((COCO8 / "labels").rglob("*.txt"))
+    assert len(labels) == 8
+    for lab in labels:
+        assert lab.read_bytes() == (src / "labels/train2017" / lab.name).read_bytes()
+        img = COCO8 / "images" / lab.parent.name / f"{lab.stem}.jpg"
+        assert image_size(img) == sizes[img.name]
