@@ -368,3 +368,25 @@ def test_shipped_coco8_fixture_matches_shared_data(shared_data):
         assert lab.read_bytes() == (src / "labels/train2017" / lab.name).read_bytes()
         img = COCO8 / "images" / lab.parent.name / f"{lab.stem}.jpg"
         assert image_size(img) == sizes[img.name]
+
+
+def test_size_table_fills_unreadable_headers(tmp_path):
+    """HEIC headers are not read: without a table their boxes are counted as no_image_size, with
+    one (name matched by parent/stem, like YOLO + --image-sizes) they are kept."""
+    img, lab = tmp_path / "images/train", tmp_path / "labels/train"
+    img.mkdir(parents=True)
+    lab.mkdir(parents=True)
+    (img / "a.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 16)
+    (img / "b.png").write_bytes(png_header(200, 100))
+    (lab / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n0 0.4 0.4 0.2 0.2\n")
+    (lab / "b.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    data = _write(tmp_path, "d.yaml", {"train": "images/train", "val": "images/train",
+                                       "names": ["x"]})
+    b = read_annotations(data)
+    assert len(b) == 1 and b.skipped == {"no_image_size": 2}
+    assert any("image header could not be read" in n for n in b.notes)
+    table = tmp_path / "sizes.csv"
+    table.write_text("image,width,height\ntrain/a.heic,300,600\n")
+    b = read_annotations(data, image_sizes=table)
+    assert b.skipped == {} and [tuple(map(float, r)) for r in b.wh()] == [
+        (150.0, 300.0), (60.0, 120.0), (100.0, 50.0)]
