@@ -36,7 +36,8 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "anchorfit" / "schema
 def png_header(w: int, h: int) -> bytes:
     """A PNG signature, IHDR and IEND with valid CRCs: a header and no pixels."""
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) \
         + chunk(b"IEND", b"")
 
@@ -49,7 +50,8 @@ def jpeg_header(w: int, h: int, orientation: int | None = None) -> bytes:
                                                                    orientation, 0) + b"\x00" * 4
         body = b"Exif\x00\x00" + tiff
         out += b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
-    out += b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, h, w, 3) + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+    out += b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, h, w, 3) \
+        + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01"  # 3 components
     return out + b"\xff\xd9"
 
 
@@ -229,9 +231,10 @@ def test_tiff_and_jpeg2000_headers(tmp_path):
     (tmp_path / "r.tif").write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd)
     assert image_size(tmp_path / "r.tif") == (21, 37)
     assert image_size(tmp_path / "r.tif", exif_orientation=False) == (37, 21)
-    jp2 = (b"\x00\x00\x00\x0cjP  \r\n\x87\n" + struct.pack(">I4s", 20, b"ftyp") + b"jp2 \x00\x00\x00"
-           b"\x00jp2 " + struct.pack(">I4s", 45, b"jp2h") + struct.pack(">I4sIIHBBBB", 22, b"ihdr",
-                                                                       21, 37, 3, 7, 7, 0, 0))
+    jp2 = (b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+           + struct.pack(">I4s", 20, b"ftyp") + b"jp2 \x00\x00\x00\x00jp2 "
+           + struct.pack(">I4s", 45, b"jp2h")
+           + struct.pack(">I4sIIHBBBB", 22, b"ihdr", 21, 37, 3, 7, 7, 0, 0))  # height, width
     (tmp_path / "x.jp2").write_bytes(jp2)
     assert image_size(tmp_path / "x.jp2") == (37, 21)
     (tmp_path / "x.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")

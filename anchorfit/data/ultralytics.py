@@ -5,8 +5,9 @@ trains there reads the same here:
 
 * ``path`` is the dataset root. Relative, it is tried against the working directory (what
   Ultralytics does) and then against the yaml's own folder (where a shipped yaml usually sits);
-  the first under which the split's entries exist wins. Absent, the root is the yaml's folder. (Ultralytics would also try its ``datasets_dir`` setting,
-  which anchorfit does not read: give an absolute ``path`` there.)
+  the first under which the split's entries exist wins. Absent, the root is the yaml's folder.
+  (Ultralytics would also try its ``datasets_dir`` setting, which anchorfit does not read: give
+  an absolute ``path`` there.)
 * each split is a folder (searched recursively), a ``.txt`` list of image paths, or a list of
   those, relative to the root; an entry starting with ``../`` that does not exist is retried
   without it. In a list file, ``./x.jpg`` is relative to the list's folder and other relative
@@ -50,7 +51,7 @@ _KEY_TYPES = {"path": (str,), "train": (str, list), "val": (str, list), "test": 
 
 @dataclass
 class DataYaml:
-    """A data yaml with its root resolved and class names checked."""
+    """A data yaml with its class names checked; the dataset root is resolved on first use."""
 
     source: Path
     names: list[str]
@@ -181,7 +182,8 @@ def _roots(path: Path, data: dict[str, Any]) -> list[Path]:
     if found:
         return found
     raise AnchorfitError(
-        f"dataset root not found: {given!r} (tried {', '.join(str(c.resolve()) for c in candidates)})",
+        f"dataset root not found: {given!r} (tried "
+        f"{', '.join(str(c.resolve()) for c in candidates)})",
         source=path, key="path",
         hint="Ultralytics also looks in its datasets_dir setting; give an absolute path")
 
@@ -253,7 +255,8 @@ def _read_list(listing: Path) -> tuple[list[Path], list[str]]:
 
 
 def label_path(image: str | Path) -> Path:
-    """Ultralytics' images → labels rule: the last ``/images/`` becomes ``/labels/``, suffix .txt."""
+    """Ultralytics' images → labels rule: the last ``/images/`` becomes ``/labels/``, the suffix
+    ``.txt``; without an ``/images/`` folder the label sits beside the image."""
     text = str(image).replace(os.sep, "/")
     head, sep, tail = text.rpartition("/images/")
     text = f"{head}/labels/{tail}" if sep else text

@@ -84,7 +84,7 @@ def pack_labels(b: BoxBuilder, images: list[LabelledImage], unknown_why: str) ->
 
 
 def parse_labels(path: Path) -> list[tuple]:
-    """(line, class, cx, cy, w, h) rows of one label file; segment rows become their bounding box."""
+    """(line, class, cx, cy, w, h) rows of one label file; segments become their bounding box."""
     rows = []
     for i, text in enumerate(read_text(path).splitlines(), 1):
         parts = text.split()
