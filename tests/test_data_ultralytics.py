@@ -393,3 +393,17 @@ def test_size_table_fills_unreadable_headers(tmp_path):
     b = read_annotations(data, image_sizes=table)
     assert b.skipped == {} and [tuple(map(float, r)) for r in b.wh()] == [
         (150.0, 300.0), (60.0, 120.0), (100.0, 50.0)]
+
+
+def test_cli_compare_with_data_yaml(run_cli):
+    """compare --boxes data.yaml --split val scores the anchor sets exactly as on the same label
+    folder read by the YOLO reader (which finds the same headers through labels → images)."""
+    repo = Path(__file__).resolve().parents[1]
+    args = ["compare", str(repo / "configs/yolov3.yaml"), "--restarts", "2", "-f", "json"]
+    code, out, err = run_cli(*args, "--boxes", str(COCO8 / "data.yaml"), "--split", "val")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["dataset"]["boxes_kept"] == 17 and "data.yaml [val]" in got["dataset"]["source"]
+    code, out, err = run_cli(*args, "--boxes", str(COCO8 / "labels/val"))
+    assert code == 0, err
+    assert json.loads(out)["verdict"]["scores"] == got["verdict"]["scores"]
