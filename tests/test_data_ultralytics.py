@@ -407,3 +407,30 @@ def test_cli_compare_with_data_yaml(run_cli):
     code, out, err = run_cli(*args, "--boxes", str(COCO8 / "labels/val"))
     assert code == 0, err
     assert json.loads(out)["verdict"]["scores"] == got["verdict"]["scores"]
+
+
+def test_pose_rows_hidden_files_and_tiny_images(tmp_path):
+    img, lab = tmp_path / "images", tmp_path / "labels"
+    (img / ".cache").mkdir(parents=True)
+    lab.mkdir()
+    (img / "p.jpg").write_bytes(jpeg_header(200, 100))
+    (img / "._p.jpg").write_bytes(b"\x00\x05\x16\x07")            # macOS AppleDouble file
+    (img / ".cache/q.jpg").write_bytes(jpeg_header(50, 50))        # inside a hidden folder
+    (img / "t.png").write_bytes(png_header(9, 400))                # under 10 px wide
+    # a pose row with kpt_shape [2, 3]: box + 2 keypoints x (x, y, visible) = 11 fields
+    (lab / "p.txt").write_text("0 0.5 0.5 0.5 0.5 0.1 0.1 2 0.2 0.2 2\n")
+    (lab / "t.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (lab / "q.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    data = _write(tmp_path, "pose.yaml", {"train": "images", "val": "images", "names": ["a"],
+                                          "kpt_shape": [2, 3]})
+    b = read_annotations(data)
+    # the box is the first 5 fields (read as a polygon, the visibility flags 2 would be
+    # coordinates and the file rejected as not normalised)
+    assert [tuple(map(float, r)) for r in b.wh()] == [(100.0, 50.0)]
+    assert b.n_images == 2 and b.skipped == {"corrupt_image": 1}
+    assert any("1 images under 10 px" in n for n in b.notes)
+    bad = _write(tmp_path, "bad.yaml", {"train": "images", "val": "images", "names": ["a"],
+                                        "kpt_shape": [17]})
+    with pytest.raises(AnchorfitError) as exc:
+        read_annotations(bad)
+    assert exc.value.key == "kpt_shape"

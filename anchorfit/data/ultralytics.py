@@ -18,7 +18,11 @@ trains there reads the same here:
 * ``names`` is a list or an ``{id: name}`` map with ids 0..n-1; ``nc``, if given, must match.
 * labels are checked like Ultralytics' ``verify_image_label``: a file with a class id >= nc or a
   coordinate above 1.01 / below -0.01 is ignored there as corrupt, so its boxes are skipped here
-  and counted as ``corrupt_label``.
+  and counted as ``corrupt_label``; an image under 10 px on a side likewise (``corrupt_image``).
+  Segment and OBB rows become their bounding box; pose rows (``kpt_shape``) keep their box.
+  (Not copied: Ultralytics also rejects a file that mixes segment and box rows.)
+* hidden files and folders (names starting with ``.``) inside an image folder are skipped, as
+  Ultralytics' ``glob`` skips them.
 
 Image sizes come from the image headers (no decoding, EXIF orientation applied like
 Ultralytics' ``exif_size``), unless a size table or a fixed size is given.
@@ -73,6 +77,18 @@ class DataYaml:
             if all(_resolve(root, e).exists() for e in entries):
                 return root
         return self.roots[0]
+
+    def pose_fields(self) -> int | None:
+        """Fields of a pose label row (5 + keypoints x dims) when ``kpt_shape`` is given."""
+        shape = self.raw.get("kpt_shape")
+        if shape is None:
+            return None
+        if not (isinstance(shape, list) and len(shape) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+                and shape[1] in (2, 3)):
+            raise FormatError(f"expected [keypoints, 2 or 3], found {shape!r}",
+                              source=self.source, key="kpt_shape")
+        return 5 + shape[0] * shape[1]
 
     def split_entries(self, split: str) -> list[str]:
         value = self.raw.get(split)
@@ -196,8 +212,9 @@ def split_images(data: DataYaml, split: str) -> tuple[list[Path], list[str]]:
     for entry in data.split_entries(split):
         p = _resolve(root, entry)
         if p.is_dir():
-            try:
-                found += [f for f in p.rglob("*.*") if f.is_file() and _is_image(f.name)]
+            try:  # like glob('**/*.*'): names starting with '.' (files or folders) are skipped
+                found += [f for f in p.rglob("*.*") if f.is_file() and _is_image(f.name)
+                          and not any(part.startswith(".") for part in f.relative_to(p).parts)]
             except OSError as exc:
                 raise AnchorfitError(f"cannot list folder {p}: {exc.strerror or exc}",
                                      source=data.source, key=split) from None
@@ -278,14 +295,16 @@ def read_ultralytics(path: str | Path, *, split: str | None = None,
     b.set_classes(data.names)
     images: list[LabelledImage] = []
     corrupt: list[str] = []
+    tiny: list[str] = []
     labelled = 0
     unreadable: list[Path] = []
+    pose_fields = data.pose_fields()
     for f in files:
         label = label_path(f)
         rows: list[tuple] = []
         if label.is_file():
             labelled += 1
-            rows = parse_labels(label)
+            rows = parse_labels(label, pose_fields)
             why = _corrupt(rows, len(data.names))
             if why:
                 b.skip("corrupt_label", len(rows))
@@ -298,6 +317,11 @@ def read_ultralytics(path: str | Path, *, split: str | None = None,
             if size is None:
                 unreadable.append(f)
             wh = (float(size[0]), float(size[1])) if size else None
+        if wh is not None and min(wh) < 10:  # Ultralytics' check_image: under 10 px is corrupt
+            if rows:
+                b.skip("corrupt_image", len(rows))
+            tiny.append(f"{f} ({wh[0]:g}x{wh[1]:g})")
+            rows = []
         images.append(LabelledImage(name, wh, label if label.is_file() else None, rows))
     if files and not labelled:
         raise AnchorfitError(
@@ -306,8 +330,9 @@ def read_ultralytics(path: str | Path, *, split: str | None = None,
             hint="labels sit beside the images with the last /images/ replaced by /labels/")
     for listed in missing:
         label = label_path(listed)
-        if label.is_file():
-            b.skip("missing_image", len(parse_labels(label)))
+        n = len(parse_labels(label, pose_fields)) if label.is_file() else 0
+        if n:
+            b.skip("missing_image", n)
     out = pack_labels(b, images, "the image header could not be read and no --image-sizes entry")
     if missing:
         out.notes.append(f"{len(missing)} listed images do not exist (first: {missing[0]}); "
@@ -315,6 +340,9 @@ def read_ultralytics(path: str | Path, *, split: str | None = None,
     if corrupt:
         out.notes.append(f"{len(corrupt)} label files ignored as corrupt, as Ultralytics does "
                          f"(first: {corrupt[0]})")
+    if tiny:
+        out.notes.append(f"{len(tiny)} images under 10 px ignored as corrupt, as Ultralytics "
+                         f"does (first: {tiny[0]})")
     if unreadable and not image_size_wh:
         out.notes.append(f"{len(unreadable)} image headers could not be read (first: "
                          f"{unreadable[0]})")

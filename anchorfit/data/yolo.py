@@ -83,13 +83,19 @@ def pack_labels(b: BoxBuilder, images: list[LabelledImage], unknown_why: str) ->
     return b.build(units=units)
 
 
-def parse_labels(path: Path) -> list[tuple]:
-    """(line, class, cx, cy, w, h) rows of one label file; segments become their bounding box."""
+def parse_labels(path: Path, pose_fields: int | None = None) -> list[tuple]:
+    """(line, class, cx, cy, w, h) rows of one label file; segments become their bounding box.
+
+    ``pose_fields``: rows with exactly this many fields are pose labels (box + keypoints, as an
+    Ultralytics ``kpt_shape`` says); their box is the first five fields.
+    """
     rows = []
     for i, text in enumerate(read_text(path).splitlines(), 1):
         parts = text.split()
         if not parts:
             continue
+        if pose_fields and len(parts) == pose_fields:
+            parts = parts[:5]
         cls = integer(parts[0], path, i, "an integer class id")
         if len(parts) == 5:
             cx, cy, w, h = (number(p, path, i) for p in parts[1:])
