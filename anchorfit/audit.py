@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from anchorfit.detector import Detector, Level
+from anchorfit.errors import AnchorfitError
 
 Severity = Literal["info", "warning", "error"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
@@ -222,7 +223,7 @@ def check_anchor_exceeds_rf(inp: AuditInputs) -> list[Finding]:
                 out.append(_finding(
                     "AF101", level, f"anchor {_fmt(a.w)}x{_fmt(a.h)} is larger than the head RF "
                     f"{limit} px", "move it to a deeper level, or accept that the level predicts "
-                    "beyond what it sees", i, size=[a.w, a.h], rf=limit))
+                    "beyond what it sees", i, size=[a.w, a.h], rf=list(rf.rf)))
     return out
 
 
@@ -546,6 +547,11 @@ RUNNERS: dict[str, Callable[[AuditInputs], list[Finding]]] = {
 def audit(detector: Detector, wh: np.ndarray | None = None, erf: dict[str, float] | None = None,
           only: Sequence[str] | None = None, skip: Sequence[str] = ()) -> AuditReport:
     """Run the catalogue on an analysed ``detector`` (and box sizes ``wh`` in input pixels)."""
+    if not detector.levels:
+        raise AnchorfitError(f"{detector.name} has no detection levels: it is a backbone or "
+                             "classifier, not a detector, so it has no anchors to audit",
+                             hint="audit a detector config (one with detection heads), or use "
+                                  "'anchorfit rf' for a backbone")
     if detector.network is not None and any(lv.rf is None and lv.node for lv in detector.levels):
         detector.analyze()
     inp = AuditInputs(detector, None if wh is None else np.asarray(wh, dtype=np.float64), erf)

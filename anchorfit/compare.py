@@ -10,6 +10,8 @@ convention, by COCO size bucket.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from anchorfit.cluster.metrics import AnchorMetrics, GridSpec, evaluate
-from anchorfit.detector import Detector
+from anchorfit.detector import Anchor, Detector
 from anchorfit.errors import AnchorfitError
 
 #: Rows of the comparison table, in order (scalar names of AnchorMetrics.scalars()).
@@ -27,6 +29,66 @@ HEADLINE = ("mean_best_iou", "iou_recall@0.5", "iou_recall@0.35", "bpr@{t}", "aa
             "yolov5_fitness", "dead_anchors", "grid_recall@{pos} small",
             "grid_recall@{pos} medium", "grid_recall@{pos} large", "grid_recall@{pos} all",
             "matched_per_box@{pos} small", "matched_per_box@{pos} all", "emo small", "emo all")
+
+#: What every metric means; ``anchorfit compare --help`` and README print this.
+METRIC_HELP: dict[str, str] = {
+    "mean_best_iou": "mean over boxes of the best shape IoU (anchor and box co-centred) with any "
+                     "anchor: what Darknet's best-anchor assigner and IoU k-means optimise",
+    "iou_recall@T": "share of boxes whose best shape IoU is at least T",
+    "bpr@t": "YOLOv5 best possible recall: share of boxes with at least one anchor inside the "
+             "ratio test max(w/aw, aw/w, h/ah, ah/h) < t (AutoAnchor re-fits below 0.98)",
+    "aat@t": "YOLOv5 anchors above threshold: mean number of anchors per box that pass the "
+             "ratio test (positives per box and cell)",
+    "yolov5_fitness": "YOLOv5 AutoAnchor fitness: mean over boxes of the best ratio metric "
+                      "min(r, 1/r) (worse axis), counted only where it passes 1/t",
+    "metric_all": "mean over boxes and all anchors of the ratio metric (YOLOv5's metric_all)",
+    "past_thr": "mean ratio metric of the anchor-box pairs that pass 1/t (YOLOv5's past_thr)",
+    "best_ratio_mean": "mean over boxes of the best ratio metric, passed or not",
+    "focal_objective": "mean of -(1-IoU)^2 log IoU of each box's best anchor (focal form of "
+                       "anchor optimisation; lower is better)",
+    "ce_objective": "mean of -log IoU of each box's best anchor (lower is better)",
+    "dead_anchors": "anchors that no box passes the ratio test for (lower is better)",
+    "grid_recall@T bucket": "share of boxes that some anchor tiled at the level's true stride "
+                            "and centre convention overlaps with IoU >= T, boxes at random "
+                            "sub-cell positions: what IoU assigners (SSD, RetinaNet, RPN) see",
+    "matched_per_box@T bucket": "mean number of tiled anchors with IoU >= T per box "
+                                "(positives per object)",
+    "emo bucket": "expected max overlap (Zhu et al. 2019): mean over boxes of the best tiled IoU",
+    "buckets": "COCO sizes by box area in input pixels: small < 32², medium 32²-96², large > 96²",
+}
+
+#: Metrics where a lower value is better (every other headline metric: higher is better).
+LOWER_IS_BETTER = ("focal_objective", "ce_objective", "dead_anchors", "below_coverage",
+                   "above_coverage")
+
+#: The audit checks that depend on the anchors themselves (the rest describe the network).
+ANCHOR_CHECKS = ("AF101", "AF102", "AF103", "AF104", "AF105", "AF110", "AF111", "AF112")
+
+#: Scores within this of the best count as a tie; the candidate with fewer audit warnings wins.
+TIE = 0.005
+
+
+def metrics_help() -> str:
+    """METRIC_HELP as indented lines (CLI epilog, README)."""
+    return "\n".join(f"  {name}: {text}" for name, text in METRIC_HELP.items())
+
+
+@dataclass
+class Verdict:
+    """Which set to use for this detector's assigner, and why."""
+
+    recommended: str | None
+    assigner: str
+    metric: str
+    scores: dict[str, float]
+    by_bucket: dict[str, dict[str, float]]
+    audits: dict[str, dict[str, Any]]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recommended": self.recommended, "assigner": self.assigner,
+                "metric": self.metric, "scores": self.scores, "by_bucket": self.by_bucket,
+                "audits": self.audits, "reason": self.reason}
 
 
 @dataclass
@@ -60,6 +122,9 @@ class Comparison:
     boxes: int
     dataset: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    verdict: Verdict | None = None
+    level_names: list[str] = field(default_factory=list)
+    strides_yx: list[tuple[float, float]] = field(default_factory=list)
     erf: dict[str, float] | None = None  # level -> ERF (4 sigma, px) capping level-aware k-means
 
     def rows(self) -> list[str]:
@@ -77,12 +142,14 @@ class Comparison:
             col.append(sum(len(a) for a in s.anchors))
             col.append(round(s.runtime_s, 3))
             data[s.name] = col
+        data["best"] = [self.best(r) for r in self.rows()] + ["", ""]
         return pd.DataFrame(data)
 
     def anchors_frame(self) -> pd.DataFrame:
         rows = []
         for i, stride in enumerate(self.strides):
-            row: dict[str, Any] = {"level": i, "stride": stride}
+            name = self.level_names[i] if i < len(self.level_names) else str(i)
+            row: dict[str, Any] = {"level": name, "stride": stride}
             for s in self.sets:
                 a = s.anchors[i] if i < len(s.anchors) else np.zeros((0, 2))
                 row[s.name] = ", ".join(f"{w:.0f}x{h:.0f}" for w, h in a)
@@ -91,13 +158,26 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {"detector": self.detector, "input": list(self.input_size),
-                "strides": self.strides, "anchor_t": self.anchor_t,
+                "levels": self.level_names,
+                "strides": [list(s) for s in self.strides_yx] or [[s, s] for s in self.strides],
+                "anchor_t": self.anchor_t,
                 "positive_iou": self.positive_iou, "grid": self.grid.to_dict(),
                 "seed": self.seed, "boxes": self.boxes, "dataset": self.dataset,
-                "sets": [s.to_dict() for s in self.sets], "erf": self.erf, "notes": self.notes}
+                "sets": [s.to_dict() for s in self.sets],
+                "best": {r: self.best(r) for r in self.rows()},
+                "verdict": None if self.verdict is None else self.verdict.to_dict(),
+                "erf": self.erf,
+                "notes": self.notes}
 
     def best(self, metric: str) -> str:
-        return max(self.sets, key=lambda s: s.metrics.scalars()[metric]).name
+        """The set with the best value of ``metric`` (lowest where lower is better; ties: the
+        first set in column order; "" when every set has the same value)."""
+        sign = -1.0 if metric.split(" ")[0] in LOWER_IS_BETTER else 1.0
+        values = [(_finite(sign * float(s.metrics.scalars()[metric])), -i, s.name)
+                  for i, s in enumerate(self.sets)]
+        if len({v[0] for v in values}) == 1 and len(values) > 1:
+            return ""  # every set ties: nothing to highlight
+        return max(values)[2]
 
 
 def rf_derived(strides: Sequence[float], per_level: Sequence[int], ratio: float = 4.0
@@ -167,8 +247,9 @@ def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: 
     t0 = time.perf_counter()
     rf_sets = rf_derived(strides, per_level, ratio)
     sets.append(measure(f"rf x{ratio:g}", rf_sets, time.perf_counter() - t0))
+    names = [levels[i].name for i in order]
     km = cluster_anchors(wh, k, method="iou", strides=asc, assign="area", restarts=restarts,
-                         seed=seed, anchor_t=anchor_t, grid=None)
+                         seed=seed, anchor_t=anchor_t, grid=None, level_names=names)
     sets.append(measure("k-means", in_level_order(km.anchors), km.runtime_s, list(km.warnings)))
     caps = []
     for lv in levels:
@@ -178,18 +259,125 @@ def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: 
         caps.append(cap)
     lk = cluster_anchors(wh, k, method="iou", strides=asc, assign="range",
                          restarts=restarts, seed=seed, anchor_t=anchor_t,
-                         level_max=[caps[i] for i in order], grid=None)
+                         level_max=[caps[i] for i in order], grid=None, level_names=names)
     sets.append(measure("level-aware k-means", in_level_order(lk.anchors), lk.runtime_s,
                         list(lk.warnings)))
     if yolo:
         yk = cluster_anchors(wh, k, method="yolov5", strides=asc, seed=seed,
-                             anchor_t=anchor_t, grid=None)
+                             anchor_t=anchor_t, grid=None, level_names=names)
         sets.append(measure("yolov5 evolve", in_level_order(yk.anchors), yk.runtime_s,
                             list(yk.warnings)))
     for name, anchors in (extra_sets or {}).items():
         sets.append(measure(name, anchors, 0.0))
+    verdict = recommend(detector, sets, wh, float(pos), anchor_t, erf)
     notes = [f"grid recall: anchors tiled at the true strides with centres at "
              f"{'(i+0.5)*S' if offset == 'center' else 'i*S'}, box centres uniform within a "
              f"cell (seed {seed}); positive IoU {pos:g}; YOLOv5 ratio threshold {anchor_t:g}"]
     return Comparison(detector.name, detector.input_size, strides, sets, anchor_t, float(pos),
-                      grid, seed, int(len(wh)), dataset or {}, notes, dict(erf) if erf else None)
+                      grid, seed, int(len(wh)), dataset or {}, notes, verdict,
+                      [lv.name for lv in levels],
+                      [tuple(float(v) for v in lv.true_stride()) for lv in levels],
+                      dict(erf) if erf else None)
+
+
+def _finite(v: float) -> float:
+    return -math.inf if math.isnan(v) else v
+
+
+def assigner_metric(detector: Detector, positive_iou: float, anchor_t: float
+                    ) -> tuple[str, str, str, str | None]:
+    """(assigner description, headline metric, by-bucket key, tie-break metric) for the
+    detector's assigner: the number that assigner's training really depends on."""
+    kinds = {lv.assigner.kind for lv in detector.levels}
+    t, pos = f"{anchor_t:g}", f"{positive_iou:g}"
+    if "yolo-ratio" in kinds:
+        return (f"YOLOv5 ratio test (max(w/aw, aw/w, h/ah, ah/h) < {t}): a box trains every "
+                "anchor that passes, so best possible recall decides, then fitness",
+                f"bpr@{t}", "bpr", "yolov5_fitness")
+    if "darknet" in kinds:
+        return ("Darknet best anchor: each box trains the anchor of highest shape IoU, so the "
+                "mean best IoU decides", "mean_best_iou", "mean_best_iou", None)
+    return (f"IoU assigner (positive at IoU >= {pos} with tiled anchors, best anchor forced): "
+            f"grid recall at {pos} decides, then expected max overlap",
+            f"grid_recall@{pos} all", f"grid_recall@{pos}", "emo all")
+
+
+def _bucket_values(s: AnchorSet, key: str) -> dict[str, float]:
+    if key.startswith("grid_recall@"):
+        grid = s.metrics.grid or {}
+        return dict(grid.get("recall", {}).get(key.split("@", 1)[1], {}))
+    return dict(s.metrics.by_bucket.get(key, {}))
+
+
+def _with_anchors(detector: Detector, anchors: Sequence[np.ndarray]) -> Detector:
+    levels = [dataclasses.replace(lv, anchors=[Anchor(float(w), float(h)) for w, h in a])
+              for lv, a in zip(detector.levels, anchors)]
+    return dataclasses.replace(detector, levels=levels)
+
+
+def recommend(detector: Detector, sets: Sequence[AnchorSet], wh: np.ndarray,
+              positive_iou: float, anchor_t: float, erf: dict[str, float] | None = None
+              ) -> Verdict:
+    """Recommend one set for the detector's assigner.
+
+    Each set is audited first (the checks that depend on anchors, with the boxes): a set with
+    an error finding is never recommended. Among the rest the highest score of the assigner's
+    metric wins; within ``TIE`` of it, the set with fewer audit warnings (then the better
+    tie-break metric) wins, so a marginally better set that trips a check is not preferred.
+    """
+    from anchorfit.audit import audit
+
+    describe, metric, bucket_key, tie_metric = assigner_metric(detector, positive_iou, anchor_t)
+    scores = {s.name: float(s.metrics.scalars().get(metric, math.nan)) for s in sets}
+    by_bucket = {s.name: _bucket_values(s, bucket_key) for s in sets}
+    audits: dict[str, dict[str, Any]] = {}
+    for s in sets:
+        report = audit(_with_anchors(detector, s.anchors), wh, erf,
+                       only=[c for c in ANCHOR_CHECKS if c != "AF102" or erf])
+        audits[s.name] = {
+            "errors": sum(f.severity == "error" for f in report.findings),
+            "warnings": sum(f.severity == "warning" for f in report.findings),
+            "codes": sorted(report.codes()),
+            "findings": [f"{f.code} {f.level or ''}: {f.message}".replace(" :", ":")
+                         for f in report.findings if f.severity != "info"]}
+    if all(lv.anchor_free for lv in detector.levels):
+        return Verdict(None, "anchor-free: no anchors are assigned", metric, scores, by_bucket,
+                       audits, "the detector is anchor-free; the anchor sets are for reference")
+    eligible = [s for s in sets if audits[s.name]["errors"] == 0 and
+                not math.isnan(scores[s.name])]
+    if not eligible:
+        return Verdict(None, describe, metric, scores, by_bucket, audits,
+                       "every set has an error finding; fix those first (see audits)")
+    top = max(scores[s.name] for s in eligible)
+    close = [s for s in eligible if scores[s.name] >= top - TIE]
+
+    def rank(s: AnchorSet) -> tuple[float, ...]:
+        tie = float(s.metrics.scalars().get(tie_metric, 0.0)) if tie_metric else 0.0
+        return (-audits[s.name]["warnings"], _finite(tie), scores[s.name])
+
+    chosen = max(close, key=rank)
+    reason = _reason(chosen.name, metric, scores, by_bucket, audits, sets)
+    return Verdict(chosen.name, describe, metric, scores, by_bucket, audits, reason)
+
+
+def _reason(chosen: str, metric: str, scores: dict[str, float],
+            by_bucket: dict[str, dict[str, float]], audits: dict[str, dict[str, Any]],
+            sets: Sequence[AnchorSet]) -> str:
+    others = ", ".join(f"{s.name} {scores[s.name]:.3f}" for s in sets if s.name != chosen)
+    buckets = ", ".join(f"{b} {v:.3f}" for b, v in by_bucket[chosen].items()
+                        if b != "all" and not math.isnan(v))
+    text = f"{chosen}: {metric} {scores[chosen]:.3f} (vs {others})"
+    if buckets:
+        text += f"; by size: {buckets}"
+    found = audits[chosen]
+    text += ("; its audit is clean" if not found["warnings"] else
+             f"; its audit warns {', '.join(found['codes'])}")
+    skipped = [name for name, a in audits.items() if name != chosen and a["errors"] == 0
+               and a["warnings"] > found["warnings"] and scores[name] > scores[chosen]]
+    if skipped:
+        text += (f"; {', '.join(skipped)} scores within {TIE:g} but trips "
+                 + ", ".join(sorted({c for n in skipped for c in audits[n]['codes']})))
+    failed = [name for name, a in audits.items() if a["errors"] and scores[name] > scores[chosen]]
+    if failed:
+        text += f"; {', '.join(failed)} scores higher but has audit errors"
+    return text

@@ -19,7 +19,7 @@ from anchorfit.rf.engine import NodeRF, extend, fmt_axes, fmt_exact, _num
 from anchorfit.rf.graph import Window
 
 CenterConvention = Literal["top-left", "cell-center", "explicit"]
-ResizePolicy = Literal["letterbox", "stretch", "shortside", "fixed"]
+ResizePolicy = Literal["letterbox", "stretch", "shortside", "fixed", "none"]  # none: native pixels
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class Assigner:
     kind: ``iou`` (SSD/RetinaNet/RPN: IoU above ``pos_iou`` is positive), ``yolo-ratio``
     (YOLOv5: max(w/aw, aw/w, h/ah, ah/h) < ``anchor_t``), ``darknet`` (best-IoU anchor among
     all, kept when in this level's ``mask``), ``anchor-free`` (FCOS/LFFD size ranges).
+    mmdetection's newer assigners keep their name as the kind (``atss``, ``task-aligned``,
+    ``simota``, ``dynamic-soft-label``, ``center-region``, ...) with ``topk`` (candidates per
+    level or per box) and ``radius`` (centre sampling / centre prior radius, in strides) where
+    they have one.
     """
 
     kind: str = "iou"
@@ -53,6 +57,8 @@ class Assigner:
     neg_iou: float | None = 0.4
     anchor_t: float | None = None
     ignore_iou: float | None = None
+    topk: int | None = None
+    radius: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -209,6 +215,8 @@ def _assigner_text(a: Assigner) -> str:
         return f"ratio<{a.anchor_t:g}"
     if a.kind == "iou":
         return f"IoU>={a.pos_iou:g}" if a.pos_iou is not None else "IoU"
+    if a.topk is not None:
+        return f"{a.kind} top{a.topk}"
     return a.kind
 
 

@@ -8,8 +8,16 @@ Rules (research/anchor_tools.md §6, erf.md §3.9):
   ratio, FaceBoxes-style densification says how many shifted copies restore the density.
 - **SSD** scales: ``s_min .. s_max`` over m levels, the paper's linear rule or Caffe's
   integer-percent variant (which reproduces SSD300's 30, 60, 111, 162, 213, 264).
-- **RetinaNet** octave scales: stride x octave_base x 2^(i / scales_per_octave).
-- **Anchor-free** ranges: FCOS (4s, 8s] of the regression distance, DFL ``reg_max`` x stride.
+- **RetinaNet** octave scales: stride x octave_base x 2^(i / scales_per_octave), each at every
+  aspect ratio (RetinaNet: 3 scales x 3 ratios = 9 anchors per level).
+- **Anchor-free** ranges: FCOS (4s, 8s] of the regression distance (the detector's own
+  ``regress_ranges`` where it has them). A range is checked like an anchor: the objects routed to
+  the level (sides about twice the regression distance) against its ERF and head RF.
+
+Aspect ratios are h/w. By default each level keeps the ratios its detector designed (SSD's 2 and
+3 with their reciprocals, RetinaNet's 0.5/1/2); detectors whose anchors are clustered shapes
+(YOLO) or that have none get the rule's default (square for S3FD, 0.5/1/2 for the octave rule,
+2 and 3 for SSD).
 
 With a dataset, anchors come from level-aware k-means (each level clusters the boxes of its own
 scale range and is capped by its ERF or RF), and the plan says what the data needs that the
@@ -22,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -36,11 +45,17 @@ RULES = ("s3fd", "ssd", "ssd-caffe", "octave", "fcos")
 
 @dataclass(frozen=True)
 class ErfSize:
-    """A level's ERF size (4 sigma, px) and its 95 % interval, from ``anchorfit.erf``."""
+    """A level's ERF size (4 sigma, px) and its 95 % interval, from ``anchorfit.erf``.
+
+    ``value``/``low``/``high`` are the mean of the two axes (what the ratios and checks use);
+    ``axes`` and ``axes_ci`` keep the (y, x) values and intervals when they were measured.
+    """
 
     value: float
     low: float | None = None
     high: float | None = None
+    axes: tuple[float, float] | None = None
+    axes_ci: tuple[tuple[float, float], tuple[float, float]] | None = None
     canvas: tuple[int, int] | None = None  # the input it was measured on (anchorfit.erf.canvas)
 
     def text(self) -> str:
@@ -48,10 +63,22 @@ class ErfSize:
             return f"{self.value:.0f}"
         return f"{self.value:.0f} [{self.low:.0f}, {self.high:.0f}]"
 
+    def to_dict(self) -> dict[str, Any]:
+        """[y, x] per axis (README: JSON always gives [y, x]) and the mean of the axes."""
+        axes = self.axes or (self.value, self.value)
+        ci = self.axes_ci or ((self.low, self.high), (self.low, self.high))
+        return {"value": list(axes), "ci95": [list(c) for c in ci], "mean": self.value,
+                "mean_ci95": [self.low, self.high],
+                "input": None if self.canvas is None else list(self.canvas)}
+
 
 @dataclass
 class LevelPlan:
-    """The plan for one level."""
+    """The plan for one level.
+
+    ``stride``, ``rf`` and ``head_rf`` are the larger axis (what tiling rules and checks use);
+    ``stride_yx``, ``rf_yx`` and ``head_rf_yx`` keep both axes for the JSON view.
+    """
 
     name: str
     stride: float
@@ -62,12 +89,21 @@ class LevelPlan:
     boxes: int | None = None
     densify: int = 1  # shifted copies per axis (FaceBoxes); 1 = none
     anchor_free_range: tuple[float, float] | None = None
+    stride_yx: tuple[float, float] | None = None
+    rf_yx: tuple[int, int] | None = None
+    head_rf_yx: tuple[int, int] | None = None
 
     @property
     def anchor_side(self) -> float | None:
-        """Geometric-mean side of the level's anchors (one number per level for the ratios)."""
+        """Geometric-mean side of the level's anchors (one number per level for the ratios).
+
+        An anchor-free level's side is the nominal object it is trained on: the geometric mean
+        of the smallest and largest object sides its range routes here (a box of side L has a
+        largest regression distance of L/2 at its centre), half an octave inside an open end.
+        """
         if not self.anchors:
-            return None
+            return None if self.anchor_free_range is None else object_side(
+                self.anchor_free_range)
         return float(np.exp(np.mean([0.5 * math.log(a.w * a.h) for a in self.anchors])))
 
     def ratios(self) -> dict[str, float | None]:
@@ -81,10 +117,14 @@ class LevelPlan:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "stride": self.stride, "rf": self.rf, "head_rf": self.head_rf,
-                "erf": None if self.erf is None else {
-                    "value": self.erf.value, "ci95": [self.erf.low, self.erf.high],
-                    "input": None if self.erf.canvas is None else list(self.erf.canvas)},
+        def yx(pair: tuple[Any, Any] | None, scalar: Any) -> list[Any] | None:
+            if pair is not None:
+                return [_num(v) for v in pair]
+            return None if scalar is None else [_num(scalar), _num(scalar)]
+
+        return {"name": self.name, "stride": yx(self.stride_yx, self.stride),
+                "rf": yx(self.rf_yx, self.rf), "head_rf": yx(self.head_rf_yx, self.head_rf),
+                "erf": None if self.erf is None else self.erf.to_dict(),
                 "anchors": [a.to_list() for a in self.anchors],
                 "anchor_offsets": [None if a.offsets is None else [list(o) for o in a.offsets]
                                    for a in self.anchors],
@@ -92,6 +132,21 @@ class LevelPlan:
                 "anchor_free_range": (None if self.anchor_free_range is None
                                       else list(self.anchor_free_range)),
                 **self.ratios()}
+
+
+def object_side(free_range: tuple[float, float]) -> float:
+    """Nominal object side of an anchor-free range (lo, hi] of regression distances."""
+    lo, hi = (2 * max(float(v), 0.0) for v in free_range)
+    if math.isinf(hi):
+        return lo * math.sqrt(2) if lo > 0 else math.inf  # half an octave past the open end
+    if lo <= 0:
+        return hi / math.sqrt(2)  # (0, hi]: half an octave below the upper end
+    return math.sqrt(lo * hi)
+
+
+def _num(v: Any) -> Any:
+    f = float(v)
+    return int(f) if f.is_integer() else f
 
 
 @dataclass
@@ -190,15 +245,17 @@ def fcos_range(stride: float, first: bool, last: bool) -> tuple[float, float]:
 
 def densification(anchor_side: float, stride: float, ratio: float = 4.0
                   ) -> tuple[int, tuple[tuple[float, float], ...] | None]:
-    """FaceBoxes: n = ceil(ratio / (anchor/stride)) copies per axis at offsets j/n (cells).
+    """FaceBoxes: n = round(ratio / (anchor/stride)) copies per axis at offsets j/n (cells).
 
     32-px anchors on stride 32 with ratio 4 give n = 4 at 0, .25, .5, .75 (16 per cell); 64 px
-    give n = 2 at 0, .5.
+    give n = 2 at 0, .5. The nearest whole number, not the ceiling: an anchor at 3.97 x stride
+    (a cluster capped a hair under 4) is dense enough and is not tiled 2x2 (4 times the
+    anchors for a 1 % shortfall).
     """
     density = anchor_side / stride
-    if density >= ratio - 1e-9:
+    n = math.floor(ratio / density + 0.5)
+    if n <= 1:
         return 1, None
-    n = math.ceil(ratio / density - 1e-9)
     offsets = tuple((i / n, j / n) for i in range(n) for j in range(n))
     return n, offsets
 
@@ -216,50 +273,142 @@ def _level_numbers(level: Level) -> tuple[float, int | None, int | None]:
     return stride, rf, head
 
 
-def plan(detector: Detector, *, rule: str = "s3fd", ratio: float = 4.0,
+def default_rule(detector: Detector) -> str:
+    """The rule a plan uses when none is asked for: FCOS ranges for anchor-free detectors (they
+    have no anchors to size), S3FD's equal-proportion rule for every other."""
+    free = [not lv.anchors and (lv.anchor_free_range is not None or
+                                lv.assigner.kind == "anchor-free") for lv in detector.levels]
+    return "fcos" if free and all(free) else "s3fd"
+
+
+def designed_ratios(level: Level) -> tuple[float, ...] | None:
+    """The aspect ratios (h/w) a level's anchors were designed with, or None.
+
+    Designed sets are square plus reciprocal pairs (SSD's 2 and 3, RetinaNet's 0.5/1/2); shapes
+    that come from clustering (YOLO) are not a ratio set and give None.
+    """
+    if not level.anchors:
+        return None
+    ratios: list[float] = []
+    for a in level.anchors:  # in the detector's order, snapped to simple fractions (1/3, 1/2)
+        r = a.h / a.w
+        simple = Fraction(r).limit_denominator(12)
+        r = float(simple) if abs(float(simple) / r - 1) < 1e-3 else round(r, 4)
+        if all(abs(r / q - 1) > 1e-9 for q in ratios):
+            ratios.append(r)
+    if len(ratios) > 7 or not all(any(abs(r * q - 1) < 0.01 for q in ratios) for r in ratios):
+        return None  # not square plus reciprocal pairs (1% for rounding: 1/3 is 0.333)
+    return tuple(ratios)
+
+
+def shaped(side: float, ratios: Sequence[float]) -> list[Anchor]:
+    """Anchors of area side² at each aspect ratio h/w (mmdet: h = side·sqrt(r), w = side/sqrt(r))."""
+    return [Anchor(side / math.sqrt(r), side * math.sqrt(r)) for r in ratios]
+
+
+def _rule_anchors(rule: str, rank: int, n_levels: int, stride: float, ratio: float,
+                  ratios: Sequence[float], sizes: tuple[list[float], list[float]] | None,
+                  scales_per_octave: int) -> list[Anchor]:
+    """One level's anchors under ``rule``; ``rank`` is the level's place in stride order."""
+    if rule == "s3fd":
+        return shaped(ratio * stride, ratios)
+    if rule in ("ssd", "ssd-caffe"):
+        assert sizes is not None
+        lo, hi = sizes[0][rank], sizes[1][rank]
+        extra = math.sqrt(lo * hi)  # SSD's extra square box between this scale and the next
+        others = [r for r in ratios if abs(r - 1) > 1e-9]
+        return [Anchor(lo, lo), Anchor(extra, extra)] + shaped(lo, others)
+    if rule == "octave":
+        return [a for r in ratios for s in octave_sizes(stride, ratio, scales_per_octave)
+                for a in shaped(s, (r,))]
+    return []
+
+
+DEFAULT_RATIOS = {"s3fd": (1.0,), "ssd": (0.5, 1.0, 2.0), "ssd-caffe": (0.5, 1.0, 2.0),
+                  "octave": (0.5, 1.0, 2.0), "fcos": ()}
+
+
+def plan(detector: Detector, *, rule: str | None = None, ratio: float = 4.0,
          wh: np.ndarray | None = None, k: int | None = None,
          erf: dict[str, ErfSize] | None = None, seed: int = 0, restarts: int = 10,
-         ssd_ratios: tuple[float, float] = (0.2, 0.9)) -> Plan:
+         ssd_ratios: tuple[float, float] = (0.2, 0.9),
+         aspect_ratios: Sequence[float] | None = None,
+         scales_per_octave: int | None = None) -> Plan:
     """Propose anchors for every level of an analysed ``detector``.
 
+    ``rule``: None picks :func:`default_rule`. ``aspect_ratios`` (h/w) override the ratios each
+    level keeps from its detector (:func:`designed_ratios`, else the rule's default).
+    ``scales_per_octave`` (octave rule): default the detector's own count, else 3.
     ``wh``: box sizes (N, 2) in input pixels; then ``k`` anchors (default: one per level, or the
     detector's current count) are clustered per level and the dataset checks run.
     """
+    rule = default_rule(detector) if rule is None else rule
     if rule not in RULES:
         raise AnchorfitError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}",
                              key="rule")
-    if ratio <= 0:
-        raise AnchorfitError(f"--ratio must be positive, not {ratio}", key="ratio")
+    if not ratio > 0 or math.isinf(ratio):
+        raise AnchorfitError(f"ratio must be a positive number, not {ratio}", key="ratio")
+    if aspect_ratios is not None and (not aspect_ratios or not all(
+            r > 0 and math.isfinite(r) for r in aspect_ratios)):
+        raise AnchorfitError(f"aspect ratios must be positive numbers, not {list(aspect_ratios)}",
+                             key="aspect_ratios")
+    if scales_per_octave is not None and scales_per_octave < 1:
+        raise AnchorfitError(f"scales per octave must be at least 1, not {scales_per_octave}",
+                             key="scales_per_octave")
     if detector.network is not None and any(lv.rf is None and lv.node for lv in detector.levels):
         detector.analyze()
     levels = detector.levels
     if not levels:
-        raise AnchorfitError(f"{detector.name} has no detection levels")
+        raise AnchorfitError(f"{detector.name} has no detection levels: it is a backbone or "
+                             "classifier, not a detector", hint="plan a detector (a config with "
+                             "detection heads), or use 'anchorfit rf' for a backbone")
     numbers = [_level_numbers(lv) for lv in levels]
     erf = erf or {}
-    plans: list[LevelPlan] = []
+    # rules that depend on a level's place (SSD scales, FCOS's open ends) go by stride, since
+    # detectors may list levels coarse first (YOLOv3: P5, P4, P3)
+    order = sorted(range(len(levels)), key=lambda i: numbers[i][0])
+    rank = {i: r for r, i in enumerate(order)}
+    sizes = None
     if rule in ("ssd", "ssd-caffe"):
-        mins, maxs = ssd_sizes(max(detector.input_size), len(levels), *ssd_ratios,
-                               variant="caffe" if rule == "ssd-caffe" else "paper")
+        sizes = ssd_sizes(max(detector.input_size), len(levels), *ssd_ratios,
+                          variant="caffe" if rule == "ssd-caffe" else "paper")
+    plans: list[LevelPlan] = []
     for i, (lv, (stride, rf, head)) in enumerate(zip(levels, numbers)):
-        anchors: list[Anchor] = []
+        own = designed_ratios(lv)
+        ratios = tuple(aspect_ratios) if aspect_ratios else (own or DEFAULT_RATIOS[rule])
+        spo = scales_per_octave or (len(lv.anchors) // len(own) if own and rule == "octave"
+                                    and len(lv.anchors) % len(own) == 0 else 3)
+        anchors = _rule_anchors(rule, rank[i], len(levels), stride, ratio, ratios, sizes, spo)
         free = None
-        if rule == "s3fd":
-            anchors = [Anchor(ratio * stride, ratio * stride)]
-        elif rule in ("ssd", "ssd-caffe"):
-            anchors = [Anchor(mins[i], mins[i]),
-                       Anchor(math.sqrt(mins[i] * maxs[i]), math.sqrt(mins[i] * maxs[i]))]
-        elif rule == "octave":
-            anchors = [Anchor(s, s) for s in octave_sizes(stride, ratio)]
-        elif rule == "fcos":
-            free = fcos_range(stride, i == 0, i == len(levels) - 1)
+        if rule == "fcos":
+            free = lv.anchor_free_range or fcos_range(stride, rank[i] == 0,
+                                                      rank[i] == len(levels) - 1)
         plans.append(LevelPlan(lv.name, stride, rf, head, erf.get(lv.name), anchors,
-                               anchor_free_range=free))
+                               anchor_free_range=free, stride_yx=lv.true_stride(),
+                               rf_yx=None if lv.rf is None else lv.rf.rf,
+                               head_rf_yx=None if lv.head_rf is None else lv.head_rf.rf))
     result = Plan(detector.name, detector.input_size, rule, ratio, plans, seed=seed)
     if wh is not None:
-        _fit_dataset(result, np.asarray(wh, dtype=np.float64), k, seed, restarts, ratio)
+        if rule == "fcos":
+            _route_anchor_free(result, np.asarray(wh, dtype=np.float64))
+        else:
+            _fit_dataset(result, np.asarray(wh, dtype=np.float64), k, seed, restarts, ratio)
     result.warnings = _checks(result, wh)
     return result
+
+
+def _route_anchor_free(result: Plan, wh: np.ndarray) -> None:
+    """Count the boxes each anchor-free range takes: a box of size w x h has its largest
+    regression distance max(w, h)/2 at its centre; the level whose (lo, hi] holds it owns it."""
+    reach = np.maximum(wh[:, 0], wh[:, 1]) / 2
+    for lv in result.levels:
+        assert lv.anchor_free_range is not None
+        lo, hi = lv.anchor_free_range
+        lv.boxes = int(np.sum((reach > lo) & (reach <= hi)))
+    routed = sum(lv.boxes or 0 for lv in result.levels)
+    result.dataset = {"boxes": int(len(wh)), "routed": routed}
+    if routed < len(wh):
+        result.notes.append(f"{len(wh) - routed} of {len(wh)} boxes fall in no level's range")
 
 
 def _fit_dataset(result: Plan, wh: np.ndarray, k: int | None, seed: int, restarts: int,
@@ -276,7 +425,8 @@ def _fit_dataset(result: Plan, wh: np.ndarray, k: int | None, seed: int, restart
         cap = lv.erf.value if lv.erf else (lv.head_rf or lv.rf)
         caps.append(None if cap is None else float(cap))
     clustered = cluster_anchors(wh, k, method="iou", strides=strides, assign="range",
-                                restarts=restarts, seed=seed, level_max=caps, grid=None)
+                                restarts=restarts, seed=seed, level_max=caps, grid=None,
+                                level_names=[lv.name for lv in by_stride])
     for lv, anchors in zip(by_stride, clustered.anchors):
         lv.anchors = [Anchor(float(w), float(h)) for w, h in np.asarray(anchors)]
         side = lv.anchor_side
@@ -303,22 +453,32 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
         level = Level(lv.name)
         side = lv.anchor_side
         rf = lv.head_rf or lv.rf
+        free = lv.anchor_free_range if not lv.anchors else None
+        what = (f"anchor side {side:.0f}" if free is None else
+                f"the nominal object side {side:.0f} of range ({free[0]:g}, {free[1]:g}]")
         # strictly above: the dataset fit caps anchors *at* the ERF, which satisfies the rule
         if side is not None and lv.erf is not None and side > lv.erf.value * (1 + 1e-6):
-            out.append(_finding("AF201", level, f"anchor side {side:.0f} is not below the ERF "
-                                f"{lv.erf.value:.0f} (anchor <= ERF < RF fails)",
-                                f"lower --ratio to under {lv.erf.value / lv.stride:.1f}, or "
-                                "assign these objects to the next level", side=side,
-                                erf=lv.erf.value))
+            remedy = (f"lower the anchor/stride ratio to under {lv.erf.value / lv.stride:.1f}, "
+                      "or assign these objects to the next level" if free is None else
+                      "lower this level's regress range, or route these objects to the next "
+                      "level")
+            out.append(_finding("AF201", level, f"{what} is not below the ERF "
+                                f"{lv.erf.value:.0f} (anchor <= ERF < RF fails)", remedy,
+                                side=side, erf=lv.erf.value))
         feature_rf = lv.rf or rf
         if lv.erf is not None and feature_rf is not None and lv.erf.value >= feature_rf:
             out.append(_finding("AF202", level, f"ERF {lv.erf.value:.0f} is not below the RF "
                                 f"{feature_rf}", "check the ERF samples/weights (--samples)",
                                 erf=lv.erf.value, rf=feature_rf))
-        if side is not None and rf is not None and side > rf:
-            out.append(_finding("AF203", level, f"anchor side {side:.0f} exceeds the head RF "
-                                f"{rf}", "the level predicts objects larger than it sees; add "
-                                "a deeper level", side=side, rf=rf))
+        largest = side if free is None else (2 * float(free[1]) if math.isfinite(free[1])
+                                             else None)
+        if largest is not None and rf is not None and largest > rf:
+            what_max = what if free is None else f"objects up to {largest:g} px (range ({free[0]:g}, {free[1]:g}])"
+            out.append(_finding("AF203", level, f"{what_max} exceed{'s' if free is None else ''} "
+                                f"the head RF {rf}", "the level predicts objects larger than it "
+                                "sees; add a deeper level" + ("" if free is None else
+                                                              " or lower the range's upper end"),
+                                side=largest, rf=rf))
         if lv.densify > 1:
             offs = ", ".join(f"{o:g}" for o in sorted({o for a in lv.anchors[:1]
                                                        for p in (a.offsets or ()) for o in p}))
@@ -371,10 +531,12 @@ def measure_erf(detector: Detector, *, samples: int = 2, seed: int = 0,
     result = estimate(net, layers, samples=samples, seed=seed, progress=progress)
     sizes = {}
     for lv in result.levels:
-        value = float(np.mean(lv.erf_4sigma))
-        ci = np.asarray(lv.erf_4sigma_ci, dtype=float)
-        sizes[lv.name] = ErfSize(value, float(np.mean(ci[:, 0])), float(np.mean(ci[:, 1])),
-                                 canvas.size)
+        axes = np.asarray(lv.erf_4sigma, dtype=float)  # (y, x)
+        ci = np.asarray(lv.erf_4sigma_ci, dtype=float)  # per axis: (low, high)
+        sizes[lv.name] = ErfSize(float(np.mean(axes)), float(np.mean(ci[:, 0])),
+                                 float(np.mean(ci[:, 1])), (float(axes[0]), float(axes[1])),
+                                 ((float(ci[0, 0]), float(ci[0, 1])),
+                                  (float(ci[1, 0]), float(ci[1, 1]))), canvas.size)
     notes = [f"ERF: {samples} samples of seeded noise (seed {seed}), random weights, on "
              f"{canvas.describe()}"] + list(result.notes)
     return sizes, notes

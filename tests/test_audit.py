@@ -59,7 +59,7 @@ def test_af101_anchor_larger_than_rf():
     assert [net.analyze()[n].rf[0] for n in ["p3", "p4", "p5"]] == [47, 127, 287]
     report = audit(detector([[(70, 40)], *GOOD[1:]]))  # head RF of p3 is 63
     (f,) = [f for f in report.findings if f.code == "AF101"]
-    assert f.measured["rf"] == 63 and f.level == "p3"
+    assert f.measured["rf"] == [63, 63] and f.level == "p3"  # [y, x]
     assert "AF101" not in codes(audit(detector([[(60, 40)], *GOOD[1:]])))
 
 

@@ -19,13 +19,16 @@ def test_plan_without_arguments_is_s3fd_table_1_with_erf(run_cli):
     data = json.loads(out)
     jsonschema.validate(data, load_schema("plan"))
     levels = data["levels"]
-    assert [lv["stride"] for lv in levels] == [4, 8, 16, 32, 64, 128]
+    # JSON gives [y, x] per axis (README's convention)
+    assert [lv["stride"] for lv in levels] == [[s, s] for s in (4, 8, 16, 32, 64, 128)]
     assert [lv["anchors"][0][0] for lv in levels] == [16, 32, 64, 128, 256, 512]
-    assert [lv["head_rf"] for lv in levels] == [48, 108, 228, 340, 468, 724]
+    assert [lv["head_rf"] for lv in levels] == [[r, r] for r in (48, 108, 228, 340, 468, 724)]
     for lv in levels:
-        erf = lv["erf"]["value"]
-        lo, hi = lv["erf"]["ci95"]
-        assert lo <= erf <= hi and erf < lv["rf"]  # ERF < RF on every level
+        for axis in (0, 1):
+            erf = lv["erf"]["value"][axis]
+            lo, hi = lv["erf"]["ci95"][axis]
+            assert lo <= erf <= hi and erf < lv["rf"][axis]  # ERF < RF on every level and axis
+        assert min(lv["erf"]["value"]) <= lv["erf"]["mean"] <= max(lv["erf"]["value"])
     assert "ERF: 2 samples" in err
 
 
@@ -116,7 +119,7 @@ def test_compare_s3fd_on_wider_face(run_cli, shared_data):
                              "--restarts", "2", "-f", "csv")
     assert code == 0, err
     header = out.splitlines()[0].split(",")
-    assert header == ["metric", "default", "rf x4", "k-means", "level-aware k-means"]
+    assert header == ["metric", "default", "rf x4", "k-means", "level-aware k-means", "best"]
     assert any(line.startswith("grid_recall@0.35 small") for line in out.splitlines())
 
 

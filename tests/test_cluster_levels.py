@@ -39,7 +39,7 @@ def test_range_assignment_respects_each_level():
     assert len(np.unique(np.round(r.anchors[0], 2), axis=0)) == 3
     # no box reaches the stride-32 range centre (128 px): one square anchor and a warning
     assert r.anchors[2].shape == (1, 2) and r.anchors[2][0, 0] == 128
-    assert any("receives no boxes" in w for w in r.warnings)
+    assert any("level 2 (stride 32): no box falls in its clustering range" in w for w in r.warnings)
 
 
 def test_level_max_caps_anchors():
@@ -54,3 +54,23 @@ def test_methods_agree_on_shape_and_seed_is_reported():
         r = cluster_anchors(wh, 6, method=method, seed=3, grid=None)
         assert sum(len(a) for a in r.anchors) == 6 and r.to_dict()["seed"] == 3
         assert 0.5 < r.metrics.mean_best_iou < 1
+
+
+def test_a_cap_below_the_levels_range_holds_anchors_at_the_cap():
+    """An ERF of 249 px on a stride-128 level (range [256, 1024]) must not give the empty
+    interval [256, 249]: the anchors sit at the cap and the warning says why."""
+    from anchorfit.cluster.levels import level_kmeans
+
+    rng = np.random.default_rng(1)
+    pts = np.exp(rng.uniform(np.log(300), np.log(900), size=(200, 2)))
+    w = np.ones(len(pts))
+
+    def fit(p, weight, k):
+        return np.array([np.median(p, 0)] * k), []
+
+    levels, warnings, _ = level_kmeans(pts, w, [128.0], [2], fit, level_max=[249.0],
+                                       level_names=["P7"])
+    side = np.sqrt(levels[0].prod(1))
+    assert np.allclose(side, 249.0)
+    assert any(m.startswith("level P7 (stride 128): its cap 249 px") for m in warnings)
+    assert not any("[256, 249]" in m for m in warnings)

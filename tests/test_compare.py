@@ -31,7 +31,7 @@ def test_comparison_table_has_every_set_and_headline_metrics():
     names = [s.name for s in cmp.sets]
     assert names == ["default", "rf x4", "k-means", "level-aware k-means"]
     frame = cmp.to_frame()
-    assert list(frame.columns) == ["metric"] + names
+    assert list(frame.columns) == ["metric"] + names + ["best"]  # best value of each row named
     metrics = list(frame["metric"])
     for row in ["mean_best_iou", "bpr@4", "grid_recall@0.5 small", "grid_recall@0.5 all",
                 "emo all", "anchors", "runtime_s"]:

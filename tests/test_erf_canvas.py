@@ -58,10 +58,11 @@ def test_plan_ssd300_measures_on_the_canvas_and_reports_native_rf(run_cli):
     jsonschema.validate(data, load_schema("plan"))
     assert data["input"] == [300, 300]
     rf = {lv["name"]: lv["rf"] for lv in data["levels"]}
-    assert rf["fc7"] == 420 and rf["conv11_2"] == 772  # the RF engine's numbers at 300 x 300
+    # the RF engine's numbers at 300 x 300, [y, x]
+    assert rf["fc7"] == [420, 420] and rf["conv11_2"] == [772, 772]
     for lv in data["levels"]:
         assert lv["erf"]["input"] == [1088, 1088]
-        assert 0 < lv["erf"]["value"] < lv["rf"], lv["name"]
+        assert all(0 < e < r for e, r in zip(lv["erf"]["value"], lv["rf"])), lv["name"]
 
 
 def test_plan_yolov3_with_boxes(run_cli, shared_data):
@@ -74,7 +75,7 @@ def test_plan_yolov3_with_boxes(run_cli, shared_data):
     assert len(lines) == 1 and "canvas 1120x1120" in lines[0] and "416x416" in lines[0], err
     data = json.loads(out)
     assert data["input"] == [416, 416]
-    assert all(lv["erf"]["input"] == [1120, 1120] and lv["erf"]["value"] > 0
+    assert all(lv["erf"]["input"] == [1120, 1120] and lv["erf"]["mean"] > 0
                for lv in data["levels"])
 
 
@@ -95,7 +96,7 @@ def test_plan_yolov3_tiny_at_its_own_input_and_with_erf_input(run_cli):
         assert erf["input"] == [480, 512]
         # the same cell's map on a larger canvas: a network without global context gives the
         # same ERF up to the cell's place on the Darknet grid (P4's period-2 phase)
-        assert erf["value"] == pytest.approx(native[name]["value"], rel=0.15), name
+        assert erf["mean"] == pytest.approx(native[name]["mean"], rel=0.15), name
 
 
 @pytest.mark.parametrize("args, message", [

@@ -34,6 +34,18 @@ NOT_DETECTORS = {
     "tf_object_detection/object-detection.pbtxt": "a label map prototxt",
     # PyTorch re-implementations' prior dicts: Python data, but neither mmdet nor a network
     "*_pytorch/config.py": "cannot tell which .py format this is",
+    "ultralytics/datasets/*.yaml": "an Ultralytics dataset file, not a model",
+    "ultralytics/default.yaml": "an Ultralytics settings/hyperparameter file (default.yaml), not a model",
+    # mmdetection model-zoo metafiles and test-time-augmentation bases (no model)
+    "mmdet/*/metafile.yml": "an mmdetection model-zoo metafile, not a config",
+    "mmdet/*/*_tta.py": "no 'model' in this config",
+    "mmdet/_base_/models/fast-rcnn_r50_fpn.py":
+        "Fast R-CNN takes proposals computed outside the model",
+    # the large-scale-jitter configs inherit ../common/, which the shared data does not hold
+    "mmdet/*/*_8xb8-amp-lsj-200e_coco.py":
+        "_base_ file '../common/lsj-200e_coco-detection.py' not found",
+    # RTMDet-L with a Swin transformer backbone: the one module not read is named
+    "mmdet/rtmdet/rtmdet_l_swin_b_*.py": "backbone type 'SwinTransformer' is not supported",
 }
 
 

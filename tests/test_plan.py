@@ -71,6 +71,8 @@ def test_densification_faceboxes_numbers():
     n, offsets = densification(64, 32)
     assert n == 2 and sorted({o[0] for o in offsets}) == [0, .5]
     assert densification(128, 32) == (1, None)
+    assert densification(3.97 * 32, 32) == (1, None)  # a 1 % shortfall is not densified 2x2
+    assert densification(48, 32)[0] == 3  # anchor/stride 1.5: 4/1.5 = 2.67 -> 3 per axis
 
 
 def test_fcos_rule_gives_ranges():

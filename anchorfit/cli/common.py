@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -32,6 +33,18 @@ def parse_hw(text: str, *, option: str = "--input") -> tuple[int, int]:
         raise AnchorfitError(f"{option} {text!r} is not a size; expected HxW with positive "
                              "integers, e.g. 640 or 480x640 (height first)")
     return values[0], values[1]
+
+
+def parse_floats(text: str, option: str) -> list[float]:
+    """Parse a comma list of positive, finite numbers ('0.5,1,2'); the message names ``option``."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise AnchorfitError(f"{option} {text!r}: expected positive numbers separated by commas",
+                             key=option)
+    return values
 
 
 def emit(result: Renderable, args: argparse.Namespace, *, title: str | None = None,

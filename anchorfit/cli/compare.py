@@ -20,6 +20,8 @@ EXAMPLES = """examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from anchorfit.compare import metrics_help
+
     p = sub.add_parser(
         "compare", help="default vs RF-derived vs k-means anchors, every metric side by side",
         description="Compare the detector's default anchors with RF-derived anchors (--ratio x "
@@ -28,9 +30,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "YOLO heads YOLOv5's algorithm. Rows are the metrics assigners use: mean "
                     "best IoU, IoU recall, YOLOv5 BPR/aat/fitness, dead anchors and grid recall "
                     "of tiled anchors by COCO size bucket; the last rows give the anchor count "
-                    "and the seconds each set took. --export writes one set back in the "
-                    "detector's own format.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "and the seconds each set took; the best value of each row is named in "
+                    "the 'best' column. Each set is audited (the anchor checks of 'anchorfit "
+                    "audit') and one is recommended for the detector's assigner: the metric "
+                    "that assigner trains on, by size bucket. --export writes one set (or "
+                    "'recommended') back in the detector's own format.",
+        epilog=EXAMPLES + "\nmetrics:\n" + metrics_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL",
                    help="detector file, zoo name (s3fd) or torchvision:NAME")
     p.add_argument("--input", "-i", metavar="HxW", help="input size (default: the detector's)")
@@ -50,8 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot-boxes", metavar="PNG", help="box sizes with every anchor set")
     p.add_argument("--plot-recall", metavar="PNG", help="grid recall by object size per set")
     p.add_argument("--export", metavar="SET",
-                   help="write this anchor set (a column name, e.g. 'level-aware k-means') in "
-                        "the detector's format")
+                   help="write this anchor set (a column name, e.g. 'level-aware k-means', "
+                        "or 'recommended') in the detector's format")
     p.add_argument("--export-to", metavar="FILE", type=Path,
                    help="where to write the export (default: standard error shows it; the "
                         "original file is never overwritten without --in-place)")
@@ -96,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
                          seed=args.seed, restarts=args.restarts,
                          dataset={"source": prepared.boxes.source, **prepared.to_dict()})
     notes = erf_notes + [dataset_note(prepared)] + result.notes
+    if result.verdict is not None:
+        v = result.verdict
+        notes.append(f"recommended: {v.reason}" if v.recommended else
+                     f"no recommendation: {v.reason}")
+        notes.append(f"assigner: {v.assigner}")
     for s in result.sets:
         notes += [f"{s.name}: {n}" for n in s.notes]
     if args.plot_boxes:
@@ -112,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
         recall = {s.name: s.metrics.grid["recall"][pos] for s in result.sets if s.metrics.grid}
         grid_recall_by_size(recall, args.plot_recall,
                             title=f"{detector.name}: grid recall at IoU {pos} by object size")
+    if args.export == "recommended":
+        if result.verdict is None or result.verdict.recommended is None:
+            raise AnchorfitError("--export recommended: no set is recommended for this "
+                                 "detector", key="--export")
+        args.export = result.verdict.recommended
     if args.export:
         names = [s.name for s in result.sets]
         if args.export not in names:

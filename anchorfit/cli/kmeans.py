@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from anchorfit.cli.boxes import add_box_input_options, emit_sections, load_prepared
-from anchorfit.cli.common import add_format_options
+from anchorfit.cli.common import add_format_options, parse_floats
 from anchorfit.errors import AnchorfitError
 
 EXAMPLES = """examples:
@@ -13,17 +13,6 @@ EXAMPLES = """examples:
   anchorfit kmeans labels/train2017 --image-sizes sizes.csv --method yolov5 --levels 8,16,32
   anchorfit kmeans wider_face_train_bbx_gt.txt --policy none -k 6 --format json -o anchors.json
 """
-
-
-def _floats(text: str, option: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) <= 0:
-        raise AnchorfitError(f"{option} {text!r}: expected positive numbers separated by commas",
-                             key=option)
-    return values
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -80,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if args.anchor_t <= 1:
         raise AnchorfitError(f"--anchor-t {args.anchor_t}: expected a ratio above 1",
                              key="--anchor-t")
-    strides = _floats(args.levels, "--levels") if args.levels else None
-    lo_hi = _floats(args.level_range, "--level-range")
+    strides = parse_floats(args.levels, "--levels") if args.levels else None
+    lo_hi = parse_floats(args.level_range, "--level-range")
     if len(lo_hi) != 2 or lo_hi[0] >= lo_hi[1]:
         raise AnchorfitError(f"--level-range {args.level_range!r}: expected LO,HI with LO < HI",
                              key="--level-range")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from anchorfit.cli.common import add_format_options, emit, parse_hw
+from anchorfit.cli.common import add_format_options, emit, parse_floats, parse_hw
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.errors import AnchorfitError
 
@@ -32,12 +32,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL", nargs="?", default="s3fd",
                    help="detector file, zoo name or torchvision:NAME (default: s3fd)")
     p.add_argument("--input", "-i", metavar="HxW", help="input size (default: the detector's)")
-    p.add_argument("--rule", choices=RULES, default="s3fd",
-                   help="s3fd: ratio x stride; ssd / ssd-caffe: SSD scales over the levels; "
-                        "octave: RetinaNet's 3 scales per octave at ratio x stride; fcos: "
-                        "anchor-free (4s, 8s] ranges")
+    p.add_argument("--rule", choices=RULES, default=None,
+                   help="s3fd: ratio x stride; ssd / ssd-caffe: SSD scales over the levels with "
+                        "each level's aspect ratios and the extra square; octave: RetinaNet's "
+                        "scales per octave at ratio x stride, times each aspect ratio (9 "
+                        "anchors a level); fcos: anchor-free ranges (the detector's own, else "
+                        "(4s, 8s]) checked against ERF and head RF (default: fcos for "
+                        "anchor-free detectors, else s3fd)")
     p.add_argument("--ratio", type=float, default=4.0,
                    help="anchor/stride (S3FD: 4); the octave base for --rule octave")
+    p.add_argument("--aspect-ratios", metavar="R1,R2,...",
+                   help="anchor aspect ratios h/w for every level (default: the ratios each "
+                        "level's anchors were designed with, e.g. SSD's 2 and 3, RetinaNet's "
+                        "0.5,1,2; else 1 for s3fd and 0.5,1,2 for the other rules)")
+    p.add_argument("--scales-per-octave", type=int, metavar="N",
+                   help="--rule octave: scales per octave (default: the detector's, else 3)")
     add_dataset_options(p)
     p.add_argument("-k", type=int, help="anchors to cluster with --boxes (default: one per level)")
     p.add_argument("--restarts", type=int, default=10, help="k-means restarts (default 10)")
@@ -66,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         raise AnchorfitError(f"--samples {args.samples}: expected at least 1", key="--samples")
     if args.k is not None and args.k < 1:
         raise AnchorfitError(f"-k {args.k}: expected at least 1", key="-k")
+    if not args.ratio > 0 or args.ratio == float("inf"):
+        raise AnchorfitError(f"--ratio must be positive, not {args.ratio}", key="--ratio")
     if args.plot_boxes and not args.boxes:
         raise AnchorfitError("--plot-boxes needs --boxes", key="--plot-boxes")
     if args.erf_input and args.no_erf:
@@ -80,7 +91,13 @@ def run(args: argparse.Namespace) -> int:
         erf, erf_notes = measure_erf(detector, samples=args.samples, seed=args.seed,
                                      progress=True, erf_input=erf_input)
         notes += erf_notes
-    result = plan(detector, rule=args.rule, ratio=args.ratio,
+    aspect = parse_floats(args.aspect_ratios, "--aspect-ratios") \
+        if args.aspect_ratios else None
+    if args.scales_per_octave is not None and args.scales_per_octave < 1:
+        raise AnchorfitError(f"--scales-per-octave {args.scales_per_octave}: expected at least "
+                             "1", key="--scales-per-octave")
+    result = plan(detector, rule=args.rule, ratio=args.ratio, aspect_ratios=aspect,
+                  scales_per_octave=args.scales_per_octave,
                   wh=None if prepared is None else prepared.boxes.wh(), k=args.k, erf=erf,
                   seed=args.seed, restarts=args.restarts)
     if prepared is not None:

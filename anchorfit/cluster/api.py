@@ -19,7 +19,7 @@ import pandas as pd
 from anchorfit.cluster.compress import compress
 from anchorfit.cluster.geometry import best_iou, weighted_mean
 from anchorfit.cluster.kmeans import iou_kmeans
-from anchorfit.cluster.levels import level_kmeans, split_by_area, split_k
+from anchorfit.cluster.levels import level_kmeans, level_label, split_by_area, split_k
 from anchorfit.cluster.metrics import AnchorMetrics, GridSpec, evaluate
 from anchorfit.cluster.yolov5 import yolov5_anchors
 from anchorfit.errors import AnchorfitError
@@ -112,13 +112,14 @@ def cluster_anchors(wh: np.ndarray, k: int = 9, *, method: str = "iou",
                     level_range: tuple[float, float] = (2.0, 8.0),
                     level_max: Sequence[float | None] | None = None,
                     iou_thresholds: Sequence[float] = (0.35, 0.4, 0.5, 0.7),
-                    grid: GridSpec | None = GridSpec(), xy: np.ndarray | None = None
-                    ) -> ClusterResult:
+                    grid: GridSpec | None = GridSpec(), xy: np.ndarray | None = None,
+                    level_names: Sequence[str] | None = None) -> ClusterResult:
     """Cluster box sizes ``wh`` (N, 2, input pixels) into k anchors and evaluate them.
 
     With ``strides`` the anchors are grouped per level: ``assign="range"`` clusters each level's
     boxes inside [lo, hi]·stride (level-aware, default for iou/sklearn), ``assign="area"`` sorts
     all k anchors by area and splits them evenly (YOLOv5's rule, default for yolov5).
+    ``level_names`` (one per stride) name the levels in warnings as the detector does.
     """
     t0 = time.perf_counter()
     if method not in METHODS:
@@ -147,7 +148,7 @@ def cluster_anchors(wh: np.ndarray, k: int = 9, *, method: str = "iou",
             return a, notes
         levels, notes, _ = level_kmeans(comp.wh, comp.weight, [float(s) for s in strides],
                                         k_levels, fit, level_range=level_range,
-                                        level_max=level_max)
+                                        level_max=level_max, level_names=level_names)
         warnings += notes
     else:
         anchors, notes, spread = _fit_points(method, comp.wh, comp.weight, k, restarts=restarts,
@@ -159,8 +160,10 @@ def cluster_anchors(wh: np.ndarray, k: int = 9, *, method: str = "iou",
             for lvl, (s, a) in enumerate(zip(stride_list, levels)):
                 small = int(np.sum(np.sqrt(a[:, 0] * a[:, 1]) < s))
                 if small:
-                    warnings.append(f"level {lvl} (stride {s:g}): {small} anchors are smaller "
-                                    "than the stride (yolov5 #117); try assign='range'")
+                    warnings.append(f"{level_label(lvl, s, level_names)}: {small} anchors are "
+                                    "smaller than the stride (yolov5 #117); level-aware "
+                                    "clustering (range assignment) keeps each level's anchors "
+                                    "in its own size range")
     all_anchors = np.concatenate(levels)
     metrics = evaluate(levels, stride_list if strides else None, wh, anchor_t, iou_thresholds,
                        grid=grid if strides else None, xy=xy)

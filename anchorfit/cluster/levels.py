@@ -47,37 +47,52 @@ def level_kmeans(points: np.ndarray, weight: np.ndarray, strides: Sequence[float
                  k_per_level: Sequence[int],
                  fit: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, list[str]]], *,
                  level_range: tuple[float, float] = (2.0, 8.0),
-                 level_max: Sequence[float | None] | None = None
+                 level_max: Sequence[float | None] | None = None,
+                 level_names: Sequence[str] | None = None
                  ) -> tuple[list[np.ndarray], list[str], list[dict]]:
-    """Cluster each level's points with ``fit(points, weight, k) -> (anchors, warnings)``."""
+    """Cluster each level's points with ``fit(points, weight, k) -> (anchors, warnings)``.
+
+    Warnings name each level as ``level_names`` does (the detector's names), else by its
+    position in ``strides``, always with the stride.
+    """
     owner = assign_levels(points, strides, level_range)
     levels, warnings, info = [], [], []
     for lvl, (stride, k) in enumerate(zip(strides, k_per_level)):
+        label = level_label(lvl, stride, level_names)
         lo, hi = level_range[0] * stride, level_range[1] * stride
         cap = level_max[lvl] if level_max is not None else None
-        if cap is not None:
-            hi = min(hi, float(cap))
+        if cap is not None and float(cap) < hi:
+            hi = float(cap)
+            if hi < lo:  # the level sees less than its own range: hold its anchors at the cap
+                warnings.append(f"{label}: its cap {hi:g} px (ERF or head RF) is below its "
+                                f"range's lower end {lo:g} px; anchors held at {hi:g} px")
+                lo = hi
         sel = owner == lvl
         n = float(weight[sel].sum())
         if not sel.any():
             c = np.sqrt(level_range[0] * level_range[1]) * stride
             levels.append(np.full((max(k, 1), 2), c)[:1])
-            warnings.append(f"level {lvl} (stride {stride:g}) receives no boxes; one square "
-                            f"{c:g} px anchor put there")
+            warnings.append(f"{label}: no box falls in its clustering range [{lo:g}, {hi:g}] "
+                            f"px; one square {c:g} px anchor put there")
             info.append({"level": lvl, "stride": stride, "boxes": 0.0, "clipped": 0})
             continue
         # boxes outside the range pull anchors out of it; clustering them at the boundary (same
         # aspect) instead keeps the k anchors distinct after the final clip
         projected, _ = clip_to_range(points[sel], lo, hi)
         anchors, notes = fit(projected, weight[sel], k)
-        warnings += [f"level {lvl} (stride {stride:g}): {m}" for m in notes]
+        warnings += [f"{label}: {m}" for m in notes]
         anchors, clipped = clip_to_range(np.asarray(anchors, dtype=np.float64), lo, hi)
         if clipped:
-            warnings.append(f"level {lvl} (stride {stride:g}): {clipped} anchors clipped into "
-                            f"[{lo:g}, {hi:g}] px")
+            warnings.append(f"{label}: {clipped} anchors clipped into [{lo:g}, {hi:g}] px")
         levels.append(sort_by_area(anchors))
         info.append({"level": lvl, "stride": stride, "boxes": n, "clipped": clipped})
     return levels, warnings, info
+
+
+def level_label(index: int, stride: float | None, names: Sequence[str] | None = None) -> str:
+    """How messages name a level: the detector's name and stride ("level P3 (stride 8)")."""
+    name = names[index] if names is not None and index < len(names) else str(index)
+    return f"level {name}" + ("" if stride is None else f" (stride {stride:g})")
 
 
 def split_by_area(anchors: np.ndarray, k_per_level: Sequence[int]) -> list[np.ndarray]:

@@ -81,6 +81,8 @@ class AnchorMetrics:
     buckets: dict[str, float]
     grid: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    #: shape metrics per size bucket: {"mean_best_iou" | "bpr" | "fitness": {bucket: value}}
+    by_bucket: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def scalars(self) -> dict[str, float]:
         """Flat {name: value} of the headline numbers (the table view)."""
@@ -121,7 +123,7 @@ class AnchorMetrics:
                 "past_thr": self.past_thr, "coverage": self.coverage,
                 "per_anchor": self.per_anchor, "per_level": self.per_level,
                 "dead_anchors": self.dead_anchors, "buckets": self.buckets,
-                "grid": self.grid, "notes": self.notes}
+                "by_bucket": self.by_bucket, "grid": self.grid, "notes": self.notes}
 
 
 # --------------------------------------------------------------------------- shape metrics
@@ -227,6 +229,12 @@ def evaluate(anchors_by_level: Sequence[np.ndarray], strides: Sequence[float | N
                   "below": _wmean((scale < lo).astype(float), w_all),
                   "above": _wmean((scale > hi).astype(float), w_all)},
         per_anchor=per_anchor, per_level=per_level, dead_anchors=dead, buckets=bucket_counts)
+    groups = [("all", np.ones(n, dtype=bool))] + \
+        [(name, b_idx == i) for i, (name, _, _) in enumerate(buckets)]
+    for key, values in (("mean_best_iou", best_iou), ("bpr", (best_x > thr).astype(float)),
+                        ("fitness", best_x * (best_x > thr))):
+        result.by_bucket[key] = {name: _wmean(values[m], None if w_all is None else w_all[m])
+                                 for name, m in groups}
     if grid is not None and strides is not None and all(s for s in s_list):
         result.grid = grid_recall(levels, [float(s) for s in s_list], boxes, taus,
                                   spec=grid, xy=xy, weights=w_all, buckets=buckets)

@@ -183,7 +183,8 @@ def load_network(source: str | Path, input_size: InputSize = None) -> Network:
 # --------------------------------------------------------------------------- reader modules
 
 #: Reader modules under anchorfit.formats, imported on first use so they register themselves.
-READER_MODULES = ("spec", "darknet", "ultralytics", "caffe", "mmdet", "detectron2", "torchvision")
+READER_MODULES = ("spec", "darknet", "ultralytics", "ultralytics_modern", "caffe", "mmdet",
+                  "detectron2", "torchvision")
 
 _imported = False
 

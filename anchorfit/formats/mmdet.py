@@ -16,9 +16,17 @@ The anchors come from the anchor head's generator (the RPN's in two-stage detect
 - ``YOLOAnchorGenerator``: ``base_sizes`` per level as given; centres at stride/2.
 - ``Legacy*``: mmdet v1 boxes (``(w-1)`` centres, corners rounded).
 
+Anchor-free heads (FCOS, AutoAssign, CenterNet and its CenterNetUpdate head, FoveaBox, YOLOX,
+RTMDet, VFNet without ATSS) are read by ``mmdet_heads``: per level the point offset of its
+``MlvlPointGenerator``, the size range the head assigns by (``(0, inf)`` where the assigner has
+none) and the assigner; ATSS-family heads keep their generator's anchors and record their
+assigner (ATSS, task-aligned, center-region) instead of an IoU threshold.
+
 The network is rebuilt from the backbone/neck parameters with the IR recipes in ``_nets``
 (ResNet pytorch/caffe style with dilation, FPN with every extra-level mode, SSDVGG + SSDNeck,
-Darknet-53 + YOLOV3Neck, MobileNetV2), and the head's own convolutions give ``head_rf``.
+Darknet-53 + YOLOV3Neck, MobileNetV2) and ``mmdet_nets`` (ResNeXt and DCN as ResNet, Res2Net,
+CSPDarknet, CSPNeXt, ConvNeXt, YOLOXPAFPN, CSPNeXtPAFPN, CTResNetNeck), and the head's own
+convolutions give ``head_rf``. A model-zoo ``metafile.yml`` gets a message saying what it is.
 """
 
 from __future__ import annotations
@@ -30,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
-from anchorfit.errors import FormatError
-from anchorfit.formats import _nets
+from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.formats import _nets, mmdet_heads, mmdet_nets
 from anchorfit.formats.common import head_convs
 from anchorfit.formats._common import finish, make_network, pyramid_name, read_text, unique_names
 from anchorfit.formats._pyconfig import AttrDict, SafeEvaluator, find_line, substitute_base_refs
@@ -61,7 +69,8 @@ class _Config:
 
     def error(self, message: str, pattern: str | None = None, key: str | None = None) -> FormatError:
         src, line = self.line(pattern) if pattern else (self.path, None)
-        return FormatError(message, source=src, line=line, key=key)
+        hint = f"inherited by {self.path}" if src != self.path else None
+        return FormatError(message, source=src, line=line, key=key, hint=hint)
 
 
 def merge(base: Any, child: Any) -> Any:
@@ -111,7 +120,13 @@ def load_config(path: Path, _stack: tuple[Path, ...] = ()) -> _Config:
         if not bpath.is_file():
             raise FormatError(f"_base_ file {rel!r} not found (looked for {bpath})", source=path,
                               line=base_line, key="_base_")
-        sub = load_config(bpath, (*_stack, resolved))
+        try:
+            sub = load_config(bpath, (*_stack, resolved))
+        except FormatError as exc:  # name the file the user gave too, not only the base
+            via = f"read as a _base_ of {path}"
+            exc.hint = f"{exc.hint}; {via}" if exc.hint else via
+            exc.args = (exc.format(),)
+            raise
         merged = merge(merged, sub.data)
         for p, t in sub.texts.items():
             texts.setdefault(p, t)
@@ -253,18 +268,82 @@ def generator_anchors(gen: dict) -> tuple[list[list[Anchor]], list[tuple[float, 
 # --------------------------------------------------------------------------- network
 
 
-def _backbone(cfg: _Config, b: GraphBuilder, x: str, bb: dict) -> list[str]:
+def _backbone(cfg: _Config, b: GraphBuilder, x: str, bb: dict, notes: list[str]) -> list[str]:
     kind = bb.get("type")
-    if kind == "ResNet":
+    if kind in ("ResNet", "ResNeXt", "ResNetV1d"):
+        if kind == "ResNeXt":
+            notes.append(f"ResNeXt (groups={bb.get('groups', 1)}, base_width="
+                         f"{bb.get('base_width', 4)}): grouped 3x3 convs only change channels, "
+                         "so the RF is ResNet's")
+        if isinstance(bb.get("dcn"), dict):
+            stages = bb.get("stage_with_dcn", (True,) * int(bb.get("num_stages", 4)))
+            on = [f"C{i + 2}" for i, flag in enumerate(stages) if flag]
+            notes.append(f"{kind}: deformable 3x3 convs ({bb['dcn'].get('type', 'DCN')}) in "
+                         f"{', '.join(on)}; drawn as their regular 3x3 grid (the zero-offset "
+                         "RF; learned offsets move the samples per image)")
         spec = _nets.ResNetSpec(
             depth=int(bb.get("depth", 50)), num_stages=int(bb.get("num_stages", 4)),
             strides=tuple(bb.get("strides", (1, 2, 2, 2))),
             dilations=tuple(bb.get("dilations", (1, 1, 1, 1))),
             stride_in_1x1=bb.get("style", "pytorch") == "caffe",
-            deep_stem=bool(bb.get("deep_stem", False)))
+            deep_stem=bool(bb.get("deep_stem", kind == "ResNetV1d")))
         stages = _nets.resnet(b, x, spec, "backbone.")
         idx = bb.get("out_indices", tuple(range(spec.num_stages)))
         return [stages[i] for i in idx]
+    if kind == "Res2Net":
+        if not bb.get("deep_stem", True) or not bb.get("avg_down", True) or \
+                int(bb.get("num_stages", 4)) != 4 or bb.get("dilations") or bb.get("strides"):
+            raise cfg.error("Res2Net: only the default deep_stem=True, avg_down=True, 4 stages "
+                            "without dilation is read", "Res2Net", "model.backbone")
+        if isinstance(bb.get("dcn"), dict):
+            notes.append("Res2Net: deformable 3x3 convs drawn as their regular 3x3 grid")
+        try:
+            stages = mmdet_nets.res2net(b, x, int(bb.get("depth", 101)),
+                                        int(bb.get("scales", 4)),
+                                        bb.get("style", "pytorch") == "caffe")
+        except AnchorfitError as exc:
+            raise cfg.error(exc.message, "Res2Net", "model.backbone") from None
+        return [stages[i] for i in bb.get("out_indices", (0, 1, 2, 3))]
+    if kind in ("CSPDarknet", "CSPNeXt"):
+        if bb.get("arch_ovewrite"):
+            raise cfg.error(f"{kind}: arch_ovewrite is not read", "arch_ovewrite",
+                            "model.backbone.arch_ovewrite")
+        spp = bb.get("spp_kernal_sizes" if kind == "CSPDarknet" else "spp_kernel_sizes",
+                     (5, 9, 13))
+        spec = mmdet_nets.CSPSpec(kind, str(bb.get("arch", "P5")),
+                                  float(bb.get("deepen_factor", 1.0)),
+                                  tuple(int(k) for k in spp),
+                                  bool(bb.get("channel_attention", kind == "CSPNeXt")))
+        try:
+            stages = mmdet_nets.csp_backbone(b, x, spec)
+        except AnchorfitError as exc:
+            raise cfg.error(exc.message, "arch",
+                            "model.backbone.arch") from None
+        if spec.channel_attention:
+            notes.append(f"{kind}: channel attention (a global average pool gates each CSP "
+                         "stage) makes every feature depend on the whole image")
+        idx = bb.get("out_indices", (2, 3, 4))
+        if max(idx) >= len(stages):
+            raise cfg.error(f"{kind}: out_indices {tuple(idx)} beyond its {len(stages)} "
+                            "outputs (stem + stages)", "out_indices", "model.backbone")
+        return [stages[i] for i in idx]
+    if kind in ("mmpretrain.ConvNeXt", "mmcls.ConvNeXt", "ConvNeXt"):
+        arch = bb.get("arch", "tiny")
+        depths = (arch.get("depths") if isinstance(arch, dict) else
+                  mmdet_nets.CONVNEXT_DEPTHS.get(str(arch)))
+        if depths is None:
+            raise cfg.error(f"{kind}: arch {arch!r} is not one of "
+                            f"{sorted(mmdet_nets.CONVNEXT_DEPTHS)}", "arch", "model.backbone.arch")
+        if bb.get("gap_before_final_norm", True):
+            raise cfg.error(f"{kind}: gap_before_final_norm pools each output to a vector; a "
+                            "detector backbone sets it False", "ConvNeXt", "model.backbone")
+        dw = bb.get("dw_conv_cfg") or {}
+        stages = mmdet_nets.convnext(b, x, [int(d) for d in depths],
+                                     int(bb.get("stem_patch_size", 4)),
+                                     int(dw.get("kernel_size", 7)), bool(bb.get("use_grn", False)))
+        idx = bb.get("out_indices", -1)
+        idx = [idx] if isinstance(idx, int) else list(idx)
+        return [stages[i if i >= 0 else len(stages) + i] for i in idx]
     if kind == "SSDVGG":
         if int(bb.get("depth", 16)) != 16 or tuple(bb.get("out_feature_indices", (22, 34))) != (22, 34):
             raise cfg.error("SSDVGG: only depth 16 with out_feature_indices (22, 34) (conv4_3, "
@@ -278,8 +357,11 @@ def _backbone(cfg: _Config, b: GraphBuilder, x: str, bb: dict) -> list[str]:
     if kind == "MobileNetV2":
         stages = _nets.mobilenet_v2(b, x)
         return [stages[i] for i in bb.get("out_indices", (1, 2, 4, 7))]
-    raise cfg.error(f"backbone type {kind!r} is not supported (ResNet, SSDVGG, Darknet, "
-                    "MobileNetV2)", f"type=['\"]{kind}['\"]", "model.backbone")
+    why = {"SwinTransformer": " (windowed self-attention: no convolutional RF to compute)"
+           }.get(str(kind), "")
+    raise cfg.error(f"backbone type {kind!r} is not supported{why} (ResNet, ResNeXt, Res2Net, "
+                    "CSPDarknet, CSPNeXt, ConvNeXt, SSDVGG, Darknet, MobileNetV2)",
+                    f"type=['\"]{kind}['\"]", "model.backbone")
 
 
 def _neck(cfg: _Config, b: GraphBuilder, feats: list[str], neck: Any,
@@ -304,7 +386,18 @@ def _neck(cfg: _Config, b: GraphBuilder, feats: list[str], neck: Any,
         return feats + extras
     if kind == "YOLOV3Neck":
         return _nets.yolov3_neck(b, feats)
-    raise cfg.error(f"neck type {kind!r} is not supported (FPN, SSDNeck, YOLOV3Neck)",
+    if kind in ("YOLOXPAFPN", "CSPNeXtPAFPN"):
+        up = neck.get("upsample_cfg") or {}
+        if up.get("scale_factor", 2) != 2 or up.get("mode", "nearest") != "nearest":
+            raise cfg.error(f"{kind}: only upsample_cfg scale_factor=2, mode='nearest' is read",
+                            "upsample_cfg", "model.neck.upsample_cfg")
+        return mmdet_nets.csp_pafpn(b, feats, int(neck.get("num_csp_blocks", 3)),
+                                    kind == "CSPNeXtPAFPN")
+    if kind == "CTResNetNeck":
+        return [mmdet_nets.ct_resnet_neck(b, feats[-1], neck.get("num_deconv_kernels",
+                                                                 (4, 4, 4)))]
+    raise cfg.error(f"neck type {kind!r} is not supported (FPN, SSDNeck, YOLOV3Neck, YOLOXPAFPN, "
+                    "CSPNeXtPAFPN, CTResNetNeck)",
                     f"type=['\"]{kind}['\"]", "model.neck")
 
 
@@ -360,6 +453,25 @@ def _resize(pipeline: list[dict]) -> dict | None:
     return None
 
 
+def _center_crop_pad(pipeline: list[dict]) -> bool:
+    """CenterNet's test pipeline: ``RandomCenterCropPad(test_mode=True)`` and no Resize."""
+    return any(isinstance(st, dict) and st.get("type") == "RandomCenterCropPad" and
+               st.get("test_mode") for st in pipeline)
+
+
+def _train_crop(cfg: AttrDict) -> int:
+    """The square training crop of ``RandomCenterCropPad`` (512 when the config has none)."""
+    pipeline = cfg.get("train_pipeline")
+    loader = cfg.get("train_dataloader")
+    ds = loader.get("dataset") if isinstance(loader, dict) else None
+    while not isinstance(pipeline, list) and isinstance(ds, dict):
+        pipeline, ds = ds.get("pipeline"), ds.get("dataset")
+    for st in pipeline if isinstance(pipeline, list) else []:
+        if isinstance(st, dict) and st.get("type") == "RandomCenterCropPad" and st.get("crop_size"):
+            return int(max(st["crop_size"]))
+    return 512
+
+
 def _input(cfg: _Config, gen: dict, input_size: tuple[int, int] | None
            ) -> tuple[tuple[int, int], str, dict[str, Any], list[str]]:
     """Network input (H, W) after padding, resize policy and params, and notes."""
@@ -383,6 +495,13 @@ def _input(cfg: _Config, gen: dict, input_size: tuple[int, int] | None
                 policy, params, size = "letterbox", {"long": w}, (h, w)
         else:
             size = (h, w)
+    elif _center_crop_pad(_pipeline(cfg.data)):
+        crop = _train_crop(cfg.data)
+        size, policy, params = (crop, crop), "none", {}
+        notes.append("the test pipeline does not resize (RandomCenterCropPad in test mode keeps "
+                     "each image's own size, padded to a multiple of 32): boxes stay in original "
+                     f"pixels; the network is analysed at {crop}x{crop}, the training crop "
+                     "(pass --input to choose)")
     elif str(gen.get("type", "")).endswith("SSDAnchorGenerator") and gen.get("input_size"):
         s = int(gen["input_size"])
         size = (s, s)
@@ -440,14 +559,35 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
     two_stage = isinstance(model.get("rpn_head"), dict)
     head = model["rpn_head"] if two_stage else model.get("bbox_head")
     if not isinstance(head, dict):
+        if model.get("type") == "FastRCNN" or isinstance(model.get("roi_head"), dict):
+            raise cfg.error(f"{model.get('type') or 'this model'} has an roi_head but no "
+                            "rpn_head: Fast R-CNN takes proposals computed outside the model, so "
+                            "it has no anchors or dense levels to read", "roi_head", "model")
         raise cfg.error("the model has no rpn_head or bbox_head", "model", "model")
+    head_key = f"model.{'rpn_head' if two_stage else 'bbox_head'}"
+    train = model.get("train_cfg") or {}
+    if two_stage and isinstance(train.get("rpn"), dict):
+        train = train["rpn"]
+    if not two_stage and mmdet_heads.is_point_head(head):
+        try:
+            points = mmdet_heads.point_head(head, train)
+        except (ValueError, KeyError, TypeError) as exc:
+            msg = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            where = getattr(exc, "key", None) or f"type=['\"]{head.get('type')}['\"]"
+            raise cfg.error(msg, where, head_key) from None
+        return _load_points(cfg, path, model, head, points, input_size)
     gen_key = next((k for k in ("anchor_generator", "prior_generator", "approx_anchor_generator")
                     if isinstance(head.get(k), dict)), None)
+    if head.get("type") == "VFNetHead":  # use_atss: its own default ATSS generator
+        gen_key = "anchor_generator"
+        head = dict(head, anchor_generator=mmdet_heads.vfnet_generator(head))
     if gen_key is None:
-        raise cfg.error(f"{head.get('type')} has no anchor generator (anchor-free heads are not "
-                        "read from mmdet configs)", "bbox_head|rpn_head", "model.bbox_head")
+        raise cfg.error(f"{head.get('type')} has no anchor generator and is not one of the "
+                        "anchor-free heads anchorfit reads ("
+                        f"{', '.join(sorted(mmdet_heads.POINT_HEADS))})",
+                        "bbox_head|rpn_head", head_key)
     gen = head[gen_key]
-    key = f"model.{'rpn_head' if two_stage else 'bbox_head'}.{gen_key}"
+    key = f"{head_key}.{gen_key}"
     try:
         per_level, steps, offsets = generator_anchors(gen)
     except (ValueError, KeyError, TypeError) as exc:
@@ -455,22 +595,29 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
         raise cfg.error(msg, f"type=['\"]{gen.get('type')}['\"]", key) from None
     size, policy, params, notes = _input(cfg, gen, input_size)
     b = GraphBuilder(path.stem)
-    x = b.input("input")
-    bb = model.get("backbone")
-    if not isinstance(bb, dict):
-        raise cfg.error("the model has no backbone", "model", "model.backbone")
-    feats = _backbone(cfg, b, x, bb)
-    outs = _neck(cfg, b, feats, model.get("neck"), size)
+    outs = _network(cfg, model, b, size, notes)
     if len(outs) != len(per_level):
         raise cfg.error(f"the anchor generator has {len(per_level)} levels but the "
                         f"backbone/neck gives {len(outs)} feature maps", "strides", key)
     if model.get("type") == "YOLOV3" or head.get("type") == "YOLOV3Head":
         notes.append("YOLOV3Head: GridAssigner gives a box to the best-IoU anchor in the cell "
                      "holding its centre (Darknet-like)")
-    kernels, head_note = _head_kernels(head)
+    af_kernels = mmdet_heads.anchor_head_kernels(head)
+    kernels, head_note = (af_kernels, None) if af_kernels is not None else _head_kernels(head)
     if head_note:
         notes.append(head_note)
+    if head.get("type") == "VFNetHead":
+        notes.append("VFNetHead: the refined box and the class score read the features through "
+                     "deformable 3x3 convs (star-shaped offsets from the first box); drawn as "
+                     "regular 3x3 grids")
     assigner, assigner_kind = _assigner(model, two_stage)
+    newer = None if two_stage else mmdet_heads.anchor_head_assigner(head, train)
+    level_extra: dict[str, Any] = {"generator": gen.get("type"), "assigner": assigner_kind}
+    if newer is not None:
+        assigner, params_ = newer
+        level_extra.update(params_)
+    if head.get("type") == "TOODHead":
+        level_extra["anchor_type"] = head.get("anchor_type", "anchor_free")
     graph = b.build()
     analysis = analyze(graph, size)
     strides = [analysis[o].stride for o in outs]
@@ -485,7 +632,7 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
                          f"feature map's stride {true[1]:g}")
         levels.append(Level(names[i], node, strides[i], steps[i], per_level[i], None,
                             center, off, head_convs(kernels), assigner,  # type: ignore[arg-type]
-                            extra={"generator": gen.get("type"), "assigner": assigner_kind}))
+                            extra=dict(level_extra)))
     num_classes = head.get("num_classes")
     if two_stage:
         roi = model.get("roi_head") or {}
@@ -499,6 +646,55 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
     return finish(det)
 
 
+def _network(cfg: _Config, model: dict, b: GraphBuilder, size: tuple[int, int],
+             notes: list[str]) -> list[str]:
+    """The backbone and neck of ``model`` in ``b``; the nodes the head reads."""
+    x = b.input("input")
+    bb = model.get("backbone")
+    if not isinstance(bb, dict):
+        raise cfg.error("the model has no backbone", "model", "model.backbone")
+    feats = _backbone(cfg, b, x, bb, notes)
+    return _neck(cfg, b, feats, model.get("neck"), size)
+
+
+def _load_points(cfg: _Config, path: Path, model: dict, head: dict,
+                 points: mmdet_heads.PointHead, input_size: tuple[int, int] | None) -> Detector:
+    """A Detector for a point head: no anchors, each level's point offset and size range."""
+    head_key = "model.bbox_head"
+    size, policy, params, notes = _input(cfg, {}, input_size)
+    notes.extend(points.notes)
+    b = GraphBuilder(path.stem)
+    outs = _network(cfg, model, b, size, notes)
+    if len(outs) != len(points.strides):
+        raise cfg.error(f"{head.get('type')} has {len(points.strides)} strides but the "
+                        f"backbone/neck gives {len(outs)} feature maps", "strides", head_key)
+    graph = b.build()
+    analysis = analyze(graph, size)
+    strides = [analysis[o].stride for o in outs]
+    names = unique_names([pyramid_name(s[1]) for s in strides])
+    off = points.offset
+    center = "top-left" if off == 0 else "cell-center" if off == 0.5 else "explicit"
+    if not all(math.isinf(hi) and lo == 0 for lo, hi in points.ranges):
+        notes.append(f"{head.get('type')}: size ranges bound {points.measure}")
+    levels = []
+    for i, node in enumerate(outs):
+        true = (float(strides[i][0]), float(strides[i][1]))
+        if true != points.strides[i]:
+            notes.append(f"{names[i]}: head stride {points.strides[i][1]:g} differs from the "
+                         f"feature map's stride {true[1]:g}")
+        levels.append(Level(names[i], node, strides[i], points.strides[i], [],
+                            points.ranges[i], center, off,  # type: ignore[arg-type]
+                            head_convs(points.kernels), points.assigner,
+                            extra=dict(points.extra)))
+    num_classes = head.get("num_classes")
+    network = make_network(path.stem, graph, size, levels, notes=notes)
+    det = Detector(path.stem, size, levels, policy, params, str(path), network,  # type: ignore[arg-type]
+                   int(num_classes) if isinstance(num_classes, int) else None, notes,
+                   extra={"format": "mmdet", "model_type": model.get("type"),
+                          "anchor_free": True})
+    return finish(det)
+
+
 def _sniff(path: Path, text: str) -> bool:
     """mmdet configs assign ``model = dict(``, inherit with ``_base_ =``, or are bases that set
     mmengine's well-known names (these get a "not a detector" message, not "unknown format")."""
@@ -506,11 +702,27 @@ def _sniff(path: Path, text: str) -> bool:
                           r"(train|val|test)_(dataloader|pipeline|cfg))\s*=", text, re.MULTILINE))
 
 
+def _sniff_metafile(path: Path, text: str) -> bool:
+    """mmdetection's model-zoo ``metafile.yml``: top-level ``Collections:`` and ``Models:``."""
+    from anchorfit.formats import top_level_keys
+
+    return {"Collections", "Models"} <= top_level_keys(text)
+
+
+def load_metafile(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
+    """A model-zoo metafile lists papers, checkpoints and metrics, not a network: say so."""
+    raise FormatError("an mmdetection model-zoo metafile, not a config (it lists models, "
+                      "checkpoints and metrics; read one of the config .py files it names)",
+                      source=path, line=1, key="Models")
+
+
 def _register() -> None:
     from anchorfit.formats import register
 
     register("mmdetection config", (".py",), load_mmdet, sniff=_sniff,
              expects="a top-level 'model = dict(...)' or '_base_ = ...'")
+    register("mmdetection model-zoo metafile", (".yml", ".yaml"), load_metafile,
+             sniff=_sniff_metafile, expects="top-level 'Collections:' and 'Models:'")
     # detectron2 yamls are read by a sibling module; importing it here registers it even where
     # the registry's module list does not name it
     import anchorfit.formats.detectron2  # noqa: F401
@@ -518,4 +730,4 @@ def _register() -> None:
 
 _register()
 
-__all__ = ["generator_anchors", "load_config", "load_mmdet", "merge", "ssd_sizes"]
+__all__ = ["generator_anchors", "load_config", "load_metafile", "load_mmdet", "merge", "ssd_sizes"]

@@ -365,13 +365,13 @@ def load_yolov5(path: Path, input_size: tuple[int, int] | None = None, *,
     if not isinstance(data, YMap):
         raise FormatError("expected a YAML mapping with backbone: and head:", source=path)
     if not is_yolov5_yaml(data):
-        what = ("a YOLOv5 hyperparameter file" if "anchor_t" in data else
-                "a YOLOv5 dataset file" if "names" in data or "train" in data else
-                "a YOLOv5 anchor-set collection" if any(str(k).startswith("anchors_") for k in data)
-                else "no network")
-        raise FormatError(f"{what}, not a model: a YOLOv5 model yaml has 'backbone:' and "
-                          "'head:' row lists", source=path,
+        raise FormatError(f"{_not_a_model(path, data)}, not a model: a YOLOv5 or Ultralytics "
+                          "model yaml has 'backbone:' and 'head:' row lists", source=path,
                           line=data.line)
+    from anchorfit.formats.ultralytics_modern import is_ultralytics_yaml, load_ultralytics
+
+    if is_ultralytics_yaml({str(k) for k in data}):
+        return load_ultralytics(path, input_size, data=data)  # the package's yamls: own rules
     gd = float(data.get("depth_multiple", 1.0))
     gw = float(data.get("width_multiple", 1.0))
     nc = data.get("nc", 80)
@@ -445,6 +445,26 @@ def load_yolov5(path: Path, input_size: tuple[int, int] | None = None, *,
     return finish(det)
 
 
+def _not_a_model(path: Path, data: YMap) -> str:
+    """What a YOLOv5/Ultralytics yaml without rows is. Dataset files have one format in both
+    code bases; the usage comment says which one a file was written for (YOLOv5's
+    ``python train.py --data``, the package's ``yolo train data=``)."""
+    if "anchor_t" in data:
+        return "a YOLOv5 hyperparameter file"
+    if {"task", "mode"} <= set(data):
+        return "an Ultralytics settings/hyperparameter file (default.yaml)"
+    if "names" in data or "train" in data:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        return ("a YOLOv5 dataset file" if "train.py" in text or "yolo train" not in text
+                else "an Ultralytics dataset file")
+    if any(str(k).startswith("anchors_") for k in data):
+        return "a YOLOv5 anchor-set collection"
+    return "no network"
+
+
 def _check_anchor_order(levels: list[list[Anchor]], strides: list[float]
                         ) -> tuple[list[list[Anchor]], bool]:
     """YOLOv5's check_anchor_order: flip whole levels if mean area order ≠ stride order."""
@@ -462,9 +482,13 @@ def _sniff(path: Path, text: str) -> bool:
     """A YOLOv5 model (backbone + head), or a YOLOv5 file that is not a model (hyp, anchor
     sets, dataset), so the user hears what the file is instead of "unknown format"."""
     from anchorfit.formats import top_level_keys
+    from anchorfit.formats.ultralytics_modern import is_ultralytics_yaml
 
     keys = top_level_keys(text)
+    if is_ultralytics_yaml(keys):
+        return False  # the Ultralytics package reader's
     return ({"backbone", "head"} <= keys or {"anchor_t", "lr0"} <= keys
+            or {"task", "mode", "lr0"} <= keys
             or any(k.startswith("anchors_p") for k in keys)
             or ("names" in keys and bool({"train", "val"} & keys)))
 
