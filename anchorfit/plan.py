@@ -67,9 +67,11 @@ class ErfSize:
         """[y, x] per axis (README: JSON always gives [y, x]) and the mean of the axes."""
         axes = self.axes or (self.value, self.value)
         ci = self.axes_ci or ((self.low, self.high), (self.low, self.high))
-        return {"value": list(axes), "ci95": [list(c) for c in ci], "mean": self.value,
-                "mean_ci95": [self.low, self.high],
-                "input": None if self.canvas is None else list(self.canvas)}
+        out: dict[str, Any] = {"value": list(axes), "ci95": [list(c) for c in ci],
+                               "mean": self.value, "mean_ci95": [self.low, self.high]}
+        if self.canvas is not None:  # measured here: the input it ran on
+            out["input"] = list(self.canvas)
+        return out
 
 
 @dataclass
