@@ -145,3 +145,19 @@ def test_compare_caps_level_aware_kmeans_at_the_measured_erf(run_cli, shared_dat
     aware = next(s for s in data["sets"] if s["name"] == "level-aware k-means")
     p4 = [lv.name for lv in load_detector("yolov3-tiny").levels].index("P4")
     assert all(max(a) <= cap * (1 + 1e-6) for a in aware["anchors"][p4])
+
+
+def test_a_detector_without_a_source_is_rebuilt_from_its_ir():
+    from anchorfit.erf.canvas import detector_at
+
+    det = load_detector("ssd300_vgg16")
+    det.source = None
+    moved = detector_at(det, (1088, 1088))
+    ref = load_detector("ssd300_vgg16", (1088, 1088))
+    assert moved.network.input_size == (1088, 1088) and det.network.input_size == (300, 300)
+    a, b = moved.network.analyze(), ref.network.analyze()
+    for lv in ref.levels:
+        assert a[lv.node].feature_size == b[lv.node].feature_size
+        assert (a[lv.node].rf, a[lv.node].center) == (b[lv.node].rf, b[lv.node].center)
+    # conv11_2: 1 x 1 at 300; at 1088: 136 (conv4_3) -> 68 -> 34 -> 17 -> 15 -> 13 (valid 3 x 3)
+    assert b[ref.levels[-1].node].feature_size == (13, 13)

@@ -59,8 +59,8 @@ def short_levels(net: Any, layers: Sequence[str], size: tuple[int, int] | None =
     """The layers of ``net`` that have no cell whose whole RF lies inside ``size`` (default: the
     network's input), i.e. whose ERF cannot be measured there."""
     analysis = analysis or net.analyze()
-    size = size or tuple(net.input_size)
-    return [n for n in layers if choose_cell(analysis[net.node(n)], size) is None]  # type: ignore[arg-type]
+    hw = size or (int(net.input_size[0]), int(net.input_size[1]))
+    return [n for n in layers if choose_cell(analysis[net.node(n)], hw) is None]
 
 
 def canvas_for(net: Any, layers: Sequence[str], analysis: Any = None) -> tuple[int, int]:
