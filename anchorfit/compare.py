@@ -192,3 +192,18 @@ def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: 
              f"cell (seed {seed}); positive IoU {pos:g}; YOLOv5 ratio threshold {anchor_t:g}"]
     return Comparison(detector.name, detector.input_size, strides, sets, anchor_t, float(pos),
                       grid, seed, int(len(wh)), dataset or {}, notes)
+
+
+def score_as_exported(result: Comparison, wh: np.ndarray, name: str,
+                      center_offsets: Sequence[float]) -> AnchorSet:
+    """Set ``name`` scored again with the anchor centres an export gives it (an mmdet export
+    that has to switch to YOLOAnchorGenerator moves i*S centres to (i+0.5)*S): the column says
+    what the written file will do, not what the detector's generator did."""
+    chosen = next(s for s in result.sets if s.name == name)
+    offset = "center" if float(center_offsets[0]) >= 0.25 else "top-left"
+    grid = GridSpec(offset=offset, positions=result.grid.positions, seed=result.seed)
+    metrics = evaluate(chosen.anchors, result.strides, np.asarray(wh, dtype=np.float64).reshape(
+        -1, 2), result.anchor_t, chosen.metrics.iou_thresholds, grid=grid)
+    where = "(i+0.5)*S" if offset == "center" else "i*S"
+    return AnchorSet(f"{name} (as exported)", chosen.anchors, metrics, chosen.runtime_s,
+                     [f"scored with the exported centres at {where}"])
