@@ -288,3 +288,34 @@ def test_torchvision_snippet_builds_the_same_cell_anchors(grid):
         assert got == want
         assert all(torch.allclose(c.reshape(-1, 2, 2).mean(1), torch.zeros(3, 2))
                    for c in gen.cell_anchors)  # centred on the cell origin (i * stride)
+
+
+def test_compare_cli_mmdet_export_from_another_folder_scores_moved_centres(run_cli, shared_data,
+                                                                           tmp_path):
+    """``compare --export k-means --export-to`` on an mmdet AnchorGenerator config (centres at
+    i*S): the file written elsewhere loads with the k-means anchors, the notes say the centres
+    move, and the table gains the set scored with the exported centres."""
+    import json
+
+    from anchorfit.models import load_detector
+
+    path = _copy_config(shared_data, tmp_path, "mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py")
+    ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"
+    (tmp_path / "out").mkdir()
+    target = tmp_path / "out" / "fitted.py"
+    code, out, err = run_cli("compare", str(path), "--boxes", str(ann), "--restarts", "1",
+                             "--export", "k-means", "--export-to", str(target), "-f", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    names = [s["name"] for s in data["sets"]]
+    assert "k-means (as exported)" in names
+    kmeans = next(s for s in data["sets"] if s["name"] == "k-means")
+    exported = next(s for s in data["sets"] if s["name"] == "k-means (as exported)")
+    assert exported["anchors"] == kmeans["anchors"]
+    assert any("i*S to (i+0.5)*S" in n for n in data["notes"])
+    again = load_detector(str(target))
+    want = [sorted((w, h) for w, h in lv) for lv in kmeans["anchors"]]  # 2 decimals in JSON
+    assert all(abs(a - w) <= 0.5 and abs(b - h) <= 0.5
+               for g, v in zip(_anchors(again), want) for (a, b), (w, h) in zip(g, v))
+    assert [len(g) for g in _anchors(again)] == [len(v) for v in want]
+    assert [lv.center_offset for lv in again.levels] == [0.5] * 5

@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             out = make_export(detector, anchors)
             print(f"# {args.export} anchors in {out.format} format:\n{out.text}", file=sys.stderr)
+        result.notes += [f"export: {n}" for n in out.notes]
         notes += [f"export: {n}" for n in out.notes]
         if out.changes_centers:
             result.sets.append(score_as_exported(result, prepared.boxes.wh(), args.export,
