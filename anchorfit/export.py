@@ -1,4 +1,4 @@
-"""Write chosen anchors back in the detector's own format.
+"""Write chosen anchors back in the detector's own format, so the result loads and means the same.
 
 Edits are textual and minimal — the user's comments, layout and every other line stay as they
 were — so the result diffs cleanly against the original:
@@ -6,14 +6,20 @@ were — so the result diffs cleanly against the original:
 - Darknet ``.cfg``: ``anchors=``, ``mask=`` and ``num=`` of every ``[yolo]``/``[Gaussian_yolo]``
   section and ``filters=`` of the ``[convolutional]`` feeding it ((classes + 5) x |mask|);
 - YOLOv5 ``.yaml``: the ``anchors:`` block, one row per level (P3 first);
-- mmdetection: a new config that inherits the original through ``_base_`` and overrides the
-  head's ``anchor_generator`` (``YOLOAnchorGenerator`` base sizes, or ``AnchorGenerator``
-  octave/ratio parameters when every level shares the same shapes);
-- torchvision and Caffe: code/prototxt snippets to paste (their anchors live in code or repeat
-  per layer).
+- anchorfit spec: the ``levels:`` block (added when inherited), ``base:`` re-pointed;
+- mmdetection: a new config that inherits the original through ``_base_`` (relative to where it
+  is written, or absolute) and replaces the head's generator whole (``_delete_=True``: mmengine
+  would otherwise merge the old generator's keys into the new one); ``AnchorGenerator`` is kept
+  when every level is one scales x ratios grid, so centres stay at ``center_offset`` x base;
+  other sets need ``YOLOAnchorGenerator``, whose centres are (i + 0.5) x stride — the
+  ``Export`` says so (``changes_centers``) and ``compare`` scores the set with those centres;
+- Caffe: the prototxt with each PriorBox's size/ratio lines replaced (only sets a PriorBox tiles
+  exactly: its ratios are shared by all its sizes);
+- torchvision: an ``AnchorGenerator`` snippet (exact ``cell_anchors`` when not a grid).
 
 Nothing overwrites the user's file unless ``in_place`` is asked, and then the file is replaced
-atomically after a ``.bak`` copy.
+atomically after a backup copy (``.bak``; mmdet ``NAME.bak.py``, which the override inherits,
+since a config cannot inherit itself).
 """
 
 from __future__ import annotations

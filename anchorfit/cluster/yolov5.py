@@ -1,14 +1,18 @@
 """YOLOv5-compatible anchor evolution (research §1.3), on weighted points.
 
-Same algorithm and defaults as YOLOv5's ``kmean_anchors``: drop labels under 2 px on both sides
-(warn under 3 px), Euclidean k-means on std-whitened (w, h) with 30 runs keeping the lowest
-distortion, then 1000 generations of a (1+1) mutation search (each coordinate mutated with
-probability 0.9 by a factor 1 + u·N(0, 1)·0.1, u ~ U(0, 1) per generation, factor clipped to
-[0.3, 3], anchors ≥ 2 px) that keeps a candidate only if YOLOv5's fitness improves. The fitness is
-``mean(best_x · [best_x > 1/anchor_t])`` with the ratio metric ``x = min(w/a_w, a_w/w, h/a_h,
-a_h/h)``. Working on compressed weighted points changes only the cost, not the objective.
+Same algorithm and defaults as YOLOv5 v7.0's ``kmean_anchors``: drop labels under 2 px on both
+sides (warn under 3 px), Euclidean k-means on std-whitened (w, h) with ``scipy.cluster.vq.kmeans``
+semantics (30 runs from random boxes, each until its mean distance changes by at most 1e-5, the
+lowest mean distance wins), then 1000 generations of a (1+1) mutation search (each coordinate
+mutated with probability 0.9 by a factor 1 + u·N(0, 1)·0.1, u ~ U(0, 1) per generation, factor
+clipped to [0.3, 3], anchors ≥ 2 px) that keeps a candidate only if YOLOv5's fitness improves.
+The fitness is ``mean(best_x · [best_x > 1/anchor_t])`` with the ratio metric ``x = min(w/a_w,
+a_w/w, h/a_h, a_h/h)``. On distinct sizes with counts (``compress`` exact mode) every step is the
+one on the boxes (tests/test_cluster_yolov5.py checks both stages against a reference written
+from YOLOv5's code); a size histogram (millions of boxes) changes the objective by its bin width.
 Random numbers come from one seeded numpy Generator, so runs repeat exactly for a seed (they do
-not reproduce YOLOv5's unseeded draws).
+not reproduce YOLOv5's unseeded draws). The search is a local one: over seeds YOLOv5's own
+algorithm spreads by about ±0.002 fitness on WIDER FACE val (bench_kmeans.py --yolov5).
 """
 
 from __future__ import annotations
