@@ -169,3 +169,19 @@ def test_kmeans_start_as_good_as_yolov5s_on_wider_val(shared_data):
     d_ours = float(np.sqrt(np.square((wh / s)[:, None] - (ours / s)[None]).sum(2)).min(1).mean())
     assert d_ours <= ref_d + 1e-4
     assert _ref_fitness(wh, ours) >= _ref_fitness(wh, ref) - 1e-3
+
+
+def test_histogram_fast_path_fitness_close_to_exact_boxes():
+    """On a size histogram (what millions of boxes are compressed to) the search optimises the
+    fitness of bin means; the fitness of the anchors it returns, recomputed on every box, is
+    within the bin width's effect (a 4 % size step, the widest auto uses) of the histogram value."""
+    from anchorfit.cluster.compress import compress
+
+    wh = synthetic_wh(20000, seed=5).astype(np.float64)
+    c = compress(wh.astype(np.float32), mode="histogram", bin_width=0.04)
+    assert c.n_points < 0.5 * len(wh)
+    fit = yolov5_anchors(c.wh, 9, weight=c.weight, seed=1, gen=200)
+    kept = wh[(wh >= 2.0).any(1)]
+    exact = yolov5_fitness(kept, fit.anchors)
+    assert abs(fit.fitness - exact) < 1e-3
+    assert abs(fit.fitness - exact) > 0  # the histogram is an approximation, not the boxes
