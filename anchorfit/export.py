@@ -209,7 +209,9 @@ def _py(value: Any) -> str:
     """A Python literal of plain config data (lists, tuples, numbers)."""
     if isinstance(value, (list, tuple)):
         inner = ", ".join(_py(v) for v in value)
-        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+        if isinstance(value, list):
+            return f"[{inner}]"
+        return f"({inner}{',' if len(value) == 1 else ''})"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return repr(value)
@@ -270,7 +272,8 @@ def export_torchvision(anchors: Anchors) -> str:
             "    sizes=tuple(tuple(float(i + 1) for i in range(len(lv))) for lv in ANCHORS),\n"
             "    aspect_ratios=tuple((1.0,) for _ in ANCHORS))\n"
             "anchor_generator.cell_anchors = [\n"
-            "    torch.tensor([[-w / 2, -h / 2, w / 2, h / 2] for w, h in lv], dtype=torch.float32)\n"
+            "    torch.tensor([[-w / 2, -h / 2, w / 2, h / 2] for w, h in lv],\n"
+            "                 dtype=torch.float32)\n"
             "    for lv in ANCHORS]\n")
 
 
@@ -408,8 +411,9 @@ def _rewrite_priorboxes(text: str, layer_names: Sequence[str],
             raise FormatError(f"no PriorBox layer {name!r} with a prior_box_param", source=source)
         at = [line for key, _, line in p if key in ("min_size", "max_size", "aspect_ratio",
                                                    "flip")]
-        if not at or len(set(at)) != len(at) or len({lines[i - 1].strip().split(":")[0] for i in at} -
-                         {"min_size", "max_size", "aspect_ratio", "flip"}):
+        keys = {lines[i - 1].strip().split(":")[0] for i in at}
+        if not at or len(set(at)) != len(at) or keys - {"min_size", "max_size", "aspect_ratio",
+                                                         "flip"}:
             raise FormatError(f"PriorBox {name}: expected one field per line to rewrite",
                               source=source, line=p.line)
         first = lines[at[0] - 1]
