@@ -307,6 +307,10 @@ def test_compare_cli_mmdet_export_from_another_folder_scores_moved_centres(run_c
                              "--export", "k-means", "--export-to", str(target), "-f", "json")
     assert code == 0, err
     data = json.loads(out)
+    jsonschema = pytest.importorskip("jsonschema")
+    from anchorfit.schemas import load_schema
+
+    jsonschema.validate(data, load_schema("compare"))
     names = [s["name"] for s in data["sets"]]
     assert "k-means (as exported)" in names
     kmeans = next(s for s in data["sets"] if s["name"] == "k-means")
