@@ -52,7 +52,8 @@ class Yolov5Fit:
 
 
 def whitened_kmeans(points: np.ndarray, k: int, *, weight: np.ndarray, runs: int = 30,
-                    seed: int = 0, thresh: float = 1e-5, max_iter: int = 1000) -> np.ndarray:
+                    seed: int = 0, thresh: float = 1e-5, max_iter: int = 1000,
+                    rng: np.random.Generator | None = None) -> np.ndarray:
     """``scipy.cluster.vq.kmeans(wh / s, k, iter=runs)`` on weighted points, times ``s``.
 
     YOLOv5 whitens by ``s = wh.std(0)`` (population std of the kept boxes), starts each of
@@ -73,7 +74,7 @@ def whitened_kmeans(points: np.ndarray, k: int, *, weight: np.ndarray, runs: int
     sigma[sigma == 0] = 1.0
     x = points / sigma
     m = x.shape[0]
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed) if rng is None else rng
     p = weight / weight.sum()
     init = np.stack([x[rng.choice(m, size=k, replace=m < k, p=p)] for _ in range(runs)])
     centroids, dist = lloyd_runs(x, weight, init, thresh=thresh, max_iter=max_iter)
@@ -163,9 +164,10 @@ def yolov5_anchors(points: np.ndarray, n: int = 9, *, weight: np.ndarray | None 
     if points.shape[0] < n:
         raise ValueError(f"YOLOv5 mode needs at least n={n} distinct box sizes of 2 px or more, "
                          f"found {points.shape[0]}")
-    k = whitened_kmeans(points, n, weight=weight, seed=seed)
+    rng = np.random.default_rng(seed)  # one stream for both stages, as YOLOv5's global one
+    k = whitened_kmeans(points, n, weight=weight, rng=rng)
     fitness = _LogFitness(points, weight, n, anchor_t)
-    k, f, f0, improvements = evolve(k, fitness, rng=np.random.default_rng(seed), gen=gen,
+    k, f, f0, improvements = evolve(k, fitness, rng=rng, gen=gen,
                                     mutation_prob=mutation_prob, sigma=sigma)
     return Yolov5Fit(sort_by_area(k), f, f0, gen, improvements, dropped, under3, warnings)
 
