@@ -110,8 +110,35 @@ def build_torchvision(name: str, *, materialize: bool = False) -> Any:
         kwargs["weights_backbone"] = None
     if materialize:
         return torchvision.models.get_model(name, **kwargs).eval()
-    with torch.device("meta"):
-        return torchvision.models.get_model(name, **kwargs).eval()
+    try:
+        with torch.device("meta"):
+            return torchvision.models.get_model(name, **kwargs).eval()
+    except NotImplementedError as exc:
+        if "meta" not in str(exc):
+            raise
+    # RegNet computes its widths with torch ops (``.tolist()`` of a meta tensor has no data):
+    # only the weights go to the meta device, the arithmetic stays on the CPU.
+    with _weights_on_meta():
+        return torchvision.models.get_model(name, **kwargs).to("meta").eval()
+
+
+def _weights_on_meta() -> Any:
+    """A torch function mode that allocates only empty/zeros/ones/full/random tensors on meta."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    allocators = {torch.empty, torch.empty_strided, torch.zeros, torch.ones, torch.full,
+                  torch.rand, torch.randn}
+
+    class WeightsOnMeta(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if func in allocators and kwargs.get("device") is None:
+                kwargs["device"] = "meta"
+            return func(*args, **kwargs)
+
+    return WeightsOnMeta()
 
 
 def load_factory(spec: str, *, materialize: bool = False) -> Any:
