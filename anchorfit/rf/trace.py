@@ -356,10 +356,12 @@ class _Converter:
         """Dims of ``x`` that are spatial, in (y, x) order (just x for sequences)."""
         return self.pos.get(x) or self._trailing(x, self.layout[x])
 
-    def fail(self, fx_node: torch.fx.Node, what: str, detail: str = "") -> None:
+    def fail(self, fx_node: torch.fx.Node, what: str, detail: str = "",
+             hint: str | None = None) -> None:
         msg = f"node {fx_node.name!r}: unsupported op {what}" + (f" ({detail})" if detail else "")
-        raise UnsupportedOpError(msg, hint="use --unknown pointwise to treat it as a per-cell op "
-                                           "(with a warning), or make it a leaf of a traceable module")
+        raise UnsupportedOpError(msg, hint=hint or (
+            "use --unknown pointwise to treat it as a per-cell op (with a warning), or make it a "
+            "leaf of a traceable module"))
 
     def spatial_axes(self, x: str, dims: Sequence[int]) -> list[int]:
         """Which of ``dims`` (negative or positive) of ``x`` are spatial; axis indices 0/1."""
@@ -645,11 +647,12 @@ class _Converter:
             if target in (torch.chunk, torch.split, torch.unbind):
                 return self._split(fx_node, arg(2, "dim", 0), rank, lay)
             if target in (torch.transpose, torch.permute, torch.reshape, torch.squeeze,
-                          torch.unsqueeze):
+                          torch.unsqueeze, torch.swapaxes, torch.swapdims):
                 return self._reshape(fx_node, x, lay)
             return None
         # methods
-        if target in ("view", "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze"):
+        if target in ("view", "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze",
+                      "swapaxes", "swapdims"):
             if target == "flatten":
                 return self._flatten(fx_node, x, arg(1, "start_dim", 0))
             return self._reshape(fx_node, x, lay)
@@ -703,7 +706,8 @@ class _Converter:
             dims = fx_node.kwargs.get("dims", args[0] if len(args) == 1 and isinstance(
                 args[0], (list, tuple)) else args)
             return [int(d) % rank for d in dims] if rank and len(dims) == rank else None
-        if target in ("transpose", torch.transpose):
+        if target in ("transpose", "swapaxes", "swapdims", torch.transpose, torch.swapaxes,
+                      torch.swapdims):
             d0 = fx_node.kwargs.get("dim0", args[0] if args else None)
             d1 = fx_node.kwargs.get("dim1", args[1] if len(args) > 1 else None)
             if not rank or not isinstance(d0, int) or not isinstance(d1, int):
@@ -733,8 +737,15 @@ class _Converter:
             if kept is not None:
                 return Pointwise("reshape"), lay, kept
         if lay == 0:
-            # Back to an image layout after a global op (attention, flatten): context, not locality.
+            # Back to an image layout after a global op (flatten, linear): a 1x1 map is context,
+            # not locality; a larger map would need to know which token became which cell.
             if out_shape is not None and len(out_shape) == 4:
+                if out_shape[-1] * out_shape[-2] > 1:
+                    self.fail(fx_node, f"{fx_node.target} of a token sequence (no spatial "
+                              f"axes left) to the 4-D shape {tuple(out_shape)}",
+                              hint="the tokens were mixed (window partition, attention or a linear "
+                              "layer over space), so no cell has a local RF after it; analyse a "
+                              "layer before it with --layers")
                 return Global("reshape"), 2
             return Pointwise("reshape"), 0
         return Global("reshape mixing spatial axes"), 0
