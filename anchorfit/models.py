@@ -350,6 +350,11 @@ def load(model: str, input_size: tuple[int, int] | None = None, *, unknown: str 
         module = build_torchvision(name, materialize=materialize)
         size = input_size or (_TV_DETECTORS[family][0] if family else
                               tv_classifier_size(name, module))
+        fixed = getattr(module, "image_size", None)
+        if isinstance(fixed, int) and tuple(size) != (fixed, fixed):
+            raise AnchorfitError(f"{model} takes {fixed}x{fixed} inputs only (its position "
+                                 f"embedding fixes the number of patches), not "
+                                 f"{size[0]}x{size[1]}", hint=f"drop --input or pass --input {fixed}")
         net = load_torch_network(module, model, size, unknown)
         if family:
             from anchorfit.rf.engine import head_window

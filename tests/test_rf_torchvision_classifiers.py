@@ -127,11 +127,10 @@ def _numbers(net: models.Network, layer: str) -> tuple:
 
 
 def _probe_cells(rf, size: tuple[int, int]) -> list[tuple[int, int]]:
-    """Corner, centre, far corner (clipped comparisons) plus the fully-inside cells, if any."""
-    ny, nx = rf.y.size, rf.x.size
-    cells = {(0, 0), (ny // 2, nx // 2), (ny - 1, nx - 1)}
-    cells.update(cells_to_probe(rf, size, extra=0)[:2])
-    return sorted(cells)
+    """The first cell (its RF end, r - 1 - P, when inside the image), one cell whose RF lies
+    inside the image if there is one (r and its start), else the last cell (its start)."""
+    inside = cells_to_probe(rf, size, extra=0)[:1]
+    return [(0, 0)] + (inside or [(rf.y.size - 1, rf.x.size - 1)])
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -150,12 +149,9 @@ def test_default_layers_against_the_probe(family):
     assert [_numbers(twin, layer) for layer in layers] == [_numbers(named, layer)
                                                           for layer in layers]
     assert [named.analyze()[named.node(layer)].global_context for layer in layers] == flags
-    analysis = twin.analyze()
-    for layer in layers:
-        node = twin.node(layer)
-        rf = analysis[node]
-        (check,) = verify(twin.traced, analysis, [node], local=True,
-                          cells=_probe_cells(rf, (size, size)))
+    checks = verify(twin.traced, twin.analyze(), [twin.node(layer) for layer in layers],
+                    local=True, cells=_probe_cells)
+    for layer, check in zip(layers, checks):
         assert check.agree is True, f"{layer}: {check.detail}"
         # the probe saw a non-empty window on each probed cell
         assert all(c.rows is not None and c.cols is not None for c in check.cells), layer
@@ -186,6 +182,11 @@ def test_vit_reports_the_patch_embedding_and_says_why():
     assert logits.global_context
 
 
+def test_vit_at_another_size_is_a_message(run_cli):
+    code, _, err = run_cli("rf", "torchvision:vit_b_16", "--input", "256")
+    assert code == 2 and "takes 224x224 inputs only" in err and "--input 224" in err
+
+
 # --------------------------------------------------------------------------- channel LayerNorm
 
 
@@ -208,7 +209,7 @@ def test_convnext_tiny_channel_layernorm_is_local_at_512():
     analysis = twin.analyze()
     nodes = [twin.node("features.1"), twin.node("features.3")]
     # plain probe (nothing cut): LayerNorm over channels really is per pixel
-    checks = verify(twin.traced, analysis, nodes, cells=[(0, 0), (20, 21)])
+    checks = verify(twin.traced, analysis, nodes, cells=lambda rf, size: [(0, 0), (20, 21)])
     assert [c.agree for c in checks] == [True, True], [c.detail for c in checks]
     assert checks[0].cells[0].rows == (0, 39) and checks[0].cells[0].cols == (0, 39)
 

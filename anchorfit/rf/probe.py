@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,11 +278,13 @@ def cells_to_probe(rf: NodeRF, input_size: tuple[int, int], extra: int = 1
 
 def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
            in_channels: int = 3, local: bool = False,
-           cells: Sequence[tuple[int, int]] | None = None) -> list[LayerCheck]:
+           cells: Callable[[NodeRF, tuple[int, int]], Sequence[tuple[int, int]]] | None = None
+           ) -> list[LayerCheck]:
     """Compare the engine with the probe on ``layers`` (engine intervals clipped to the image).
 
     ``local``: probe global-context layers too, with their global paths cut, against the local
-    RF. ``cells``: probe these cells (clipped comparisons) instead of ``cells_to_probe``'s.
+    RF. ``cells(rf, input_size)``: the cells to probe on a layer (border cells are compared
+    clipped to the image) instead of ``cells_to_probe``'s.
     """
     h, w = analysis.input_size
     lin = linearize(traced, local=local)
@@ -293,7 +295,7 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
             checks.append(LayerCheck(name, None, (), "global context: the probe sees the whole "
                                                      "image, the engine reports the local RF"))
             continue
-        chosen = list(cells) if cells is not None else cells_to_probe(rf, (h, w))
+        chosen = list(cells(rf, (h, w))) if cells is not None else cells_to_probe(rf, (h, w))
         if not chosen:
             checks.append(LayerCheck(name, None, (), "no cell's RF fits inside the input: "
                                                      "verify with a larger --input"))

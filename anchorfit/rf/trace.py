@@ -502,9 +502,15 @@ class _Converter:
         in_shape = self.shapes.get(ins[0])
         out_shape = _shape(fx_node)
         lay = self.layout[ins[0]]
-        if in_shape and out_shape and lay and in_shape[-lay:] != out_shape[-lay:]:
-            self.fail(fx_node, what, f"it changes the spatial size {in_shape[-lay:]} -> "
-                      f"{out_shape[-lay:]}, so it cannot be treated as pointwise")
+        pos = self.positions(ins[0]) if lay else ()
+        if in_shape and out_shape and lay and len(in_shape) == len(out_shape):
+            before = tuple(in_shape[p] for p in pos)
+            after = tuple(out_shape[p] for p in pos)
+        else:
+            before, after = tuple(in_shape or ())[-lay:], tuple(out_shape or ())[-lay:]
+        if in_shape and out_shape and lay and before != after:
+            self.fail(fx_node, what, f"it changes the spatial size {before} -> {after}, so it "
+                      "cannot be treated as pointwise")
         self.warnings.append(f"treated {what} at node {fx_node.name!r} as a per-cell op")
         op: Op = Merge("unknown") if len(ins) > 1 else Pointwise("unknown")
         self.emit(fx_node, op, ins, lay, what)
