@@ -256,7 +256,31 @@ class _Sandwich(nn.Module):
         return self.conv2(self.norm(self.conv1(x)))
 
 
+class _PixelGate(nn.Module):
+    """Channel attention without spatial pooling: each pixel gates itself (per-cell)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fc = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc(x))
+
+
+class _SqueezeExcite(nn.Module):
+    """SE: a gate from the spatial mean (global context, local RF unchanged)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fc = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))
+
+
 @pytest.mark.parametrize("make, is_global", [
+    (lambda: _Sandwich(_PixelGate(8)), False),
+    (lambda: _Sandwich(_SqueezeExcite(8)), True),
     (lambda: _Sandwich(_LayerNorm2d(8)), False),
     (lambda: _Sandwich(convnext.LayerNorm2d(8)), False),
     (lambda: _ChannelsLast(nn.LayerNorm(8)), False),
@@ -264,7 +288,8 @@ class _Sandwich(nn.Module):
     (lambda: _ChannelsLast(nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 8))), False),
     (lambda: _Sandwich(nn.GroupNorm(2, 8)), True),
     (lambda: _Sandwich(nn.LayerNorm([8, 64, 8])), True),  # over C, H, W: statistics over space
-])
+], ids=["pixel_gate", "squeeze_excite", "layernorm2d_functional", "torchvision_layernorm2d",
+        "nhwc_layernorm", "nhwc_rmsnorm", "nhwc_mlp", "groupnorm", "layernorm_over_space"])
 def test_channel_norms_are_per_pixel_and_space_norms_global(make, is_global):
     torch.manual_seed(0)
     module = make().eval()
