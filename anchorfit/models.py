@@ -259,21 +259,26 @@ def _is_layout_module(root: Any, qual: str) -> bool:
 
 def _is_container(root: Any, qual: str, containers: tuple[type, ...]) -> bool:
     """Whether module ``qual`` of ``root`` just runs its children (``Sequential.forward``)."""
+    import torch.nn as nn
+
     try:
         module = root.get_submodule(qual)
     except AttributeError:
         return True
-    if type(module) is containers[0].__mro__[1]:
+    if type(module) is nn.Module:
         return True  # a GraphModule's stand-in for a container: no forward of its own
     return isinstance(module, containers) and (
-        not isinstance(module, containers[0]) or type(module).forward is containers[0].forward)
+        not isinstance(module, nn.Sequential) or type(module).forward is nn.Sequential.forward)
 
 
 def _token_notes(name: str, traced: Any) -> list[str]:
     """Say where a transformer turns its feature map into tokens (no map, no local RF after)."""
     from anchorfit.rf.graph import Global
 
-    for node in traced.graph.nodes.values():
+    nodes = list(traced.graph.nodes.values())
+    if not any(isinstance(n.op, Global) and n.op.kind == "attention" for n in nodes):
+        return []
+    for node in nodes:
         if isinstance(node.op, Global) and node.op.kind in ("reshape mixing spatial axes",
                                                             "attention"):
             return [f"{name}: node {node.name!r} ({node.source}) flattens the feature map into "
@@ -354,7 +359,8 @@ def load(model: str, input_size: tuple[int, int] | None = None, *, unknown: str 
         if isinstance(fixed, int) and tuple(size) != (fixed, fixed):
             raise AnchorfitError(f"{model} takes {fixed}x{fixed} inputs only (its position "
                                  f"embedding fixes the number of patches), not "
-                                 f"{size[0]}x{size[1]}", hint=f"drop --input or pass --input {fixed}")
+                                 f"{size[0]}x{size[1]}",
+                                 hint=f"drop --input or pass --input {fixed}")
         net = load_torch_network(module, model, size, unknown)
         if family:
             from anchorfit.rf.engine import head_window

@@ -101,9 +101,8 @@ def _narrow_inception_v3() -> nn.Module:
 def _narrow_googlenet() -> nn.Module:
     from torchvision.models.googlenet import GoogLeNet, Inception, InceptionAux
 
-    return _lazy_ready(GoogLeNet(aux_logits=False, init_weights=False,
-                                 blocks=[_LazyBasicConv, partial(Inception, conv_block=_LazyBasicConv),
-                                         InceptionAux]), 224)
+    blocks = [_LazyBasicConv, partial(Inception, conv_block=_LazyBasicConv), InceptionAux]
+    return _lazy_ready(GoogLeNet(aux_logits=False, init_weights=False, blocks=blocks), 224)
 
 
 #: family -> (named torchvision model, narrow twin, input size, expected global flags per layer)
@@ -219,7 +218,8 @@ def test_convnext_tiny_unknown_pointwise_runs(run_cli):
                              "--input", "512", "--format", "json")
     assert code == 0, err
     layers = {row["name"]: row for row in json.loads(out)["layers"]}
-    assert layers["features.1"]["rf"] == [76, 76] and layers["features.1"]["global_context"] is False
+    assert layers["features.1"]["rf"] == [76, 76]
+    assert layers["features.1"]["global_context"] is False
 
 
 class _LayerNorm2d(nn.LayerNorm):
