@@ -150,10 +150,33 @@ def test_default_layers_against_the_probe(family):
     assert [named.analyze()[named.node(layer)].global_context for layer in layers] == flags
     checks = verify(twin.traced, twin.analyze(), [twin.node(layer) for layer in layers],
                     local=True, cells=_probe_cells)
+    measured = 0
     for layer, check in zip(layers, checks):
         assert check.agree is True, f"{layer}: {check.detail}"
         # the probe saw a non-empty window on each probed cell
         assert all(c.rows is not None and c.cols is not None for c in check.cells), layer
+        rsp = _probe_rsp(check, size)
+        if rsp is not None:  # r, S, P read off the probe alone
+            rf = twin.analyze()[twin.node(layer)]
+            assert rsp == (rf.rf, rf.stride, rf.padding), layer
+            measured += 1
+    assert measured >= 1  # at least the first stage is measured, not only clipped
+
+
+def _probe_rsp(check, size: int) -> tuple | None:
+    """(r, S, P) per axis from the probe: cell 0's RF end and an inside cell's interval."""
+    first, other = check.cells[0], check.cells[-1]
+    out = []
+    for lo_hi0, lo_hi, i in ((first.rows, other.rows, other.i), (first.cols, other.cols, other.j)):
+        lo, hi = lo_hi
+        if i == 0 or lo == 0 or hi == size - 1 or lo_hi0[1] == size - 1:
+            return None  # clipped: the interval does not give r, S and P exactly
+        r = hi - lo + 1
+        p = r - 1 - lo_hi0[1]
+        out.append((r, (lo + p) // i, p, (lo + p) % i))
+    if any(rem for *_, rem in out):
+        return None
+    return tuple(tuple(v[k] for v in out) for k in range(3))
 
 
 def test_stage_names_follow_the_main_blocks():
@@ -211,6 +234,9 @@ def test_convnext_tiny_channel_layernorm_is_local_at_512():
     checks = verify(twin.traced, analysis, nodes, cells=lambda rf, size: [(0, 0), (20, 21)])
     assert [c.agree for c in checks] == [True, True], [c.detail for c in checks]
     assert checks[0].cells[0].rows == (0, 39) and checks[0].cells[0].cols == (0, 39)
+    # r/S/P read off the probe alone
+    assert _probe_rsp(checks[0], 512) == ((76, 76), (4, 4), (36, 36))
+    assert _probe_rsp(checks[1], 512) == ((224, 224), (8, 8), (108, 108))
 
 
 def test_convnext_tiny_unknown_pointwise_runs(run_cli):
