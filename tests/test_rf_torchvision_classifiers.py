@@ -383,6 +383,41 @@ def test_cli_on_every_other_classifier(run_cli, name):
 
 
 def test_only_maxvit_is_refused(run_cli):
-    """The one classifier without a feature map after its stem says which op stops it."""
+    """The one classifier whose window partition cannot be followed says which op stops it."""
     code, _, err = run_cli("rf", "torchvision:maxvit_t")
-    assert code == 2 and "node 'reshape_1'" in err and "token sequence" in err
+    assert code == 2 and "unsupported op function einsum" in err
+    code, _, err = run_cli("rf", "torchvision:maxvit_t", "--unknown", "pointwise")
+    assert code == 2 and "reshapes a token sequence" in err and "cell by cell" in err
+    assert "misread" not in err
+
+
+class _NonLocal(nn.Module):
+    """A non-local block: attention over all HW positions, reshaped back, W_z, added to x."""
+
+    def __init__(self, conv_after: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.out = nn.Conv2d(8, 8, 3, padding=1) if conv_after else nn.Sequential(
+            nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8))  # a 3x3 conv reads cells, W_z and BN do not
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        n, c, h, w = x.shape
+        tokens = x.flatten(2)
+        attn = torch.softmax(tokens.transpose(1, 2) @ tokens, dim=-1)
+        return x + self.out((tokens @ attn).view(n, c, h, w))
+
+
+def test_non_local_block_is_global_with_local_rf_kept():
+    traced = trace_module(_NonLocal(conv_after=False), (32, 24))
+    out = traced.analysis[traced.graph.outputs[0]]
+    assert (out.rf, out.padding, out.feature_size) == ((3, 3), (1, 1), (32, 24))
+    assert out.global_context
+
+
+def test_a_conv_on_tokens_reshaped_to_a_map_names_the_reshape():
+    from anchorfit.errors import UnsupportedOpError
+
+    with pytest.raises(UnsupportedOpError, match="reshapes a token sequence") as info:
+        trace_module(_NonLocal(conv_after=True), (32, 24))
+    assert "node 'view'" in str(info.value) and "misread" not in str(info.value)

@@ -270,6 +270,10 @@ _CONTEXT_NAMES = {
 }
 
 
+#: Kind of the Global op for a token sequence reshaped back into a 4-D tensor.
+_TOKENS_TO_MAP = "reshape"
+
+
 def _qualname(target: Any) -> str:
     """``module.function`` of a call target (empty for methods and odd callables)."""
     name = getattr(target, "__name__", None)
@@ -735,7 +739,11 @@ class _Converter:
         if order is not None:
             new_pos = tuple(order.index(p) for p in self.positions(x))
             if list(new_pos) != sorted(new_pos):
-                self.fail(fx_node, "a permute/transpose that swaps the y and x axes")
+                if _tokens_to_map_above(self.graph, x) is not None:
+                    return Global("reshape mixing spatial axes"), 0  # tokens, not an image
+                self.fail(fx_node, "a permute/transpose that swaps the y and x axes",
+                          hint="a transposed image has no receptive field in (y, x) terms; "
+                               "analyse a layer before it with --layers")
             return Pointwise("permute"), lay, new_pos
         out_shape = _shape(fx_node)
         if lay:
@@ -743,16 +751,11 @@ class _Converter:
             if kept is not None:
                 return Pointwise("reshape"), lay, kept
         if lay == 0:
-            # Back to an image layout after a global op (flatten, linear): a 1x1 map is context,
-            # not locality; a larger map would need to know which token became which cell.
+            # Back to an image layout after a global op (attention, flatten): context, not
+            # locality. Read as a 1x1 map, it can gate or be added to a real map (a non-local
+            # block); a layer that reads it cell by cell is refused by check_against_torch.
             if out_shape is not None and len(out_shape) == 4:
-                if out_shape[-1] * out_shape[-2] > 1:
-                    self.fail(fx_node, f"{fx_node.target} of a token sequence (no spatial "
-                              f"axes left) to the 4-D shape {tuple(out_shape)}",
-                              hint="the tokens were mixed (window partition, attention or a linear "
-                              "layer over space), so no cell has a local RF after it; analyse a "
-                              "layer before it with --layers")
-                return Global("reshape"), 2
+                return Global(_TOKENS_TO_MAP), 2
             return Pointwise("reshape"), 0
         return Global("reshape mixing spatial axes"), 0
 
@@ -917,6 +920,30 @@ def trace_module(module: nn.Module, input_size: int | Sequence[int], *, in_chann
     return traced
 
 
+def _per_cell(op: Op) -> bool:
+    """Ops that read each cell alone: they keep a context map a context map."""
+    if isinstance(op, (Pointwise, Merge)):
+        return True
+    return isinstance(op, Window) and op.kernel == (1, 1) and op.stride == (1, 1) and (
+        op.padding == (0, 0) and op.padding_end in (None, (0, 0)))
+
+
+def _tokens_to_map_above(graph: Graph, name: str) -> str | None:
+    """The nearest token-sequence-to-map reshape that ``name`` depends on, if any."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        node = graph.nodes[current]
+        if isinstance(node.op, Global) and node.op.kind == _TOKENS_TO_MAP:
+            return current
+        todo.extend(node.inputs)
+    return None
+
+
 def check_against_torch(traced: TracedGraph, input_size: tuple[int, int]) -> Any:
     """Raise if the engine's feature-map size differs from PyTorch's anywhere; return the RFs."""
     from anchorfit.rf.engine import analyze
@@ -935,6 +962,18 @@ def check_against_torch(traced: TracedGraph, input_size: tuple[int, int]) -> Any
         if isinstance(node.op, Global) or math.prod(torch_size) == 1 and math.prod(ours) == 1:
             continue
         if torch_size != ours:
+            tokens = _tokens_to_map_above(traced.graph, name) if ours == (1, 1) else None
+            if tokens is not None and _per_cell(node.op):
+                continue  # per-cell ops on a context map (a non-local block's 1x1 conv, BN)
+            if tokens is not None:
+                src = traced.graph.nodes[tokens].source
+                raise UnsupportedOpError(
+                    f"node {tokens!r} ({src}) reshapes a token sequence (no spatial axes left) "
+                    f"back into a 4-D tensor, and layer {name!r} ({node.source}) reads it as a "
+                    f"{torch_size[0]}x{torch_size[1]} map cell by cell",
+                    hint="the tokens were mixed (window partition, attention or a linear layer "
+                         "over space), so no cell has a local RF after it; analyse a layer "
+                         "before it with --layers")
             raise AnchorfitError(
                 f"layer {name!r} ({node.describe()}, {node.source}): anchorfit computes a "
                 f"{ours[0]}x{ours[1]} map but PyTorch produces {torch_size[0]}x{torch_size[1]}",
