@@ -12,10 +12,9 @@ It is slow (a backward pass per probed cell, on a real-size input) and is meant 
 the user's ``--verify``.
 
 ``linearize(..., local=True)`` checks the local RF of such layers too: it cuts every path the
-engine calls global (the outputs of global pooling, token flattening, attention become constant
-ones;
-per-cell ops with global context such as window attention become the identity), so what is
-left is the local part the engine reports.
+engine calls global (the outputs of global pooling, token flattening and attention become
+constant ones; per-cell ops with global context such as window attention become the identity),
+so what is left is the local part the engine reports.
 """
 
 from __future__ import annotations
