@@ -215,36 +215,41 @@ def stage_outputs(traced: Any, analysis: RFAnalysis, module: Any = None) -> list
     """A classifier's stage outputs: the last module output at each stride, before global ops.
 
     Candidates are the outputs of modules at depth 1 and 2 (``layer3``, ``features.16``); the
-    shortest name wins when several modules end at the same node. A depth-2 module counts only
-    inside a container (``nn.Sequential``, ``nn.ModuleList``): the branches of a block with its own
-    ``forward`` (Inception's ``Mixed_6a.branch3x3dbl_2``) are not stage outputs, the block is.
-    Pure layout modules (torchvision's ``Permute``) are skipped too. ``module`` is the traced
-    module (the GraphModule keeps only plain stand-ins for its containers).
+    shortest name wins when several modules end at the same node. Inside a block with its own
+    ``forward`` (not a ``Sequential``/``ModuleList``), a depth-2 module is a stage output only at
+    a stride where no top-level module ends: Inception's ``Mixed_6a.branch3x3dbl_2`` (stride 8)
+    loses to ``Mixed_5d``, while a wrapper's ``backbone.layer1`` is still found. Pure layout
+    modules (torchvision's ``Permute``) are skipped. ``module`` is the traced module (the
+    GraphModule keeps only plain stand-ins for its containers).
     """
     import torch.nn as nn
 
     root = module if module is not None else traced.gm
     containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
     by_node: dict[str, str] = {}
+    inner: set[str] = set()  # depth-2 modules inside a block with its own forward
     for qual, node in traced.module_outputs.items():
-        if qual.count(".") > 1:
+        if qual.count(".") > 1 or _is_layout_module(root, qual):
             continue
         parent = qual.rpartition(".")[0]
         if parent and not _is_container(root, parent, containers):
-            continue
-        if _is_layout_module(root, qual):
-            continue
+            inner.add(qual)
         if node not in by_node or len(qual) < len(by_node[node]):
             by_node[node] = qual
     order = {name: i for i, name in enumerate(traced.graph.nodes)}
-    last_at_stride: dict[tuple[Fraction, Fraction], tuple[int, str]] = {}
+    candidates = []
     for node, qual in by_node.items():
         rf = analysis.nodes[node]
         if rf.y.size * rf.x.size <= 1 < analysis.input_size[0] * analysis.input_size[1]:
             continue  # after global pooling
-        key = rf.stride
-        if key not in last_at_stride or order[node] > last_at_stride[key][0]:
-            last_at_stride[key] = (order[node], qual)
+        candidates.append((rf.stride, order[node], qual))
+    top_strides = {stride for stride, _, qual in candidates if "." not in qual}
+    last_at_stride: dict[tuple[Fraction, Fraction], tuple[int, str]] = {}
+    for stride, position, qual in candidates:
+        if qual in inner and stride in top_strides:
+            continue
+        if stride not in last_at_stride or position > last_at_stride[stride][0]:
+            last_at_stride[stride] = (position, qual)
     return [q for _, q in sorted(last_at_stride.values())]
 
 

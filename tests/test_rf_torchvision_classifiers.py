@@ -193,6 +193,29 @@ def test_stage_names_follow_the_main_blocks():
     assert _numbers(inception, "Mixed_5d")[1:5] == ((8, 8), (50, 50), (13, 13), (35, 35))
 
 
+class _Wrapper(nn.Module):
+    """A user's classifier around a backbone, with a forward of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = torchvision.models.resnet18()
+        self.head = nn.Linear(512, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.backbone
+        x = b.maxpool(b.relu(b.bn1(b.conv1(x))))
+        x = b.layer4(b.layer3(b.layer2(b.layer1(x))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_stages_inside_a_wrapper_are_still_found():
+    with torch.device("meta"):
+        module = _Wrapper()
+    net = models.load_torch_network(module, "wrapper", (224, 224))
+    assert net.default_layers == ["backbone.relu"] + [f"backbone.layer{i}" for i in range(1, 5)]
+    assert _numbers(net, "backbone.layer4")[:3] == ((435, 435), (32, 32), (217, 217))
+
+
 def test_vit_reports_the_patch_embedding_and_says_why():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
