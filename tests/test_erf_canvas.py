@@ -161,3 +161,15 @@ def test_a_detector_without_a_source_is_rebuilt_from_its_ir():
         assert (a[lv.node].rf, a[lv.node].center) == (b[lv.node].rf, b[lv.node].center)
     # conv11_2: 1 x 1 at 300; at 1088: 136 (conv4_3) -> 68 -> 34 -> 17 -> 15 -> 13 (valid 3 x 3)
     assert b[ref.levels[-1].node].feature_size == (13, 13)
+
+
+def test_a_global_level_is_measured_at_the_detector_input(run_cli, shared_data):
+    # YOLOv1's detection layer reads a connected layer: every cell sees the whole input at any
+    # size, so no canvas makes its RF "fit"; it is measured at 448 x 448, on the whole input
+    cfg = shared_data / "configs" / "darknet" / "pjreddie" / "yolov1-tiny.cfg"
+    code, out, err = run_cli("plan", str(cfg), "--samples", "1", "--format", "json")
+    assert code == 0, err
+    assert "canvas 448x448 (the detector's input)" in err
+    assert "global context: runs on the full input" in err
+    (level,) = json.loads(out)["levels"]
+    assert level["erf"]["input"] == [448, 448] and level["erf"]["mean"] > 0

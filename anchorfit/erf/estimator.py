@@ -70,13 +70,14 @@ class LevelPlan:
         return (Fraction(self.center2[0], 2), Fraction(self.center2[1], 2))
 
 
-def nearest_fitting(amap: Any, n: int) -> int | None:
+def nearest_fitting(amap: Any, n: int, inside: bool = True) -> int | None:
     """On one axis of ``n`` pixels: the index whose RF centre is nearest the centre among those
-    whose whole RF is inside (ties: the smaller index); None when none fits."""
+    whose whole RF is inside (``inside=False``: among all; ties: the smaller index); None when
+    none fits."""
     best: tuple[int, int] | None = None
     for o in range(amap.size):
         lo, hi = amap.start(o), amap.end(o)
-        if lo is None or hi is None or lo < 0 or hi > n - 1:
+        if lo is None or hi is None or (inside and (lo < 0 or hi > n - 1)):
             continue
         key = (abs(lo + hi - (n - 1)), o)
         if best is None or key < best:
@@ -86,8 +87,10 @@ def nearest_fitting(amap: Any, n: int) -> int | None:
 
 def choose_cell(rf: NodeRF, input_size: tuple[int, int]) -> tuple[int, int] | None:
     """The cell whose RF centre is nearest the image centre among those whose whole RF is inside
-    the input (ties: the smaller index); None when no cell's RF fits."""
-    picked = [nearest_fitting(amap, n) for amap, n in zip(rf.axes, input_size)]
+    the input (ties: the smaller index); None when no cell's RF fits. After a global op (YOLOv1's
+    connected layer) every cell sees the whole input at any size: the cell nearest the centre."""
+    inside = not rf.global_context
+    picked = [nearest_fitting(amap, n, inside) for amap, n in zip(rf.axes, input_size)]
     if picked[0] is None or picked[1] is None:
         return None
     return (picked[0], picked[1])
@@ -142,6 +145,8 @@ def plan_levels(net: Any, layers: Sequence[str], analysis: RFAnalysis | None = N
                 hint=f"use --input {need[0]}x{need[1]} or larger, or leave --input out")
         i, j = cell
         box = ((rf.y.start(i), rf.y.end(i)), (rf.x.start(j), rf.x.end(j)))
+        if rf.global_context:  # it reads every pixel: its RF is the input
+            box = ((0, h - 1), (0, w - 1))
         head_ops = getattr(net, "heads", {}).get(name)
         head = extend(rf, head_ops) if head_ops else None
         plans.append(LevelPlan(name, node, rf, cell, box, head))  # type: ignore[arg-type]
