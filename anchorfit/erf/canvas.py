@@ -11,7 +11,9 @@ a cell's map depends only on the pixels of its RF (the compute-window argument,
 the native input too; RF, strides and anchors keep being reported at the native input.
 
 ``plan``, ``audit --erf`` and ``compare --erf`` call ``erf_network``: the native input when every
-level fits there, else the canvas, or the size the user asks for (``--erf-input``).
+level fits there, else the canvas, or the size the user asks for (``--erf-input``). A level after
+a global op reads the whole input at any size (``choose_cell`` takes its centre cell), so it never
+asks for a larger canvas.
 """
 
 from __future__ import annotations
