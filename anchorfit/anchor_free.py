@@ -416,7 +416,8 @@ def owners(specs: Sequence[LevelSpec], wh: np.ndarray) -> np.ndarray:
     """The level each box is counted at (-1: none). Ranged levels: the level whose range holds
     it. Unranged (TAL, SimOTA, ...) levels have no owner rule, so a nominal one: among the levels
     that give the box a point at every position, the one whose learnable span
-    [lower, upper] (upper = 8 x lower when unbounded) has its log-centre nearest the box side."""
+    [lower, upper] (lower at least the stride; upper = 8 x lower when unbounded) has its
+    log-centre nearest the box side."""
     wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
     side = np.sqrt(wh[:, 0] * wh[:, 1])
     out = np.full(len(wh), -1)
@@ -428,7 +429,7 @@ def owners(specs: Sequence[LevelSpec], wh: np.ndarray) -> np.ndarray:
             out[take & (out < 0)] = i
             continue
         b = s.bounds()
-        lo, hi = max(max(b["min"]), 1e-6), min(b["max"])
+        lo, hi = max(max(b["min"]), max(s.stride)), min(b["max"])  # SimOTA: no lower bound
         centre = math.sqrt(lo * (hi if math.isfinite(hi) else 8 * lo))
         d = np.abs(np.log(np.maximum(side, 1e-6) / centre))
         take = (p >= 1 - 1e-12) & (d < best)
@@ -613,7 +614,9 @@ def findings(learn: Learnability, input_size: tuple[int, int] | None = None) -> 
                                 boxes=c["gap"]))
     ranged = [s for s in order if s.ranged]
     gaps = []
-    if ranged and ranged[0].lo > 0:
+    # below the first range: only sizes the finest level's candidates could otherwise reach
+    if ranged and side_of(ranged[0].lo, ranged[0].measure) > max(
+            ranged[0].rule.certain_side(s) for s in ranged[0].stride):
         gaps.append(f"below {ranged[0].lo:g} ({ranged[0].name})")
     for a, b in zip(ranged, ranged[1:]):
         if a.hi < b.lo * (1 - _EPS):

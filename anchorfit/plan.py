@@ -516,7 +516,7 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
         side = lv.anchor_side
         rf = lv.head_rf or lv.rf
         free = lv.anchor_free_range if not lv.anchors else None
-        what = (f"anchor side {side:.0f}" if free is None else
+        what = ("" if side is None else f"anchor side {side:.0f}" if free is None else
                 f"the nominal object side {side:.0f} of range ({free[0]:g}, {free[1]:g}]")
         # strictly above: the dataset fit caps anchors *at* the ERF, which satisfies the rule
         if side is not None and lv.erf is not None and side > lv.erf.value * (1 + 1e-6):

@@ -129,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
             notes.append(f"wrote {args.export} anchors ({fmt}) to {target}")
         else:
             print(f"# {args.export} anchors in {fmt} format:\n{text}", file=sys.stderr)
-    emit_sections(result, args, [("comparison", result.to_frame()),
-                                 ("anchors per level", result.anchors_frame())], notes)
+    sections = [("comparison", result.to_frame()),
+                ("anchors per level", result.anchors_frame())]
+    if result.coverage_frame is not None:  # anchor-free: assignment coverage by size bucket
+        sections.append(("assignment coverage (boxes with a positive point at every position)",
+                         result.coverage_frame))
+    emit_sections(result, args, sections, notes)
     return 0
