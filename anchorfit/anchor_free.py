@@ -157,6 +157,21 @@ class CandidateRule:
         """P(a uniformly placed box has a grid point in its region), along one axis."""
         return np.minimum(self.region(side, stride) / stride, 1.0)
 
+    def probability_2d(self, wh: np.ndarray, stride: tuple[float, float]) -> np.ndarray:
+        """P(a uniformly placed box w x h has a candidate point), strides (y, x).
+
+        A point is a candidate when its x and its y each lie in an interval, so the product of
+        the axes is exact. SimOTA's ``in box | in centre square`` is not one rectangle: there the
+        larger of the two rectangles' probabilities, exact when the centre square alone always
+        holds a point (radius >= 0.5, SimOTA's 2.5) and a lower bound otherwise.
+        """
+        wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
+        if self.kind != "box-or-centre":
+            return self.probability(wh[:, 0], stride[1]) * self.probability(wh[:, 1], stride[0])
+        box = np.minimum(wh[:, 0] / stride[1], 1) * np.minimum(wh[:, 1] / stride[0], 1)
+        r = 2 * float(self.radius or 0)
+        return np.maximum(box, min(r, 1.0) ** 2)
+
     def certain_side(self, stride: float) -> float:
         """The smallest side whose region always holds a grid point (inf: none does)."""
         if self.kind in ("centre-cell", "global"):
@@ -267,9 +282,7 @@ class LevelSpec:
     def probability(self, wh: np.ndarray) -> np.ndarray:
         """P(the box gets a candidate point here and the size rule lets this level take it)."""
         wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
-        p = self.rule.probability(wh[:, 0], self.stride[1]) * \
-            self.rule.probability(wh[:, 1], self.stride[0])
-        return np.where(self.admits(wh), p, 0.0)
+        return np.where(self.admits(wh), self.rule.probability_2d(wh, self.stride), 0.0)
 
     def admits(self, wh: np.ndarray) -> np.ndarray:
         """Whether the size rule (range and DFL reach) lets this level take each box."""
