@@ -11,8 +11,11 @@ Rules (research/anchor_tools.md §6, erf.md §3.9):
 - **RetinaNet** octave scales: stride x octave_base x 2^(i / scales_per_octave), each at every
   aspect ratio (RetinaNet: 3 scales x 3 ratios = 9 anchors per level).
 - **Anchor-free** ranges: FCOS (4s, 8s] of the regression distance (the detector's own
-  ``regress_ranges`` where it has them). A range is checked like an anchor: the objects routed to
-  the level (sides about twice the regression distance) against its ERF and head RF.
+  ``regress_ranges`` where it has them, in the unit its reader records in
+  ``Level.range_measure``). A range is checked like an anchor: the objects routed to the level
+  against its ERF and head RF. ``anchorfit.anchor_free`` adds what each level can learn given its
+  assigner (a box needs a candidate grid point: side >= stride for TAL/ATSS/FCOS; DFL heads reach
+  (reg_max - 1) strides per side), what no level learns, and the remedies.
 
 Aspect ratios are h/w. By default each level keeps the ratios its detector designed (SSD's 2 and
 3 with their reciprocals, RetinaNet's 0.5/1/2); detectors whose anchors are clustered shapes
@@ -447,6 +450,16 @@ def _learnability(result: Plan, levels: Sequence[Level], wh: np.ndarray | None) 
         if learn.per_level is not None and not spec.ranged:
             lv.boxes = learn.per_level[result.levels.index(lv)]
     result.notes.extend(af.summary_notes(learn))
+    for lv, n, med in zip(result.levels, learn.per_level or [], learn.medians or []):
+        if med is None:
+            continue
+        rf = lv.head_rf or lv.rf  # the objects this level learns against what it sees
+        parts = [f"{lv.name}: {n} boxes counted here, median side {med:.0f} px"]
+        if rf:
+            parts.append(f"{med / rf:.2f} x head RF {rf}")
+        if lv.erf is not None:
+            parts.append(f"{med / lv.erf.value:.2f} x ERF {lv.erf.value:.0f}")
+        result.notes.append(", ".join(parts))
     return learn
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -23,6 +25,8 @@ from anchorfit.models import load_detector
 from anchorfit.plan import object_side, plan
 
 NO_ERF = "--no-erf"
+SCHEMAS = {name: json.loads((Path(__file__).resolve().parents[1] / "anchorfit" / "schemas" /
+                             f"{name}.schema.json").read_text()) for name in ("plan", "compare")}
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +82,6 @@ def test_torchvision_fcos_samples_centres_and_bounds_max_ltrb():
 
 
 def test_spec_range_measure_key(tmp_path, run_cli):
-    from pathlib import Path
-
     base = Path(__file__).resolve().parents[1] / "configs" / "fcos_r50_fpn.yaml"
     src = base.read_text().replace("anchor_free: [0, 64],", "anchor_free: [0, 64], "
                                    "range_measure: sqrt-area,")
@@ -202,6 +204,7 @@ def test_yolov8_plan_ranges_unlearnable_and_remedies(run_cli, paths, coco_wh):
                              "--image-sizes", str(paths["sizes"]), NO_ERF, "--format", "json")
     assert code == 0, err
     res = json.loads(out)
+    jsonschema.validate(res, SCHEMAS["plan"])
     levels = res["anchor_free"]["levels"]
     # TAL: a grid point inside the box (side >= stride); DFL: each side <= 15 strides
     assert [lv["learnable_side"] for lv in levels] == [
@@ -270,8 +273,6 @@ def test_small_reg_max_puts_boxes_beyond_reach(tmp_path, paths, coco_wh):
 
 
 def test_fcos_ranges_route_by_max_ltrb_and_gap_check(tmp_path, coco_wh):
-    from pathlib import Path
-
     base = Path(__file__).resolve().parents[1] / "configs" / "fcos_r50_fpn.yaml"
     det = load_detector(str(base))
     learn = af.analyse(af.specs_from_levels(det.levels), coco_wh, det.input_size)
@@ -337,6 +338,7 @@ def test_compare_reports_assignment_coverage_by_bucket(run_cli, paths, v8):
     code, out, err = run_cli("compare", str(paths["v8"]), "--boxes", str(paths["json"]),
                              "--format", "json", "--restarts", "1")
     assert code == 0, err
+    jsonschema.validate(json.loads(out), SCHEMAS["compare"])
     cov = json.loads(out)["coverage"]
     wh = prepare_boxes(paths["json"], spec=resize_spec_for(v8, None, 0),
                        min_size=2.0).boxes.wh().astype(np.float64)
