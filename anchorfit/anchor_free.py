@@ -139,10 +139,11 @@ class CandidateRule:
     radius: float | None = None  # strides (centre sampling, SimOTA centre prior)
     sigma: float | None = None  # FoveaBox shrink factor
     source: str = ""
+    floor: float = 0.0  # px: sides below it are enlarged to it first (Ultralytics 8.4 TAL)
 
     def region(self, side: np.ndarray, stride: float) -> np.ndarray:
         """Length of the interval along one axis where a grid point is a candidate."""
-        side = np.asarray(side, dtype=np.float64)
+        side = np.maximum(np.asarray(side, dtype=np.float64), self.floor)
         if self.kind == "in-box":
             return side
         if self.kind == "centre-sampling":
@@ -182,9 +183,11 @@ class CandidateRule:
             return stride if 2 * float(self.radius or 0) >= 1 else math.inf
         if self.kind == "fovea":
             return stride / float(self.sigma) if self.sigma else math.inf
-        return stride
+        return 0.0 if self.floor >= stride else stride
 
     def text(self) -> str:
+        if self.kind == "in-box" and self.floor:
+            return f"a grid point inside the box, sides under {self.floor:g} px enlarged to it"
         if self.kind == "in-box":
             return "a grid point inside the box"
         if self.kind == "centre-sampling":
@@ -270,7 +273,8 @@ class LevelSpec:
         lo = [max(g, lo_r) for g in lo_g]
         hi = [min(r, hi_r) for r in reach]
         why_lo = (f"range lo {self.lo:g} ({self.measure})" if lo_r > max(lo_g) else
-                  f"{self.rule.text()}: side >= {_g(max(lo_g))}" if max(lo_g) > 0 else "none")
+                  f"{self.rule.text()}: side >= {_g(max(lo_g))}" if max(lo_g) > 0 else
+                  f"none ({self.rule.text()})")
         if min(reach) < hi_r:
             why_hi = f"DFL reg_max {self.reg_max}: each side <= {self.reg_max - 1} strides"
         elif math.isfinite(hi_r):
@@ -303,9 +307,17 @@ class LevelSpec:
 
 def specs_from_levels(levels: Sequence[Level],
                       ranges: Sequence[tuple[float, float] | None] | None = None,
-                      measures: Sequence[str | None] | None = None) -> list[LevelSpec]:
+                      measures: Sequence[str | None] | None = None,
+                      tal_floor: bool | None = None) -> list[LevelSpec]:
     """LevelSpecs of a detector's levels; ``ranges``/``measures`` override the levels' own (a
-    plan's FCOS ranges for a detector that has none)."""
+    plan's FCOS ranges for a detector that has none).
+
+    ``tal_floor``: Ultralytics TAL with 8.4's floor (sides below ``stride[1]`` enlarged to it
+    before the in-box test). None: only for ``reg_max`` 1 heads (YOLO26), which only 8.4 and
+    later train; other Ultralytics heads get 8.3's plain in-box rule.
+    """
+    strides = sorted({float(max(lv.true_stride() or lv.step or (0, 0))) for lv in levels})
+    floor = strides[1] if len(strides) > 1 else (strides[0] if strides else 0.0)
     out = []
     for i, lv in enumerate(levels):
         stride = lv.true_stride() or ((lv.step[0], lv.step[1]) if lv.step else None)
@@ -318,9 +330,13 @@ def specs_from_levels(levels: Sequence[Level],
         if reg_max is not None and measure == "box-side":  # Ultralytics DFL: the reach bounds it
             rng, measure = None, "none"
         lo, hi = rng if rng is not None and measure != "none" else (0.0, math.inf)
+        rule = candidate_rule(lv)
+        use_floor = (reg_max is not None and int(reg_max) <= 1) if tal_floor is None else tal_floor
+        if use_floor and reg_max is not None and lv.assigner.kind == "task-aligned":
+            rule = replace(rule, floor=floor, source=rule.source + "; Ultralytics 8.4 enlarges "
+                           f"sides under stride[1] = {floor:g} px to it")
         out.append(LevelSpec(lv.name, (float(stride[0]), float(stride[1])), max(float(lo), 0.0),
-                             float(hi), measure, candidate_rule(lv),
-                             None if reg_max is None else int(reg_max)))
+                             float(hi), measure, rule, None if reg_max is None else int(reg_max)))
     return out
 
 
@@ -454,15 +470,26 @@ def analyse(specs: list[LevelSpec], wh: np.ndarray | None = None,
             input_size: tuple[int, int] | None = None) -> Learnability:
     """Per-level learnable sizes; with ``wh`` (input pixels) the counts and the remedies."""
     result = Learnability(specs, [s.bounds() for s in specs])
-    if any(s.reg_max is not None and s.reg_max > 1 for s in specs) and any(
-            s.rule.kind == "in-box" for s in specs):
-        result.notes.append("Ultralytics 8.4 (YOLO26 release) enlarges box sides below "
-                            "stride[1] to stride[1] before choosing candidates, so there every "
-                            "box gets one; the lower bounds here are 8.3's (YOLOv8 releases)")
+    tal = [s for s in specs if s.reg_max is not None and s.rule.kind == "in-box"]
+    floored = bool(tal) and all(s.rule.floor for s in tal)
+    if wh is not None:
+        wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
+        result.counts = counts_of(specs, wh)
+    if tal and not floored:
+        strides = sorted({max(s.stride) for s in specs})
+        floor = strides[1] if len(strides) > 1 else strides[0]
+        alt = "" if wh is None else (
+            f" (unlearnable {counts_of(_floored(specs, floor), wh)['unlearnable']} instead of "
+            f"{result.counts['unlearnable']})")
+        result.notes.append(f"Ultralytics 8.4 enlarges box sides under stride[1] = {floor:g} px "
+                            f"to it before choosing candidates, so there every box gets one{alt}; "
+                            "the lower bounds here are 8.3's (YOLOv8's releases)")
+    elif floored:
+        result.notes.append(f"Ultralytics 8.4 TAL (reg_max 1 heads are 8.4's): sides under "
+                            f"{tal[0].rule.floor:g} px are enlarged to it before choosing "
+                            "candidates, so no box is too small for a point")
     if wh is None:
         return result
-    wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
-    result.counts = counts_of(specs, wh)
     own = owners(specs, wh)
     result.per_level = [int(np.sum(own == i)) for i in range(len(specs))]
     sides = np.sqrt(wh[:, 0] * wh[:, 1])
@@ -473,6 +500,11 @@ def analyse(specs: list[LevelSpec], wh: np.ndarray | None = None,
 
 
 # --------------------------------------------------------------------------- remedies
+
+
+def _floored(specs: Sequence[LevelSpec], floor: float) -> list[LevelSpec]:
+    return [replace(s, rule=replace(s.rule, floor=floor))
+            if s.reg_max is not None and s.rule.kind == "in-box" else s for s in specs]
 
 
 def _by_stride(specs: Sequence[LevelSpec]) -> list[LevelSpec]:

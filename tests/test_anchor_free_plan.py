@@ -164,6 +164,14 @@ def _fovea(sigma, s):  # mmdet FoveaHead: ceil(c - sigma*hw - .5) <= j <= floor(
     return cond
 
 
+def _tal_floor(floor):  # ultralytics 8.4: sides under stride[1] enlarged about the centre
+    def cond(px, py, b):
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        w, h = max(b[2] - b[0], floor), max(b[3] - b[1], floor)
+        return _in_box(px, py, (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+    return cond
+
+
 def _centernet_update(s):  # inside the box and within one stride of the centre's cell point
     def cond(px, py, b):
         cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
@@ -180,7 +188,8 @@ def test_positive_point_probability_matches_brute_force(w, h):
              (af.CandidateRule("centre-sampling", radius=0.3), _centre_sampling(0.3, s)),
              (af.CandidateRule("box-or-centre", radius=2.5), _simota(2.5, s)),
              (af.CandidateRule("fovea", sigma=0.4), _fovea(0.4, s)),
-             (af.CandidateRule("in-box"), _centernet_update(s))]
+             (af.CandidateRule("in-box"), _centernet_update(s)),
+             (af.CandidateRule("in-box", floor=6.0), _tal_floor(6.0))]
     for rule, cond in cases:
         ours = float(rule.probability_2d(np.array([[w, h]]), (s, s))[0])
         assert _brute(cond, w, h, s) == pytest.approx(ours, abs=0.05), (rule, w, h)
@@ -243,6 +252,17 @@ def test_yolo26_reg_max_1_is_unbounded(paths, coco_wh):
     assert all("unbounded" in lv.learnable["upper"] for lv in p.levels)
     assert p.anchor_free.counts["too_large"] == 0
     assert p.to_dict()["levels"][0]["learnable"]["max_side"] == [None, None]
+    # reg_max 1 heads are Ultralytics 8.4's, whose TAL enlarges sides under stride[1] = 16 px:
+    # no box is too small for a candidate (P3 and P4 take any size, P5 still needs 32 px)
+    assert [lv.learnable["min"] for lv in p.levels] == [[0, 0], [0, 0], [32, 32]]
+    assert p.anchor_free.counts["unlearnable"] == 0
+
+
+def test_yolov8_notes_what_ultralytics_8_4_changes(v8, coco_wh):
+    learn = af.analyse(af.specs_from_levels(v8.levels), coco_wh, v8.input_size)
+    assert learn.counts["small"] == 83 and "unlearnable 0 instead of 83" in learn.notes[0]
+    floored = af.analyse(af.specs_from_levels(v8.levels, tal_floor=True), coco_wh)
+    assert floored.counts["unlearnable"] == 0
 
 
 def test_small_reg_max_puts_boxes_beyond_reach(tmp_path, paths, coco_wh):
