@@ -30,6 +30,9 @@ RANGE_MEASURES: dict[str, str] = {
     "box-side": "max(w, h), the box's longer side (Ultralytics DFL reach 2 (reg_max - 1) stride)",
     "none": "no routing by size: every level takes every size",
 }
+#: the unit after a range in tables (``none`` and unknown: nothing)
+MEASURE_LABELS = {"max-ltrb": "of max(l,t,r,b)", "half-diagonal": "of half diagonal",
+                  "sqrt-area": "of sqrt(wh)", "box-side": "of box side"}
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,8 @@ def format_anchors(level: Level, limit: int = 6) -> str:
     if level.anchor_free:
         if level.anchor_free_range:
             lo, hi = level.anchor_free_range
-            return f"anchor-free ({_round(lo)}, {_round(hi)}]"
+            unit = MEASURE_LABELS.get(level.range_measure or "", "")
+            return f"anchor-free ({_round(lo)}, {_round(hi)}]" + (f" {unit}" if unit else "")
         return "anchor-free"
     parts = []
     for a in level.anchors[:limit]:

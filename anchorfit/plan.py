@@ -41,7 +41,7 @@ import pandas as pd
 
 from anchorfit.anchor_free import range_sides
 from anchorfit.audit import Finding, _finding
-from anchorfit.detector import Anchor, Detector, Level
+from anchorfit.detector import MEASURE_LABELS, Anchor, Detector, Level
 from anchorfit.errors import AnchorfitError
 
 RULES = ("s3fd", "ssd", "ssd-caffe", "octave", "fcos")
@@ -186,7 +186,9 @@ class Plan:
             if len(lv.anchors) > 6:
                 anchors += f" ... ({len(lv.anchors)})"
             if lv.anchor_free_range is not None:
-                anchors = f"anchor-free ({_r(lv.anchor_free_range[0])}, {_r(lv.anchor_free_range[1])}]"
+                unit = MEASURE_LABELS.get(lv.range_measure, "")
+                anchors = (f"anchor-free ({_r(lv.anchor_free_range[0])}, "
+                           f"{_r(lv.anchor_free_range[1])}]" + (f" {unit}" if unit else ""))
             rows.append({
                 "level": lv.name, "stride": _r(lv.stride),
                 "rf": "-" if lv.rf is None else lv.rf,

@@ -116,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
                     [lv.stride for lv in result.levels], args.plot_boxes,
                     title=f"{detector.name}: boxes and planned anchors", seed=args.seed)
     h, w = result.input_size
-    emit(result, args, title=f"{result.detector} @ {h}x{w}: {result.rule} plan "
-                             f"(ratio {result.ratio:g})",
+    kind = ("anchor-free plan (learnable sizes per level)" if result.anchor_free is not None
+            else f"{result.rule} plan (ratio {result.ratio:g})")
+    emit(result, args, title=f"{result.detector} @ {h}x{w}: {kind}",
          caption="sizes in input pixels; rf = feature-map RF, head_rf includes the head's convs; "
                  "erf = 4 sigma of the effective RF with its 95% interval",
          notes=notes)
