@@ -341,9 +341,10 @@ def specs_from_levels(levels: Sequence[Level],
 
 
 def is_anchor_free(detector: Detector) -> bool:
-    """Every level predicts from points (no anchors) and says how it bounds sizes."""
+    """Every level predicts from points (no anchors) and has a size range (the readers give
+    unranged heads (0, inf)); YOLOv5's ``anchors: 3`` levels wait for anchors and are not."""
     return bool(detector.levels) and all(
-        not lv.anchors and (lv.anchor_free_range is not None or lv.assigner.kind != "iou")
+        not lv.anchors and (lv.anchor_free_range is not None or lv.assigner.kind == "anchor-free")
         for lv in detector.levels)
 
 

@@ -346,12 +346,17 @@ def test_simota_gives_every_box_a_point(paths, coco_wh):
 # --------------------------------------------------------------------------- audit / compare
 
 
-def test_audit_runs_anchor_free_checks_only_on_anchor_free_detectors(v8, coco_wh):
+def test_audit_runs_anchor_free_checks_only_on_anchor_free_detectors(shared_data, v8, coco_wh):
     report = audit(v8, coco_wh)
     assert "AF301" in report.codes()
     assert "AF301" not in audit(v8).codes()  # needs boxes
     anchors = audit(load_detector("yolov3"), coco_wh)
     assert not {c for c in anchors.codes() if c.startswith("AF3")}
+    # YOLOv5's 'anchors: 3' levels have no anchors yet but are not anchor-free
+    hub = load_detector(str(shared_data / "configs" / "yolov5" / "models" / "hub" /
+                            "yolov5-p6.yaml"))
+    assert all(lv.anchor_free for lv in hub.levels) and not af.is_anchor_free(hub)
+    assert not {c for c in audit(hub, coco_wh).codes() if c.startswith("AF3")}
 
 
 def test_compare_reports_assignment_coverage_by_bucket(run_cli, paths, v8):
