@@ -240,6 +240,21 @@ def candidate_rule(level: Level) -> CandidateRule:
                          "AutoAssign)")
 
 
+def _far_probability(a: np.ndarray, b: np.ndarray, s: float) -> np.ndarray:
+    """P(some lattice point d = delta + k s, delta uniform, has b < |d| < a), per box.
+
+    The two intervals (b, a) and (-a, -b) are arcs of length a - b on a circle of length s; the
+    probability is the measure of their union over s.
+    """
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    near = np.clip(2 * a / s, 0, 1)
+    length = np.clip(a - b, 0, None)
+    delta = np.mod(-a - b, s)
+    overlap = np.maximum(0, length - delta) + np.maximum(0, length - (s - delta))
+    union = np.where(length >= s, s, 2 * length - overlap)
+    return np.where(b < 0, near, np.where(a <= b, 0.0, np.clip(union / s, 0, 1)))
+
+
 # --------------------------------------------------------------------------- level specs
 
 
@@ -259,6 +274,12 @@ class LevelSpec:
     def ranged(self) -> bool:
         return self.measure != "none"
 
+    @property
+    def per_point(self) -> bool:
+        """FCOS's max(l, t, r, b) is measured at each point, not once per box: a box near a
+        range's edge is positive at the points whose distances fall inside it."""
+        return self.measure == "max-ltrb"
+
     def side_reach(self) -> tuple[float, float]:
         """(y, x) largest box extent the regression reaches from the best point (DFL)."""
         if self.reg_max is None or self.reg_max <= 1:
@@ -267,6 +288,8 @@ class LevelSpec:
 
     def bounds(self, aspect: float = 1.0) -> dict[str, Any]:
         """Learnable sides per axis [y, x] for boxes of aspect h/w, with the reason for each."""
+        if self.per_point:
+            return self._scanned_bounds(aspect)
         lo_r, hi_r = range_sides((self.lo, self.hi), self.measure, aspect)
         lo_g = [self.rule.certain_side(s) for s in self.stride]
         reach = self.side_reach()
@@ -284,9 +307,50 @@ class LevelSpec:
         return {"min": lo, "max": hi, "lower": why_lo, "upper": why_hi}
 
     def probability(self, wh: np.ndarray) -> np.ndarray:
-        """P(the box gets a candidate point here and the size rule lets this level take it)."""
+        """P(the box gets a candidate point here and the size rule lets this level take it).
+
+        FCOS (``max-ltrb``): a point at offset (dx, dy) from the box centre measures
+        max(w/2 + |dx|, h/2 + |dy|); it is positive when it is a candidate (|d| under the
+        candidate region's half-length per axis), the measure is <= hi (|dx| <= hi - w/2 and
+        |dy| <= hi - h/2: one rectangle) and > lo (|dx| > lo - w/2 *or* |dy| > lo - h/2). With
+        X, Y the candidate offsets per axis, P = P(X)P(Y) - P(X, none far)P(Y, none far), exact
+        since the axes' offsets are independent.
+        """
         wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
-        return np.where(self.admits(wh), self.rule.probability_2d(wh, self.stride), 0.0)
+        if not self.per_point:
+            return np.where(self.admits(wh), self.rule.probability_2d(wh, self.stride), 0.0)
+        some, none_far = [], []
+        for side, s in ((wh[:, 0], self.stride[1]), (wh[:, 1], self.stride[0])):
+            a = np.minimum(self.rule.region(side, s) / 2, self.hi - side / 2)
+            near = np.clip(2 * a / s, 0, 1)
+            far = _far_probability(a, self.lo - side / 2, s) if self.lo > 0 else near
+            some.append(near)
+            none_far.append(near - far)
+        p = some[0] * some[1] - none_far[0] * none_far[1]
+        return np.where(self._within_reach(wh), np.clip(p, 0, 1), 0.0)
+
+    def _within_reach(self, wh: np.ndarray) -> np.ndarray:
+        ry, rx = self.side_reach()
+        return (wh[:, 0] <= rx * (1 + _EPS)) & (wh[:, 1] <= ry * (1 + _EPS))
+
+    def _scanned_bounds(self, aspect: float) -> dict[str, Any]:
+        """FCOS: the span of sides (boxes of aspect h/w) positive at every position, found on a
+        0.25 px grid (the per-point rule has no closed form for both ends at once)."""
+        top = 2 * self.hi if math.isfinite(self.hi) else 2 * self.lo + 64 * max(self.stride)
+        sides = np.arange(0.25, top + 0.25, 0.25)
+        k = math.sqrt(aspect)
+        wh = np.stack([sides / k, sides * k], axis=1)
+        sure = np.nonzero(self.probability(wh) >= 1 - 1e-9)[0]
+        lo = float(sides[sure[0]]) if len(sure) else math.inf
+        hi = float(sides[sure[-1]]) if len(sure) else 0.0
+        if not math.isfinite(self.hi) and len(sure) and sure[-1] == len(sides) - 1:
+            hi = math.inf
+        why_lo = (f"range lo {self.lo:g}: max(l,t,r,b) > {self.lo:g} at a candidate point "
+                  f"({self.rule.text()})" if self.lo > 0 else
+                  f"{self.rule.text()}: side >= {_g(lo)}")
+        why_hi = (f"range hi {self.hi:g}: max(l,t,r,b) <= {self.hi:g} at a candidate point"
+                  if math.isfinite(self.hi) else "none")
+        return {"min": [lo, lo], "max": [hi, hi], "lower": why_lo, "upper": why_hi}
 
     def admits(self, wh: np.ndarray) -> np.ndarray:
         """Whether the size rule (range and DFL reach) lets this level take each box."""
@@ -404,22 +468,30 @@ class Learnability:
 
 def classify(specs: Sequence[LevelSpec], wh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(status, p) per box: p the best level's candidate probability; status 0 learnable,
-    1 small (0 < p < 1), 2 too large (above every level), 3 gap (between or below ranges)."""
+    1 small (0 < p < 1: a positive point at some positions only), 2 too large (above every
+    level), 3 gap (no level at any position, not above them all: between or below ranges)."""
     wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
     probs = np.stack([s.probability(wh) for s in specs]) if specs else np.zeros((1, len(wh)))
     pos = np.stack([s.position(wh) for s in specs])
     p = probs.max(axis=0)
-    status = np.where(p >= 1 - 1e-12, 0, 1)
-    none = ~(pos == 0).any(axis=0)
+    status = np.where(p >= 1 - 1e-9, 0, 1)
+    none = p <= 0
     status[none & (pos == 1).all(axis=0)] = 2
     status[none & ~(pos == 1).all(axis=0)] = 3
     return status, p
 
 
 def counts_of(specs: Sequence[LevelSpec], wh: np.ndarray) -> dict[str, Any]:
+    """How many boxes are learnable, small (of them under the finest level's bound), too
+    large or in a gap, and the expected number without a positive point."""
+    wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
     status, p = classify(specs, wh)
     n = len(status)
+    fine = _by_stride(specs)[0] if specs else None
+    low = fine.bounds()["min"] if fine is not None else [0.0, 0.0]
+    under = (status == 1) & ((wh[:, 0] < low[1]) | (wh[:, 1] < low[0]))
     return {"boxes": int(n), "learnable": int(np.sum(status == 0)),
+            "under_finest": int(np.sum(under)),
             "small": int(np.sum(status == 1)), "too_large": int(np.sum(status == 2)),
             "gap": int(np.sum(status == 3)), "unlearnable": int(np.sum(status != 0)),
             "expected_without_positive": float(np.sum(1 - p))}
@@ -635,8 +707,10 @@ def findings(learn: Learnability, input_size: tuple[int, int] | None = None) -> 
         if c["small"]:
             lo = fine.bounds()["min"]
             fix = [rec[k].text for k in ("add-p2", "input") if k in rec and rec[k].gained > 0]
+            under = ("" if c["under_finest"] == c["small"] else
+                     f"{c['under_finest']} of them ")
             out.append(_finding("AF301", Level(fine.name), f"{c['small']} boxes "
-                                f"({c['small'] / n:.1%}) may get no positive point: below "
+                                f"({c['small'] / n:.1%}) may get no positive point: {under}below "
                                 f"{_g(lo[1])}x{_g(lo[0])} px (w x h) on {fine.name} "
                                 f"({fine.rule.text()}); expected "
                                 f"{c['expected_without_positive']:.1f} get none",
