@@ -35,9 +35,12 @@ point on a level is ``min(Lx / sx, 1) * min(Ly / sy, 1)``; it is 1 for every pos
   Hungarian matching has no point rule: no lower bound.
 
 **Size rule (routing and upper bound).** Ranged heads route a box by a measure
-(``detector.RANGE_MEASURES``) to the level whose ``(lo, hi]`` holds it (FCOS ``regress_ranges`` of
-``max(l, t, r, b)``, evaluated here at the box centre, max(w, h)/2; CenterNetUpdate's half
-diagonal; Fovea's ``sqrt(w h)``). DFL heads (Ultralytics, ``reg_max`` > 1) regress each side as a
+(``detector.RANGE_MEASURES``) to the level whose ``(lo, hi]`` holds it: CenterNetUpdate's half
+diagonal and Fovea's ``sqrt(w h)`` once per box; FCOS's ``regress_ranges`` of
+``max(l, t, r, b)`` at each point (max(w, h)/2 at the box centre, up to max(w, h) at its edge), so
+a box is positive on every level where some candidate point's distances fall in the range
+(:meth:`LevelSpec.probability` gives the exact probability; per-level box *counts* still route by
+the centre's value). DFL heads (Ultralytics, ``reg_max`` > 1) regress each side as a
 distribution over ``reg_max`` bins of one stride, so a side reaches at most ``(reg_max - 1) *
 stride`` (``DFLoss`` clamps targets to ``reg_max - 1 - 0.01``): a box wider than ``2 (reg_max - 1)
 stride`` cannot be regressed from any point of that level. ``reg_max`` 1 (YOLO26) regresses
