@@ -636,7 +636,7 @@ def remedies(specs: list[LevelSpec], wh: np.ndarray, before: dict[str, Any],
         p2 = replace(p2, hi=fine.hi / 2)
         new = [replace(s, lo=fine.hi / 2) if s is fine else s for s in specs]
     add("add-p2", f"add {p2.name} (stride {_g(max(half))}): boxes with a side from "
-        f"{_g(max(half))} px get a positive point at every position; unlearnable "
+        f"{_g(max(p2.bounds()['min']))} px get a positive point at every position; unlearnable "
         "{before} -> {unlearnable} (small {small})", [p2] + new)
     # a coarser level (P6)
     double = (coarse.stride[0] * 2, coarse.stride[1] * 2)

@@ -348,6 +348,9 @@ def test_fovea_needs_a_stride_over_sigma(paths, coco_wh):
     learn = af.analyse(af.specs_from_levels(det.levels))
     assert learn.bounds[0]["min"] == [20, 20]  # stride 8 / sigma 0.4
     assert learn.specs[0].measure == "sqrt-area"
+    learn = af.analyse(learn.specs, coco_wh, det.input_size)
+    p2 = next(r for r in learn.remedies if r.key == "add-p2")
+    assert "from 10 px" in p2.text and p2.specs[0].stride == (4.0, 4.0)  # 4 / 0.4
 
 
 def test_centre_sampling_radius_check_both_ways(tmp_path, paths):
