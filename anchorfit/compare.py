@@ -402,3 +402,18 @@ def _reason(chosen: str, metric: str, scores: dict[str, float],
     if failed:
         text += f"; {', '.join(failed)} scores higher but has audit errors"
     return text
+
+
+def score_as_exported(result: Comparison, wh: np.ndarray, name: str,
+                      center_offsets: Sequence[float]) -> AnchorSet:
+    """Set ``name`` scored again with the anchor centres an export gives it (an mmdet export
+    that has to switch to YOLOAnchorGenerator moves i*S centres to (i+0.5)*S): the column says
+    what the written file will do, not what the detector's generator did."""
+    chosen = next(s for s in result.sets if s.name == name)
+    offset = "center" if float(center_offsets[0]) >= 0.25 else "top-left"
+    grid = GridSpec(offset=offset, positions=result.grid.positions, seed=result.seed)
+    metrics = evaluate(chosen.anchors, result.strides, np.asarray(wh, dtype=np.float64).reshape(
+        -1, 2), result.anchor_t, chosen.metrics.iou_thresholds, grid=grid)
+    where = "(i+0.5)*S" if offset == "center" else "i*S"
+    return AnchorSet(f"{name} (as exported)", chosen.anchors, metrics, chosen.runtime_s,
+                     [f"scored with the exported centres at {where}"])

@@ -110,8 +110,61 @@ def build_torchvision(name: str, *, materialize: bool = False) -> Any:
         kwargs["weights_backbone"] = None
     if materialize:
         return torchvision.models.get_model(name, **kwargs).eval()
-    with torch.device("meta"):
-        return torchvision.models.get_model(name, **kwargs).eval()
+    try:
+        with torch.device("meta"):
+            return torchvision.models.get_model(name, **kwargs).eval()
+    except NotImplementedError as exc:
+        if "meta" not in str(exc):
+            raise
+    # RegNet computes its widths with torch ops (``.tolist()`` of a meta tensor has no data):
+    # only the weights go to the meta device, the arithmetic stays on the CPU.
+    with _weights_on_meta():
+        return torchvision.models.get_model(name, **kwargs).to("meta").eval()
+
+
+def _weights_on_meta() -> Any:
+    """A torch function mode that allocates only empty/zeros/ones/full/random tensors on meta."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    allocators = {torch.empty, torch.empty_strided, torch.zeros, torch.ones, torch.full,
+                  torch.rand, torch.randn}
+
+    class WeightsOnMeta(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if func in allocators and kwargs.get("device") is None:
+                kwargs["device"] = "meta"
+            return func(*args, **kwargs)
+
+    return WeightsOnMeta()
+
+
+def tv_classifier_size(name: str, module: Any = None) -> tuple[int, int]:
+    """The input size a torchvision classifier is meant for (224 unless it says otherwise).
+
+    A ViT is built for one ``image_size`` and accepts no other; the others are evaluated at their
+    default weights' crop size (Inception-v3 299, EfficientNet-B7 600, Swin-V2 256), which is read
+    from torchvision's own weight tables, not downloaded.
+    """
+    image_size = getattr(module, "image_size", None)
+    if isinstance(image_size, int):
+        return (image_size, image_size)
+    try:
+        import torchvision
+
+        if name not in torchvision.models.list_models(module=torchvision.models):
+            return (224, 224)
+        transforms = torchvision.models.get_model_weights(name).DEFAULT.transforms
+        crop = getattr(transforms, "keywords", {}).get("crop_size")
+    except (ImportError, ValueError, AttributeError, KeyError):
+        return (224, 224)
+    if isinstance(crop, int):
+        return (crop, crop)
+    if isinstance(crop, (list, tuple)) and len(crop) in (1, 2):
+        return (int(crop[0]), int(crop[-1]))
+    return (224, 224)
 
 
 def load_factory(spec: str, *, materialize: bool = False) -> Any:
@@ -158,28 +211,85 @@ def load_factory(spec: str, *, materialize: bool = False) -> Any:
     return built.eval()
 
 
-def stage_outputs(traced: Any, analysis: RFAnalysis) -> list[str]:
+def stage_outputs(traced: Any, analysis: RFAnalysis, module: Any = None) -> list[str]:
     """A classifier's stage outputs: the last module output at each stride, before global ops.
 
-    Among the outputs of modules at depth 1 and 2 (``layer3``, ``features.16``) the shortest name
-    wins when several modules end at the same node.
+    Candidates are the outputs of modules at depth 1 and 2 (``layer3``, ``features.16``); the
+    shortest name wins when several modules end at the same node. Inside a block with its own
+    ``forward`` (not a ``Sequential``/``ModuleList``), a depth-2 module is a stage output only at
+    a stride where no top-level module ends: Inception's ``Mixed_6a.branch3x3dbl_2`` (stride 8)
+    loses to ``Mixed_5d``, while a wrapper's ``backbone.layer1`` is still found. Pure layout
+    modules (torchvision's ``Permute``) are skipped. ``module`` is the traced module (the
+    GraphModule keeps only plain stand-ins for its containers).
     """
+    import torch.nn as nn
+
+    root = module if module is not None else traced.gm
+    containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
     by_node: dict[str, str] = {}
+    inner: set[str] = set()  # depth-2 modules inside a block with its own forward
     for qual, node in traced.module_outputs.items():
-        if qual.count(".") > 1:
+        if qual.count(".") > 1 or _is_layout_module(root, qual):
             continue
+        parent = qual.rpartition(".")[0]
+        if parent and not _is_container(root, parent, containers):
+            inner.add(qual)
         if node not in by_node or len(qual) < len(by_node[node]):
             by_node[node] = qual
     order = {name: i for i, name in enumerate(traced.graph.nodes)}
-    last_at_stride: dict[tuple[Fraction, Fraction], tuple[int, str]] = {}
+    candidates = []
     for node, qual in by_node.items():
         rf = analysis.nodes[node]
         if rf.y.size * rf.x.size <= 1 < analysis.input_size[0] * analysis.input_size[1]:
             continue  # after global pooling
-        key = rf.stride
-        if key not in last_at_stride or order[node] > last_at_stride[key][0]:
-            last_at_stride[key] = (order[node], qual)
+        candidates.append((rf.stride, order[node], qual))
+    top_strides = {stride for stride, _, qual in candidates if "." not in qual}
+    last_at_stride: dict[tuple[Fraction, Fraction], tuple[int, str]] = {}
+    for stride, position, qual in candidates:
+        if qual in inner and stride in top_strides:
+            continue
+        if stride not in last_at_stride or position > last_at_stride[stride][0]:
+            last_at_stride[stride] = (position, qual)
     return [q for _, q in sorted(last_at_stride.values())]
+
+
+def _is_layout_module(root: Any, qual: str) -> bool:
+    """A module that only moves dims around (torchvision's ``Permute``, ``nn.Flatten``)."""
+    try:
+        module = root.get_submodule(qual)
+    except AttributeError:
+        return False
+    return type(module).__name__ in ("Permute", "Flatten", "Unflatten")
+
+
+def _is_container(root: Any, qual: str, containers: tuple[type, ...]) -> bool:
+    """Whether module ``qual`` of ``root`` just runs its children (``Sequential.forward``)."""
+    import torch.nn as nn
+
+    try:
+        module = root.get_submodule(qual)
+    except AttributeError:
+        return True
+    if type(module) is nn.Module:
+        return True  # a GraphModule's stand-in for a container: no forward of its own
+    return isinstance(module, containers) and (
+        not isinstance(module, nn.Sequential) or type(module).forward is nn.Sequential.forward)
+
+
+def _token_notes(name: str, traced: Any) -> list[str]:
+    """Say where a transformer turns its feature map into tokens (no map, no local RF after)."""
+    from anchorfit.rf.graph import Global
+
+    nodes = list(traced.graph.nodes.values())
+    if not any(isinstance(n.op, Global) and n.op.kind == "attention" for n in nodes):
+        return []
+    for node in nodes:
+        if isinstance(node.op, Global) and node.op.kind in ("reshape mixing spatial axes",
+                                                            "attention"):
+            return [f"{name}: node {node.name!r} ({node.source}) flattens the feature map into "
+                    "a token sequence for global self-attention; later layers have no feature "
+                    "map and depend on the whole image, so the default layers stop before it"]
+    return []
 
 
 def load_torch_network(module: Any, name: str, input_size: tuple[int, int],
@@ -209,7 +319,8 @@ def load_torch_network(module: Any, name: str, input_size: tuple[int, int],
         single_out = len(outputs) == 1 and analysis.nodes[next(iter(outputs.values()))]
         if single_out and (single_out.global_context or single_out.spatial_dims == 0):
             net.kind = kind or "classifier"
-            net.default_layers = stage_outputs(traced, analysis) or list(outputs)
+            net.default_layers = stage_outputs(traced, analysis, target) or list(outputs)
+            net.notes.extend(_token_notes(name, traced))
             net.layer_nodes = {q: traced.module_outputs[q] for q in net.default_layers
                                if q in traced.module_outputs}
         else:
@@ -246,8 +357,15 @@ def load(model: str, input_size: tuple[int, int] | None = None, *, unknown: str 
     if model.startswith("torchvision:"):
         name = model.split(":", 1)[1]
         family = _tv_detector_family(name)
-        size = input_size or (_TV_DETECTORS[family][0] if family else (224, 224))
         module = build_torchvision(name, materialize=materialize)
+        size = input_size or (_TV_DETECTORS[family][0] if family else
+                              tv_classifier_size(name, module))
+        fixed = getattr(module, "image_size", None)
+        if isinstance(fixed, int) and tuple(size) != (fixed, fixed):
+            raise AnchorfitError(f"{model} takes {fixed}x{fixed} inputs only (its position "
+                                 f"embedding fixes the number of patches), not "
+                                 f"{size[0]}x{size[1]}",
+                                 hint=f"drop --input or pass --input {fixed}")
         net = load_torch_network(module, model, size, unknown)
         if family:
             from anchorfit.rf.engine import head_window

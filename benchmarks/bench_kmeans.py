@@ -10,8 +10,15 @@ Baselines are written here, from the algorithms' descriptions (research §1.3, �
   box (numpy, vectorised over boxes);
 - exact: anchorfit's own IoU k-means (k-means++, 10 restarts) on every box, uncompressed — the
   reference the compressed run must match within 0.002 mean IoU;
-- yolov5: YOLOv5 ``kmean_anchors`` — scipy k-means on std-whitened (w, h), 30 runs, then 1000
-  generations of mutation with the fitness evaluated in float32 torch on every box.
+- yolov5: YOLOv5 v7.0 ``kmean_anchors`` — ``scipy.cluster.vq.kmeans(wh / s, n, iter=30)`` on
+  std-whitened (w, h) as YOLOv5 calls it (scipy ships with scikit-learn; without it, the same
+  procedure written out in numpy, ``_scipy_kmeans``), then 1000 generations of mutation with the
+  fitness evaluated in float32 torch on every box, as YOLOv5 does; one seeded Generator for every
+  draw. (tests/test_cluster_yolov5.py checks anchorfit's k-means and search step by step against
+  a numpy reference of its own.)
+
+``--yolov5 N`` runs only the YOLOv5 comparison on WIDER FACE val (original pixels, boxes >= 2 px):
+anchorfit's yolov5 mode and the reference, seeds 0..N-1, fitness per seed and the means.
 
 All anchor sets are scored with the same function on all boxes. Box sizes: WIDER FACE in original
 pixels (its images have no sizes here); SYNTHETIC boxes are a seeded log-normal mixture.
@@ -70,17 +77,46 @@ def darknet_reference(wh: np.ndarray, k: int, restarts: int = 10, seed: int = 0)
     return sort_by_area(best)
 
 
+def _scipy_kmeans(obs: np.ndarray, n: int, rng: np.random.Generator, runs: int = 30,
+                  thresh: float = 1e-5) -> np.ndarray:
+    """``scipy.cluster.vq.kmeans(obs, n, iter=runs)``, written out: each run starts from n
+    distinct random observations, assigns every observation to its nearest centroid, moves the
+    centroids to their members' mean (dropping empty ones) until the mean Euclidean distance
+    changes by at most ``thresh``; the run with the lowest mean distance wins."""
+    best, best_d = obs[:0], np.inf
+    for _ in range(runs):
+        book = obs[rng.choice(len(obs), n, replace=False)]
+        prev, diff = np.inf, np.inf
+        while diff > thresh:
+            d = np.sqrt(np.square(obs[:, None, :] - book[None]).sum(2))
+            code = d.argmin(1)
+            avg = float(d.min(1).mean())
+            count = np.bincount(code, minlength=len(book))
+            sums = np.stack([np.bincount(code, obs[:, j], minlength=len(book))
+                             for j in range(2)], 1)
+            book = sums[count > 0] / count[count > 0, None]
+            diff, prev = abs(prev - avg), avg
+        if prev < best_d:
+            best, best_d = book, prev
+    return best
+
+
 def yolov5_reference(wh: np.ndarray, n: int, thr: float = 4.0, gen: int = 1000,
                      seed: int = 0) -> np.ndarray:
+    """YOLOv5 v7.0 ``kmean_anchors`` on box sizes, step by step, one seeded Generator for every
+    draw (YOLOv5 draws from numpy's and Python's global generators, unseeded)."""
     import torch
-    from scipy.cluster.vq import kmeans
 
-    np.random.seed(seed)
     rng = np.random.default_rng(seed)
     wh = wh[(wh >= 2.0).any(1)].astype(np.float32)
     s = wh.std(0)
-    k = kmeans(wh / s, n, iter=30)[0] * s
-    if len(k) != n:
+    try:  # YOLOv5's own call when scipy is there (it comes with scikit-learn): fast in C
+        from scipy.cluster.vq import kmeans
+
+        k = kmeans(wh / s, n, iter=30, rng=rng)[0] * s
+    except ImportError:
+        k = _scipy_kmeans((wh / s).astype(np.float64), n, rng) * s
+    if len(k) != n:  # YOLOv5 falls back to a random start when kmeans lost a centroid
         k = np.sort(rng.random(n * 2)).reshape(n, 2) * 640
     t = torch.tensor(wh)
     inv = 1 / thr
@@ -163,8 +199,8 @@ def bench(name: str, wh: np.ndarray, k: int, *, exact: bool, refs: bool,
     if refs:
         rows.append(_mean_row(name, "YOLOv5 algorithm reference", wh,
                               [timed(yolov5_reference, wh, k, seed=i) for i in seeds],
-                              f"scipy kmeans + torch fitness on all boxes, mean of {yolo_seeds} "
-                              "seeds"))
+                              f"scipy kmeans + torch float32 fitness on all boxes, mean of "
+                              f"{yolo_seeds} seeds"))
     return rows
 
 
@@ -189,13 +225,38 @@ def _large(n: int) -> int:
     return 0
 
 
+def yolov5_only(n_seeds: int) -> int:
+    """YOLOv5 mode vs the reference on WIDER FACE val, per seed, on the same boxes."""
+    gt = SHARED / "wider_face_val_bbx_gt.txt"
+    wh = prepare_boxes(gt, spec=ResizeSpec(policy="none")).boxes.wh()
+    kept = wh[(wh >= 2.0).any(1)]
+    print(f"# WIDER FACE val, original pixels: {len(wh)} boxes, {len(kept)} with a side >= 2 px;"
+          f" anchor_t 4, 9 anchors, 1000 generations")
+    print("| seed | anchorfit yolov5 mode | YOLOv5 algorithm (reference) | time ours / ref s |")
+    print("|---|---|---|---|")
+    ours, refs = [], []
+    for seed in range(n_seeds):
+        a, t_a = timed(anchorfit_yolov5, wh, 9, seed=seed)
+        r, t_r = timed(yolov5_reference, wh, 9, seed=seed)
+        ours.append(scores(wh, a)["fitness"])
+        refs.append(scores(wh, r)["fitness"])
+        print(f"| {seed} | {ours[-1]:.4f} | {refs[-1]:.4f} | {t_a:.1f} / {t_r:.1f} |", flush=True)
+    print(f"| mean | {np.mean(ours):.4f} | {np.mean(refs):.4f} | |")
+    print(f"| min..max | {min(ours):.4f}..{max(ours):.4f} | {min(refs):.4f}..{max(refs):.4f} | |")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="WIDER val and 1 M synthetic boxes")
+    ap.add_argument("--yolov5", type=int, metavar="N",
+                    help="only YOLOv5 mode vs YOLOv5's algorithm on WIDER val, N seeds")
     ap.add_argument("--only-large", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.only_large:
         return _large(args.only_large)
+    if args.yolov5:
+        return yolov5_only(args.yolov5)
     print(f"# bench_kmeans  python {platform.python_version()}  numpy {np.__version__}  "
           f"cpus {len(__import__('os').sched_getaffinity(0))}  quick={args.quick}")
     rows: list[dict] = []

@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   anchorfit boxes annotations/instances_train2017.json --input 640
   anchorfit boxes labels/train2017 --image-sizes image_sizes.csv --policy letterbox --plot sizes.png
   anchorfit boxes wider_face_train_bbx_gt.txt --policy none --format json -o wider.json
+  anchorfit boxes coco128.yaml --split val
 """
 
 
@@ -29,12 +30,14 @@ def add_box_input_options(p: argparse.ArgumentParser) -> None:
     """Options that say where the boxes come from and how images are resized."""
     p.add_argument("annotations", metavar="ANNOTATIONS",
                    help="annotation file or folder: COCO .json, VOC .xml folder, YOLO .txt "
-                        "folder, WIDER/FDDB .txt, .csv, CVAT .xml")
+                        "folder, WIDER/FDDB .txt, .csv, CVAT .xml, Ultralytics data .yaml")
     p.add_argument("--annotation-format", "--from", dest="annotation_format", choices=FORMATS,
                    help="annotation format (default: detected from the path)")
     p.add_argument("--image-sizes", metavar="CSV",
                    help="image sizes for formats without them: CSV image,width,height "
                         "(optional split column) or 'id height width' txt")
+    p.add_argument("--split", choices=("train", "val", "test"),
+                   help="Ultralytics data yaml: which split to read (default train)")
     p.add_argument("--input", "-i", default="640", metavar="HxW",
                    help="network input size, e.g. 640 or 384x640 (height first); for "
                         "--policy shortside: 800 or 800x1333 (short, max long side)")
@@ -73,6 +76,7 @@ def resize_spec(args: argparse.Namespace) -> ResizeSpec:
 
 
 def load_prepared(args: argparse.Namespace):
+    from anchorfit.cli.dataset import split_option
     from anchorfit.data.prepare import prepare_boxes
     from anchorfit.data.progress import status
 
@@ -80,6 +84,7 @@ def load_prepared(args: argparse.Namespace):
     if args.include_crowd and (args.annotation_format or "") not in ("", "coco") \
             and not str(args.annotations).endswith(".json"):
         options = {}
+    options.update(split_option(args))
     with status(f"reading {args.annotations}"):
         return prepare_boxes(args.annotations, fmt=args.annotation_format,
                              image_sizes=args.image_sizes, spec=resize_spec(args),

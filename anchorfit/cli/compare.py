@@ -117,18 +117,23 @@ def run(args: argparse.Namespace) -> int:
         if args.export not in names:
             raise AnchorfitError(f"--export {args.export!r} is not a compared set",
                                  hint="one of: " + ", ".join(names))
-        from anchorfit.export import export_for, write_export
+        from anchorfit.compare import score_as_exported
+        from anchorfit.export import make_export, save_export
 
         chosen = next(s for s in result.sets if s.name == args.export)
-        fmt, text = export_for(detector, [a.tolist() for a in chosen.anchors])
-        original = Path(detector.source) if detector.source and Path(
-            str(detector.source)).is_file() else None
+        anchors = [a.tolist() for a in chosen.anchors]
         if args.in_place or args.export_to:
-            target = write_export(args.export_to or original, text, in_place=args.in_place,
-                                  original=original)
-            notes.append(f"wrote {args.export} anchors ({fmt}) to {target}")
+            out, target = save_export(detector, anchors, target=args.export_to,
+                                      in_place=args.in_place)
+            notes.append(f"wrote {args.export} anchors ({out.format}) to {target}")
         else:
-            print(f"# {args.export} anchors in {fmt} format:\n{text}", file=sys.stderr)
+            out = make_export(detector, anchors)
+            print(f"# {args.export} anchors in {out.format} format:\n{out.text}", file=sys.stderr)
+        result.notes += [f"export: {n}" for n in out.notes]
+        notes += [f"export: {n}" for n in out.notes]
+        if out.changes_centers:
+            result.sets.append(score_as_exported(result, prepared.boxes.wh(), args.export,
+                                                 out.center_offsets))
     sections = [("comparison", result.to_frame()),
                 ("anchors per level", result.anchors_frame())]
     if result.coverage_frame is not None:  # anchor-free: assignment coverage by size bucket

@@ -11,12 +11,14 @@ from anchorfit.data.boxes import POLICIES
 def add_dataset_options(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--boxes", "-b", metavar="ANNOTATIONS", required=required,
                    help="the dataset's annotations (COCO .json, VOC/YOLO folder, WIDER/FDDB "
-                        ".txt, .csv, CVAT .xml); boxes are resized the way the detector's data "
-                        "loader does")
+                        ".txt, .csv, CVAT .xml, Ultralytics data .yaml); boxes are resized the "
+                        "way the detector's data loader does")
     p.add_argument("--from", dest="annotation_format", metavar="FORMAT",
                    help="annotation format (default: detected from the path)")
     p.add_argument("--image-sizes", metavar="CSV",
                    help="image sizes for formats without them (CSV image,width,height)")
+    p.add_argument("--split", choices=("train", "val", "test"),
+                   help="Ultralytics data yaml: which split to read (default train)")
     p.add_argument("--policy", choices=POLICIES,
                    help="override the detector's resize policy (letterbox: YOLOv5/mmdet; "
                         "stretch: Darknet/SSD; shortside: Faster R-CNN; none: original pixels)")
@@ -34,7 +36,14 @@ def load_dataset(args: argparse.Namespace, detector: Any) -> Any:
     spec = resize_spec_for(detector, args.policy, getattr(args, "seed", 0))
     with status(f"reading {args.boxes}"):
         return prepare_boxes(args.boxes, fmt=args.annotation_format,
-                             image_sizes=args.image_sizes, spec=spec, min_size=args.min_size)
+                             image_sizes=args.image_sizes, spec=spec, min_size=args.min_size,
+                             **split_option(args))
+
+
+def split_option(args: argparse.Namespace) -> dict[str, str]:
+    """``{"split": ...}`` when --split was given, for the Ultralytics data-yaml reader."""
+    split = getattr(args, "split", None)
+    return {"split": split} if split else {}
 
 
 def dataset_note(prepared: Any) -> str:

@@ -13,7 +13,7 @@ from anchorfit.data.boxes import Boxes
 from anchorfit.data.sizes import SizeTable, load_sizes
 from anchorfit.errors import AnchorfitError
 
-FORMATS = ("coco", "voc", "yolo", "wider", "fddb", "csv", "cvat")
+FORMATS = ("coco", "voc", "yolo", "wider", "fddb", "csv", "cvat", "ultralytics")
 
 
 def detect_format(path: str | Path) -> str:
@@ -38,6 +38,14 @@ def detect_format(path: str | Path) -> str:
         return "coco"
     if suffix == ".csv":
         return "csv"
+    if suffix in (".yaml", ".yml"):
+        from anchorfit.data.ultralytics import is_data_yaml
+
+        if is_data_yaml(path):
+            return "ultralytics"
+        raise AnchorfitError("this yaml is not an Ultralytics data yaml (it has no train or "
+                             "val key)", source=path,
+                             hint="pass a data yaml, or an annotation file or folder")
     head = _head(path, 4096)
     if suffix == ".xml":
         return "cvat" if "<annotations" in head else "voc"
@@ -50,7 +58,7 @@ def detect_format(path: str | Path) -> str:
                 return "fddb"
         return "yolo"
     raise AnchorfitError(f"cannot tell the annotation format from the suffix {suffix!r}",
-                         source=path, hint="give --from coco|voc|yolo|wider|fddb|csv|cvat")
+                         source=path, hint="give --from " + "|".join(FORMATS))
 
 
 def _head(path: Path, n: int) -> str:
@@ -68,12 +76,14 @@ def read_annotations(path: str | Path, fmt: str | None = None, *,
 
     ``image_sizes``: a size CSV/txt path, a SizeTable or {name: (w, h)}; used by formats that do
     not carry sizes (YOLO, WIDER, FDDB, Open Images CSV). Extra options go to the reader
-    (``include_crowd`` for COCO, ``columns``/``normalized`` for CSV, ``image_size_wh`` for YOLO).
+    (``include_crowd`` for COCO, ``columns``/``normalized`` for CSV, ``image_size_wh`` for YOLO,
+    ``split`` for an Ultralytics data yaml).
     """
     from anchorfit.data.coco import read_coco
     from anchorfit.data.csvfmt import read_csv
     from anchorfit.data.cvat import read_cvat
     from anchorfit.data.fddb import read_fddb
+    from anchorfit.data.ultralytics import read_ultralytics
     from anchorfit.data.voc import read_voc
     from anchorfit.data.wider import read_wider
     from anchorfit.data.yolo import read_yolo
@@ -85,7 +95,13 @@ def read_annotations(path: str | Path, fmt: str | None = None, *,
     if fmt not in FORMATS:
         raise AnchorfitError(f"unknown annotation format {fmt!r}; expected one of "
                              + ", ".join(FORMATS), key="format")
+    split = options.pop("split", None)
+    if split and fmt != "ultralytics":
+        raise AnchorfitError(f"--split {split} applies to Ultralytics data yamls only, not to "
+                             f"{fmt} annotations", key="--split")
     sizes = _size_table(image_sizes)
+    if fmt == "ultralytics":
+        return read_ultralytics(path, split=split, sizes=sizes, **options)
     if fmt == "coco":
         return read_coco(path, **options)
     if fmt == "voc":

@@ -9,6 +9,7 @@ only the stretch policy can use (that is what Darknet's calc_anchors does).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -33,18 +34,40 @@ def read_yolo(path: str | Path, *, sizes: SizeTable | None = None,
         root = path
     b = BoxBuilder("yolo", str(path))
     b.set_classes(_class_names(root))
-    parsed: list[tuple[int, int, list[tuple]]] = []
-    any_known = False
+    images = []
     for f in files:
         wh = image_size_wh or (sizes.get(str(f.with_suffix(""))) if sizes else None) \
             or _header_size(f)
-        any_known |= wh is not None
-        rows = _parse(f)
         name = str(f.relative_to(root).with_suffix("")) if f != path else f.stem
-        img = b.image(name, *(wh if wh else (float("nan"), float("nan"))))
-        parsed.append((img, b.file(str(f)), rows))
+        images.append(LabelledImage(name, wh, f, parse_labels(f)))
+    return pack_labels(b, images, "no image file next to the label and no --image-sizes entry")
+
+
+@dataclass
+class LabelledImage:
+    """One image of a YOLO-style dataset: its name, size if known, label file and parsed rows."""
+
+    name: str
+    wh: tuple[float, float] | None
+    label: Path | None                       # None: an image without a label file (background)
+    rows: list[tuple] = field(default_factory=list)
+
+
+def pack_labels(b: BoxBuilder, images: list[LabelledImage], unknown_why: str) -> Boxes:
+    """Normalised label rows → a Boxes table, in pixels when any image size is known.
+
+    Shared by the YOLO folder reader and the Ultralytics data-yaml reader so both count the same
+    drops the same way: boxes of images of unknown size are skipped as ``no_image_size`` (with
+    ``unknown_why`` in the note); with no size at all the boxes stay normalised.
+    """
+    placed = []
+    any_known = False
+    for im in images:
+        any_known |= im.wh is not None
+        img = b.image(im.name, *(im.wh if im.wh else (float("nan"), float("nan"))))
+        placed.append((img, b.file(str(im.label)) if im.label else 0, im.rows))
     units = "px" if any_known else "normalized"
-    for img, origin, rows in parsed:
+    for img, origin, rows in placed:
         iw, ih = b._iw[img], b._ih[img]
         if units == "px" and iw != iw:  # NaN: this image's size is unknown
             b.skip("no_image_size", len(rows))
@@ -56,16 +79,23 @@ def read_yolo(path: str | Path, *, sizes: SizeTable | None = None,
                   origin=origin, line=line)
     if b.skipped.get("no_image_size"):
         b.notes.append(f"{b.skipped['no_image_size']} boxes skipped: their image's size is "
-                       "unknown (no image file next to the label and no --image-sizes entry)")
+                       f"unknown ({unknown_why})")
     return b.build(units=units)
 
 
-def _parse(path: Path) -> list[tuple]:
+def parse_labels(path: Path, pose_fields: int | None = None) -> list[tuple]:
+    """(line, class, cx, cy, w, h) rows of one label file; segments become their bounding box.
+
+    ``pose_fields``: rows with exactly this many fields are pose labels (box + keypoints, as an
+    Ultralytics ``kpt_shape`` says); their box is the first five fields.
+    """
     rows = []
     for i, text in enumerate(read_text(path).splitlines(), 1):
         parts = text.split()
         if not parts:
             continue
+        if pose_fields and len(parts) == pose_fields:
+            parts = parts[:5]
         cls = integer(parts[0], path, i, "an integer class id")
         if len(parts) == 5:
             cx, cy, w, h = (number(p, path, i) for p in parts[1:])

@@ -10,13 +10,18 @@ probe sees their whole-image dependence, the engine reports the local RF and a f
 
 It is slow (a backward pass per probed cell, on a real-size input) and is meant for tests and for
 the user's ``--verify``.
+
+``linearize(..., local=True)`` checks the local RF of such layers too: it cuts every path the
+engine calls global (the outputs of global pooling, token flattening and attention become
+constant ones; per-cell ops with global context such as window attention become the identity),
+so what is left is the local part the engine reports.
 """
 
 from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,11 +94,18 @@ def _adaptive_avg(x: torch.Tensor, output_size: Any, *args: Any, **kwargs: Any) 
     return F.adaptive_avg_pool2d(x, output_size)
 
 
-def linearize(traced: TracedGraph) -> torch.fx.GraphModule:
-    """A float64 copy of the traced module whose input-gradient support is its RF."""
+def linearize(traced: TracedGraph, local: bool = False) -> torch.fx.GraphModule:
+    """A float64 copy of the traced module whose input-gradient support is its RF.
+
+    With ``local`` the global-context paths are cut (see the module docstring).
+    """
     gm = copy.deepcopy(traced.gm)
     if any(p.is_meta for p in gm.parameters()) or any(b.is_meta for b in gm.buffers()):
         gm = gm.to_empty(device="cpu")
+        with torch.no_grad():  # uninitialised memory: layer scales, embeddings get a constant
+            for tensor in list(gm.parameters()) + list(gm.buffers()):
+                if tensor.is_floating_point():
+                    tensor.fill_(1.0)
     gm = gm.double().eval()
     for name, mod in list(gm.named_modules()):
         if not name:
@@ -150,8 +162,29 @@ def linearize(traced: TracedGraph) -> torch.fx.GraphModule:
                 node.target = "mul"
             elif node.target in ("softmax", "log_softmax"):
                 node.op, node.target = "call_function", _identity
+    if local:
+        _cut_global_paths(traced, gm)
     gm.recompile()
     return gm
+
+
+def _cut_global_paths(traced: TracedGraph, gm: torch.fx.GraphModule) -> None:
+    """Make what the engine calls global a constant; per-cell context ops (attention) identities."""
+    from anchorfit.rf.graph import Global, Pointwise
+
+    for node in list(gm.graph.nodes):
+        ir = traced.graph.nodes.get(node.name)
+        if ir is None or node.op not in ("call_module", "call_function", "call_method"):
+            continue
+        if isinstance(ir.op, Global):
+            with gm.graph.inserting_after(node):
+                # ones, not the value: an SE gate x * g(x) would square the linearised
+                # activations at every block and overflow float64 in a deep net
+                cut = gm.graph.call_function(torch.ones_like, (node,))
+            node.replace_all_uses_with(cut, delete_user_cb=lambda user: user is not cut)
+        elif isinstance(ir.op, Pointwise) and ir.op.global_context and node.args:
+            node.op, node.target = "call_function", _identity
+            node.args, node.kwargs = (node.args[0],), {}
 
 
 @dataclass(frozen=True)
@@ -199,10 +232,17 @@ def probe_cells(traced: TracedGraph, input_size: tuple[int, int], layer: str,
     h, w = input_size
     x = torch.ones(1, in_channels, h, w, dtype=torch.float64, requires_grad=True)
     (y,) = sub(x)
+    pos = traced.spatial_pos.get(layer) or tuple(range(y.dim() - (2 if y.dim() == 4 else 1),
+                                                       y.dim()))
     found = []
     for i, j in cells:
-        (g,) = torch.autograd.grad(y[0, :, i, j].sum() if y.dim() == 4 else y[0, :, j].sum(), x,
-                                   retain_graph=True)
+        index: list[Any] = [slice(None)] * y.dim()
+        index[0] = 0
+        if len(pos) == 2:  # (y, x) wherever they are: NCHW, or NHWC inside ConvNeXt/Swin
+            index[pos[0]], index[pos[1]] = i, j
+        else:
+            index[pos[0]] = j
+        (g,) = torch.autograd.grad(y[tuple(index)].sum(), x, retain_graph=True)
         support = g[0].abs().sum(0) > 0
         rows = torch.nonzero(support.any(1)).flatten()
         cols = torch.nonzero(support.any(0)).flatten()
@@ -236,23 +276,30 @@ def cells_to_probe(rf: NodeRF, input_size: tuple[int, int], extra: int = 1
 
 
 def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
-           in_channels: int = 3) -> list[LayerCheck]:
-    """Compare the engine with the probe on ``layers`` (engine intervals clipped to the image)."""
+           in_channels: int = 3, local: bool = False,
+           cells: Callable[[NodeRF, tuple[int, int]], Sequence[tuple[int, int]]] | None = None
+           ) -> list[LayerCheck]:
+    """Compare the engine with the probe on ``layers`` (engine intervals clipped to the image).
+
+    ``local``: probe global-context layers too, with their global paths cut, against the local
+    RF. ``cells(rf, input_size)``: the cells to probe on a layer (border cells are compared
+    clipped to the image) instead of ``cells_to_probe``'s.
+    """
     h, w = analysis.input_size
-    lin = linearize(traced)
+    lin = linearize(traced, local=local)
     checks = []
     for name in layers:
         rf = analysis[name]
-        if rf.global_context:
+        if rf.global_context and not local:
             checks.append(LayerCheck(name, None, (), "global context: the probe sees the whole "
                                                      "image, the engine reports the local RF"))
             continue
-        cells = cells_to_probe(rf, (h, w))
-        if not cells:
+        chosen = list(cells(rf, (h, w))) if cells is not None else cells_to_probe(rf, (h, w))
+        if not chosen:
             checks.append(LayerCheck(name, None, (), "no cell's RF fits inside the input: "
                                                      "verify with a larger --input"))
             continue
-        found = probe_cells(traced, (h, w), name, cells, in_channels, lin)
+        found = probe_cells(traced, (h, w), name, chosen, in_channels, lin)
         agree = True
         details = []
         for cell in found:

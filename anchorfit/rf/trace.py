@@ -5,8 +5,11 @@ Module hooks miss functional ops (``F.max_pool2d`` in FaceBoxes, ``F.interpolate
 topological order. Shapes come from running the traced graph on meta (or fake) tensors, so no
 real computation happens and no weights are needed.
 
-Tensors are tracked with a *layout*: the number of trailing spatial dims (2 for NCHW images, 1 for
-NCL sequences, 0 once flatten/reshape has mixed space into other dims).
+Tensors are tracked with a *layout*: the number of spatial dims (2 for images, 1 for NCL
+sequences, 0 once flatten/reshape has mixed space into other dims), and where those dims sit:
+trailing for NCHW, or wherever a permute moved them (ConvNeXt and Swin run their per-pixel
+LayerNorm and MLP on NHWC tensors). Ops over the other dims only (a Linear or LayerNorm over the
+channels of an NHWC tensor) are per-cell; ops over a spatial dim mix space.
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ class TracedGraph:
     output_names: dict[str, str] = field(default_factory=dict)  # user-facing name -> node
     warnings: list[str] = field(default_factory=list)
     analysis: Any = None  # the RFAnalysis at the traced input size, once computed
+    #: IR node -> which dims of its PyTorch tensor are (y, x) (just x for sequences; empty once
+    #: space is mixed away). Missing nodes: the trailing dims.
+    spatial_pos: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def resolve(self, name: str) -> str:
         """Node for a user's layer name: an output key, a module path, or an fx node name."""
@@ -247,6 +253,34 @@ _POINTWISE_METHODS = {
     "softmax_channels", "exp_", "abs_", "erf", "reciprocal", "rsqrt", "sign", "round", "floor",
     "ceil", "masked_fill", "expand_as",
 }
+#: Norms over their trailing ``normalized_shape``: per-cell when that holds only channels (NHWC
+#: LayerNorm in ConvNeXt/Swin), global context when it reaches a spatial dim.
+_LAST_DIMS_NORMS: tuple[type, ...] = (nn.LayerNorm,) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm")
+                                                         else ())
+_LAST_DIMS_NORM_FUNCS: set[Any] = {F.layer_norm} | ({F.rms_norm} if hasattr(F, "rms_norm")
+                                                     else set())
+#: Functions known by their qualified name (their packages are optional): identities at eval.
+_POINTWISE_NAMES = {
+    "torchvision.ops.stochastic_depth.stochastic_depth",  # drops whole samples, only in training
+}
+#: torchvision's Swin functions that torch.fx keeps as single calls (see _Converter._context_op).
+_CONTEXT_NAMES = {
+    "torchvision.models.swin_transformer.shifted_window_attention",
+    "torchvision.models.swin_transformer._patch_merging_pad",
+}
+
+
+#: Kind of the Global op for a token sequence reshaped back into a 4-D tensor.
+_TOKENS_TO_MAP = "reshape"
+
+
+def _qualname(target: Any) -> str:
+    """``module.function`` of a call target (empty for methods and odd callables)."""
+    name = getattr(target, "__name__", None)
+    module = getattr(target, "__module__", None)
+    return f"{module}.{name}" if isinstance(name, str) and isinstance(module, str) else ""
+
+
 _MERGE_FUNCS: dict[Any, str] = {
     operator.add: "add", operator.iadd: "add", operator.sub: "sub", operator.isub: "sub",
     operator.mul: "mul", operator.imul: "mul", operator.truediv: "div", operator.itruediv: "div",
@@ -265,7 +299,8 @@ class _Converter:
         self.modules = dict(gm.named_modules())
         self.graph = Graph(name=name)
         self.unknown = unknown
-        self.layout: dict[str, int] = {}  # IR node -> trailing spatial dims
+        self.layout: dict[str, int] = {}  # IR node -> number of spatial dims
+        self.pos: dict[str, tuple[int, ...]] = {}  # IR node -> where they are, when not trailing
         self.alias: dict[str, str] = {}  # fx node -> IR node (for pass-through values)
         self.containers: dict[str, str] = {}  # fx node producing a tuple of tensors -> IR node
         self.warnings: list[str] = []
@@ -291,8 +326,12 @@ class _Converter:
         return found
 
     def emit(self, fx_node: torch.fx.Node, op: Op, inputs: Sequence[str], layout: int,
-             source: str) -> str:
-        """Add the IR node for ``fx_node``; ``layout`` is its number of trailing spatial dims."""
+             source: str, pos: tuple[int, ...] | None = None) -> str:
+        """Add the IR node for ``fx_node``; ``layout`` is its number of spatial dims.
+
+        ``pos`` says where the spatial dims are; by default an op that keeps its input's rank and
+        layout keeps their positions (a GELU on an NHWC tensor stays NHWC), others are trailing.
+        """
         name = fx_node.name
         if layout == 1:
             spatial = 1
@@ -306,22 +345,42 @@ class _Converter:
         shape = _shape(fx_node)
         if shape is not None:
             self.shapes[name] = shape
+        if pos is None and layout and inputs and self.layout.get(inputs[0]) == layout and len(
+                self.shapes.get(inputs[0], ())) == len(shape or ()):
+            pos = self.positions(inputs[0])
+        if pos is not None and layout and pos != self._trailing(name, layout):
+            self.pos[name] = pos
         return name
 
-    def fail(self, fx_node: torch.fx.Node, what: str, detail: str = "") -> None:
-        msg = f"node {fx_node.name!r}: unsupported op {what}" + (f" ({detail})" if detail else "")
-        raise UnsupportedOpError(msg, hint="use --unknown pointwise to treat it as a per-cell op "
-                                           "(with a warning), or make it a leaf of a traceable module")
+    def _trailing(self, name: str, layout: int) -> tuple[int, ...]:
+        rank = len(self.shapes.get(name, ())) or layout + 2
+        return tuple(range(rank - layout, rank))
 
-    def spatial_axes(self, rank: int, layout: int, dims: Sequence[int]) -> list[int]:
-        """Which of ``dims`` (negative or positive) are spatial axes; returns axis indices 0/1."""
+    def positions(self, x: str) -> tuple[int, ...]:
+        """Dims of ``x`` that are spatial, in (y, x) order (just x for sequences)."""
+        return self.pos.get(x) or self._trailing(x, self.layout[x])
+
+    def fail(self, fx_node: torch.fx.Node, what: str, detail: str = "",
+             hint: str | None = None) -> None:
+        msg = f"node {fx_node.name!r}: unsupported op {what}" + (f" ({detail})" if detail else "")
+        raise UnsupportedOpError(msg, hint=hint or (
+            "use --unknown pointwise to treat it as a per-cell op (with a warning), or make it a "
+            "leaf of a traceable module"))
+
+    def spatial_axes(self, x: str, dims: Sequence[int]) -> list[int]:
+        """Which of ``dims`` (negative or positive) of ``x`` are spatial; axis indices 0/1."""
+        pos = self.positions(x) if self.layout.get(x) else ()
+        rank = len(self.shapes.get(x, ())) or self.layout.get(x, 0) + 2
         axes = []
         for d in dims:
             d = d % rank if rank else d
-            pos_from_end = rank - d
-            if 1 <= pos_from_end <= layout:
-                axes.append(2 - pos_from_end if layout == 2 else 1)
+            if d in pos:
+                axes.append(pos.index(d) if len(pos) == 2 else 1)
         return axes
+
+    def channel_only(self, x: str, dims: Sequence[int]) -> bool:
+        """True when ``dims`` of ``x`` hold no spatial axis (an op over them is per-cell)."""
+        return not self.spatial_axes(x, dims)
 
     # -- main loop -----------------------------------------------------------------------
     def run(self) -> None:
@@ -388,6 +447,7 @@ class _Converter:
         lay = self.layout[x]
         op: Op | None = None
         out_layout = lay
+        out_pos: tuple[int, ...] | None = None
         if isinstance(mod, (nn.Conv1d, nn.Conv2d)):
             op = _conv_window(mod.kernel_size, mod.stride, mod.padding, mod.dilation, "conv")
         elif isinstance(mod, (nn.ConvTranspose1d, nn.ConvTranspose2d)):
@@ -414,26 +474,31 @@ class _Converter:
         elif isinstance(mod, nn.PixelUnshuffle):
             op = PixelShuffle(mod.downscale_factor, unshuffle=True)
         elif isinstance(mod, nn.Flatten):
-            op, out_layout = self._flatten(fx_node, x, mod.start_dim)
+            op, out_layout, out_pos = self._flatten(fx_node, x, mod.start_dim)
         elif isinstance(mod, _POINTWISE_MODULES):
             op = Pointwise(type(mod).__name__)
         elif isinstance(mod, _GLOBAL_NORMS):
             op = Pointwise(type(mod).__name__, global_context=True)
-        elif isinstance(mod, nn.LayerNorm):
-            op = Pointwise("LayerNorm", global_context=len(mod.normalized_shape) >= 1 and lay > 0)
+        elif isinstance(mod, _LAST_DIMS_NORMS):
+            # normalises over its trailing normalized_shape: per pixel when those are channels
+            dims = range(-len(mod.normalized_shape), 0)
+            local = self.channel_only(x, dims)
+            op = Pointwise(type(mod).__name__ + ("" if local else " over space"),
+                           global_context=not local)
         elif isinstance(mod, (nn.Softmax, nn.LogSoftmax, nn.Softmin)):
-            rank = len(self.shapes.get(x, ())) or lay + 2
-            spatial = self.spatial_axes(rank, lay, [mod.dim if mod.dim is not None else 1])
+            spatial = self.spatial_axes(x, [mod.dim if mod.dim is not None else 1])
             op = Pointwise(type(mod).__name__, global_context=bool(spatial))
         elif isinstance(mod, nn.Linear):
-            op = Pointwise("Linear") if lay == 0 else Global("linear over a spatial axis")
-            out_layout = lay if lay == 0 else 0
+            if self.channel_only(x, [-1]):
+                op = Pointwise("Linear")
+            else:
+                op, out_layout = Global("linear over a spatial axis"), 0
         elif isinstance(mod, nn.MultiheadAttention):
             op, out_layout = Global("attention"), 0
         if op is None:
             self.unknown_op(fx_node, ins, f"module {type(mod).__name__} ({fx_node.target})")
             return
-        self.emit(fx_node, op, [x], out_layout, src)
+        self.emit(fx_node, op, [x], out_layout, src, out_pos)
 
     def unknown_op(self, fx_node: torch.fx.Node, ins: list[str], what: str) -> None:
         if self.unknown == "error":
@@ -441,9 +506,15 @@ class _Converter:
         in_shape = self.shapes.get(ins[0])
         out_shape = _shape(fx_node)
         lay = self.layout[ins[0]]
-        if in_shape and out_shape and lay and in_shape[-lay:] != out_shape[-lay:]:
-            self.fail(fx_node, what, f"it changes the spatial size {in_shape[-lay:]} -> "
-                      f"{out_shape[-lay:]}, so it cannot be treated as pointwise")
+        pos = self.positions(ins[0]) if lay else ()
+        if in_shape and out_shape and lay and len(in_shape) == len(out_shape):
+            before = tuple(in_shape[p] for p in pos)
+            after = tuple(out_shape[p] for p in pos)
+        else:
+            before, after = tuple(in_shape or ())[-lay:], tuple(out_shape or ())[-lay:]
+        if in_shape and out_shape and lay and before != after:
+            self.fail(fx_node, what, f"it changes the spatial size {before} -> {after}, so it "
+                      "cannot be treated as pointwise")
         self.warnings.append(f"treated {what} at node {fx_node.name!r} as a per-cell op")
         op: Op = Merge("unknown") if len(ins) > 1 else Pointwise("unknown")
         self.emit(fx_node, op, ins, lay, what)
@@ -481,24 +552,57 @@ class _Converter:
             tensors = self.tensors([arg(0, "tensors")])
             dim = arg(1, "dim", 0)
             rank = len(self.shapes.get(tensors[0], ())) if tensors else 0
-            if rank and target is not torch.stack and self.spatial_axes(rank, lay, [dim]):
+            if rank and target is not torch.stack and self.spatial_axes(tensors[0], [dim]):
                 self.fail(fx_node, "concatenation along a spatial axis")
             self.emit(fx_node, Merge("concat"), tensors, lay, src)
             return
-        if not is_method and target in _POINTWISE_FUNCS or is_method and target in _POINTWISE_METHODS:
+        if not is_method and (target in _POINTWISE_FUNCS or _qualname(target) in _POINTWISE_NAMES) \
+                or is_method and target in _POINTWISE_METHODS:
             self.emit(fx_node, Pointwise(name), [x], lay, src)
             if len(ins) > 1:  # e.g. torch.where, clamp with tensor bounds
                 self.graph.nodes.pop(fx_node.name)
                 self.emit(fx_node, Merge(name), ins, lay, src)
             return
+        if not is_method and _qualname(target) in _CONTEXT_NAMES:
+            self._context_op(fx_node, target, x, lay, src)
+            return
         op = self._functional(fx_node, target, is_method, arg, x, lay)
         if op is None:
             self.unknown_op(fx_node, ins, f"{'method' if is_method else 'function'} {name}")
             return
-        self.emit(fx_node, op[0], [x], op[1], src)
+        self.emit(fx_node, op[0], [x], op[1], src, op[2] if len(op) > 2 else None)
+
+    def _context_op(self, fx_node: torch.fx.Node, target: Any, x: str, lay: int,
+                    src: str) -> None:
+        """torchvision's Swin functions, which fx keeps as single calls.
+
+        ``shifted_window_attention`` mixes every token of a (shifted) window: the residual keeps
+        each token's local RF, the window adds context, so it is per-cell with global context.
+        ``_patch_merging_pad`` pads H and W to even sizes and stacks each 2x2 block of tokens along
+        the channels (NHWC): space-to-depth by 2.
+        """
+        qual = _qualname(target)
+        if qual.endswith("shifted_window_attention"):
+            self.emit(fx_node, Pointwise("shifted window attention", global_context=True), [x],
+                      lay, src)
+            return
+        shape = self.shapes.get(x)
+        pos = self.positions(x)
+        if shape is None or len(pos) != 2:
+            self.fail(fx_node, f"function {target.__name__} on a tensor of unknown layout")
+        pad = (shape[pos[0]] % 2, shape[pos[1]] % 2)
+        inner = x
+        if pad != (0, 0):
+            inner = f"{fx_node.name}_pad"
+            self.graph.add(Node(inner, Window((1, 1), (1, 1), (0, 0), (1, 1), pad, kind="pad"),
+                                (x,), src, spatial_dims=2))
+            self.layout[inner] = lay
+            self.pos[inner] = pos
+        self.emit(fx_node, PixelShuffle(2, unshuffle=True), [inner], lay, src, pos)
 
     def _functional(self, fx_node: torch.fx.Node, target: Any, is_method: bool,
-                    arg: Callable[..., Any], x: str, lay: int) -> tuple[Op, int] | None:
+                    arg: Callable[..., Any], x: str, lay: int
+                    ) -> tuple[Op, int] | tuple[Op, int, tuple[int, ...] | None] | None:
         rank = len(self.shapes.get(x, ())) or lay + 2
         if not is_method:
             if target in (F.conv1d, F.conv2d, torch.conv2d, torch.conv1d):
@@ -532,24 +636,33 @@ class _Converter:
                 return PixelShuffle(int(arg(1, "downscale_factor")), unshuffle=True), lay
             if target is F.pad:
                 return _pad_window(tuple(arg(1, "pad")), lay), lay
-            if target in (F.group_norm, F.instance_norm, F.layer_norm):
+            if target in (F.group_norm, F.instance_norm):
                 return Pointwise(target.__name__, global_context=True), lay
+            if target in _LAST_DIMS_NORM_FUNCS:
+                shape = arg(1, "normalized_shape")
+                count = 1 if isinstance(shape, int) else len(tuple(shape or ()))
+                local = self.channel_only(x, range(-count, 0)) if count else True
+                return Pointwise(target.__name__ + ("" if local else " over space"),
+                                 global_context=not local), lay
             if target in (F.softmax, F.log_softmax, torch.softmax):
-                spatial = self.spatial_axes(rank, lay, [arg(1, "dim", 1)])
+                spatial = self.spatial_axes(x, [arg(1, "dim", 1)])
                 return Pointwise("softmax", global_context=bool(spatial)), lay
             if target is torch.flatten:
                 return self._flatten(fx_node, x, arg(1, "start_dim", 0))
             if target is F.linear:
-                return (Pointwise("linear"), 0) if lay == 0 else (Global("linear"), 0)
+                return (Pointwise("linear"), lay) if self.channel_only(x, [-1]) else (
+                    Global("linear"), 0)
             if target in (torch.mean, torch.sum, torch.amax, torch.amin):
                 return self._reduce(fx_node, arg(1, "dim"), arg(2, "keepdim", False), rank, lay)
             if target in (torch.chunk, torch.split, torch.unbind):
                 return self._split(fx_node, arg(2, "dim", 0), rank, lay)
-            if target in (torch.transpose, torch.permute, torch.reshape):
+            if target in (torch.transpose, torch.permute, torch.reshape, torch.squeeze,
+                          torch.unsqueeze, torch.swapaxes, torch.swapdims):
                 return self._reshape(fx_node, x, lay)
             return None
         # methods
-        if target in ("view", "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze"):
+        if target in ("view", "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze",
+                      "swapaxes", "swapdims"):
             if target == "flatten":
                 return self._flatten(fx_node, x, arg(1, "start_dim", 0))
             return self._reshape(fx_node, x, lay)
@@ -558,43 +671,105 @@ class _Converter:
         if target in ("chunk", "split", "unbind", "tensor_split"):
             return self._split(fx_node, arg(2, "dim", 0), rank, lay)
         if target in ("softmax", "log_softmax"):
-            spatial = self.spatial_axes(rank, lay, [arg(1, "dim", 1)])
+            spatial = self.spatial_axes(x, [arg(1, "dim", 1)])
             return Pointwise("softmax", global_context=bool(spatial)), lay
         if target in ("expand", "repeat"):
             return self._reshape(fx_node, x, lay)
         return None
 
-    def _flatten(self, fx_node: torch.fx.Node, x: str, start_dim: int) -> tuple[Op, int]:
-        rank = len(self.shapes.get(x, ())) or self.layout[x] + 2
-        start = start_dim % rank if rank else start_dim
-        if self.layout[x] and start < rank - 1 and rank - start >= 1 and (
-                rank - start > self.layout[x] or start <= rank - self.layout[x]):
-            return Global("flatten"), 0
-        return Pointwise("flatten"), self.layout[x]
+    def _flatten(self, fx_node: torch.fx.Node, x: str, start_dim: int
+                 ) -> tuple[Op, int, tuple[int, ...] | None]:
+        if self.layout[x]:
+            kept = self._kept_positions(x, _shape(fx_node))
+            if kept is not None:
+                return Pointwise("flatten"), self.layout[x], kept
+            return Global("flatten"), 0, None
+        return Pointwise("flatten"), 0, None
 
-    def _reshape(self, fx_node: torch.fx.Node, x: str, lay: int) -> tuple[Op, int]:
-        """Reshapes that keep the trailing spatial dims are channel ops; others mix space."""
+    def _kept_positions(self, x: str, out_shape: tuple[int, ...] | None
+                        ) -> tuple[int, ...] | None:
+        """Where the spatial dims of ``x`` are after a reshape to ``out_shape``, if it keeps them.
+
+        A row-major reshape that leaves every dim up to the last spatial one unchanged only
+        regroups each pixel's channels; one that leaves every dim from the first spatial one on
+        unchanged only regroups batch and channels. Anything else mixes space into other dims.
+        """
         in_shape = self.shapes.get(x)
+        if in_shape is None or out_shape is None:
+            return None
+        pos = self.positions(x)
+        first, last = min(pos), max(pos)
+        if len(out_shape) > last and out_shape[:last + 1] == in_shape[:last + 1]:
+            return pos
+        tail = len(in_shape) - first
+        if len(out_shape) >= tail and tuple(out_shape[len(out_shape) - tail:]) == tuple(
+                in_shape[first:]):
+            return tuple(p - len(in_shape) + len(out_shape) for p in pos)
+        return None
+
+    def _permutation(self, fx_node: torch.fx.Node, x: str) -> list[int] | None:
+        """The dim order of a permute/transpose node (None for other reshapes)."""
+        rank = len(self.shapes.get(x, ()))
+        target = fx_node.target
+        args = list(fx_node.args[1:])
+        if target in ("permute", torch.permute):
+            dims = fx_node.kwargs.get("dims", args[0] if len(args) == 1 and isinstance(
+                args[0], (list, tuple)) else args)
+            return [int(d) % rank for d in dims] if rank and len(dims) == rank else None
+        if target in ("transpose", "swapaxes", "swapdims", torch.transpose, torch.swapaxes,
+                      torch.swapdims):
+            d0 = fx_node.kwargs.get("dim0", args[0] if args else None)
+            d1 = fx_node.kwargs.get("dim1", args[1] if len(args) > 1 else None)
+            if not rank or not isinstance(d0, int) or not isinstance(d1, int):
+                return None
+            order = list(range(rank))
+            order[d0 % rank], order[d1 % rank] = order[d1 % rank], order[d0 % rank]
+            return order
+        return None
+
+    def _reshape(self, fx_node: torch.fx.Node, x: str, lay: int
+                 ) -> tuple[Op, int] | tuple[Op, int, tuple[int, ...] | None]:
+        """Layout ops that only move or regroup channels keep the spatial axes; others mix space.
+
+        A permute to NHWC and back (ConvNeXt's LayerNorm2d, Swin's patch embedding) moves the
+        spatial dims without touching them; a permute that swaps y and x would transpose the
+        image, which no RF can describe.
+        """
+        order = self._permutation(fx_node, x) if lay else None
+        if order is not None:
+            new_pos = tuple(order.index(p) for p in self.positions(x))
+            if list(new_pos) != sorted(new_pos):
+                if _tokens_to_map_above(self.graph, x) is not None:
+                    return Global("reshape mixing spatial axes"), 0  # tokens, not an image
+                self.fail(fx_node, "a permute/transpose that swaps the y and x axes",
+                          hint="a transposed image has no receptive field in (y, x) terms; "
+                               "analyse a layer before it with --layers")
+            return Pointwise("permute"), lay, new_pos
         out_shape = _shape(fx_node)
-        if in_shape is not None and out_shape is not None and lay:
-            if len(out_shape) >= lay and out_shape[-lay:] == in_shape[-lay:]:
-                return Pointwise("reshape"), lay
+        if lay:
+            kept = self._kept_positions(x, out_shape)
+            if kept is not None:
+                return Pointwise("reshape"), lay, kept
         if lay == 0:
-            # Back to an image layout after a global op (attention, flatten): context, not locality.
+            # Back to an image layout after a global op (attention, flatten): context, not
+            # locality. Read as a 1x1 map, it can gate or be added to a real map (a non-local
+            # block); a layer that reads it cell by cell is refused by check_against_torch.
             if out_shape is not None and len(out_shape) == 4:
-                return Global("reshape"), 2
+                return Global(_TOKENS_TO_MAP), 2
             return Pointwise("reshape"), 0
         return Global("reshape mixing spatial axes"), 0
 
     def _reduce(self, fx_node: torch.fx.Node, dim: Any, keepdim: bool, rank: int,
                 lay: int) -> tuple[Op, int]:
         dims = list(range(rank)) if dim is None else [dim] if isinstance(dim, int) else list(dim)
-        if self.spatial_axes(rank, lay, dims):
+        x = self.ir(fx_node.args[0])
+        if x is not None and self.spatial_axes(x, dims):
             return Global("global_pool"), (lay if keepdim else 0)
         return Pointwise("reduce over channels"), lay
 
     def _split(self, fx_node: torch.fx.Node, dim: int, rank: int, lay: int) -> tuple[Op, int]:
-        if self.spatial_axes(rank, lay, [dim]):
+        x = self.ir(fx_node.args[0])
+        if x is not None and self.spatial_axes(x, [dim]):
             self.fail(fx_node, "split along a spatial axis")
         self.containers[fx_node.name] = fx_node.name
         return Pointwise("split"), lay
@@ -624,7 +799,7 @@ class _Converter:
         step = [1, 1]
         sliced = False
         for d, item in enumerate(idx[:rank]):
-            axes = self.spatial_axes(rank, lay, [d])
+            axes = self.spatial_axes(src, [d])
             if not axes:
                 continue
             axis = axes[0]
@@ -731,7 +906,9 @@ def trace_module(module: nn.Module, input_size: int | Sequence[int], *, in_chann
     if not conv.graph.input_names:
         raise TraceError(f"{name} has no tensor input")
     traced = TracedGraph(conv.graph, gm, {}, conv.shapes, getattr(conv, "output_names", {}),
-                         conv.warnings)
+                         conv.warnings,
+                         spatial_pos={n: conv.positions(n) if conv.layout.get(n) else ()
+                                      for n in conv.graph.nodes})
     for qual, node in module_outputs.items():
         target = conv.alias.get(node)
         if target is not None:
@@ -743,6 +920,30 @@ def trace_module(module: nn.Module, input_size: int | Sequence[int], *, in_chann
     return traced
 
 
+def _per_cell(op: Op) -> bool:
+    """Ops that read each cell alone: they keep a context map a context map."""
+    if isinstance(op, (Pointwise, Merge)):
+        return True
+    return isinstance(op, Window) and op.kernel == (1, 1) and op.stride == (1, 1) and (
+        op.padding == (0, 0) and op.padding_end in (None, (0, 0)))
+
+
+def _tokens_to_map_above(graph: Graph, name: str) -> str | None:
+    """The nearest token-sequence-to-map reshape that ``name`` depends on, if any."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        node = graph.nodes[current]
+        if isinstance(node.op, Global) and node.op.kind == _TOKENS_TO_MAP:
+            return current
+        todo.extend(node.inputs)
+    return None
+
+
 def check_against_torch(traced: TracedGraph, input_size: tuple[int, int]) -> Any:
     """Raise if the engine's feature-map size differs from PyTorch's anywhere; return the RFs."""
     from anchorfit.rf.engine import analyze
@@ -751,14 +952,28 @@ def check_against_torch(traced: TracedGraph, input_size: tuple[int, int]) -> Any
     for name, shape in traced.shapes.items():
         node = traced.graph.nodes[name]
         rf = analysis.nodes[name]
-        if node.spatial_dims == 0 or len(shape) < 3:
-            continue
-        lay = 1 if node.spatial_dims == 1 else 2
-        torch_size = tuple(shape[-lay:]) if lay == 2 else (1, shape[-1])
+        pos = traced.spatial_pos.get(name)
+        if pos is None:
+            pos = tuple(range(len(shape) - (1 if node.spatial_dims == 1 else 2), len(shape)))
+        if node.spatial_dims == 0 or len(shape) < 3 or not pos:
+            continue  # no spatial dims left (flattened tokens, logits)
+        torch_size = (shape[pos[0]], shape[pos[1]]) if len(pos) == 2 else (1, shape[pos[0]])
         ours = (rf.y.size, rf.x.size)
         if isinstance(node.op, Global) or math.prod(torch_size) == 1 and math.prod(ours) == 1:
             continue
         if torch_size != ours:
+            tokens = _tokens_to_map_above(traced.graph, name) if ours == (1, 1) else None
+            if tokens is not None and _per_cell(node.op):
+                continue  # per-cell ops on a context map (a non-local block's 1x1 conv, BN)
+            if tokens is not None:
+                src = traced.graph.nodes[tokens].source
+                raise UnsupportedOpError(
+                    f"node {tokens!r} ({src}) reshapes a token sequence (no spatial axes left) "
+                    f"back into a 4-D tensor, and layer {name!r} ({node.source}) reads it as a "
+                    f"{torch_size[0]}x{torch_size[1]} map cell by cell",
+                    hint="the tokens were mixed (window partition, attention or a linear layer "
+                         "over space), so no cell has a local RF after it; analyse a layer "
+                         "before it with --layers")
             raise AnchorfitError(
                 f"layer {name!r} ({node.describe()}, {node.source}): anchorfit computes a "
                 f"{ours[0]}x{ours[1]} map but PyTorch produces {torch_size[0]}x{torch_size[1]}",
