@@ -554,9 +554,11 @@ def analyse(specs: list[LevelSpec], wh: np.ndarray | None = None,
     if tal and not floored:
         strides = sorted({max(s.stride) for s in specs})
         floor = strides[1] if len(strides) > 1 else strides[0]
-        alt = "" if wh is None else (
-            f" (unlearnable {counts_of(_floored(specs, floor), wh)['unlearnable']} instead of "
-            f"{result.counts['unlearnable']})")
+        alt = ""
+        if wh is not None and result.counts is not None:
+            n = counts_of(_floored(specs, floor), wh)["unlearnable"]
+            alt = (f" (unlearnable {n} instead of {result.counts['unlearnable']})"
+                   if n != result.counts["unlearnable"] else " (the same count here)")
         result.notes.append(f"Ultralytics 8.4 enlarges box sides under stride[1] = {floor:g} px "
                             f"to it before choosing candidates, so there every box gets one{alt}; "
                             "the lower bounds here are 8.3's (YOLOv8's releases)")

@@ -239,6 +239,46 @@ def test_yolov8_plan_ranges_unlearnable_and_remedies(run_cli, paths, coco_wh):
     assert "unlearnable: 83 of 928 boxes" in err and "remedy (recommended): add P2" in err
 
 
+def _header_jpeg(width: int, height: int) -> bytes:
+    """A header-only JPEG (SOI, JFIF APP0, SOF0, EOI) of the given size: no pixels."""
+    app0 = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x00\x00\x00\x00\x00"
+    sof = (b"\xff\xc0\x00\x11\x08" + height.to_bytes(2, "big") + width.to_bytes(2, "big") +
+           b"\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01")
+    return b"\xff\xd8" + app0 + sof + b"\xff\xd9"
+
+
+def test_acceptance_yolov8_on_an_ultralytics_dataset(tmp_path, run_cli, paths):
+    """`anchorfit plan yolov8.yaml --boxes data.yaml`: COCO128's labels with generated
+    header-only images of the listed sizes give the same boxes, ranges, counts and advice as
+    the labels folder with the size table."""
+    import csv
+    import shutil
+
+    images, labels = tmp_path / "images" / "train2017", tmp_path / "labels" / "train2017"
+    images.mkdir(parents=True)
+    shutil.copytree(paths["labels"], labels)
+    with open(paths["sizes"], newline="") as f:
+        for row in csv.DictReader(f):
+            if row["split"] == "train2017":
+                (images / row["image"]).write_bytes(_header_jpeg(int(row["width"]),
+                                                                 int(row["height"])))
+    (tmp_path / "data.yaml").write_text(
+        f"path: {tmp_path}\ntrain: images/train2017\nnames:\n" +
+        "".join(f"  {i}: c{i}\n" for i in range(80)))
+    code, out, err = run_cli("plan", str(paths["v8"]), "--boxes", str(tmp_path / "data.yaml"),
+                             NO_ERF, "--format", "json")
+    assert code == 0, err
+    res = json.loads(out)
+    code, ref_out, _ = run_cli("plan", str(paths["v8"]), "--boxes", str(paths["labels"]),
+                               "--image-sizes", str(paths["sizes"]), NO_ERF, "--format", "json")
+    ref = json.loads(ref_out)
+    assert res["anchor_free"]["counts"] == ref["anchor_free"]["counts"]
+    assert res["anchor_free"]["counts"]["unlearnable"] == 83
+    assert [lv["learnable"] for lv in res["levels"]] == [lv["learnable"] for lv in ref["levels"]]
+    assert res["anchor_free"]["recommended"] == "add-p2"
+    assert "remedy (recommended): add P2 (stride 4)" in err
+
+
 def test_yolov8_table_shows_learnable_sides(run_cli, paths):
     code, out, _ = run_cli("plan", str(paths["v8"]), NO_ERF, "--format", "csv")
     assert code == 0
