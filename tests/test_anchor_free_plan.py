@@ -279,7 +279,11 @@ def test_acceptance_yolov8_on_an_ultralytics_dataset(tmp_path, run_cli, paths):
     assert "remedy (recommended): add P2 (stride 4)" in err
 
 
-def test_yolov8_table_shows_learnable_sides(run_cli, paths):
+def test_yolov8_table_shows_learnable_sides(tmp_path, run_cli, paths):
+    png = tmp_path / "boxes.png"  # an anchor-free plan has no anchors to draw: boxes only
+    code, _, err = run_cli("plan", str(paths["v8"]), NO_ERF, "--boxes", str(paths["json"]),
+                           "--plot-boxes", str(png))
+    assert code == 0 and png.stat().st_size > 0, err
     code, out, _ = run_cli("plan", str(paths["v8"]), NO_ERF, "--format", "csv")
     assert code == 0
     assert "learnable side" in out.splitlines()[0]

@@ -111,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot_boxes:
         from anchorfit.report.figures import box_scatter
 
-        box_scatter(prepared.boxes.wh(), {"planned": [a for lv in result.anchors_by_level()
-                                                      for a in lv]},
+        planned = [a for lv in result.anchors_by_level() for a in lv]
+        box_scatter(prepared.boxes.wh(), {"planned": planned} if planned else {},  # anchor-free
                     [lv.stride for lv in result.levels], args.plot_boxes,
                     title=f"{detector.name}: boxes and planned anchors", seed=args.seed)
     h, w = result.input_size
