@@ -87,6 +87,19 @@ CHECKS: dict[str, Check] = {c.code: c for c in [
           "objects smaller than a quarter of the finest stride"),
     Check("AF207", "level-without-boxes", "warning", True, False,
           "a level the dataset gives nothing to detect"),
+    # anchor-free detectors (anchorfit.anchor_free): what the assigner's geometry lets a level learn
+    Check("AF301", "af-no-positive-point", "warning", True, False,
+          "boxes smaller than the finest level's candidate region may get no positive point "
+          "(a box needs a grid point inside it: side >= stride for TAL/ATSS/FCOS)"),
+    Check("AF302", "af-beyond-reach", "warning", True, False,
+          "boxes larger than every level's upper bound (DFL reach 2 (reg_max - 1) stride, or the "
+          "last regress range)"),
+    Check("AF303", "af-range-gap", "warning", True, False,
+          "boxes that fall between or below the levels' regress/scale ranges"),
+    Check("AF304", "af-ranges-leave-sizes", "warning", False, False,
+          "the levels' ranges (or DFL reach) leave object sizes that no level learns"),
+    Check("AF305", "af-centre-sampling-radius", "error", False, False,
+          "a centre sampling radius under 0.5 strides misses the grid for boxes of every size"),
 ]}
 
 
@@ -157,6 +170,16 @@ class AuditInputs:
     detector: Detector
     wh: np.ndarray | None = None  # (N, 2) box widths/heights in input pixels
     erf: dict[str, float] | None = None  # level name -> ERF size (4 sigma, px)
+
+    @cached_property
+    def learnability(self) -> Any:
+        """Anchor-free detectors: ``anchor_free.analyse`` of its levels (None otherwise)."""
+        from anchorfit import anchor_free as af
+
+        if not af.is_anchor_free(self.detector):
+            return None
+        return af.analyse(af.specs_from_levels(self.detector.levels), self.wh,
+                          self.detector.input_size)
 
     @cached_property
     def assignment(self) -> Assignment:
@@ -544,6 +567,22 @@ RUNNERS: dict[str, Callable[[AuditInputs], list[Finding]]] = {
 }
 
 
+def _anchor_free_check(code: str) -> Callable[[AuditInputs], list[Finding]]:
+    """The runner of one anchor-free check (AF301-AF305); no findings on anchor detectors."""
+    def run(inp: AuditInputs) -> list[Finding]:
+        from anchorfit.anchor_free import findings
+
+        learn = inp.learnability
+        if learn is None:
+            return []
+        return [f for f in findings(learn, inp.detector.input_size) if f.code == code]
+    return run
+
+
+RUNNERS.update({code: _anchor_free_check(code) for code in
+                ("AF301", "AF302", "AF303", "AF304", "AF305")})
+
+
 def audit(detector: Detector, wh: np.ndarray | None = None, erf: dict[str, float] | None = None,
           only: Sequence[str] | None = None, skip: Sequence[str] = ()) -> AuditReport:
     """Run the catalogue on an analysed ``detector`` (and box sizes ``wh`` in input pixels)."""
@@ -569,7 +608,7 @@ def audit(detector: Detector, wh: np.ndarray | None = None, erf: dict[str, float
         ran.append(code)
         findings.extend(runner(inp))
     if wh is None:
-        notes.append("dataset checks (AF110-AF112) need --boxes")
+        notes.append("dataset checks (AF110-AF112, AF301-AF303) need --boxes")
     if not erf:
         notes.append("the ERF band check (AF102) needs ERF sizes (--erf)")
     findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.code))

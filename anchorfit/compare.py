@@ -125,6 +125,10 @@ class Comparison:
     verdict: Verdict | None = None
     level_names: list[str] = field(default_factory=list)
     strides_yx: list[tuple[float, float]] = field(default_factory=list)
+    #: anchor-free detectors: assignment coverage by COCO bucket, current vs recommended
+    #: configuration (``anchor_free.coverage_table``); None for anchor detectors
+    coverage: dict[str, Any] | None = None
+    coverage_frame: pd.DataFrame | None = None
     erf: dict[str, float] | None = None  # level -> ERF (4 sigma, px) capping level-aware k-means
 
     def rows(self) -> list[str]:
@@ -166,8 +170,7 @@ class Comparison:
                 "sets": [s.to_dict() for s in self.sets],
                 "best": {r: self.best(r) for r in self.rows()},
                 "verdict": None if self.verdict is None else self.verdict.to_dict(),
-                "erf": self.erf,
-                "notes": self.notes}
+                "coverage": self.coverage, "erf": self.erf, "notes": self.notes}
 
     def best(self, metric: str) -> str:
         """The set with the best value of ``metric`` (lowest where lower is better; ties: the
@@ -273,11 +276,31 @@ def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: 
     notes = [f"grid recall: anchors tiled at the true strides with centres at "
              f"{'(i+0.5)*S' if offset == 'center' else 'i*S'}, box centres uniform within a "
              f"cell (seed {seed}); positive IoU {pos:g}; YOLOv5 ratio threshold {anchor_t:g}"]
-    return Comparison(detector.name, detector.input_size, strides, sets, anchor_t, float(pos),
-                      grid, seed, int(len(wh)), dataset or {}, notes, verdict,
-                      [lv.name for lv in levels],
-                      [tuple(float(v) for v in lv.true_stride()) for lv in levels],
-                      dict(erf) if erf else None)
+    result = Comparison(detector.name, detector.input_size, strides, sets, anchor_t, float(pos),
+                        grid, seed, int(len(wh)), dataset or {}, notes, verdict,
+                        [lv.name for lv in levels],
+                        [tuple(float(v) for v in lv.true_stride()) for lv in levels])
+    result.erf = dict(erf) if erf else None
+    _anchor_free_coverage(result, detector, wh)
+    return result
+
+
+def _anchor_free_coverage(result: Comparison, detector: Detector, wh: np.ndarray) -> None:
+    """Anchor-free detectors are compared by assignment coverage (boxes that get a positive
+    point on some level, by size bucket) for their configuration and the recommended one."""
+    from anchorfit import anchor_free as af
+
+    if not af.is_anchor_free(detector):
+        return
+    frame, info = af.coverage_table(af.specs_from_levels(detector.levels), wh,
+                                    detector.input_size)
+    result.coverage, result.coverage_frame = info, frame
+    cur, rec = info["current"]["all"], info["recommended"]["all"]
+    result.notes.append(
+        f"assignment coverage: {cur['covered']} of {cur['boxes']} boxes get a positive point at "
+        "every position with the current configuration" + (
+            f"; {rec['covered']} with the recommended one: {info['text']}" if info["text"]
+            else " (no change of levels, ranges, reg_max or input size covers more)"))
 
 
 def _finite(v: float) -> float:

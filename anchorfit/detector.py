@@ -21,6 +21,19 @@ from anchorfit.rf.graph import Window
 CenterConvention = Literal["top-left", "cell-center", "explicit"]
 ResizePolicy = Literal["letterbox", "stretch", "shortside", "fixed", "none"]  # none: native pixels
 
+#: What an anchor-free level's ``anchor_free_range`` bounds, for a box w x h (at its centre point):
+RANGE_MEASURES: dict[str, str] = {
+    "max-ltrb": "max(l, t, r, b): the largest distance from the point to a box side, max(w, h)/2 "
+                "at the box centre (FCOS regress_ranges, mmdet and torchvision)",
+    "half-diagonal": "sqrt(w^2 + h^2) / 2 (mmdet CenterNetUpdateHead regress_ranges)",
+    "sqrt-area": "sqrt(w h) (mmdet FoveaHead scale_ranges)",
+    "box-side": "max(w, h), the box's longer side (Ultralytics DFL reach 2 (reg_max - 1) stride)",
+    "none": "no routing by size: every level takes every size",
+}
+#: the unit after a range in tables (``none`` and unknown: nothing)
+MEASURE_LABELS = {"max-ltrb": "of max(l,t,r,b)", "half-diagonal": "of half diagonal",
+                  "sqrt-area": "of sqrt(wh)", "box-side": "of box side"}
+
 
 @dataclass(frozen=True)
 class Anchor:
@@ -83,6 +96,11 @@ class Level:
     extra: dict[str, Any] = field(default_factory=dict)
     rf: NodeRF | None = None
     head_rf: NodeRF | None = None
+    #: what ``anchor_free_range`` bounds (``anchorfit.anchor_free.MEASURES``): ``max-ltrb`` (FCOS:
+    #: the largest point-to-side distance, max(w, h)/2 at the box centre), ``half-diagonal``,
+    #: ``sqrt-area``, ``box-side`` (max(w, h)), or ``none`` (no routing: every level takes every
+    #: size). None on anchor levels.
+    range_measure: str | None = None
 
     @property
     def anchor_free(self) -> bool:
@@ -111,6 +129,7 @@ class Level:
                                for a in self.anchors],
             "anchor_free_range": None if self.anchor_free_range is None else list(
                 self.anchor_free_range),
+            "range_measure": self.range_measure,
             "center": self.center,
             "center_offset": self.center_offset,
             "assigner": self.assigner.to_dict(),
@@ -197,7 +216,8 @@ def format_anchors(level: Level, limit: int = 6) -> str:
     if level.anchor_free:
         if level.anchor_free_range:
             lo, hi = level.anchor_free_range
-            return f"anchor-free ({_round(lo)}, {_round(hi)}]"
+            unit = MEASURE_LABELS.get(level.range_measure or "", "")
+            return f"anchor-free ({_round(lo)}, {_round(hi)}]" + (f" {unit}" if unit else "")
         return "anchor-free"
     parts = []
     for a in level.anchors[:limit]:
@@ -225,4 +245,4 @@ def _round(v: float) -> float | int:
     return int(f) if f.is_integer() else round(f, 2)
 
 
-__all__ = ["Anchor", "Assigner", "Detector", "Level", "fmt_exact"]
+__all__ = ["RANGE_MEASURES", "Anchor", "Assigner", "Detector", "Level", "fmt_exact"]

@@ -11,8 +11,11 @@ Rules (research/anchor_tools.md §6, erf.md §3.9):
 - **RetinaNet** octave scales: stride x octave_base x 2^(i / scales_per_octave), each at every
   aspect ratio (RetinaNet: 3 scales x 3 ratios = 9 anchors per level).
 - **Anchor-free** ranges: FCOS (4s, 8s] of the regression distance (the detector's own
-  ``regress_ranges`` where it has them). A range is checked like an anchor: the objects routed to
-  the level (sides about twice the regression distance) against its ERF and head RF.
+  ``regress_ranges`` where it has them, in the unit its reader records in
+  ``Level.range_measure``). A range is checked like an anchor: the objects routed to the level
+  against its ERF and head RF. ``anchorfit.anchor_free`` adds what each level can learn given its
+  assigner (a box needs a candidate grid point: side >= stride for TAL/ATSS/FCOS; DFL heads reach
+  (reg_max - 1) strides per side), what no level learns, and the remedies.
 
 Aspect ratios are h/w. By default each level keeps the ratios its detector designed (SSD's 2 and
 3 with their reciprocals, RetinaNet's 0.5/1/2); detectors whose anchors are clustered shapes
@@ -36,8 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anchorfit.anchor_free import range_sides
 from anchorfit.audit import Finding, _finding
-from anchorfit.detector import Anchor, Detector, Level
+from anchorfit.detector import MEASURE_LABELS, Anchor, Detector, Level
 from anchorfit.errors import AnchorfitError
 
 RULES = ("s3fd", "ssd", "ssd-caffe", "octave", "fcos")
@@ -94,6 +98,8 @@ class LevelPlan:
     stride_yx: tuple[float, float] | None = None
     rf_yx: tuple[int, int] | None = None
     head_rf_yx: tuple[int, int] | None = None
+    range_measure: str = "max-ltrb"  # what anchor_free_range bounds (detector.RANGE_MEASURES)
+    learnable: dict[str, Any] | None = None  # anchor_free.LevelSpec.bounds(): sides and why
 
     @property
     def anchor_side(self) -> float | None:
@@ -104,8 +110,10 @@ class LevelPlan:
         largest regression distance of L/2 at its centre), half an octave inside an open end.
         """
         if not self.anchors:
-            return None if self.anchor_free_range is None else object_side(
-                self.anchor_free_range)
+            if self.anchor_free_range is None:
+                return None
+            side = object_side(self.anchor_free_range, self.range_measure)
+            return None if math.isinf(side) else side  # unbounded: no nominal object
         return float(np.exp(np.mean([0.5 * math.log(a.w * a.h) for a in self.anchors])))
 
     def ratios(self) -> dict[str, float | None]:
@@ -133,12 +141,20 @@ class LevelPlan:
                 "densify": self.densify, "boxes": self.boxes,
                 "anchor_free_range": (None if self.anchor_free_range is None
                                       else list(self.anchor_free_range)),
+                "range_measure": None if self.anchor_free_range is None else self.range_measure,
+                "learnable": None if self.learnable is None else {
+                    "min_side": [_num(v) for v in self.learnable["min"]],
+                    "max_side": [None if math.isinf(v) else _num(v)
+                                 for v in self.learnable["max"]],
+                    "lower_bound": self.learnable["lower"],
+                    "upper_bound": self.learnable["upper"]},
                 **self.ratios()}
 
 
-def object_side(free_range: tuple[float, float]) -> float:
-    """Nominal object side of an anchor-free range (lo, hi] of regression distances."""
-    lo, hi = (2 * max(float(v), 0.0) for v in free_range)
+def object_side(free_range: tuple[float, float], measure: str = "max-ltrb") -> float:
+    """Nominal object side of an anchor-free range (lo, hi] in ``measure`` units (default FCOS's
+    max(l, t, r, b): square sides twice the distances; ``anchor_free.range_sides``)."""
+    lo, hi = range_sides((float(free_range[0]), float(free_range[1])), measure)
     if math.isinf(hi):
         return lo * math.sqrt(2) if lo > 0 else math.inf  # half an octave past the open end
     if lo <= 0:
@@ -164,6 +180,7 @@ class Plan:
     dataset: dict[str, Any] | None = None
     seed: int = 0
     notes: list[str] = field(default_factory=list)
+    anchor_free: Any = None  # anchor_free.Learnability of an anchor-free plan
 
     def to_frame(self) -> pd.DataFrame:
         rows = []
@@ -173,7 +190,9 @@ class Plan:
             if len(lv.anchors) > 6:
                 anchors += f" ... ({len(lv.anchors)})"
             if lv.anchor_free_range is not None:
-                anchors = f"anchor-free ({_r(lv.anchor_free_range[0])}, {_r(lv.anchor_free_range[1])}]"
+                unit = MEASURE_LABELS.get(lv.range_measure, "")
+                anchors = (f"anchor-free ({_r(lv.anchor_free_range[0])}, "
+                           f"{_r(lv.anchor_free_range[1])}]" + (f" {unit}" if unit else ""))
             rows.append({
                 "level": lv.name, "stride": _r(lv.stride),
                 "rf": "-" if lv.rf is None else lv.rf,
@@ -185,6 +204,12 @@ class Plan:
                 "erf/rf": _opt(r["erf_rf"]),
                 "boxes": "-" if lv.boxes is None else lv.boxes,
             })
+            if lv.learnable is not None:
+                from anchorfit.anchor_free import bounds_text
+
+                rows[-1]["learnable side"] = bounds_text(lv.learnable)
+                rows[-1]["bounded by"] = (_why(lv.learnable["lower"]) + " / " +
+                                          _why(lv.learnable["upper"]))
         return pd.DataFrame(rows)
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,10 +217,20 @@ class Plan:
                 "ratio": self.ratio, "seed": self.seed, "convention": "index",
                 "levels": [lv.to_dict() for lv in self.levels],
                 "warnings": [w.to_dict() for w in self.warnings], "dataset": self.dataset,
-                "notes": self.notes}
+                "notes": self.notes,
+                "anchor_free": None if self.anchor_free is None else self.anchor_free.to_dict()}
 
     def anchors_by_level(self) -> list[list[tuple[float, float]]]:
         return [[(a.w, a.h) for a in lv.anchors] for lv in self.levels]
+
+
+def _why(reason: str) -> str:
+    """A learnable bound's reason in a word for the table (the notes give it in full)."""
+    for key, word in (("DFL", "DFL reach"), ("range", "range"), ("grid point", "grid point"),
+                      ("cell centre", "grid point"), ("unbounded", "-")):
+        if key in reason:
+            return word
+    return "-"
 
 
 def _r(v: float) -> float | int:
@@ -381,33 +416,77 @@ def plan(detector: Detector, *, rule: str | None = None, ratio: float = 4.0,
         spo = scales_per_octave or (len(lv.anchors) // len(own) if own and rule == "octave"
                                     and len(lv.anchors) % len(own) == 0 else 3)
         anchors = _rule_anchors(rule, rank[i], len(levels), stride, ratio, ratios, sizes, spo)
-        free = None
+        free, measure = None, "max-ltrb"
         if rule == "fcos":
             free = lv.anchor_free_range or fcos_range(stride, rank[i] == 0,
                                                       rank[i] == len(levels) - 1)
+            measure = (lv.range_measure or "max-ltrb") if lv.anchor_free_range else "max-ltrb"
         plans.append(LevelPlan(lv.name, stride, rf, head, erf.get(lv.name), anchors,
                                anchor_free_range=free, stride_yx=lv.true_stride(),
                                rf_yx=None if lv.rf is None else lv.rf.rf,
-                               head_rf_yx=None if lv.head_rf is None else lv.head_rf.rf))
+                               head_rf_yx=None if lv.head_rf is None else lv.head_rf.rf,
+                               range_measure=measure))
     result = Plan(detector.name, detector.input_size, rule, ratio, plans, seed=seed)
     if wh is not None:
         if rule == "fcos":
             _route_anchor_free(result, np.asarray(wh, dtype=np.float64))
         else:
             _fit_dataset(result, np.asarray(wh, dtype=np.float64), k, seed, restarts, ratio)
+    learn = _learnability(result, levels, wh) if rule == "fcos" else None
     result.warnings = _checks(result, wh)
+    if learn is not None:
+        from anchorfit.anchor_free import findings
+
+        result.warnings += findings(learn, detector.input_size)
     return result
 
 
+def _learnability(result: Plan, levels: Sequence[Level], wh: np.ndarray | None) -> Any:
+    """Anchor-free plans: each level's learnable sizes from its assigner, what no level learns
+    and the remedies (``anchorfit.anchor_free``); unranged levels count the boxes they own."""
+    from anchorfit import anchor_free as af
+
+    specs = af.specs_from_levels(levels, [lv.anchor_free_range for lv in result.levels],
+                                 [lv.range_measure for lv in result.levels])
+    learn = af.analyse(specs, None if wh is None else np.asarray(wh, dtype=np.float64),
+                       result.input_size)
+    result.anchor_free = learn
+    for lv, spec, bounds in zip(result.levels, specs, learn.bounds):
+        lv.learnable = bounds
+        if learn.per_level is not None and not spec.ranged:
+            lv.boxes = learn.per_level[result.levels.index(lv)]
+    result.notes.extend(af.summary_notes(learn))
+    for lv, n, med in zip(result.levels, learn.per_level or [], learn.medians or []):
+        if med is None:
+            continue
+        rf = lv.head_rf or lv.rf  # the objects this level learns against what it sees
+        parts = [f"{lv.name}: {n} boxes counted here, median side {med:.0f} px"]
+        if rf:
+            parts.append(f"{med / rf:.2f} x head RF {rf}")
+        if lv.erf is not None:
+            parts.append(f"{med / lv.erf.value:.2f} x ERF {lv.erf.value:.0f}")
+        result.notes.append(", ".join(parts))
+    return learn
+
+
 def _route_anchor_free(result: Plan, wh: np.ndarray) -> None:
-    """Count the boxes each anchor-free range takes: a box of size w x h has its largest
-    regression distance max(w, h)/2 at its centre; the level whose (lo, hi] holds it owns it."""
-    reach = np.maximum(wh[:, 0], wh[:, 1]) / 2
+    """Count the boxes each anchor-free range takes: the level whose (lo, hi] holds the box's
+    measure (FCOS: its largest regression distance, max(w, h)/2 at its centre) owns it."""
+    from anchorfit.anchor_free import measure_of
+
+    taken = np.zeros(len(wh), dtype=bool)
     for lv in result.levels:
         assert lv.anchor_free_range is not None
         lo, hi = lv.anchor_free_range
-        lv.boxes = int(np.sum((reach > lo) & (reach <= hi)))
-    routed = sum(lv.boxes or 0 for lv in result.levels)
+        if lv.range_measure == "none":  # unrouted: every level may take every box
+            lv.boxes = len(wh)
+            taken[:] = True
+            continue
+        reach = measure_of(wh, lv.range_measure)
+        here = (reach > lo) & (reach <= hi)
+        lv.boxes = int(np.sum(here))
+        taken |= here
+    routed = int(np.sum(taken))
     result.dataset = {"boxes": int(len(wh)), "routed": routed}
     if routed < len(wh):
         result.notes.append(f"{len(wh) - routed} of {len(wh)} boxes fall in no level's range")
@@ -456,7 +535,7 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
         side = lv.anchor_side
         rf = lv.head_rf or lv.rf
         free = lv.anchor_free_range if not lv.anchors else None
-        what = (f"anchor side {side:.0f}" if free is None else
+        what = ("" if side is None else f"anchor side {side:.0f}" if free is None else
                 f"the nominal object side {side:.0f} of range ({free[0]:g}, {free[1]:g}]")
         # strictly above: the dataset fit caps anchors *at* the ERF, which satisfies the rule
         if side is not None and lv.erf is not None and side > lv.erf.value * (1 + 1e-6):
@@ -472,8 +551,8 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
             out.append(_finding("AF202", level, f"ERF {lv.erf.value:.0f} is not below the RF "
                                 f"{feature_rf}", "check the ERF samples/weights (--samples)",
                                 erf=lv.erf.value, rf=feature_rf))
-        largest = side if free is None else (2 * float(free[1]) if math.isfinite(free[1])
-                                             else None)
+        largest = side if free is None else (range_sides(free, lv.range_measure)[1]
+                                             if math.isfinite(free[1]) else None)
         if largest is not None and rf is not None and largest > rf:
             what_max = what if free is None else f"objects up to {largest:g} px (range ({free[0]:g}, {free[1]:g}])"
             out.append(_finding("AF203", level, f"{what_max} exceed{'s' if free is None else ''} "

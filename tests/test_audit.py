@@ -188,5 +188,5 @@ def test_af114_af115_misaligned_and_global():
 
 def test_catalogue_codes_are_stable_and_documented():
     assert sorted(CHECKS) == [f"AF1{n:02d}" for n in range(1, 16)] + [
-        f"AF2{n:02d}" for n in range(1, 8)]
+        f"AF2{n:02d}" for n in range(1, 8)] + [f"AF3{n:02d}" for n in range(1, 6)]
     assert all(c.summary and c.severity in ("info", "warning", "error") for c in CHECKS.values())

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from anchorfit.detector import RANGE_MEASURES
 from anchorfit.formats import load_detector
 
 # Collection needs the file list; the ``shared_data`` fixture still decides skipping.
@@ -77,6 +78,8 @@ def test_every_config_file(shared_data, run_cli, rel):
         has_anchors = bool(lv.anchors) or lv.anchor_free_range is not None or \
             lv.extra.get("anchors_to_fit") or det.extra.get("anchors_to_fit")
         assert has_anchors, (rel, lv.name)
+        if lv.anchor_free_range is not None:  # every reader says what its range bounds
+            assert lv.range_measure in RANGE_MEASURES, (rel, lv.name)
 
 
 def test_walk_covers_every_detector_family():

@@ -150,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
         if out.changes_centers:
             result.sets.append(score_as_exported(result, prepared.boxes.wh(), args.export,
                                                  out.center_offsets))
-    emit_sections(result, args, [("comparison", result.to_frame()),
-                                 ("anchors per level", result.anchors_frame())], notes)
+    sections = [("comparison", result.to_frame()),
+                ("anchors per level", result.anchors_frame())]
+    if result.coverage_frame is not None:  # anchor-free: assignment coverage by size bucket
+        sections.append(("assignment coverage (boxes with a positive point at every position)",
+                         result.coverage_frame))
+    emit_sections(result, args, sections, notes)
     return 0

@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   anchorfit plan configs/faceboxes.yaml --ratio 4 --no-erf
   anchorfit plan s3fd --boxes wider_face_val_bbx_gt.txt --policy none -k 6 --plot ladder.png
   anchorfit plan torchvision:retinanet_resnet50_fpn --rule octave --no-erf --format json
+  anchorfit plan yolov8.yaml --boxes labels/train2017 --image-sizes sizes.csv --no-erf
 """
 
 
@@ -26,8 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "checked against anchor < ERF (4 sigma, measured) < RF (feature and head RF "
                     "shown). With --boxes, anchors are clustered per level (level-aware k-means, "
                     "capped by the level's ERF), boxes are assigned to levels, and the plan says "
-                    "what the data needs that the network cannot give. Without MODEL it plans "
-                    "the S3FD spec shipped with anchorfit.",
+                    "what the data needs that the network cannot give. Anchor-free detectors "
+                    "(YOLOv8-YOLO26, FCOS, YOLOX, RTMDet, ...) get per level the object sizes "
+                    "their assigner lets them learn and why (a grid point inside the box, DFL "
+                    "reach, regress ranges); with --boxes, how many boxes no level learns and "
+                    "the remedies (add P2/P6, input size, reg_max, ranges) with their numbers. "
+                    "Without MODEL it plans the S3FD spec shipped with anchorfit.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL", nargs="?", default="s3fd",
                    help="detector file, zoo name or torchvision:NAME (default: s3fd)")
@@ -112,13 +117,14 @@ def run(args: argparse.Namespace) -> int:
     if args.plot_boxes:
         from anchorfit.report.figures import box_scatter
 
-        box_scatter(prepared.boxes.wh(), {"planned": [a for lv in result.anchors_by_level()
-                                                      for a in lv]},
+        planned = [a for lv in result.anchors_by_level() for a in lv]
+        box_scatter(prepared.boxes.wh(), {"planned": planned} if planned else {},  # anchor-free
                     [lv.stride for lv in result.levels], args.plot_boxes,
                     title=f"{detector.name}: boxes and planned anchors", seed=args.seed)
     h, w = result.input_size
-    emit(result, args, title=f"{result.detector} @ {h}x{w}: {result.rule} plan "
-                             f"(ratio {result.ratio:g})",
+    kind = ("anchor-free plan (learnable sizes per level)" if result.anchor_free is not None
+            else f"{result.rule} plan (ratio {result.ratio:g})")
+    emit(result, args, title=f"{result.detector} @ {h}x{w}: {kind}",
          caption="sizes in input pixels; rf = feature-map RF, head_rf includes the head's convs; "
                  "erf = 4 sigma of the effective RF with its 95% interval",
          notes=notes)

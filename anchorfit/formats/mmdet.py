@@ -685,7 +685,7 @@ def _load_points(cfg: _Config, path: Path, model: dict, head: dict,
         levels.append(Level(names[i], node, strides[i], points.strides[i], [],
                             points.ranges[i], center, off,  # type: ignore[arg-type]
                             head_convs(points.kernels), points.assigner,
-                            extra=dict(points.extra)))
+                            extra=dict(points.extra), range_measure=points.measure_code))
     num_classes = head.get("num_classes")
     network = make_network(path.stem, graph, size, levels, notes=notes)
     det = Detector(path.stem, size, levels, policy, params, str(path), network,  # type: ignore[arg-type]

@@ -62,6 +62,11 @@ POINT_HEADS: dict[str, tuple[float, tuple[int, ...]]] = {
 }
 
 
+#: head type -> Level.range_measure of its ranges (heads not listed route nothing: ``none``)
+MEASURE_CODES = {"FCOSHead": "max-ltrb", "VFNetHead": "max-ltrb",
+                 "CenterNetUpdateHead": "half-diagonal", "FoveaHead": "sqrt-area"}
+
+
 class HeadError(ValueError):
     """A head setting anchorfit cannot read; ``key`` is the config key to point the user at."""
 
@@ -77,11 +82,12 @@ class PointHead:
     strides: list[tuple[float, float]]  # (y, x)
     offset: float
     ranges: list[tuple[float, float]]
-    measure: str  # what the ranges bound
+    measure: str  # what the ranges bound, in words
     assigner: Assigner
     kernels: list[int]
     extra: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    measure_code: str = "none"  # Level.range_measure (anchorfit.anchor_free.MEASURES)
 
 
 def _strides(values: Any) -> list[tuple[float, float]]:
@@ -202,7 +208,8 @@ def point_head(head: dict, train_cfg: dict | None) -> PointHead:
     if a.get("type"):
         extra["assigner"] = a["type"]
     extra["range_measure"] = measure
-    return PointHead(strides, offset, ranges, measure, assigner, kernels, extra, notes)
+    return PointHead(strides, offset, ranges, measure, assigner, kernels, extra, notes,
+                     MEASURE_CODES.get(kind, "none"))
 
 
 def anchor_head_assigner(head: dict, train_cfg: dict | None) -> tuple[Assigner, dict[str, Any]] | None:

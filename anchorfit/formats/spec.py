@@ -19,7 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from anchorfit.detector import Anchor, Assigner, Detector, Level
+from anchorfit.detector import RANGE_MEASURES, Anchor, Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError, FormatError
 from anchorfit.formats import register, top_level_keys
 from anchorfit.formats.common import (
@@ -78,7 +78,7 @@ TOP_KEYS = {"name", "base", "source", "input", "channels", "resize", "classes", 
             "layers", "levels", "assigner", "notes"}
 LEVEL_KEYS = {"name", "from", "node", "anchors", "sizes", "scales", "octave_base_scale",
               "scales_per_octave", "ratios", "ssd", "anchor_free", "center", "step", "head",
-              "assigner", "densify", "mask", "feature_size"}
+              "assigner", "densify", "mask", "feature_size", "range_measure"}
 ASSIGNER_KEYS = {"kind", "pos", "neg", "pos_iou", "neg_iou", "anchor_t", "ignore", "ignore_iou"}
 CENTERS = {"cell-center": 0.5, "top-left": 0.0}
 
@@ -422,6 +422,10 @@ def _level(ctx: _Ctx, e: Any, scope: _Scope, default: Assigner, index: int) -> L
     if "anchor_free" in e:
         lo, hi = _floats(ctx, e["anchor_free"], e, "anchor_free", 2)
         level.anchor_free_range = (lo, math.inf if hi < 0 else hi)
+        level.range_measure = str(e.get("range_measure", "max-ltrb"))
+        if level.range_measure not in RANGE_MEASURES:
+            raise ctx.error(f"unknown range_measure {level.range_measure!r}", e, "range_measure",
+                            hint=", ".join(RANGE_MEASURES))
     if "mask" in e:
         level.mask = [int(v) for v in e["mask"]]
     if "feature_size" in e:

@@ -131,6 +131,7 @@ def load_torchvision_detector(name: str, input_size: tuple[int, int] | None = No
             lo = 0.0 if i == 0 else 4 * s
             hi = math.inf if i == len(keys) - 1 else 8 * s
             lv.anchors, lv.anchor_free_range = [], (lo, hi)
+            lv.range_measure = "max-ltrb"  # FCOSHead: max of the point's (l, t, r, b)
             lv.assigner = Assigner("anchor-free", None, None)
             lv.extra["center_sampling_radius"] = float(getattr(module, "center_sampling_radius",
                                                                1.5))

@@ -311,7 +311,8 @@ def load_ultralytics(path: Path, input_size: tuple[int, int] | None = None, *,
             level = Level(name=level_names[i], node=node, stride=stride, step=step,
                           anchor_free_range=(0.0, float(max(size))), center="cell-center",
                           center_offset=0.5, head=[],
-                          assigner=Assigner("hungarian", None, None), extra=extra)
+                          assigner=Assigner("hungarian", None, None), extra=extra,
+                          range_measure="none")
         else:
             reach = (reg_max - 1) * max(step)
             hi = 2 * reach if reg_max > 1 else float(max(size))
@@ -320,7 +321,8 @@ def load_ultralytics(path: Path, input_size: tuple[int, int] | None = None, *,
             level = Level(name=level_names[i], node=node, stride=stride, step=step,
                           anchor_free_range=(0.0, float(hi)), center="cell-center",
                           center_offset=0.5, head=head_convs([3, 3, 1]),
-                          assigner=Assigner("task-aligned", None, None), extra=extra)
+                          assigner=Assigner("task-aligned", None, None), extra=extra,
+                          range_measure="box-side")
         levels.append(level)
     if head.module == "RTDETRDecoder":
         notes.append("RTDETRDecoder: a 1x1 input projection per level, then a transformer "
