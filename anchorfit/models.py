@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -330,9 +331,10 @@ def load_torch_network(module: Any, name: str, input_size: tuple[int, int],
     return net
 
 
-def load(model: str, input_size: tuple[int, int] | None = None, *, unknown: str = "error",
-         materialize: bool = False) -> Network:
+def load(model: str | os.PathLike[str], input_size: tuple[int, int] | None = None, *,
+         unknown: str = "error", materialize: bool = False) -> Network:
     """Resolve MODEL (see module docstring) for ``input_size`` (H, W) or the model's default."""
+    model = os.fspath(model)
     if ":" not in model or Path(model).exists():
         path = Path(model)
         _ensure_formats()
@@ -452,13 +454,15 @@ def as_traced(net: Network, unknown: str = "error", seed: int | None = 0) -> Net
                                       "layers (channel widths capped) for gradient work"])
 
 
-def load_detector(model: str, input_size: tuple[int, int] | None = None) -> Any:
-    """A ``Detector`` (levels, anchors, RF joined) for MODEL.
+def load_detector(model: str | os.PathLike[str], input_size: tuple[int, int] | None = None
+                  ) -> Any:
+    """A ``Detector`` (levels, anchors, RF joined) for MODEL (a string or a path).
 
     ``torchvision:NAME`` reads the built model's anchor generator (``anchorfit.formats.torchvision``);
     anything else is a detector file or a packaged zoo name (``s3fd``), read by
     ``anchorfit.formats``.
     """
+    model = os.fspath(model)
     if model.startswith("torchvision:"):
         try:
             from anchorfit.formats.torchvision import load_torchvision_detector

@@ -108,10 +108,14 @@ class LevelPlan:
         An anchor-free level's side is the nominal object it is trained on: the geometric mean
         of the smallest and largest object sides its range routes here (a box of side L has a
         largest regression distance of L/2 at its centre), half an octave inside an open end.
+        Only ranges that route objects to levels have one (FCOS regress ranges, FoveaBox scale
+        ranges, CenterNet-Update's): a DFL head's (0, 2 (reg_max - 1) stride] is how far it can
+        reach, not which objects it gets, so it has none (the plan compares the boxes counted at
+        the level with its ERF instead).
         """
         if not self.anchors:
-            if self.anchor_free_range is None:
-                return None
+            if self.anchor_free_range is None or self.range_measure not in ROUTING_MEASURES:
+                return None  # a reach bound (DFL) or no range routes no nominal object here
             side = object_side(self.anchor_free_range, self.range_measure)
             return None if math.isinf(side) else side  # unbounded: no nominal object
         return float(np.exp(np.mean([0.5 * math.log(a.w * a.h) for a in self.anchors])))
@@ -149,6 +153,10 @@ class LevelPlan:
                     "lower_bound": self.learnable["lower"],
                     "upper_bound": self.learnable["upper"]},
                 **self.ratios()}
+
+
+#: Range measures by which the assigner routes objects to levels (others bound reach only).
+ROUTING_MEASURES = ("max-ltrb", "half-diagonal", "sqrt-area")
 
 
 def object_side(free_range: tuple[float, float], measure: str = "max-ltrb") -> float:

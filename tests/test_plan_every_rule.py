@@ -147,3 +147,18 @@ def test_bad_plan_options_exit_2(run_cli):
         assert code == 2 and out == "" and message in err, (args, err)
     with pytest.raises(AnchorfitError, match="aspect ratios must be positive"):
         plan(s3fd_detector(), aspect_ratios=[-1.0])
+
+
+def test_a_dfl_reach_is_no_routing_range(shared_data):
+    """YOLOv8's (0, 2 (reg_max - 1) stride] bounds how far a head reaches, not which objects it
+    gets: no nominal object, so no anchor < ERF finding however small the ERF, and no
+    anchor/stride ratio; FCOS's regress ranges do route objects and are checked."""
+    v8 = load_detector(shared_data / "configs/ultralytics/models/v8/yolov8.yaml")  # a Path
+    erf = {lv.name: ErfSize(20.0) for lv in v8.levels}
+    p = plan(v8, erf=erf)
+    assert p.rule == "fcos" and all(lv.anchor_side is None for lv in p.levels)
+    assert all(lv.ratios()["anchor_stride"] is None for lv in p.levels)
+    assert "AF201" not in {w.code for w in p.warnings}
+    fcos = load_detector("fcos_r50_fpn")
+    q = plan(fcos, erf={lv.name: ErfSize(20.0) for lv in fcos.levels})
+    assert {w.level for w in q.warnings if w.code == "AF201"} == {lv.name for lv in fcos.levels}
