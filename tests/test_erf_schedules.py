@@ -111,11 +111,19 @@ def test_every_schedule_gives_the_whole_input_maps(shared_data, monkeypatch, sou
     """Each detector's two finest levels (in the detector's own order, so that grouped passes
     meet levels listed coarse first) on the smallest canvas that holds them, built 4 channels
     wide: every schedule's maps equal the whole input's in float64."""
-    width = WIDTH.get(source, 4)
+    path = str(shared_data / "configs" / source[7:]) if source.startswith("shared:") else source
+    _check_schedules(monkeypatch, path, WIDTH.get(source, 4))
+
+
+class DeadMap(AssertionError):
+    """Every path to a level died at the built module's width (ReLUs at a few channels)."""
+
+
+def _check_schedules(monkeypatch, path: str, width: int, det=None,
+                     variants: dict | None = None) -> None:
     monkeypatch.setattr(torch_build, "to_torch", functools.partial(
         torch_build.to_torch, max_channels=width, default_channels=width))
-    path = str(shared_data / "configs" / source[7:]) if source.startswith("shared:") else source
-    det = load_detector(path)
+    det = det or load_detector(path)
     analysis = det.network.analyze()
     levels = [lv for lv in det.levels if lv.node]
     finest = sorted(levels, key=lambda lv: (max(analysis[lv.node].rf), levels.index(lv)))[:2]
@@ -125,12 +133,68 @@ def test_every_schedule_gives_the_whole_input_maps(shared_data, monkeypatch, sou
     assert canvas.size == size and canvas.requested
     whole = estimate(net, layers, crop=False, **F64)
     for lv in whole.levels:
-        assert lv.mean_map.max() > 0, (source, lv.name)  # a live path, not a dead ReLU
-        assert lv.zero_outside_rf is not False, (source, lv.name)
-    for label, kw in WALK_VARIANTS.items():
+        if not lv.mean_map.max() > 0:  # a dead ReLU path at this width, not a live map
+            raise DeadMap(f"{path}: {lv.name} is zero at width {width}")
+        assert lv.zero_outside_rf is not False, (path, lv.name)
+    for label, kw in (variants or WALK_VARIANTS).items():
         res = estimate(net, layers, **kw, **F64)
         for a, b in zip(res.levels, whole.levels):
-            assert a.box == b.box, (source, label)
+            assert a.box == b.box, (path, label)
             ref = b.full_map(whole.input_size)
             got = a.full_map(res.input_size)
-            assert np.abs(got - ref).max() <= 1e-12 * ref.max(), (source, label, a.name)
+            assert np.abs(got - ref).max() <= 1e-12 * ref.max(), (path, label, a.name)
+
+
+def _signature(det) -> tuple:
+    """The network's structure (ops and wiring, names left out) and its levels: two files with
+    the same signature build the same module, so they give the same maps."""
+    nodes = list(det.network.graph.nodes.values())
+    index = {n.name: i for i, n in enumerate(nodes)}
+    return (det.network.input_size,
+            tuple((repr(n.op), tuple(index[i] for i in n.inputs)) for n in nodes),
+            tuple(index.get(lv.node, -1) for lv in det.levels if lv.node))
+
+
+#: the walk over every shared detector file: canvases above this are left to the hand-run check
+#: (YOLOv9/P6/P7 heads need 2000-4000 px, minutes of CPU each); the test names how many
+MAX_CANVAS = 1600
+
+
+@pytest.mark.slow
+def test_every_shared_detector_file_gives_the_whole_input_maps(shared_data, monkeypatch):
+    """Every Darknet, YOLOv5/Ultralytics, Caffe and mmdet detector file that loads, one per
+    distinct network: the default schedule (windows, cone crops, grouped passes) equals the
+    whole input in float64 (the zoo and one file per format also run per-level, above)."""
+    from test_formats_walk import FILES, _expected_error
+
+    seen: set[tuple] = set()
+    checked, large = [], []
+    for rel in FILES:
+        if _expected_error(rel) is not None or rel.split("/")[0] not in (
+                "darknet", "yolov5", "ultralytics", "caffe", "mmdet"):
+            continue
+        path = str(shared_data / "configs" / rel)
+        det = load_detector(path)
+        levels = [lv for lv in det.levels if lv.node]
+        if not levels or any(det.network.analyze()[lv.node].global_context for lv in levels):
+            continue  # backbones; global levels have no whole-input reference to crop against
+        sig = _signature(det)
+        if sig in seen:
+            continue
+        seen.add(sig)
+        analysis = det.network.analyze()
+        finest = sorted(levels, key=lambda lv: max(analysis[lv.node].rf))[:2]
+        size = canvas_for(det.network, [lv.name for lv in levels if lv in finest])
+        if max(size) > MAX_CANVAS:
+            large.append(rel)
+            continue
+        for width in (4, 8, 16):  # narrow modules are quick; widen where every path died
+            try:
+                _check_schedules(monkeypatch, path, width, det, {"auto": {}})
+                break
+            except DeadMap:
+                if width == 16:
+                    raise
+        checked.append(rel)
+    assert len(checked) >= 40, checked
+    assert len(large) <= len(checked) // 3, large
