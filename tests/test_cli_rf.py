@@ -111,3 +111,16 @@ def test_verify_works_on_detector_files(run_cli):
     layers = json.loads(out)["layers"]
     assert [(lay["rf"][0], lay["center"][0], lay["verified"]) for lay in layers] == [
         (318, 31.5, True), (286, 15.5, True)]
+
+
+def test_verify_probes_global_layers_with_their_global_paths_cut(run_cli):
+    """EfficientNet's squeeze-excitation makes every stage global; --verify still checks the
+    local RF the engine reports (the probe with the SE gates held constant)."""
+    code, out, err = run_cli("rf", "torchvision:efficientnet_b0", "--input", "224",
+                             "--layers", "features.1,features.2,features.3", "--verify",
+                             "--format", "json")
+    assert code == 0, err
+    layers = json.loads(out)["layers"]
+    assert [(lay["rf"][0], lay["global_context"], lay["verified"]) for lay in layers] == [
+        (7, True, True), (19, True, True), (67, True, True)]
+    assert "--verify probes it with the global paths cut" in err

@@ -99,8 +99,11 @@ def build_report(net: Any, layers: Sequence[str], verify: bool = False) -> RFRep
                 raise AnchorfitError(f"--verify needs a torch module; {net.name} has none")
             traced_net = as_traced(net)  # the file's layers built as a torch module
             notes.append(f"{net.name}: verified on a torch module built from the file's layers")
+        # local=True: global-context layers are probed with their global paths cut, against
+        # the local RF the engine reports (identical to the plain probe on every other layer)
         checks = probe_verify(traced_net.traced, traced_net.analyze(),
-                              [traced_net.node(r.name) for r in reports], net.in_channels)
+                              [traced_net.node(r.name) for r in reports], net.in_channels,
+                              local=True)
         for rep, chk in zip(reports, checks):
             rep.check = chk
             if chk.agree is False:
@@ -111,5 +114,6 @@ def build_report(net: Any, layers: Sequence[str], verify: bool = False) -> RFRep
                      "centres")
     if any(r.rf.global_context for r in reports):
         notes.append("global=yes: the layer also depends on the whole image (global pooling, "
-                     "GroupNorm/LayerNorm statistics, SE/attention); rf is the local RF")
+                     "GroupNorm/LayerNorm statistics, SE/attention); rf is the local RF" +
+                     ("; --verify probes it with the global paths cut" if verify else ""))
     return RFReport(net.name, net.input_size, reports, net.kind, notes)
