@@ -285,6 +285,40 @@ def _build_row(ctx: _Ctx, row: _Row, x: str | list[str], c1: int, gw: float) -> 
                                f"{', '.join(SUPPORTED)}")
 
 
+RowBuilder = Callable[[_Ctx, _Row, "str | list[str]", int], tuple[str, int]]
+
+
+def build_rows(ctx: _Ctx, rows: Sequence[_Row], image: str, in_ch: int, names: dict[str, Any],
+               depth: float, layer_names: dict[str, str], build: RowBuilder) -> None:
+    """Build the body rows (all but the head) of a YOLOv5 or Ultralytics model yaml.
+
+    Each row's args are resolved against ``names``, its repeat count scaled by the depth
+    multiple (a row, or a C3's inner blocks, repeats at least once), its ``from`` wired to
+    earlier rows (-1 is the previous row, or the image for the first), and ``build`` turns it
+    into graph nodes; outputs, channels and ``model.N`` layer names are recorded on ``ctx``.
+    Bad args that the builder trips on become a row error naming file and line.
+    """
+    for row in rows:
+        row.args = _resolve_arg(row.args, names)
+        row.number = max(round(row.number * depth), 1) if row.number > 1 else row.number
+        srcs = _sources(row, ctx, ctx.source)
+        ins = [image if j == -1 else ctx.outputs[j] for j in srcs]
+        chans = [in_ch if j == -1 else ctx.channels[j] for j in srcs]
+        if row.module != "Concat" and len(ins) != 1:
+            raise _row_error(ctx, row, f"takes one input, 'from' gives {len(ins)}")
+        try:
+            out, ch = build(ctx, row, ins if row.module == "Concat" else ins[0], chans[0])
+        except FormatError:
+            raise
+        except (TypeError, ValueError, IndexError, KeyError) as exc:
+            raise _row_error(ctx, row, f"bad args {row.args!r}: {exc}") from None
+        if row.module == "Concat":
+            ch = sum(chans)
+        ctx.outputs.append(out)
+        ctx.channels.append(ch)
+        layer_names[f"model.{row.index}"] = out
+
+
 def _resolve_arg(v: Any, names: dict[str, Any]) -> Any:
     """YOLOv5 evaluates string args: ``nc``, ``anchors``, ``None``, ``True``."""
     if isinstance(v, str):
@@ -388,21 +422,8 @@ def load_yolov5(path: Path, input_size: tuple[int, int] | None = None, *,
     names = {"nc": nc, "anchors": anchors_value}
     layer_names: dict[str, str] = {}
     detect_row = rows[-1]
-    for row in rows[:-1]:
-        row.args = _resolve_arg(row.args, names)
-        # depth multiple: YOLOv5 repeats a row (or, for C3/BottleneckCSP, its inner blocks)
-        row.number = max(round(row.number * gd), 1) if row.number > 1 else row.number
-        srcs = _sources(row, ctx, path)
-        ins = [image if j == -1 else ctx.outputs[j] for j in srcs]
-        chans = [in_ch if j == -1 else ctx.channels[j] for j in srcs]
-        if row.module != "Concat" and len(ins) != 1:
-            raise _row_error(ctx, row, f"takes one input, 'from' gives {len(ins)}")
-        out, ch = _build_row(ctx, row, ins if row.module == "Concat" else ins[0], chans[0], gw)
-        if row.module == "Concat":
-            ch = sum(chans)
-        ctx.outputs.append(out)
-        ctx.channels.append(ch)
-        layer_names[f"model.{row.index}"] = out
+    build_rows(ctx, rows[:-1], image, in_ch, names, gd, layer_names,
+               lambda c, row, x, c1: _build_row(c, row, x, c1, gw))
     # Detect
     srcs = _sources(detect_row, ctx, path)
     if any(j == -1 for j in srcs):

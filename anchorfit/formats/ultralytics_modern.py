@@ -40,10 +40,10 @@ from anchorfit.formats.ultralytics import (
     _Ctx,
     _make_divisible,
     _parse_rows,
-    _resolve_arg,
     _Row,
     _row_error,
     _sources,
+    build_rows,
 )
 from anchorfit.formats.yamlsrc import YMap, load_yaml
 from anchorfit.rf.engine import analyze
@@ -262,25 +262,8 @@ def load_ultralytics(path: Path, input_size: tuple[int, int] | None = None, *,
     in_ch = int(data.get("ch", 3))
     names = {"nc": nc}
     layer_names: dict[str, str] = {}
-    for row in rows[:-1]:
-        row.args = _resolve_arg(row.args, names)
-        row.number = max(round(row.number * sc.depth), 1) if row.number > 1 else row.number
-        srcs = _sources(row, ctx, path)
-        ins = [image if j == -1 else ctx.outputs[j] for j in srcs]
-        chans = [in_ch if j == -1 else ctx.channels[j] for j in srcs]
-        if row.module != "Concat" and len(ins) != 1:
-            raise _row_error(ctx, row, f"takes one input, 'from' gives {len(ins)}")
-        try:
-            out, ch = _build(ctx, row, ins if row.module == "Concat" else ins[0], chans[0], sc)
-        except FormatError:
-            raise
-        except (TypeError, ValueError, IndexError, KeyError) as exc:
-            raise _row_error(ctx, row, f"bad args {row.args!r}: {exc}") from None
-        if row.module == "Concat":
-            ch = sum(chans)
-        ctx.outputs.append(out)
-        ctx.channels.append(ch)
-        layer_names[f"model.{row.index}"] = out
+    build_rows(ctx, rows[:-1], image, in_ch, names, sc.depth, layer_names,
+               lambda c, row, x, c1: _build(c, row, x, c1, sc))
     srcs = _sources(head, ctx, path)
     if any(j == -1 for j in srcs):
         raise _row_error(ctx, head, f"{head.module} must read earlier rows")
