@@ -348,6 +348,7 @@ def recommend(detector: Detector, sets: Sequence[AnchorSet], wh: np.ndarray,
     metric wins; within ``TIE`` of it, the set with fewer audit warnings (then the better
     tie-break metric) wins, so a marginally better set that trips a check is not preferred.
     """
+    from anchorfit.anchor_free import is_anchor_free
     from anchorfit.audit import audit
 
     describe, metric, bucket_key, tie_metric = assigner_metric(detector, positive_iou, anchor_t)
@@ -363,7 +364,7 @@ def recommend(detector: Detector, sets: Sequence[AnchorSet], wh: np.ndarray,
             "codes": sorted(report.codes()),
             "findings": [f"{f.code} {f.level or ''}: {f.message}".replace(" :", ":")
                          for f in report.findings if f.severity != "info"]}
-    if all(lv.anchor_free for lv in detector.levels):
+    if is_anchor_free(detector):
         return Verdict(None, "anchor-free: no anchors are assigned", metric, scores, by_bucket,
                        audits, "the detector is anchor-free; the anchor sets are for reference")
     eligible = [s for s in sets if audits[s.name]["errors"] == 0 and

@@ -30,6 +30,9 @@ RANGE_MEASURES: dict[str, str] = {
     "box-side": "max(w, h), the box's longer side (Ultralytics DFL reach 2 (reg_max - 1) stride)",
     "none": "no routing by size: every level takes every size",
 }
+#: the measures by which an assigner routes objects to levels; ``box-side`` (a DFL head's
+#: reach) and ``none`` bound what a level can regress, not which objects it gets
+ROUTING_MEASURES = ("max-ltrb", "half-diagonal", "sqrt-area")
 #: the unit after a range in tables (``none`` and unknown: nothing)
 MEASURE_LABELS = {"max-ltrb": "of max(l,t,r,b)", "half-diagonal": "of half diagonal",
                   "sqrt-area": "of sqrt(wh)", "box-side": "of box side"}

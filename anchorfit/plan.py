@@ -19,8 +19,8 @@ Rules (research/anchor_tools.md §6, erf.md §3.9):
 
 Aspect ratios are h/w. By default each level keeps the ratios its detector designed (SSD's 2 and
 3 with their reciprocals, RetinaNet's 0.5/1/2); detectors whose anchors are clustered shapes
-(YOLO) or that have none get the rule's default (square for S3FD, 0.5/1/2 for the octave rule,
-2 and 3 for SSD).
+(YOLO) or that have none get the rule's default (square for S3FD, 0.5/1/2 for the SSD and
+octave rules).
 
 With a dataset, anchors come from level-aware k-means (each level clusters the boxes of its own
 scale range and is capped by its ERF or RF), and the plan says what the data needs that the
@@ -41,7 +41,7 @@ import pandas as pd
 
 from anchorfit.anchor_free import range_sides
 from anchorfit.audit import Finding, _finding
-from anchorfit.detector import MEASURE_LABELS, Anchor, Detector, Level
+from anchorfit.detector import MEASURE_LABELS, ROUTING_MEASURES, Anchor, Detector, Level
 from anchorfit.errors import AnchorfitError
 
 RULES = ("s3fd", "ssd", "ssd-caffe", "octave", "fcos")
@@ -153,10 +153,6 @@ class LevelPlan:
                     "lower_bound": self.learnable["lower"],
                     "upper_bound": self.learnable["upper"]},
                 **self.ratios()}
-
-
-#: Range measures by which the assigner routes objects to levels (others bound reach only).
-ROUTING_MEASURES = ("max-ltrb", "half-diagonal", "sqrt-area")
 
 
 def object_side(free_range: tuple[float, float], measure: str = "max-ltrb") -> float:
@@ -321,9 +317,9 @@ def _level_numbers(level: Level) -> tuple[float, int | None, int | None]:
 def default_rule(detector: Detector) -> str:
     """The rule a plan uses when none is asked for: FCOS ranges for anchor-free detectors (they
     have no anchors to size), S3FD's equal-proportion rule for every other."""
-    free = [not lv.anchors and (lv.anchor_free_range is not None or
-                                lv.assigner.kind == "anchor-free") for lv in detector.levels]
-    return "fcos" if free and all(free) else "s3fd"
+    from anchorfit.anchor_free import is_anchor_free
+
+    return "fcos" if is_anchor_free(detector) else "s3fd"
 
 
 def designed_ratios(level: Level) -> tuple[float, ...] | None:
@@ -351,7 +347,7 @@ def shaped(side: float, ratios: Sequence[float]) -> list[Anchor]:
     return [Anchor(side / math.sqrt(r), side * math.sqrt(r)) for r in ratios]
 
 
-def _rule_anchors(rule: str, rank: int, n_levels: int, stride: float, ratio: float,
+def _rule_anchors(rule: str, rank: int, stride: float, ratio: float,
                   ratios: Sequence[float], sizes: tuple[list[float], list[float]] | None,
                   scales_per_octave: int) -> list[Anchor]:
     """One level's anchors under ``rule``; ``rank`` is the level's place in stride order."""
@@ -423,7 +419,7 @@ def plan(detector: Detector, *, rule: str | None = None, ratio: float = 4.0,
         ratios = tuple(aspect_ratios) if aspect_ratios else (own or DEFAULT_RATIOS[rule])
         spo = scales_per_octave or (len(lv.anchors) // len(own) if own and rule == "octave"
                                     and len(lv.anchors) % len(own) == 0 else 3)
-        anchors = _rule_anchors(rule, rank[i], len(levels), stride, ratio, ratios, sizes, spo)
+        anchors = _rule_anchors(rule, rank[i], stride, ratio, ratios, sizes, spo)
         free, measure = None, "max-ltrb"
         if rule == "fcos":
             free = lv.anchor_free_range or fcos_range(stride, rank[i] == 0,
@@ -562,7 +558,8 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
         largest = side if free is None else (range_sides(free, lv.range_measure)[1]
                                              if math.isfinite(free[1]) else None)
         if largest is not None and rf is not None and largest > rf:
-            what_max = what if free is None else f"objects up to {largest:g} px (range ({free[0]:g}, {free[1]:g}])"
+            what_max = what if free is None else (f"objects up to {largest:g} px (range "
+                                                  f"({free[0]:g}, {free[1]:g}])")
             out.append(_finding("AF203", level, f"{what_max} exceed{'s' if free is None else ''} "
                                 f"the head RF {rf}", "the level predicts objects larger than it "
                                 "sees; add a deeper level" + ("" if free is None else

@@ -119,3 +119,16 @@ def test_compare_help_explains_every_metric(run_cli):
                  "ce_objective", "bpr@t", "grid_recall@T bucket"):
         assert f"{name}:" in text, name
     assert " ".join(METRIC_HELP["past_thr"].split()) in text
+
+
+def test_a_yolov5_yaml_waiting_for_anchors_is_not_anchor_free(run_cli, shared_data):
+    """`anchors: 3` (AutoAnchor fills them in) leaves the levels without anchors, but the head
+    assigns by the ratio test: the verdict ranks the sets by BPR, not "anchor-free"."""
+    cfg = shared_data / "configs/yolov5/models/hub/yolov5-p6.yaml"
+    ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"
+    code, out, err = run_cli("compare", str(cfg), "--boxes", str(ann), "--restarts", "1",
+                             "-f", "json")
+    assert code == 0, err
+    verdict = json.loads(out)["verdict"]
+    assert verdict["metric"] == "bpr@4" and verdict["recommended"] is not None
+    assert "anchor-free" not in verdict["assigner"]
