@@ -158,7 +158,7 @@ class Detector:
     resize_policy: ResizePolicy = "stretch"
     resize_params: dict[str, Any] = field(default_factory=dict)  # e.g. {"short": 800, "max": 1333}
     source: str | None = None
-    network: Any = None  # anchorfit.models.Network when the network is known
+    network: Any = None  # anchorfit.rf.network.Network when the network is known
     num_classes: int | None = None
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -71,7 +71,7 @@ The ERF is measured on random (seeded) weights with 2 noise samples: enough to r
 the 95 % intervals say how sure it is. Every random step uses seed 0.
 '''),
     code(SETUP + '''
-from anchorfit import models
+from anchorfit import load as models
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
 from anchorfit.plan import measure_erf, plan
 from anchorfit.report.figures import box_scatter, ladder
@@ -267,7 +267,7 @@ audit it again.
     code(SETUP + '''
 import difflib
 
-from anchorfit import models
+from anchorfit import load as models
 from anchorfit.audit import audit
 from anchorfit.compare import compare
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
@@ -433,7 +433,7 @@ at IoU 0.5 (a box counts when some tiled prior, at its real position on the grid
 by 0.5) is the headline number. Seed 0 everywhere.
 '''),
     code(SETUP + '''
-from anchorfit import models
+from anchorfit import load as models
 from anchorfit.compare import compare
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
 from anchorfit.report.figures import box_scatter, grid_recall_by_size

@@ -21,7 +21,7 @@ from anchorfit import anchor_free as af
 from anchorfit.audit import audit
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
 from anchorfit.formats.mmdet import load_mmdet
-from anchorfit.models import load_detector
+from anchorfit.load import load_detector
 from anchorfit.plan import object_side, plan
 
 NO_ERF = "--no-erf"

@@ -104,7 +104,7 @@ def test_compare_yolov3_on_coco128_and_export_round_trip(run_cli, shared_data, t
     names = [s["name"] for s in data["sets"]]
     assert names[:4] == ["default", "rf x4", "k-means", "level-aware k-means"]
     kmeans = next(s for s in data["sets"] if s["name"] == "k-means")
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
     again = load_detector(str(target))
     got = [[[a.w, a.h] for a in lv.anchors] for lv in again.levels]

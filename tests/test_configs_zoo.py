@@ -129,7 +129,7 @@ def test_anchor_generators_of_the_fpn_configs() -> None:
 def test_torchvision_style_r50_matches_torchvision_backbone() -> None:
     """Our hand-written ResNet-50 + FPN has the RFs torchvision's traced RetinaNet has."""
     pytest.importorskip("torchvision")
-    from anchorfit import models
+    from anchorfit import load as models
 
     tv = models.load("torchvision:retinanet_resnet50_fpn")
     analysis = tv.analyze()

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from anchorfit.erf import estimate, level_maps
 from anchorfit.erf import stats as st
-from anchorfit.models import load_torch_network
+from anchorfit.load import load_torch_network
 
 
 def box(k: int, stride: int = 1, dilation: int = 1, padding: int = 0, channels: int = 1) -> nn.Conv2d:

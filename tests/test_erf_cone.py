@@ -15,7 +15,7 @@ from anchorfit.erf import estimate
 from anchorfit.erf.cone import cut_nodes, plan_cone
 from anchorfit.erf.estimator import load_network, plan_levels
 from anchorfit.erf.window import compute_window, window_analysis
-from anchorfit.models import load_torch_network
+from anchorfit.load import load_torch_network
 from anchorfit.rf import GraphBuilder
 
 

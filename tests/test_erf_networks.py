@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from anchorfit.erf import estimate
 from anchorfit.erf.estimator import load_network
-from anchorfit.models import load_torch_network
+from anchorfit.load import load_torch_network
 
 NETS = Path(__file__).parent / "nets" / "erf_nets.py"
 

@@ -14,7 +14,8 @@ from anchorfit.erf import estimate
 from anchorfit.erf.canvas import canvas_for, erf_network
 from anchorfit.erf.estimator import load_network, plan_levels
 from anchorfit.erf.window import schedule_passes
-from anchorfit.formats import builtin_names, load_detector, torch_build
+from anchorfit.formats import builtin_names, load_detector
+from anchorfit.rf import build as torch_build
 
 F64 = dict(samples=1, n_boot=10, dtype=torch.float64, calibrate=1)
 #: the schedules the estimator offers, each checked against the whole input

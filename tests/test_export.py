@@ -150,7 +150,7 @@ def _reload_check(det, again, new):
 ])
 def test_exports_reload_from_another_folder(shared_data, tmp_path, source):
     from anchorfit.export import save_export
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
     path = _copy_config(shared_data, tmp_path, source)
     det = load_detector(str(path))
@@ -176,7 +176,7 @@ def test_exports_reload_from_another_folder(shared_data, tmp_path, source):
 ])
 def test_in_place_export_loads_and_keeps_a_backup(shared_data, tmp_path, source):
     from anchorfit.export import save_export
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
     path = _copy_config(shared_data, tmp_path, source)
     before = path.read_text()
@@ -205,7 +205,7 @@ def test_mmdet_retinanet_grid_keeps_anchor_generator_and_top_left_centres(shared
     whole: no octave_base_scale/scales_per_octave merged next to the new scales."""
     from anchorfit.export import save_export
     from anchorfit.formats.mmdet import load_config
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
     path = _copy_config(shared_data, tmp_path, "mmdet/retinanet/retinanet_r50_fpn_1x_coco.py")
     det = load_detector(str(path))
@@ -227,7 +227,7 @@ def test_mmdet_non_grid_anchors_say_and_score_the_moved_centres(shared_data, tmp
     has them there; the generator's old keys are gone."""
     from anchorfit.export import save_export
     from anchorfit.formats.mmdet import load_config
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
     path = _copy_config(shared_data, tmp_path, "mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py")
     det = load_detector(str(path))
@@ -245,7 +245,7 @@ def test_mmdet_non_grid_anchors_say_and_score_the_moved_centres(shared_data, tmp
 
 def test_caffe_prototxt_export_reloads_and_refuses_non_grids(shared_data, tmp_path):
     from anchorfit.export import save_export
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
     path = _copy_config(shared_data, tmp_path, "caffe/ssd300_vgg_voc0712/deploy.prototxt")
     det = load_detector(str(path))
@@ -297,7 +297,7 @@ def test_compare_cli_mmdet_export_from_another_folder_scores_moved_centres(run_c
     move, and the table gains the set scored with the exported centres."""
     import json
 
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
     path = _copy_config(shared_data, tmp_path, "mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py")
     ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"

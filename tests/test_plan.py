@@ -9,7 +9,7 @@ import pytest
 
 from anchorfit.detector import Detector, Level
 from anchorfit.errors import AnchorfitError
-from anchorfit.models import Network
+from anchorfit.load import Network
 from anchorfit.plan import ErfSize, densification, octave_sizes, plan, ssd_sizes
 from anchorfit.rf.engine import head_window
 
@@ -105,7 +105,7 @@ def test_bad_rule_and_ratio():
 
 
 def test_measured_erf_repeats_for_a_seed():
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
     from anchorfit.plan import measure_erf
 
     det = load_detector("s3fd")

@@ -96,7 +96,7 @@ class _Catalogue:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anchorfit import models
+    from anchorfit import load as models
     from anchorfit.audit import audit
 
     if args.list_checks:

@@ -71,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anchorfit import models
+    from anchorfit import load as models
     from anchorfit.cli.boxes import emit_sections
     from anchorfit.compare import compare
     from anchorfit.data.progress import status

@@ -127,7 +127,7 @@ def parse_anchors(text: str, layers: list[str]) -> dict[str, tuple[float, float]
 
 
 def run(args: argparse.Namespace) -> int:
-    from anchorfit import models
+    from anchorfit import load as models
     from anchorfit.erf.estimator import estimate, load_network
     from anchorfit.erf.plots import maps_npz, save_erf_figure
     from anchorfit.report.output import write_atomic

@@ -73,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anchorfit import models
+    from anchorfit import load as models
     from anchorfit.plan import measure_erf, plan
 
     if args.samples < 1:

@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anchorfit import models
+    from anchorfit import load as models
     from anchorfit.rf.report import build_report
 
     size = parse_hw(args.input) if args.input else None

@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
     size = parse_hw(args.input) if args.input else None
     detector = load_detector(args.file, size)

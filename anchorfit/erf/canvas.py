@@ -127,7 +127,7 @@ def detector_at(detector: Any, size: tuple[int, int]) -> Any:
     sizes) for that input. Without a source, a file network's IR is rebuilt at ``size``."""
     if tuple(detector.input_size) == tuple(size):
         return detector
-    from anchorfit import models
+    from anchorfit import load as models
 
     if detector.source:
         return models.load_detector(str(detector.source), size)
@@ -149,7 +149,7 @@ def erf_network(detector: Any, layers: Sequence[str], requested: tuple[int, int]
 
     File networks get a torch module built from their IR under ``seed`` (``models.as_traced``),
     so the weights, and the ERF, repeat."""
-    from anchorfit import models
+    from anchorfit import load as models
 
     net = detector.network
     if net is None:

@@ -158,7 +158,7 @@ def load_network(model: str, input_size: tuple[int, int] | None = None,
                  unknown: str = "error") -> Any:
     """``models.load(model, ..., materialize=True)`` with the weights drawn under ``seed``, at
     ``input_size`` or, without one, at the size the levels need (``required_input``)."""
-    from anchorfit import models
+    from anchorfit import load as models
 
     def build(size: tuple[int, int] | None) -> Any:
         with torch.random.fork_rng(devices=[]):
@@ -556,7 +556,7 @@ def estimate(net: Any, layers: Sequence[str] | None = None, *, samples: int = 32
     changes float rounding and so, through near-ties of max pooling, the maps);
     ``batch_size`` the samples per forward pass (default: from a memory budget per pass).
     """
-    from anchorfit.models import layer_names
+    from anchorfit.rf.network import layer_names
 
     started = time.perf_counter()
     if mode not in MODES:

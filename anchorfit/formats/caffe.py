@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import FormatError
-from anchorfit.formats._common import finish, make_network, unique_names
+from anchorfit.formats.base import Format, finish, make_network, unique_names
 from anchorfit.formats._prototxt import Message, read_prototxt
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import Global, GraphBuilder, Merge, Pointwise, Transposed, Window
@@ -399,13 +399,7 @@ def _head(feature: str, consumers: dict[str, list[Message]], source: Path) -> li
     return []
 
 
-__all__ = ["SUPPORTED", "load_caffe", "prior_anchors"]
+__all__ = ["FORMAT", "SUPPORTED", "load_caffe", "prior_anchors"]
 
 
-def _register() -> None:
-    from anchorfit.formats import register
-
-    register("Caffe prototxt", (".prototxt", ".pbtxt"), load_caffe)
-
-
-_register()
+FORMAT = Format("Caffe prototxt", (".prototxt", ".pbtxt"), load_caffe, export="caffe")

@@ -35,8 +35,7 @@ from typing import Any
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.formats import register
-from anchorfit.formats.common import detector_network
+from anchorfit.formats.base import Format, detector_network
 from anchorfit.rf.graph import (
     Global,
     GraphBuilder,
@@ -416,6 +415,6 @@ def load(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
     return det
 
 
-register("Darknet cfg", (".cfg",), load)
+FORMAT = Format("Darknet cfg", (".cfg",), load, export="darknet")
 
-__all__ = ["Section", "load", "parse_cfg", "sniff"]
+__all__ = ["FORMAT", "Section", "load", "parse_cfg", "sniff"]

@@ -29,8 +29,7 @@ import yaml
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import FormatError
 from anchorfit.formats import _nets
-from anchorfit.formats.common import head_convs
-from anchorfit.formats._common import finish, make_network, read_text
+from anchorfit.formats.base import Format, finish, head_convs, make_network, read_text, top_level_keys
 from anchorfit.formats._pyconfig import eval_expression
 from anchorfit.formats.yamlsrc import YMap, load_yaml
 from anchorfit.rf.engine import analyze
@@ -232,18 +231,11 @@ def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> De
 
 
 def _sniff(path: Path, text: str) -> bool:
-    from anchorfit.formats import top_level_keys
 
     return bool({"MODEL", "_BASE_"} & top_level_keys(text))
 
 
-def _register() -> None:
-    from anchorfit.formats import register
+FORMAT = Format("detectron2 config", (".yaml", ".yml"), load_detectron2, sniff=_sniff,
+                expects="a top-level 'MODEL:' or '_BASE_:'", export="detectron2")
 
-    register("detectron2 config", (".yaml", ".yml"), load_detectron2, sniff=_sniff,
-             expects="a top-level 'MODEL:' or '_BASE_:'")
-
-
-_register()
-
-__all__ = ["DEFAULTS", "cell_anchors", "load_config", "load_detectron2"]
+__all__ = ["DEFAULTS", "FORMAT", "cell_anchors", "load_config", "load_detectron2"]

@@ -40,8 +40,16 @@ from typing import Any
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError, FormatError
 from anchorfit.formats import _nets, mmdet_heads, mmdet_nets
-from anchorfit.formats.common import head_convs
-from anchorfit.formats._common import finish, make_network, pyramid_name, read_text, unique_names
+from anchorfit.formats.base import (
+    Format,
+    finish,
+    head_convs,
+    make_network,
+    pyramid_name,
+    read_text,
+    top_level_keys,
+    unique_names,
+)
 from anchorfit.formats._pyconfig import AttrDict, SafeEvaluator, find_line, substitute_base_refs
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
@@ -704,7 +712,6 @@ def _sniff(path: Path, text: str) -> bool:
 
 def _sniff_metafile(path: Path, text: str) -> bool:
     """mmdetection's model-zoo ``metafile.yml``: top-level ``Collections:`` and ``Models:``."""
-    from anchorfit.formats import top_level_keys
 
     return {"Collections", "Models"} <= top_level_keys(text)
 
@@ -716,18 +723,11 @@ def load_metafile(path: Path, input_size: tuple[int, int] | None = None) -> Dete
                       source=path, line=1, key="Models")
 
 
-def _register() -> None:
-    from anchorfit.formats import register
+FORMAT = Format("mmdetection config", (".py",), load_mmdet, sniff=_sniff,
+                expects="a top-level 'model = dict(...)' or '_base_ = ...'", export="mmdet")
+METAFILE_FORMAT = Format("mmdetection model-zoo metafile", (".yml", ".yaml"), load_metafile,
+                         sniff=_sniff_metafile, expects="top-level 'Collections:' and 'Models:'",
+                         export="mmdet")
 
-    register("mmdetection config", (".py",), load_mmdet, sniff=_sniff,
-             expects="a top-level 'model = dict(...)' or '_base_ = ...'")
-    register("mmdetection model-zoo metafile", (".yml", ".yaml"), load_metafile,
-             sniff=_sniff_metafile, expects="top-level 'Collections:' and 'Models:'")
-    # detectron2 yamls are read by a sibling module; importing it here registers it even where
-    # the registry's module list does not name it
-    import anchorfit.formats.detectron2  # noqa: F401
-
-
-_register()
-
-__all__ = ["generator_anchors", "load_config", "load_metafile", "load_mmdet", "merge", "ssd_sizes"]
+__all__ = ["FORMAT", "METAFILE_FORMAT", "generator_anchors", "load_config", "load_metafile",
+           "load_mmdet", "merge", "ssd_sizes"]

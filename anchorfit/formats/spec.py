@@ -21,14 +21,8 @@ from typing import Any
 
 from anchorfit.detector import RANGE_MEASURES, Anchor, Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.formats import register, top_level_keys
-from anchorfit.formats.common import (
-    anchors_from_sizes,
-    densified,
-    detector_network,
-    head_convs,
-    ssd_anchors,
-)
+from anchorfit.formats.anchors import anchors_from_sizes, densified, ssd_anchors
+from anchorfit.formats.base import Format, detector_network, head_convs, top_level_keys
 from anchorfit.formats.yamlsrc import YMap, line_of, load_yaml
 from anchorfit.rf.graph import (
     Adaptive,
@@ -625,7 +619,7 @@ def _close(word: str, choices: Any) -> str | None:
     return ("did you mean " + ", ".join(close) + "?") if close else None
 
 
-register("anchorfit spec", (".yaml", ".yml"), load, sniff=sniff,
-         expects="a top-level 'layers:' and 'levels:'")
+FORMAT = Format("anchorfit spec", (".yaml", ".yml"), load, sniff=sniff,
+                expects="a top-level 'layers:' and 'levels:'", export="spec")
 
-__all__ = ["ALIASES", "LAYER_TYPES", "build", "load", "sniff"]
+__all__ = ["ALIASES", "FORMAT", "LAYER_TYPES", "build", "load", "sniff"]
