@@ -397,7 +397,7 @@ def _prior_lines(mins: list[float], maxs: list[float], ratios: list[float]) -> l
 def _rewrite_priorboxes(text: str, layer_names: Sequence[str],
                         fields: list[tuple[list[float], list[float], list[float]]],
                         source: str) -> str:
-    from anchorfit.formats._prototxt import Message, parse_prototxt
+    from anchorfit.formats.parsers.prototxt import Message, parse_prototxt
 
     net = parse_prototxt(text, source)
     priors = [layer for layer in net.getall("layer") if layer.get("type") == "PriorBox"]

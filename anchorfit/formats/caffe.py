@@ -30,7 +30,7 @@ from typing import Any, Literal
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import FormatError
 from anchorfit.formats.base import Format, finish, make_network, unique_names
-from anchorfit.formats._prototxt import Message, read_prototxt
+from anchorfit.formats.parsers.prototxt import Message, read_prototxt
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import Global, GraphBuilder, Merge, Pointwise, Transposed, Window
 

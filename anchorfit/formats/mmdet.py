@@ -50,7 +50,7 @@ from anchorfit.formats.base import (
     top_level_keys,
     unique_names,
 )
-from anchorfit.formats._pyconfig import AttrDict, SafeEvaluator, find_line, substitute_base_refs
+from anchorfit.formats.parsers.pyconfig import AttrDict, SafeEvaluator, find_line, substitute_base_refs
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 

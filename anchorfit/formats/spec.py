@@ -23,7 +23,7 @@ from anchorfit.detector import RANGE_MEASURES, Anchor, Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError, FormatError
 from anchorfit.formats.anchors import anchors_from_sizes, densified, ssd_anchors
 from anchorfit.formats.base import Format, detector_network, head_convs, top_level_keys
-from anchorfit.formats.yamlsrc import YMap, line_of, load_yaml
+from anchorfit.formats.parsers.yamlsrc import YMap, line_of, load_yaml
 from anchorfit.rf.graph import (
     Adaptive,
     GraphBuilder,

@@ -36,7 +36,7 @@ from anchorfit.formats.base import (
     top_level_keys,
     unique_names,
 )
-from anchorfit.formats.yamlsrc import YMap, load_yaml
+from anchorfit.formats.parsers.yamlsrc import YMap, load_yaml
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder, PixelShuffle, Pointwise
 

@@ -52,7 +52,7 @@ from anchorfit.formats.ultralytics import (
     _sources,
     build_rows,
 )
-from anchorfit.formats.yamlsrc import YMap, load_yaml
+from anchorfit.formats.parsers.yamlsrc import YMap, load_yaml
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
