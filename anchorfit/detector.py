@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from anchorfit.rf.engine import NodeRF, extend, fmt_axes, fmt_exact, _num
+from anchorfit.rf.engine import NodeRF, extend, fmt_axes, fmt_exact, json_number
 from anchorfit.rf.graph import Window
 
 CenterConvention = Literal["top-left", "cell-center", "explicit"]
@@ -125,7 +125,7 @@ class Level:
         return {
             "name": self.name,
             "node": self.node,
-            "stride": None if stride is None else [_num(Fraction(s)) for s in stride],
+            "stride": None if stride is None else [json_number(Fraction(s)) for s in stride],
             "step": None if self.step is None else [_round(s) for s in self.step],
             "anchors": [a.to_list() for a in self.anchors],
             "anchor_offsets": [None if a.offsets is None else [list(o) for o in a.offsets]
@@ -139,8 +139,8 @@ class Level:
             "mask": self.mask,
             "rf": None if rf is None else list(rf.rf),
             "head_rf": None if self.head_rf is None else list(self.head_rf.rf),
-            "rf_center": None if rf is None else [_num(c) for c in rf.center],
-            "padding": None if rf is None else [_num(p) for p in rf.padding],
+            "rf_center": None if rf is None else [json_number(c) for c in rf.center],
+            "padding": None if rf is None else [json_number(p) for p in rf.padding],
             "feature_size": (list(rf.feature_size) if rf is not None else
                              list(self.feature_size) if self.feature_size else None),
             "aligned": None if rf is None else rf.aligned,

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from anchorfit.formats import _nets
+from anchorfit.formats import nets as _nets
 from anchorfit.formats.mmdet import load_config, load_mmdet, ssd_sizes
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder

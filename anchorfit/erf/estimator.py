@@ -379,7 +379,7 @@ def recalibrate_batchnorm(module: nn.Module, batches: Iterator[torch.Tensor]) ->
 
 def outputs_module(gm: torch.fx.GraphModule, nodes: Sequence[str]) -> torch.fx.GraphModule:
     """A GraphModule computing only ``nodes`` of ``gm`` (a tuple), sharing its sub-modules."""
-    from anchorfit.rf.probe import _outputs_module
+    from anchorfit.rf.probe import outputs_module as _outputs_module
 
     return _outputs_module(gm, list(nodes))
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anchorfit.errors import AnchorfitError, FormatError, suggest
-from anchorfit.formats import caffe, darknet, detectron2, mmdet, spec, ultralytics, ultralytics_modern
+from anchorfit.formats import caffe, darknet, detectron2, mmdet, spec, ultralytics
+from anchorfit.formats import ultralytics_modern
 from anchorfit.formats.base import (
     DetectorLoader,
     Format,

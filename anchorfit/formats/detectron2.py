@@ -28,8 +28,15 @@ import yaml
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import FormatError
-from anchorfit.formats import _nets
-from anchorfit.formats.base import Format, finish, head_convs, make_network, read_text, top_level_keys
+from anchorfit.formats import nets as _nets
+from anchorfit.formats.base import (
+    Format,
+    finish,
+    head_convs,
+    make_network,
+    read_text,
+    top_level_keys,
+)
 from anchorfit.formats.parsers.pyconfig import eval_expression
 from anchorfit.formats.parsers.yamlsrc import YMap, load_yaml
 from anchorfit.rf.engine import analyze

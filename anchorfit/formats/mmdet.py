@@ -39,7 +39,8 @@ from typing import Any
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.formats import _nets, mmdet_heads, mmdet_nets
+from anchorfit.formats import mmdet_heads, mmdet_nets
+from anchorfit.formats import nets as _nets
 from anchorfit.formats.base import (
     Format,
     finish,

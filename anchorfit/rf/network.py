@@ -44,7 +44,7 @@ class Network:
         if layer in self.graph.nodes:
             return layer
         raise AnchorfitError(f"no layer named {layer!r} in {self.name}",
-                             hint=suggest_layer(layer, list(self.layer_nodes) + list(self.graph.nodes)))
+                             hint=suggest_layer(layer, [*self.layer_nodes, *self.graph.nodes]))
 
     def analyze(self) -> RFAnalysis:
         cached = getattr(self.traced, "analysis", None)
