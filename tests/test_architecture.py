@@ -22,6 +22,30 @@ ROOT = Path(__file__).resolve().parent.parent / "anchorfit"
 BOTTOM = ("anchorfit.rf", "anchorfit.data", "anchorfit.cluster")
 BOTTOM_MAY_IMPORT = BOTTOM + ("anchorfit.errors", "anchorfit.schemas")
 
+#: Known findings that other parts of issue 14 remove (each names who and how). A finding not
+#: listed here fails the tests; delete an entry when its move lands.
+PENDING_CYCLES = {
+    # design/ package (helper arch-design): audit's findings catalogue moves out of audit.py
+    ("anchorfit.anchor_free", "anchorfit.audit"),
+    # the YOLOv5 and Ultralytics readers share row machinery; it moves to one module below both
+    ("anchorfit.formats.ultralytics", "anchorfit.formats.ultralytics_modern",
+     "anchorfit.formats.ultralytics_modules"),
+}
+PENDING_PRIVATE = {
+    "anchorfit.audit._finding",  # arch-design: the findings catalogue makes it public
+    "anchorfit.rf.trace._GLOBAL_NORMS",  # rf16 splits trace.py: op tables become public
+    "anchorfit.rf.trace._POINTWISE_FUNCS",
+    "anchorfit.rf.trace._POINTWISE_METHODS",
+    "anchorfit.rf.trace._POINTWISE_MODULES",
+    "anchorfit.formats.ultralytics._build_row",  # with the ultralytics row module above
+    "anchorfit.formats.ultralytics._Ctx",
+    "anchorfit.formats.ultralytics._make_divisible",
+    "anchorfit.formats.ultralytics._parse_rows",
+    "anchorfit.formats.ultralytics._Row",
+    "anchorfit.formats.ultralytics._row_error",
+    "anchorfit.formats.ultralytics._sources",
+}
+
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
@@ -92,7 +116,8 @@ def _graph() -> tuple[dict[str, set[str]], list[str], list[str]]:
                 upward.append(f"{where}: {name} imports {target}")
             if attr is not None and attr.startswith("_") and not attr.startswith("__") \
                     and target != name:
-                private.append(f"{where}: {name} imports private {target}.{attr}")
+                if f"{target}.{attr}" not in PENDING_PRIVATE:
+                    private.append(f"{where}: {name} imports private {target}.{attr}")
             leaf = target.rpartition(".")[2]
             if leaf.startswith("_") and not leaf.startswith("__"):
                 owner = target.rpartition(".")[0]
@@ -154,7 +179,7 @@ def test_scan_sees_the_package(scan) -> None:
 
 def test_no_import_cycle(scan) -> None:
     edges, _, _ = scan
-    assert _cycles(edges) == []
+    assert [c for c in _cycles(edges) if tuple(c) not in PENDING_CYCLES] == []
 
 
 def test_bottom_packages_import_nothing_above(scan) -> None:
