@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
-from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.formats.base import Format, detector_network
+from anchorfit.errors import AnchorfitError, FormatError, suggest
+from anchorfit.formats.base import Format, detector_network, read_text
 from anchorfit.rf.graph import (
     Global,
     GraphBuilder,
@@ -192,12 +192,9 @@ class _Reader:
                 raise self.error(sec, f"{UNSUPPORTED[sec.type]} layer [{sec.type}] is not "
                                  "supported: anchorfit models feed-forward conv networks")
             if sec.type not in KNOWN:
-                import difflib
-
-                close = difflib.get_close_matches(sec.type, sorted(KNOWN), n=3, cutoff=0.6)
                 raise self.error(sec, f"unknown section [{sec.type}]",
-                                 hint=("did you mean " + ", ".join(close) + "?") if close
-                                 else "not a Darknet layer type")
+                                 hint=suggest(sec.type, sorted(KNOWN),
+                                              otherwise="not a Darknet layer type"))
             self.nodes.append(self.layer(sec))
 
     def layer(self, sec: Section) -> str:
@@ -376,10 +373,7 @@ def sniff(path: Path, text: str) -> bool:
 def load(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
     """Read a Darknet cfg into a Detector (network, levels, anchors, masks)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise FormatError(f"cannot read: {exc.strerror or exc}", source=path) from None
+    text = read_text(path, errors="replace")
     sections = parse_cfg(text, path)
     reader = _Reader(path, sections)
     net = sections[0]

@@ -19,16 +19,16 @@ so ``Base-RCNN-C4.yaml``, which names no anchors at all, still reads as RPN on r
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from anchorfit.detector import Anchor, Assigner, Detector, Level
+from anchorfit.detector import Assigner, Detector, Level
 from anchorfit.errors import FormatError
 from anchorfit.formats import nets as _nets
+from anchorfit.formats.anchors import cell_anchors
 from anchorfit.formats.base import (
     Format,
     finish,
@@ -134,16 +134,6 @@ def _per_feature(values: list, n: int, what: str) -> list:
     if len(values) != n:
         raise ValueError(f"{what}: {len(values)} lists for {n} feature maps")
     return values
-
-
-def cell_anchors(sizes: list[float], ratios: list[float]) -> list[Anchor]:
-    """detectron2's order: sizes outer, aspect ratios (h/w) inner."""
-    out = []
-    for s in sizes:
-        for r in ratios:
-            w = math.sqrt(s * s / r)
-            out.append(Anchor(w, r * w))
-    return out
 
 
 def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
