@@ -443,13 +443,13 @@ SEED = 0
     md('''
 ## The detector
 
-The repository's `configs/ssd300_vgg16.yaml` (same as the packaged `ssd300_vgg16`). `step` is
+The packaged zoo file `anchorfit/configs/ssd300_vgg16.yaml` (zoo name `ssd300_vgg16`). `step` is
 the prior generator's step; `stride` the feature map's true stride. The last three maps come from
 unpadded 3x3 convs, so their true stride stays 64 while SSD places their priors at steps 64, 100
 and 300.
 '''),
     code('''
-detector = models.load_detector("../configs/ssd300_vgg16.yaml")
+detector = models.load_detector("../anchorfit/configs/ssd300_vgg16.yaml")
 print(detector.name, "input", detector.input_size, "resize policy", detector.resize_policy)
 pd.DataFrame([{"level": lv.name, "map": "x".join(map(str, lv.rf.feature_size)),
                "stride": int(max(lv.true_stride())),

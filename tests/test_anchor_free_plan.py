@@ -82,7 +82,7 @@ def test_torchvision_fcos_samples_centres_and_bounds_max_ltrb():
 
 
 def test_spec_range_measure_key(tmp_path, run_cli):
-    base = Path(__file__).resolve().parents[1] / "configs" / "fcos_r50_fpn.yaml"
+    base = Path(__file__).resolve().parents[1] / "anchorfit" / "configs" / "fcos_r50_fpn.yaml"
     src = base.read_text().replace("anchor_free: [0, 64],", "anchor_free: [0, 64], "
                                    "range_measure: sqrt-area,")
     cfg = tmp_path / "fcos_area.yaml"
@@ -357,7 +357,7 @@ def test_fcos_per_point_ranges_match_brute_force(w, h):
 
 
 def test_fcos_levels_overlap_per_point_and_a_real_gap(tmp_path, coco_wh):
-    base = Path(__file__).resolve().parents[1] / "configs" / "fcos_r50_fpn.yaml"
+    base = Path(__file__).resolve().parents[1] / "anchorfit" / "configs" / "fcos_r50_fpn.yaml"
     det = load_detector(str(base))
     learn = af.analyse(af.specs_from_levels(det.levels), coco_wh, det.input_size)
     # certain from lo + stride (a point near the box edge measures more than lo) up to

@@ -126,7 +126,7 @@ def _new_anchors(det):
 def _copy_config(shared_data, tmp_path, source: str) -> Path:
     """The config's folder tree copied into tmp_path/src (mmdet needs its _base_ files)."""
     if source.startswith("configs/"):  # an anchorfit spec shipped in the repository
-        src = Path(__file__).resolve().parents[1] / "configs"
+        src = Path(__file__).resolve().parents[1] / "anchorfit" / "configs"
         shutil.copytree(src, tmp_path / "src" / "configs")
         return tmp_path / "src" / source
     top = source.split("/")[0]
