@@ -18,7 +18,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from anchorfit.audit import CHECKS
+    from anchorfit.design.audit import CHECKS
 
     catalogue = "\n".join(f"  {c.code} {c.severity:7} {c.summary}" for c in CHECKS.values()
                           if c.code.startswith("AF1"))
@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _codes(text: str | None) -> list[str]:
-    from anchorfit.audit import CHECKS
+    from anchorfit.design.audit import CHECKS
 
     if not text:
         return []
@@ -84,7 +84,7 @@ class _Catalogue:
     def to_frame(self):
         import pandas as pd
 
-        from anchorfit.audit import CHECKS
+        from anchorfit.design.audit import CHECKS
 
         return pd.DataFrame([{"code": c.code, "name": c.name, "severity": c.severity,
                               "needs": ", ".join(n for n, f in (("boxes", c.needs_boxes),
@@ -97,7 +97,7 @@ class _Catalogue:
 
 def run(args: argparse.Namespace) -> int:
     from anchorfit import models
-    from anchorfit.audit import audit
+    from anchorfit.design.audit import audit
 
     if args.list_checks:
         emit(_Catalogue(), args, title="anchorfit audit checks")
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     levels = {lv.name for lv in detector.levels}
     erf_notes: list[str] = []
     if args.erf == "measure" or erf_input is not None:
-        from anchorfit.plan import measure_erf
+        from anchorfit.design.plan import measure_erf
 
         sizes, erf_notes = measure_erf(detector, seed=args.seed, progress=True,
                                        erf_input=erf_input)

@@ -20,7 +20,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from anchorfit.compare import metrics_help
+    from anchorfit.design.compare import metrics_help
 
     p = sub.add_parser(
         "compare", help="default vs RF-derived vs k-means anchors, every metric side by side",
@@ -73,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from anchorfit import models
     from anchorfit.cli.boxes import emit_sections
-    from anchorfit.compare import compare
+    from anchorfit.design.compare import compare
     from anchorfit.data.progress import status
 
     if args.restarts < 1:
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     prepared = load_dataset(args, detector)
     erf, erf_notes = None, []
     if args.erf:
-        from anchorfit.plan import measure_erf
+        from anchorfit.design.plan import measure_erf
 
         sizes, erf_notes = measure_erf(detector, seed=args.seed, progress=True,
                                        erf_input=erf_input)
@@ -133,8 +133,8 @@ def run(args: argparse.Namespace) -> int:
         if args.export not in names:
             raise AnchorfitError(f"--export {args.export!r} is not a compared set",
                                  hint="one of: " + ", ".join(names))
-        from anchorfit.compare import score_as_exported
-        from anchorfit.export import make_export, save_export
+        from anchorfit.design.compare import score_as_exported
+        from anchorfit.design.export import make_export, save_export
 
         chosen = next(s for s in result.sets if s.name == args.export)
         anchors = [a.tolist() for a in chosen.anchors]

@@ -18,7 +18,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from anchorfit.plan import RULES
+    from anchorfit.design.plan import RULES
 
     p = sub.add_parser(
         "plan", help="propose anchors per level (S3FD rule, SSD, octave, FCOS; data-driven)",
@@ -74,7 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from anchorfit import models
-    from anchorfit.plan import measure_erf, plan
+    from anchorfit.design.plan import measure_erf, plan
 
     if args.samples < 1:
         raise AnchorfitError(f"--samples {args.samples}: expected at least 1", key="--samples")

@@ -66,7 +66,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from anchorfit.audit import Finding, _finding
+from anchorfit.design.audit import Finding, _finding
 from anchorfit.detector import RANGE_MEASURES, Detector, Level
 
 MEASURES = RANGE_MEASURES

@@ -87,7 +87,7 @@ CHECKS: dict[str, Check] = {c.code: c for c in [
           "objects smaller than a quarter of the finest stride"),
     Check("AF207", "level-without-boxes", "warning", True, False,
           "a level the dataset gives nothing to detect"),
-    # anchor-free detectors (anchorfit.anchor_free): what the assigner's geometry lets a level learn
+    # anchor-free detectors (design.anchor_free): what the assigner's geometry lets a level learn
     Check("AF301", "af-no-positive-point", "warning", True, False,
           "boxes smaller than the finest level's candidate region may get no positive point "
           "(a box needs a grid point inside it: side >= stride for TAL/ATSS/FCOS)"),
@@ -174,7 +174,7 @@ class AuditInputs:
     @cached_property
     def learnability(self) -> Any:
         """Anchor-free detectors: ``anchor_free.analyse`` of its levels (None otherwise)."""
-        from anchorfit import anchor_free as af
+        from anchorfit.design import anchor_free as af
 
         if not af.is_anchor_free(self.detector):
             return None
@@ -570,7 +570,7 @@ RUNNERS: dict[str, Callable[[AuditInputs], list[Finding]]] = {
 def _anchor_free_check(code: str) -> Callable[[AuditInputs], list[Finding]]:
     """The runner of one anchor-free check (AF301-AF305); no findings on anchor detectors."""
     def run(inp: AuditInputs) -> list[Finding]:
-        from anchorfit.anchor_free import findings
+        from anchorfit.design.anchor_free import findings
 
         learn = inp.learnability
         if learn is None:

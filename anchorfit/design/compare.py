@@ -288,7 +288,7 @@ def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: 
 def _anchor_free_coverage(result: Comparison, detector: Detector, wh: np.ndarray) -> None:
     """Anchor-free detectors are compared by assignment coverage (boxes that get a positive
     point on some level, by size bucket) for their configuration and the recommended one."""
-    from anchorfit import anchor_free as af
+    from anchorfit.design import anchor_free as af
 
     if not af.is_anchor_free(detector):
         return
@@ -348,8 +348,8 @@ def recommend(detector: Detector, sets: Sequence[AnchorSet], wh: np.ndarray,
     metric wins; within ``TIE`` of it, the set with fewer audit warnings (then the better
     tie-break metric) wins, so a marginally better set that trips a check is not preferred.
     """
-    from anchorfit.anchor_free import is_anchor_free
-    from anchorfit.audit import audit
+    from anchorfit.design.anchor_free import is_anchor_free
+    from anchorfit.design.audit import audit
 
     describe, metric, bucket_key, tie_metric = assigner_metric(detector, positive_iou, anchor_t)
     scores = {s.name: float(s.metrics.scalars().get(metric, math.nan)) for s in sets}

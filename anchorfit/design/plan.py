@@ -13,7 +13,7 @@ Rules (research/anchor_tools.md §6, erf.md §3.9):
 - **Anchor-free** ranges: FCOS (4s, 8s] of the regression distance (the detector's own
   ``regress_ranges`` where it has them, in the unit its reader records in
   ``Level.range_measure``). A range is checked like an anchor: the objects routed to the level
-  against its ERF and head RF. ``anchorfit.anchor_free`` adds what each level can learn given its
+  against its ERF and head RF. ``design.anchor_free`` adds what each level can learn given its
   assigner (a box needs a candidate grid point: side >= stride for TAL/ATSS/FCOS; DFL heads reach
   (reg_max - 1) strides per side), what no level learns, and the remedies.
 
@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anchorfit.anchor_free import range_sides
-from anchorfit.audit import Finding, _finding
+from anchorfit.design.anchor_free import range_sides
+from anchorfit.design.audit import Finding, _finding
 from anchorfit.detector import MEASURE_LABELS, ROUTING_MEASURES, Anchor, Detector, Level
 from anchorfit.errors import AnchorfitError
 
@@ -209,7 +209,7 @@ class Plan:
                 "boxes": "-" if lv.boxes is None else lv.boxes,
             })
             if lv.learnable is not None:
-                from anchorfit.anchor_free import bounds_text
+                from anchorfit.design.anchor_free import bounds_text
 
                 rows[-1]["learnable side"] = bounds_text(lv.learnable)
                 rows[-1]["bounded by"] = (_why(lv.learnable["lower"]) + " / " +
@@ -317,7 +317,7 @@ def _level_numbers(level: Level) -> tuple[float, int | None, int | None]:
 def default_rule(detector: Detector) -> str:
     """The rule a plan uses when none is asked for: FCOS ranges for anchor-free detectors (they
     have no anchors to size), S3FD's equal-proportion rule for every other."""
-    from anchorfit.anchor_free import is_anchor_free
+    from anchorfit.design.anchor_free import is_anchor_free
 
     return "fcos" if is_anchor_free(detector) else "s3fd"
 
@@ -439,7 +439,7 @@ def plan(detector: Detector, *, rule: str | None = None, ratio: float = 4.0,
     learn = _learnability(result, levels, wh) if rule == "fcos" else None
     result.warnings = _checks(result, wh)
     if learn is not None:
-        from anchorfit.anchor_free import findings
+        from anchorfit.design.anchor_free import findings
 
         result.warnings += findings(learn, detector.input_size)
     return result
@@ -447,8 +447,8 @@ def plan(detector: Detector, *, rule: str | None = None, ratio: float = 4.0,
 
 def _learnability(result: Plan, levels: Sequence[Level], wh: np.ndarray | None) -> Any:
     """Anchor-free plans: each level's learnable sizes from its assigner, what no level learns
-    and the remedies (``anchorfit.anchor_free``); unranged levels count the boxes they own."""
-    from anchorfit import anchor_free as af
+    and the remedies (``design.anchor_free``); unranged levels count the boxes they own."""
+    from anchorfit.design import anchor_free as af
 
     specs = af.specs_from_levels(levels, [lv.anchor_free_range for lv in result.levels],
                                  [lv.range_measure for lv in result.levels])
@@ -476,7 +476,7 @@ def _learnability(result: Plan, levels: Sequence[Level], wh: np.ndarray | None) 
 def _route_anchor_free(result: Plan, wh: np.ndarray) -> None:
     """Count the boxes each anchor-free range takes: the level whose (lo, hi] holds the box's
     measure (FCOS: its largest regression distance, max(w, h)/2 at its centre) owns it."""
-    from anchorfit.anchor_free import measure_of
+    from anchorfit.design.anchor_free import measure_of
 
     taken = np.zeros(len(wh), dtype=bool)
     for lv in result.levels:
