@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from anchorfit.design.anchor_free import range_sides
-from anchorfit.design.audit import Finding, _finding
+from anchorfit.design.findings import Finding, finding
 from anchorfit.detector import MEASURE_LABELS, ROUTING_MEASURES, Anchor, Detector, Level
 from anchorfit.errors import AnchorfitError
 
@@ -547,35 +547,35 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
                       "or assign these objects to the next level" if free is None else
                       "lower this level's regress range, or route these objects to the next "
                       "level")
-            out.append(_finding("AF201", level, f"{what} is not below the ERF "
-                                f"{lv.erf.value:.0f} (anchor <= ERF < RF fails)", remedy,
-                                side=side, erf=lv.erf.value))
+            out.append(finding("AF201", level, f"{what} is not below the ERF "
+                               f"{lv.erf.value:.0f} (anchor <= ERF < RF fails)", remedy,
+                               side=side, erf=lv.erf.value))
         feature_rf = lv.rf or rf
         if lv.erf is not None and feature_rf is not None and lv.erf.value >= feature_rf:
-            out.append(_finding("AF202", level, f"ERF {lv.erf.value:.0f} is not below the RF "
-                                f"{feature_rf}", "check the ERF samples/weights (--samples)",
-                                erf=lv.erf.value, rf=feature_rf))
+            out.append(finding("AF202", level, f"ERF {lv.erf.value:.0f} is not below the RF "
+                               f"{feature_rf}", "check the ERF samples/weights (--samples)",
+                               erf=lv.erf.value, rf=feature_rf))
         largest = side if free is None else (range_sides(free, lv.range_measure)[1]
                                              if math.isfinite(free[1]) else None)
         if largest is not None and rf is not None and largest > rf:
             what_max = what if free is None else (f"objects up to {largest:g} px (range "
                                                   f"({free[0]:g}, {free[1]:g}])")
-            out.append(_finding("AF203", level, f"{what_max} exceed{'s' if free is None else ''} "
-                                f"the head RF {rf}", "the level predicts objects larger than it "
-                                "sees; add a deeper level" + ("" if free is None else
-                                                              " or lower the range's upper end"),
-                                side=largest, rf=rf))
+            out.append(finding("AF203", level, f"{what_max} exceed{'s' if free is None else ''} "
+                               f"the head RF {rf}", "the level predicts objects larger than it "
+                               "sees; add a deeper level" + ("" if free is None else
+                                                             " or lower the range's upper end"),
+                               side=largest, rf=rf))
         if lv.densify > 1:
             offs = ", ".join(f"{o:g}" for o in sorted({o for a in lv.anchors[:1]
                                                        for p in (a.offsets or ()) for o in p}))
-            out.append(_finding("AF204", level, f"anchor/stride = {side / lv.stride:.2f} < "
-                                f"{result.ratio:g}: tile {lv.densify}x{lv.densify} shifted "
-                                f"copies per cell at offsets {offs} (cells)",
-                                "densify (FaceBoxes) or move these anchors to a finer level",
-                                copies=lv.densify))
+            out.append(finding("AF204", level, f"anchor/stride = {side / lv.stride:.2f} < "
+                               f"{result.ratio:g}: tile {lv.densify}x{lv.densify} shifted "
+                               f"copies per cell at offsets {offs} (cells)",
+                               "densify (FaceBoxes) or move these anchors to a finer level",
+                               copies=lv.densify))
         if wh is not None and lv.boxes == 0:
-            out.append(_finding("AF207", level, "no box of the dataset is assigned here",
-                                "drop the level, or lower k elsewhere", boxes=0))
+            out.append(finding("AF207", level, "no box of the dataset is assigned here",
+                               "drop the level, or lower k elsewhere", boxes=0))
     if wh is not None and len(wh):
         sides = np.sqrt(wh[:, 0] * wh[:, 1])
         by_stride = sorted(result.levels, key=lambda lv: lv.stride)
@@ -584,17 +584,17 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
         if top_rf is not None:
             n = int(np.sum(np.maximum(wh[:, 0], wh[:, 1]) > top_rf))
             if n:
-                out.append(_finding("AF205", Level(largest.name), f"{n} boxes "
-                                    f"({n / len(wh):.1%}) are larger than the largest head RF "
-                                    f"{top_rf} px", "add a deeper level or train at a smaller "
-                                    "input size", boxes=n, rf=top_rf))
+                out.append(finding("AF205", Level(largest.name), f"{n} boxes "
+                                   f"({n / len(wh):.1%}) are larger than the largest head RF "
+                                   f"{top_rf} px", "add a deeper level or train at a smaller "
+                                   "input size", boxes=n, rf=top_rf))
         finest = by_stride[0].stride
         n = int(np.sum(sides < finest / 4))
         if n:
-            out.append(_finding("AF206", Level(by_stride[0].name), f"{n} boxes "
-                                f"({n / len(wh):.1%}) are smaller than a quarter of the finest "
-                                f"stride ({finest / 4:g} px)", "add a finer level (upsampled "
-                                "features) or train at a larger input size", boxes=n))
+            out.append(finding("AF206", Level(by_stride[0].name), f"{n} boxes "
+                               f"({n / len(wh):.1%}) are smaller than a quarter of the finest "
+                               f"stride ({finest / 4:g} px)", "add a finer level (upsampled "
+                               "features) or train at a larger input size", boxes=n))
     return out
 
 
