@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from anchorfit.cli.common import parse_hw
+from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
+    add_seed, emit_sections, parse_optional_hw
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.errors import AnchorfitError
-from anchorfit.report.output import FORMATS
 
 EXAMPLES = """examples:
   anchorfit compare configs/yolov3.yaml --boxes coco128/instances_train2017.json
@@ -37,9 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "'recommended') back in the detector's own format.",
         epilog=EXAMPLES + "\nmetrics:\n" + metrics_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL",
-                   help="detector file, zoo name (s3fd) or torchvision:NAME")
-    p.add_argument("--input", "-i", metavar="HxW", help="input size (default: the detector's)")
+    add_model(p)
+    add_input(p)
     add_dataset_options(p, required=True)
     p.add_argument("-k", type=int, help="anchors to cluster (default: as many as the detector "
                                         "has, or one per level)")
@@ -49,10 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--erf", action="store_true",
                    help="measure each level's ERF (2 noise samples, random weights, as anchorfit "
                         "plan) and cap level-aware k-means at it instead of the head RF")
-    p.add_argument("--erf-input", metavar="HxW",
-                   help="with --erf: the input the ERF is measured on (default: the detector's, "
-                        "or the canvas its deepest level's RF needs)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    add_erf_input(p, help="with --erf: the input the ERF is measured on (default: the "
+                          "detector's, or the canvas its deepest level's RF needs)")
+    add_seed(p)
     p.add_argument("--plot-boxes", metavar="PNG", help="box sizes with every anchor set")
     p.add_argument("--plot-recall", metavar="PNG", help="grid recall by object size per set")
     p.add_argument("--export", metavar="SET",
@@ -63,16 +61,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "original file is never overwritten without --in-place)")
     p.add_argument("--in-place", action="store_true",
                    help="replace the detector file itself (atomically, keeping FILE.bak)")
-    p.add_argument("--format", "-f", choices=FORMATS, default="table",
-                   help="output format of the comparison (default: table)")
-    p.add_argument("--output", "-o", metavar="FILE", type=Path,
-                   help="write the comparison to FILE instead of standard output")
+    add_format_options(p, format_help="output format of the comparison (default: table)",
+                       output_help="write the comparison to FILE instead of standard output")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from anchorfit import models
-    from anchorfit.cli.boxes import emit_sections
     from anchorfit.design.compare import compare
     from anchorfit.data.progress import status
 
@@ -86,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
         raise AnchorfitError("--export-to/--in-place need --export SET", key="--export")
     if args.erf_input and not args.erf:
         raise AnchorfitError("--erf-input needs --erf", key="--erf-input")
-    erf_input = parse_hw(args.erf_input, option="--erf-input") if args.erf_input else None
-    size = parse_hw(args.input) if args.input else None
+    erf_input = parse_optional_hw(args.erf_input, "--erf-input")
+    size = parse_optional_hw(args.input)
     detector = models.load_detector(args.model, size)
     prepared = load_dataset(args, detector)
     erf, erf_notes = None, []

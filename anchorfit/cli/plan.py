@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from anchorfit.cli.common import add_format_options, emit, parse_floats, parse_hw
+from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
+    add_seed, emit, parse_floats, parse_optional_hw
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.errors import AnchorfitError
 
@@ -34,9 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "the remedies (add P2/P6, input size, reg_max, ranges) with their numbers. "
                     "Without MODEL it plans the S3FD spec shipped with anchorfit.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", nargs="?", default="s3fd",
-                   help="detector file, zoo name or torchvision:NAME (default: s3fd)")
-    p.add_argument("--input", "-i", metavar="HxW", help="input size (default: the detector's)")
+    add_model(p, "detector file, zoo name or torchvision:NAME (default: s3fd)", nargs="?",
+              default="s3fd")
+    add_input(p)
     p.add_argument("--rule", choices=RULES, default=None,
                    help="s3fd: ratio x stride; ssd / ssd-caffe: SSD scales over the levels with "
                         "each level's aspect ratios and the extra square; octave: RetinaNet's "
@@ -61,10 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     erf.add_argument("--samples", type=int, default=2,
                      help="noise samples for the ERF (default 2, about 20 s for S3FD on a CPU; "
                           "more samples narrow the intervals)")
-    p.add_argument("--erf-input", metavar="HxW",
-                   help="input the ERF is measured on (default: the detector's, or the canvas "
-                        "its deepest level's RF needs when that is larger)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    add_erf_input(p)
+    add_seed(p)
     p.add_argument("--plot", metavar="PNG", help="the per-level ladder: stride, anchor, ERF, RF")
     p.add_argument("--plot-boxes", metavar="PNG",
                    help="with --boxes: box sizes with the planned anchors and level boundaries")
@@ -86,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
         raise AnchorfitError("--plot-boxes needs --boxes", key="--plot-boxes")
     if args.erf_input and args.no_erf:
         raise AnchorfitError("--erf-input needs the ERF: drop --no-erf", key="--erf-input")
-    erf_input = parse_hw(args.erf_input, option="--erf-input") if args.erf_input else None
-    size = parse_hw(args.input) if args.input else None
+    erf_input = parse_optional_hw(args.erf_input, "--erf-input")
+    size = parse_optional_hw(args.input)
     detector = models.load_detector(args.model, size)
     prepared = load_dataset(args, detector)
     notes: list[str] = []
