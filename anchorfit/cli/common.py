@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -51,6 +53,27 @@ def add_format_options(parser: argparse.ArgumentParser, *,
                                           "standard output") -> None:
     parser.add_argument("--format", "-f", choices=FORMATS, default="table", help=format_help)
     parser.add_argument("--output", "-o", metavar="FILE", type=Path, help=output_help)
+
+
+@contextmanager
+def flags(mapping: dict[str, str]) -> Iterator[None]:
+    """Say the flag the user typed where the library names its parameter.
+
+    Library errors name parameters (``key="restarts"``, message "restarts 0: ..."); inside this
+    block an error whose key is in ``mapping`` (parameter -> flag) is raised again with the flag
+    as its key and at the start of its message ("--restarts 0: ...").
+    """
+    try:
+        yield
+    except AnchorfitError as exc:
+        flag = mapping.get(exc.key or "")
+        if flag is None:
+            raise
+        message, key = exc.message, exc.key or ""
+        if message.startswith(key) and message[len(key):len(key) + 1] in ("", " ", "=", ":"):
+            message = flag + message[len(key):]
+        raise type(exc)(message, source=exc.source, line=exc.line, key=flag,
+                        hint=exc.hint) from None
 
 
 def split_list(text: str) -> list[str]:

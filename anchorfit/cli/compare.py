@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
-    add_seed, emit_sections, parse_optional_hw
+    add_seed, emit_sections, flags, parse_optional_hw
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
+from anchorfit.design.compare import RATIO, RESTARTS
 from anchorfit.errors import AnchorfitError
 
 EXAMPLES = """examples:
@@ -17,6 +18,11 @@ EXAMPLES = """examples:
   anchorfit compare yolov3-tiny.cfg --boxes labels/ --image-sizes sizes.csv \\
       --export "level-aware k-means" --export-to yolov3-tiny-fitted.cfg
 """
+
+
+#: compare's parameters as this command's flags (errors from the library name the flag)
+FLAGS = {"k": "-k", "ratio": "--ratio", "restarts": "--restarts", "export": "--export",
+         "in_place": "--in-place"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,9 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_dataset_options(p, required=True)
     p.add_argument("-k", type=int, help="anchors to cluster (default: as many as the detector "
                                         "has, or one per level)")
-    p.add_argument("--ratio", type=float, default=4.0,
-                   help="RF-derived anchors are RATIO x stride (default 4, S3FD)")
-    p.add_argument("--restarts", type=int, default=10, help="k-means restarts (default 10)")
+    p.add_argument("--ratio", type=float, default=RATIO,
+                   help=f"RF-derived anchors are RATIO x stride (default {RATIO:g}, S3FD)")
+    p.add_argument("--restarts", type=int, default=RESTARTS,
+                   help=f"k-means restarts (default {RESTARTS})")
     p.add_argument("--erf", action="store_true",
                    help="measure each level's ERF (2 noise samples, random weights, as anchorfit "
                         "plan) and cap level-aware k-means at it instead of the head RF")
@@ -68,15 +75,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from anchorfit import models
-    from anchorfit.design.compare import compare
     from anchorfit.data.progress import status
+    from anchorfit.design.compare import check_options, compare, export_set
 
-    if args.restarts < 1:
-        raise AnchorfitError(f"--restarts {args.restarts}: expected at least 1", key="--restarts")
-    if args.ratio <= 0:
-        raise AnchorfitError(f"--ratio {args.ratio}: expected a positive number", key="--ratio")
-    if args.k is not None and args.k < 1:
-        raise AnchorfitError(f"-k {args.k}: expected at least 1", key="-k")
+    with flags(FLAGS):  # before the slow part: reading the detector and the boxes
+        check_options(k=args.k, ratio=args.ratio, restarts=args.restarts)
     if (args.export_to or args.in_place) and not args.export:
         raise AnchorfitError("--export-to/--in-place need --export SET", key="--export")
     if args.erf_input and not args.erf:
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         sizes, erf_notes = measure_erf(detector, seed=args.seed, progress=True,
                                        erf_input=erf_input)
         erf = {name: s.value for name, s in sizes.items()}
-    with status(f"comparing anchor sets on {len(prepared.boxes)} boxes"):
+    with status(f"comparing anchor sets on {len(prepared.boxes)} boxes"), flags(FLAGS):
         result = compare(detector, prepared.boxes.wh(), k=args.k, ratio=args.ratio, erf=erf,
                          seed=args.seed, restarts=args.restarts,
                          dataset={"source": prepared.boxes.source, **prepared.to_dict()})
@@ -118,33 +121,16 @@ def run(args: argparse.Namespace) -> int:
         recall = {s.name: s.metrics.grid["recall"][pos] for s in result.sets if s.metrics.grid}
         grid_recall_by_size(recall, args.plot_recall,
                             title=f"{detector.name}: grid recall at IoU {pos} by object size")
-    if args.export == "recommended":
-        if result.verdict is None or result.verdict.recommended is None:
-            raise AnchorfitError("--export recommended: no set is recommended for this "
-                                 "detector", key="--export")
-        args.export = result.verdict.recommended
     if args.export:
-        names = [s.name for s in result.sets]
-        if args.export not in names:
-            raise AnchorfitError(f"--export {args.export!r} is not a compared set",
-                                 hint="one of: " + ", ".join(names))
-        from anchorfit.design.compare import score_as_exported
-        from anchorfit.design.export import make_export, save_export
-
-        chosen = next(s for s in result.sets if s.name == args.export)
-        anchors = [a.tolist() for a in chosen.anchors]
-        if args.in_place or args.export_to:
-            out, target = save_export(detector, anchors, target=args.export_to,
-                                      in_place=args.in_place)
-            notes.append(f"wrote {args.export} anchors ({out.format}) to {target}")
+        with flags(FLAGS):
+            done = export_set(result, detector, prepared.boxes.wh(), args.export,
+                              target=args.export_to, in_place=args.in_place)
+        out = done.export
+        if done.target is not None:
+            notes.append(f"wrote {done.name} anchors ({out.format}) to {done.target}")
         else:
-            out = make_export(detector, anchors)
-            print(f"# {args.export} anchors in {out.format} format:\n{out.text}", file=sys.stderr)
-        result.notes += [f"export: {n}" for n in out.notes]
+            print(f"# {done.name} anchors in {out.format} format:\n{out.text}", file=sys.stderr)
         notes += [f"export: {n}" for n in out.notes]
-        if out.changes_centers:
-            result.sets.append(score_as_exported(result, prepared.boxes.wh(), args.export,
-                                                 out.center_offsets))
     sections = [("comparison", result.to_frame()),
                 ("anchors per level", result.anchors_frame())]
     if result.coverage_frame is not None:  # anchor-free: assignment coverage by size bucket

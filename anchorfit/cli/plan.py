@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
-    add_seed, emit, parse_floats, parse_optional_hw
+    add_seed, emit, flags, parse_floats, parse_optional_hw
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
+from anchorfit.design.plan import RATIO, RESTARTS, SAMPLES
 from anchorfit.errors import AnchorfitError
 
 EXAMPLES = """examples:
@@ -16,6 +17,11 @@ EXAMPLES = """examples:
   anchorfit plan torchvision:retinanet_resnet50_fpn --rule octave --no-erf --format json
   anchorfit plan yolov8.yaml --boxes labels/train2017 --image-sizes sizes.csv --no-erf
 """
+
+
+#: plan's parameters as this command's flags (errors from the library name the flag)
+FLAGS = {"k": "-k", "ratio": "--ratio", "rule": "--rule", "aspect_ratios": "--aspect-ratios",
+         "scales_per_octave": "--scales-per-octave", "samples": "--samples"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "anchors a level); fcos: anchor-free ranges (the detector's own, else "
                         "(4s, 8s]) checked against ERF and head RF (default: fcos for "
                         "anchor-free detectors, else s3fd)")
-    p.add_argument("--ratio", type=float, default=4.0,
+    p.add_argument("--ratio", type=float, default=RATIO,
                    help="anchor/stride (S3FD: 4); the octave base for --rule octave")
     p.add_argument("--aspect-ratios", metavar="R1,R2,...",
                    help="anchor aspect ratios h/w for every level (default: the ratios each "
@@ -55,13 +61,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="--rule octave: scales per octave (default: the detector's, else 3)")
     add_dataset_options(p)
     p.add_argument("-k", type=int, help="anchors to cluster with --boxes (default: one per level)")
-    p.add_argument("--restarts", type=int, default=10, help="k-means restarts (default 10)")
+    p.add_argument("--restarts", type=int, default=RESTARTS,
+                   help=f"k-means restarts (default {RESTARTS})")
     erf = p.add_mutually_exclusive_group()
     erf.add_argument("--no-erf", action="store_true",
                      help="skip the ERF measurement (faster; no anchor < ERF check)")
-    erf.add_argument("--samples", type=int, default=2,
-                     help="noise samples for the ERF (default 2, about 20 s for S3FD on a CPU; "
-                          "more samples narrow the intervals)")
+    erf.add_argument("--samples", type=int, default=SAMPLES,
+                     help=f"noise samples for the ERF (default {SAMPLES}, about 20 s for S3FD "
+                          "on a CPU; more samples narrow the intervals)")
     add_erf_input(p)
     add_seed(p)
     p.add_argument("--plot", metavar="PNG", help="the per-level ladder: stride, anchor, ERF, RF")
@@ -73,14 +80,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from anchorfit import models
-    from anchorfit.design.plan import measure_erf, plan
+    from anchorfit.design.plan import check_options, measure_erf, plan
 
-    if args.samples < 1:
-        raise AnchorfitError(f"--samples {args.samples}: expected at least 1", key="--samples")
-    if args.k is not None and args.k < 1:
-        raise AnchorfitError(f"-k {args.k}: expected at least 1", key="-k")
-    if not args.ratio > 0 or args.ratio == float("inf"):
-        raise AnchorfitError(f"--ratio must be positive, not {args.ratio}", key="--ratio")
+    with flags(FLAGS):  # before the slow part: reading the detector, measuring the ERF
+        check_options(ratio=args.ratio, k=args.k, samples=args.samples,
+                      scales_per_octave=args.scales_per_octave)
     if args.plot_boxes and not args.boxes:
         raise AnchorfitError("--plot-boxes needs --boxes", key="--plot-boxes")
     if args.erf_input and args.no_erf:
@@ -92,18 +96,17 @@ def run(args: argparse.Namespace) -> int:
     notes: list[str] = []
     erf = None
     if not args.no_erf:
-        erf, erf_notes = measure_erf(detector, samples=args.samples, seed=args.seed,
-                                     progress=True, erf_input=erf_input)
+        with flags(FLAGS):
+            erf, erf_notes = measure_erf(detector, samples=args.samples, seed=args.seed,
+                                         progress=True, erf_input=erf_input)
         notes += erf_notes
     aspect = parse_floats(args.aspect_ratios, "--aspect-ratios") \
         if args.aspect_ratios else None
-    if args.scales_per_octave is not None and args.scales_per_octave < 1:
-        raise AnchorfitError(f"--scales-per-octave {args.scales_per_octave}: expected at least "
-                             "1", key="--scales-per-octave")
-    result = plan(detector, rule=args.rule, ratio=args.ratio, aspect_ratios=aspect,
-                  scales_per_octave=args.scales_per_octave,
-                  wh=None if prepared is None else prepared.boxes.wh(), k=args.k, erf=erf,
-                  seed=args.seed, restarts=args.restarts)
+    with flags(FLAGS):
+        result = plan(detector, rule=args.rule, ratio=args.ratio, aspect_ratios=aspect,
+                      scales_per_octave=args.scales_per_octave,
+                      wh=None if prepared is None else prepared.boxes.wh(), k=args.k, erf=erf,
+                      seed=args.seed, restarts=args.restarts)
     if prepared is not None:
         notes.append(dataset_note(prepared))
     notes += result.notes

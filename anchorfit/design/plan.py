@@ -369,9 +369,41 @@ DEFAULT_RATIOS = {"s3fd": (1.0,), "ssd": (0.5, 1.0, 2.0), "ssd-caffe": (0.5, 1.0
                   "octave": (0.5, 1.0, 2.0), "fcos": ()}
 
 
-def plan(detector: Detector, *, rule: str | None = None, ratio: float = 4.0,
+#: defaults of ``plan`` / ``measure_erf`` that callers (the CLI) show and pass on
+RATIO = 4.0  # anchor = RATIO x stride (S3FD)
+RESTARTS = 10  # k-means restarts with boxes
+SAMPLES = 2  # ERF noise samples
+
+
+def check_options(*, rule: str | None = None, ratio: float = RATIO, k: int | None = None,
+                  aspect_ratios: Sequence[float] | None = None,
+                  scales_per_octave: int | None = None, samples: int = SAMPLES) -> None:
+    """Validate ``plan``'s (and ``measure_erf``'s) parameters; messages name the parameter.
+
+    ``plan`` and ``measure_erf`` call it; a caller with slow work first (reading a detector and
+    a dataset, measuring the ERF) may call it first to fail early.
+    """
+    if rule is not None and rule not in RULES:
+        raise AnchorfitError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}",
+                             key="rule")
+    if not ratio > 0 or math.isinf(ratio):
+        raise AnchorfitError(f"ratio must be positive, not {ratio}", key="ratio")
+    if k is not None and k < 1:
+        raise AnchorfitError(f"k {k}: expected at least 1", key="k")
+    if aspect_ratios is not None and (not aspect_ratios or not all(
+            r > 0 and math.isfinite(r) for r in aspect_ratios)):
+        raise AnchorfitError(f"aspect ratios must be positive numbers, not {list(aspect_ratios)}",
+                             key="aspect_ratios")
+    if scales_per_octave is not None and scales_per_octave < 1:
+        raise AnchorfitError(f"scales_per_octave {scales_per_octave}: expected at least 1",
+                             key="scales_per_octave")
+    if samples < 1:
+        raise AnchorfitError(f"samples {samples}: expected at least 1", key="samples")
+
+
+def plan(detector: Detector, *, rule: str | None = None, ratio: float = RATIO,
          wh: np.ndarray | None = None, k: int | None = None,
-         erf: dict[str, ErfSize] | None = None, seed: int = 0, restarts: int = 10,
+         erf: dict[str, ErfSize] | None = None, seed: int = 0, restarts: int = RESTARTS,
          ssd_ratios: tuple[float, float] = (0.2, 0.9),
          aspect_ratios: Sequence[float] | None = None,
          scales_per_octave: int | None = None) -> Plan:
@@ -384,18 +416,8 @@ def plan(detector: Detector, *, rule: str | None = None, ratio: float = 4.0,
     detector's current count) are clustered per level and the dataset checks run.
     """
     rule = default_rule(detector) if rule is None else rule
-    if rule not in RULES:
-        raise AnchorfitError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}",
-                             key="rule")
-    if not ratio > 0 or math.isinf(ratio):
-        raise AnchorfitError(f"ratio must be a positive number, not {ratio}", key="ratio")
-    if aspect_ratios is not None and (not aspect_ratios or not all(
-            r > 0 and math.isfinite(r) for r in aspect_ratios)):
-        raise AnchorfitError(f"aspect ratios must be positive numbers, not {list(aspect_ratios)}",
-                             key="aspect_ratios")
-    if scales_per_octave is not None and scales_per_octave < 1:
-        raise AnchorfitError(f"scales per octave must be at least 1, not {scales_per_octave}",
-                             key="scales_per_octave")
+    check_options(rule=rule, ratio=ratio, k=k, aspect_ratios=aspect_ratios,
+                  scales_per_octave=scales_per_octave)
     if detector.network is not None and any(lv.rf is None and lv.node for lv in detector.levels):
         detector.analyze()
     levels = detector.levels
@@ -598,7 +620,7 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
     return out
 
 
-def measure_erf(detector: Detector, *, samples: int = 2, seed: int = 0,
+def measure_erf(detector: Detector, *, samples: int = SAMPLES, seed: int = 0,
                 progress: bool = False, erf_input: tuple[int, int] | None = None
                 ) -> tuple[dict[str, ErfSize], list[str]]:
     """ERF (4 sigma, mean of the two axes, with its 95 % interval) of every level.
@@ -612,6 +634,7 @@ def measure_erf(detector: Detector, *, samples: int = 2, seed: int = 0,
     from anchorfit.erf import estimate
     from anchorfit.erf.canvas import erf_network
 
+    check_options(samples=samples)
     layers = [lv.name for lv in detector.levels if lv.node]
     net, canvas = erf_network(detector, layers, erf_input, seed=seed)
     result = estimate(net, layers, samples=samples, seed=seed, progress=progress)
