@@ -29,7 +29,7 @@ ERF_INPUT_HELP = ("input the ERF is measured on (default: the detector's, or the
 
 def add_model(p: argparse.ArgumentParser, help: str = MODEL_HELP, *, metavar: str = "MODEL",
               dest: str = "model", **kwargs) -> None:
-    """The MODEL positional (``nargs``/``default`` in ``kwargs`` where a command makes it optional)."""
+    """The MODEL positional (``nargs``, ``default`` in ``kwargs`` where it is optional)."""
     p.add_argument(dest, metavar=metavar, help=help, **kwargs)
 
 
