@@ -99,7 +99,7 @@ class Level:
     extra: dict[str, Any] = field(default_factory=dict)
     rf: NodeRF | None = None
     head_rf: NodeRF | None = None
-    #: what ``anchor_free_range`` bounds (``anchorfit.anchor_free.MEASURES``): ``max-ltrb`` (FCOS:
+    #: what ``anchor_free_range`` bounds (``design.anchor_free.MEASURES``): ``max-ltrb`` (FCOS:
     #: the largest point-to-side distance, max(w, h)/2 at the box centre), ``half-diagonal``,
     #: ``sqrt-area``, ``box-side`` (max(w, h)), or ``none`` (no routing: every level takes every
     #: size). None on anchor levels.

@@ -73,7 +73,7 @@ the 95 % intervals say how sure it is. Every random step uses seed 0.
     code(SETUP + '''
 from anchorfit import load as models
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
-from anchorfit.plan import measure_erf, plan
+from anchorfit.design.plan import measure_erf, plan
 from anchorfit.report.figures import box_scatter, ladder
 
 SEED = 0
@@ -268,10 +268,10 @@ audit it again.
 import difflib
 
 from anchorfit import load as models
-from anchorfit.audit import audit
-from anchorfit.compare import compare
+from anchorfit.design.audit import audit
+from anchorfit.design.compare import compare
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
-from anchorfit.export import export_for
+from anchorfit.design.export import export_for
 from anchorfit.report.figures import box_scatter
 
 SEED = 0
@@ -434,7 +434,7 @@ by 0.5) is the headline number. Seed 0 everywhere.
 '''),
     code(SETUP + '''
 from anchorfit import load as models
-from anchorfit.compare import compare
+from anchorfit.design.compare import compare
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
 from anchorfit.report.figures import box_scatter, grid_recall_by_size
 

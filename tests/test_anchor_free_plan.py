@@ -1,4 +1,4 @@
-"""Anchor-free planning (anchorfit.anchor_free) against real configs and COCO128.
+"""Anchor-free planning (anchorfit.design.anchor_free) against real configs and COCO128.
 
 Independent checks: the positive-point probabilities are brute-forced by placing boxes at a grid
 of positions over a cell and testing every lattice point with the assigners' own conditions
@@ -17,12 +17,12 @@ import jsonschema
 import numpy as np
 import pytest
 
-from anchorfit import anchor_free as af
-from anchorfit.audit import audit
+from anchorfit.design import anchor_free as af
+from anchorfit.design.audit import audit
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
 from anchorfit.formats.mmdet import load_mmdet
 from anchorfit.load import load_detector
-from anchorfit.plan import object_side, plan
+from anchorfit.design.plan import object_side, plan
 
 NO_ERF = "--no-erf"
 SCHEMAS = {name: json.loads((Path(__file__).resolve().parents[1] / "anchorfit" / "schemas" /

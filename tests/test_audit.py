@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anchorfit.audit import CHECKS, audit
+from anchorfit.design.audit import CHECKS, audit
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.load import Network
 from anchorfit.rf import GraphBuilder

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from anchorfit.cli.boxes import add_box_input_options, emit_sections, load_prepared
-from anchorfit.cli.common import add_format_options, parse_floats
+from anchorfit.cli.common import add_format_options, emit_sections, parse_floats
+from anchorfit.cli.dataset import add_box_input_options, load_prepared
 from anchorfit.errors import AnchorfitError
 
 EXAMPLES = """examples:
