@@ -129,7 +129,8 @@ def parse_anchors(text: str, layers: list[str]) -> dict[str, tuple[float, float]
 def run(args: argparse.Namespace) -> int:
     from anchorfit import models
     from anchorfit.erf.estimator import estimate, load_network
-    from anchorfit.erf.plots import maps_npz, save_erf_figure
+    from anchorfit.report.figures.erf import save_erf_figure
+    from anchorfit.report.maps import maps_npz
     from anchorfit.report.output import write_atomic
 
     if args.plot is not None and args.plot.suffix.lower() not in FIGURE_SUFFIXES:
