@@ -20,8 +20,11 @@ import time
 import numpy as np
 import torch
 
-from anchorfit.erf.estimator import (NoiseSource, cotangents, estimate, load_network,
-                                     outputs_module, plan_levels)
+from anchorfit.design.erf_network import load_network
+from anchorfit.erf import ErfConfig, estimate
+from anchorfit.erf.cells import plan_levels
+from anchorfit.erf.passes import cotangents, outputs_module
+from anchorfit.erf.sources import NoiseSource
 
 
 def baseline(net, plans, samples: int, seed: int) -> tuple[float, list[np.ndarray]]:
@@ -81,8 +84,8 @@ def main() -> None:
     results = {}
     for key in args.variants.split(","):
         label, kw = VARIANTS[key]
-        res = estimate(net, samples=args.samples, seed=args.seed, weights="as_is", n_boot=200,
-                       **kw)
+        res = estimate(net, config=ErfConfig(samples=args.samples, seed=args.seed, weights="as_is",
+                                             n_boot=200, **kw))
         results[label] = res
         print(f"  {label}: {res.seconds:.1f} s ({res.schedule}: {res.passes}, "
               f"channels-last {res.channels_last})", flush=True)
