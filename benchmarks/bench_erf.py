@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from anchorfit.design.erf_network import load_network
+from anchorfit.design.erf_network import load_erf_network
 from anchorfit.erf import ErfConfig, estimate
 from anchorfit.erf.cells import plan_levels
 from anchorfit.erf.passes import cotangents, outputs_module
@@ -76,7 +76,7 @@ def main() -> None:
         ap.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    net = load_network(args.model, seed=args.seed)
+    net = load_erf_network(args.model, seed=args.seed)
     plans = plan_levels(net, net.default_layers)
     print(f"{args.model} @ {net.input_size[0]}x{net.input_size[1]}, levels "
           f"{', '.join(p.name for p in plans)} (RF {', '.join(str(p.rf.rf[0]) for p in plans)}), "

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from anchorfit.design.erf_network import load_network
+from anchorfit.design.erf_network import load_erf_network
 from anchorfit.erf import ErfConfig, estimate
 from anchorfit.erf.cells import plan_levels
 from anchorfit.erf.cone import cut_nodes, plan_cone
@@ -42,7 +42,7 @@ def _cone(net, layer):
 
 
 def test_ssd300_fc7_cone_ends_in_a_single_fc6_cell():
-    net = load_network("torchvision:ssd300_vgg16")
+    net = load_erf_network("torchvision:ssd300_vgg16")
     plan, win, cone = _cone(net, "1")  # fc7: RF 420, stride 16, window 430 x 430
     assert win.shape == (430, 430)
     assert cone is not None and len(cone.crops) >= 3
@@ -75,7 +75,7 @@ def test_cone_of_two_valid_convs_and_no_cone_for_one():
     ("tests/nets/erf_nets.py:s3fd", ["relu3_3", "relu4_3", "fc7"], None, "joint"),
 ])
 def test_cone_crops_leave_the_maps_unchanged_in_float64(name, layers, size, schedule):
-    net = load_network(name, size, layers)
+    net = load_erf_network(name, size, layers)
     kw = dict(samples=2, n_boot=20, dtype=torch.float64, schedule=schedule)
     plain = estimate(net, layers, ErfConfig(cone=False, **kw))
     cropped = estimate(net, layers, ErfConfig(**kw))

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from anchorfit.design.erf_network import load_network
+from anchorfit.design.erf_network import load_erf_network
 from anchorfit.erf import ErfConfig, estimate
 from anchorfit.models import load_torch_network
 
@@ -37,7 +37,7 @@ def check_levels(result, decreasing_from: int = 0, decreasing_to: int | None = N
 @pytest.mark.parametrize("name, samples, last", [("resnet18", 4, None), ("resnet50", 2, 3)])
 def test_resnet_stages(name, samples, last):
     layers = ["layer1", "layer2", "layer3", "layer4"]
-    net = load_network(f"torchvision:{name}", None, layers)
+    net = load_erf_network(f"torchvision:{name}", None, layers)
     result = estimate(net, layers, ErfConfig(samples=samples, n_boot=200))
     assert result.cropped
     ratios = check_levels(result, decreasing_to=last)
@@ -45,7 +45,7 @@ def test_resnet_stages(name, samples, last):
 
 
 def test_ssd300_levels():
-    net = load_network("torchvision:ssd300_vgg16")
+    net = load_erf_network("torchvision:ssd300_vgg16")
     result = estimate(net, config=ErfConfig(samples=2, n_boot=200))
     assert [lv.rf.rf[0] for lv in result.levels] == [92, 420, 452, 516, 644, 772]
     # conv4_3 -> fc7 goes *up*: fc6 is a 3x3 conv with dilation 6 at stride 16, which adds
@@ -55,7 +55,7 @@ def test_ssd300_levels():
 
 
 def test_s3fd_levels():
-    net = load_network(f"{NETS}:s3fd")
+    net = load_erf_network(f"{NETS}:s3fd")
     analysis = net.analyze()
     assert [analysis[net.node(n)].rf[0] for n in net.default_layers] == [40, 92, 196, 276, 340,
                                                                           468]
@@ -67,7 +67,7 @@ def test_s3fd_levels():
 
 
 def test_windows_schedules_and_memory_formats_give_the_same_maps():
-    net = load_network("torchvision:resnet18", (160, 160))
+    net = load_erf_network("torchvision:resnet18", (160, 160))
     layers = ["layer1", "layer2"]
     # float64: a float32 max-pool near-tie may go the other way when a convolution's size
     # changes its rounding (see README); in float64 every variant must give the same maps
@@ -101,7 +101,7 @@ def test_ssd300_windows_and_auto_schedule():
     from anchorfit.erf.cells import plan_levels
     from anchorfit.erf.window import compute_window, schedule_passes
 
-    net = load_network("torchvision:ssd300_vgg16")
+    net = load_erf_network("torchvision:ssd300_vgg16")
     analysis = net.analyze()
     plans = plan_levels(net, net.default_layers, analysis)
     wins = [compute_window(net, analysis, [p]) for p in plans]
@@ -140,7 +140,7 @@ def test_train_mode_batchnorm_trips_the_zero_outside_rf_check():
 
 
 def test_until_ci_stops_when_sigma_is_tight():
-    net = load_network(f"{NETS}:tiny_bn", (40, 40))
+    net = load_erf_network(f"{NETS}:tiny_bn", (40, 40))
     result = estimate(net, config=ErfConfig(until_ci=True, samples=8, max_samples=256,
                                             n_boot=200))
     assert result.converged is True and 8 <= result.samples < 256
@@ -150,7 +150,7 @@ def test_until_ci_stops_when_sigma_is_tight():
 
 
 def test_uniform_weights_are_linear_and_input_independent():
-    net = load_network("torchvision:resnet18", (160, 160))
+    net = load_erf_network("torchvision:resnet18", (160, 160))
     a = estimate(net, ["layer2"], ErfConfig(samples=1, weights="uniform", mode="abs", n_boot=10,
                                             seed=0))
     b = estimate(net, ["layer2"], ErfConfig(samples=1, weights="uniform", mode="abs", n_boot=10,

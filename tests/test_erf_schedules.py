@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from anchorfit.design.erf_network import erf_network, load_network
+from anchorfit.design.erf_network import erf_network, load_erf_network
 from anchorfit.erf import ErfConfig, estimate
 from anchorfit.erf.canvas import canvas_for
 from anchorfit.erf.cells import plan_levels
@@ -48,7 +48,7 @@ def test_yolov3_tiny_window_equals_whole_input(shared_data):
     # a group's levels by window size (yolo23's is smaller) while the pass lists them in level
     # order, so each level read the other level's cell.
     cfg = shared_data / "configs" / "darknet" / "pjreddie" / "yolov3-tiny.cfg"
-    net = load_network(str(cfg), None, None, seed=0)
+    net = load_erf_network(str(cfg), None, None, seed=0)
     analysis = net.analyze()
     plans = plan_levels(net, net.default_layers, analysis)
     passes, _ = schedule_passes(net, analysis, plans)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from anchorfit.cli.common import add_format_options, emit, parse_hw
 from anchorfit.errors import AnchorfitError
 from anchorfit.rf.engine import CONVENTION
+
+if TYPE_CHECKING:
+    from anchorfit.erf.config import ErfConfig
 
 EXAMPLES = """examples:
   anchorfit erf torchvision:resnet50 --layers layer1,layer2,layer3,layer4 --samples 16
@@ -139,12 +142,12 @@ def parse_anchors(text: str, layers: list[str]) -> dict[str, tuple[float, float]
     return dict(zip(layers, values))
 
 
-def erf_config(args: argparse.Namespace) -> Any:
+def erf_config(args: argparse.Namespace) -> ErfConfig:
     """The ``ErfConfig`` the flags ask for (a flag left out: the library's default). A bad value
     is reported under its flag: "--samples 0: must be positive"."""
     from anchorfit.erf.config import ConfigError, ErfConfig
 
-    given = {field: getattr(args, field) for field in FLAGS if field not in ("crop",)}
+    given = {field: getattr(args, field) for field in FLAGS if field != "crop"}
     given["crop"] = not args.no_crop
     try:
         return ErfConfig(**{k: v for k, v in given.items() if v is not None})
@@ -155,7 +158,7 @@ def erf_config(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from anchorfit import models
-    from anchorfit.design.erf_network import load_network
+    from anchorfit.design.erf_network import load_erf_network
     from anchorfit.erf import estimate
     from anchorfit.report.figures.erf import save_erf_figure
     from anchorfit.report.maps import maps_npz
@@ -167,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     config = erf_config(args)
     requested = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     size = parse_hw(args.input) if args.input else None
-    net = load_network(args.model, size, requested, seed=config.seed, unknown=args.unknown)
+    net = load_erf_network(args.model, size, requested, seed=config.seed, unknown=args.unknown)
     layers = models.layer_names(net, requested)
     if args.anchors:
         config = config.replace(anchors=parse_anchors(args.anchors, layers))

@@ -1,10 +1,10 @@
 """The traced network an ERF runs on, from a MODEL string or a detector: the resolver's side of
 the ERF (``anchorfit.erf`` measures a network it is handed and never reads a file).
 
-``load_network`` serves ``anchorfit erf`` (a MODEL string, at the size asked for or at the canvas
-the levels need); ``erf_network`` serves the planner, ``audit --erf`` and ``compare --erf`` (a
-detector already read, at ``anchorfit.erf.canvas.choose_canvas``'s canvas, read again at that
-size when it moved). Both seed the weights they build, so an ERF repeats.
+``load_erf_network`` serves ``anchorfit erf`` (a MODEL string, at the size asked for or at the
+canvas the levels need); ``erf_network`` serves the planner, ``audit --erf`` and ``compare
+--erf`` (a detector already read, at ``anchorfit.erf.canvas.choose_canvas``'s canvas, read again
+at that size when it moved). Both seed the weights they build, so an ERF repeats.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from anchorfit.erf.cells import required_input, size_multiple
 from anchorfit.errors import AnchorfitError
 
 
-def load_network(model: str, input_size: tuple[int, int] | None = None,
+def load_erf_network(model: str, input_size: tuple[int, int] | None = None,
                  layers: Sequence[str] | None = None, *, seed: int = 0,
                  unknown: str = "error") -> Any:
     """``models.load(model, ..., materialize=True)`` with the weights drawn under ``seed``, at
@@ -89,4 +89,4 @@ def erf_network(detector: Any, layers: Sequence[str], requested: tuple[int, int]
 
 
 
-__all__ = ["detector_at", "erf_network", "load_network"]
+__all__ = ["detector_at", "erf_network", "load_erf_network"]
