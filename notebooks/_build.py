@@ -74,7 +74,7 @@ the 95 % intervals say how sure it is. Every random step uses seed 0.
 from anchorfit import load as models
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
 from anchorfit.design.plan import measure_erf, plan
-from anchorfit.report.figures import box_scatter, ladder
+from anchorfit.report.figures.design import box_scatter, ladder
 
 SEED = 0
 '''),
@@ -272,7 +272,7 @@ from anchorfit.design.audit import audit
 from anchorfit.design.compare import compare
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
 from anchorfit.design.export import export_for
-from anchorfit.report.figures import box_scatter
+from anchorfit.report.figures.design import box_scatter
 
 SEED = 0
 PRN = DATA / "configs/darknet/alexeyab/yolov3-tiny-prn.cfg"
@@ -436,7 +436,7 @@ by 0.5) is the headline number. Seed 0 everywhere.
 from anchorfit import load as models
 from anchorfit.design.compare import compare
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
-from anchorfit.report.figures import box_scatter, grid_recall_by_size
+from anchorfit.report.figures.design import box_scatter, grid_recall_by_size
 
 SEED = 0
 '''),

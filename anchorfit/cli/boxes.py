@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     prepared = load_prepared(args)
     stats = box_stats(prepared)
     if args.plot:
-        from anchorfit.report.plots_boxes import plot_boxes
+        from anchorfit.report.figures.boxes import plot_boxes
 
         plot_boxes(prepared.boxes.wh(), args.plot, seed=args.seed,
                    title=f"{stats.source} — {stats.space}")

@@ -108,14 +108,14 @@ def run(args: argparse.Namespace) -> int:
     for s in result.sets:
         notes += [f"{s.name}: {n}" for n in s.notes]
     if args.plot_boxes:
-        from anchorfit.report.figures import box_scatter
+        from anchorfit.report.figures.design import box_scatter
 
         box_scatter(prepared.boxes.wh(), {s.name: [a for lv in s.anchors for a in lv]
                                           for s in result.sets}, result.strides,
                     args.plot_boxes, title=f"{detector.name}: boxes and anchor sets",
                     seed=args.seed)
     if args.plot_recall:
-        from anchorfit.report.figures import grid_recall_by_size
+        from anchorfit.report.figures.design import grid_recall_by_size
 
         pos = f"{result.positive_iou:g}"
         recall = {s.name: s.metrics.grid["recall"][pos] for s in result.sets if s.metrics.grid}

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     result.boxes = {"source": boxes.source, "format": boxes.format, "space": boxes.space,
                     "synthetic": boxes.synthetic, **prepared.to_dict()}
     if args.plot:
-        from anchorfit.report.plots_boxes import plot_boxes
+        from anchorfit.report.figures.boxes import plot_boxes
 
         plot_boxes(boxes.wh(), args.plot, seed=args.seed, anchors=result.anchors,
                    strides=result.strides, title=f"{boxes.source} — {args.method} k={args.k}")

@@ -113,11 +113,11 @@ def run(args: argparse.Namespace) -> int:
     for w in result.warnings:
         notes.append(f"{w.severity} {w.code} {w.level or ''}: {w.message} -> {w.remedy}")
     if args.plot:
-        from anchorfit.report.figures import ladder
+        from anchorfit.report.figures.design import ladder
 
         ladder(result, args.plot)
     if args.plot_boxes:
-        from anchorfit.report.figures import box_scatter
+        from anchorfit.report.figures.design import box_scatter
 
         planned = [a for lv in result.anchors_by_level() for a in lv]
         box_scatter(prepared.boxes.wh(), {"planned": planned} if planned else {},  # anchor-free

@@ -10,4 +10,5 @@ and below the CLI and the report writers. One module per concept:
 - ``audit``: run the catalogue on a detector (and a dataset).
 - ``compare``: anchor sets side by side with the verdict for the detector's assigner.
 - ``export``: anchors written back into each detector format.
+- ``erf_network``: the network a detector's ERF runs on (its canvas, seeded weights).
 """

@@ -631,13 +631,13 @@ def measure_erf(detector: Detector, *, samples: int = SAMPLES, seed: int = 0,
     (``models.as_traced``); weights are random (seeded) with BatchNorm recalibrated, as in
     ``anchorfit erf``. The first note names the canvas.
     """
-    from anchorfit.erf import estimate
-    from anchorfit.erf.canvas import erf_network
+    from anchorfit.design.erf_network import erf_network
+    from anchorfit.erf import ErfConfig, estimate
 
     check_options(samples=samples)
     layers = [lv.name for lv in detector.levels if lv.node]
     net, canvas = erf_network(detector, layers, erf_input, seed=seed)
-    result = estimate(net, layers, samples=samples, seed=seed, progress=progress)
+    result = estimate(net, layers, ErfConfig(samples=samples, seed=seed), progress=progress)
     sizes = {}
     for lv in result.levels:
         axes = np.asarray(lv.erf_4sigma, dtype=float)  # (y, x)
