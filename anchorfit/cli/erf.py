@@ -35,8 +35,7 @@ FLAGS = {"samples": "--samples", "until_ci": "--until-ci", "max_samples": "--max
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from anchorfit.erf.config import DEFAULT_SAMPLES, UNIFORM_SAMPLES, ErfConfig
-    from anchorfit.erf.passes import BACKWARDS, MODES
+    from anchorfit.erf.config import BACKWARDS, DEFAULT_SAMPLES, MODES, UNIFORM_SAMPLES, ErfConfig
     from anchorfit.erf.window import SCHEDULES
 
     d = ErfConfig  # the library's defaults, shown in the help

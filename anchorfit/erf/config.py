@@ -15,14 +15,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from anchorfit.erf.passes import BACKWARDS, MODES
-from anchorfit.erf.weights import POLICIES
 from anchorfit.erf.window import SCHEDULES
 from anchorfit.errors import AnchorfitError
+
+if TYPE_CHECKING:  # torch is imported when a config is built, not when this module is: the
+    import torch  # CLI reads the defaults below for --help without paying torch's start-up
+
+#: what a map is (``anchorfit.erf.passes``): channel-summed squared gradient with a Rademacher
+#: cotangent (unbiased energy), Luo's Σ|g| with an all-ones cotangent, or RepLKNet's
+#: ReLU(centre) → ReLU(gradient)
+MODES = ("energy", "abs", "replknet")
+#: how a pass runs its levels' backward passes (``auto``: ``passes.resolve_backward``)
+BACKWARDS = ("auto", "batched", "loop")
+#: the named weight policies (``anchorfit.erf.weights``); any other value is a checkpoint path
+POLICIES = ("random", "as_is", "uniform")
 
 #: samples drawn when none are asked for; uniform weights make the network linear, so one sample
 #: gives the map every sample would
@@ -89,7 +97,7 @@ class ErfConfig:
     images: str | Path | None = None
     seed: int = 0
     device: str = "cpu"
-    dtype: torch.dtype = torch.float32
+    dtype: torch.dtype | None = None  # None: torch.float32, resolved when the config is built
     batch_size: int | None = None
     weight_draws: int = 1
     calibrate: int = 8
@@ -104,6 +112,10 @@ class ErfConfig:
     ci_level: float = 0.95
 
     def __post_init__(self) -> None:
+        import torch
+
+        if self.dtype is None:
+            object.__setattr__(self, "dtype", torch.float32)
         if self.samples is None:  # resolved here so that every reader sees the number used
             default = UNIFORM_SAMPLES if self.weights == "uniform" else DEFAULT_SAMPLES
             object.__setattr__(self, "samples", default)
@@ -138,6 +150,8 @@ class ErfConfig:
     def _check_device(self) -> None:
         """A torch device of this machine: a CUDA run on a machine without one fails here,
         before a network is built."""
+        import torch
+
         try:
             torch.device(self.device)
         except (RuntimeError, TypeError):

@@ -18,17 +18,13 @@ import torch
 import torch.nn as nn
 
 from anchorfit.erf.cells import LevelPlan
+from anchorfit.erf.config import BACKWARDS, MODES  # noqa: F401  (re-exported: passes.MODES)
 from anchorfit.erf.sources import COTANGENTS, generator
 from anchorfit.erf.window import CHECK_MARGIN, ComputeWindow, Pass
 
 if TYPE_CHECKING:
     from anchorfit.rf.network import Network
 
-#: what a map is: channel-summed squared gradient with a Rademacher cotangent (unbiased energy),
-#: Luo's Σ|g| with an all-ones cotangent, or RepLKNet's ReLU(centre) → ReLU(gradient)
-MODES = ("energy", "abs", "replknet")
-#: how a pass runs its levels' backward passes (``auto``: ``resolve_backward``)
-BACKWARDS = ("auto", "batched", "loop")
 
 
 def outputs_module(gm: torch.fx.GraphModule, nodes: Sequence[str]) -> torch.fx.GraphModule:

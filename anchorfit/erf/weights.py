@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn as nn
 
+from anchorfit.erf.config import POLICIES
 from anchorfit.erf.passes import outputs_module
 from anchorfit.errors import AnchorfitError
 
 if TYPE_CHECKING:
     from anchorfit.rf.network import Network
 
-#: the named weight policies; any other value is a checkpoint path
-POLICIES = ("random", "as_is", "uniform")
 
 
 def load_checkpoint(module: nn.Module, path: str | Path) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from anchorfit.rf.engine import CONVENTION, NodeRF, extend, fmt_axes
-from anchorfit.rf.probe import LayerCheck
+
+if TYPE_CHECKING:  # the probe needs torch; a spec's report (no --verify) does not
+    from anchorfit.rf.probe import LayerCheck
 
 
 @dataclass
@@ -80,7 +82,6 @@ class RFReport:
 def build_report(net: Any, layers: Sequence[str], verify: bool = False) -> RFReport:
     """Analyse ``net`` (an ``anchorfit.rf.network.Network``) and report ``layers``."""
     from anchorfit.errors import AnchorfitError
-    from anchorfit.rf.probe import verify as probe_verify
 
     analysis = net.analyze()
     reports = []
@@ -91,6 +92,8 @@ def build_report(net: Any, layers: Sequence[str], verify: bool = False) -> RFRep
         reports.append(LayerReport(name, rf, head))
     notes = list(net.notes)
     if verify:
+        from anchorfit.rf.probe import verify as probe_verify  # torch: only when asked
+
         traced_net = net
         if net.traced is None:
             from anchorfit.rf.network import as_traced
