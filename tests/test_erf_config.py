@@ -42,7 +42,7 @@ def test_bad_values_fail_at_construction_naming_the_parameter(changes, message):
 
 
 def test_defaults_live_in_the_library():
-    assert ErfConfig().samples == 32 and ErfConfig().max_samples == 512
+    assert ErfConfig().samples == 8 and ErfConfig().max_samples == 512
     assert ErfConfig(weights="uniform").samples == 1  # a linear network: one sample suffices
     assert ErfConfig(weights="uniform", samples=5).samples == 5
     assert ErfConfig(weights=Path("w.pt")).checkpoint == "w.pt"

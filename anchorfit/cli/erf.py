@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -173,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     layers = models.layer_names(net, requested)
     if args.anchors:
         config = config.replace(anchors=parse_anchors(args.anchors, layers))
-    result = estimate(net, layers, config, progress=sys.stderr.isatty())
+    result = estimate(net, layers, config, progress=True, options=FLAGS)
     h, w = result.input_size
     try:
         emit(result, args, title=f"{result.model} @ {h}x{w}: ERF ({result.mode}, "

@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_erf:
         with flags(FLAGS):
             erf, erf_notes = measure_erf(detector, samples=args.samples, seed=args.seed,
-                                         progress=True, erf_input=erf_input)
+                                         progress=True, erf_input=erf_input,
+                                         options={"samples": "--samples"})
         notes += erf_notes
     aspect = parse_floats(args.aspect_ratios, "--aspect-ratios") \
         if args.aspect_ratios else None

@@ -31,7 +31,7 @@ the finest stride, levels with nothing to detect.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -621,7 +621,8 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
 
 
 def measure_erf(detector: Detector, *, samples: int = SAMPLES, seed: int = 0,
-                progress: bool = False, erf_input: tuple[int, int] | None = None
+                progress: bool = False, erf_input: tuple[int, int] | None = None,
+                options: Mapping[str, str] | None = None
                 ) -> tuple[dict[str, ErfSize], list[str]]:
     """ERF (4 sigma, mean of the two axes, with its 95 % interval) of every level.
 
@@ -629,7 +630,8 @@ def measure_erf(detector: Detector, *, samples: int = SAMPLES, seed: int = 0,
     (``anchorfit.erf.canvas``: the cell's map depends only on its RF's pixels), or at
     ``erf_input``. Networks read from files get a torch module built from their IR
     (``models.as_traced``); weights are random (seeded) with BatchNorm recalibrated, as in
-    ``anchorfit erf``. The first note names the canvas.
+    ``anchorfit erf``. The first note names the canvas. ``progress`` and ``options`` (the
+    settings the caller offers, for the hint before a long run) as in ``anchorfit.erf.estimate``.
     """
     from anchorfit.design.erf_network import erf_network
     from anchorfit.erf import ErfConfig, estimate
@@ -637,7 +639,8 @@ def measure_erf(detector: Detector, *, samples: int = SAMPLES, seed: int = 0,
     check_options(samples=samples)
     layers = [lv.name for lv in detector.levels if lv.node]
     net, canvas = erf_network(detector, layers, erf_input, seed=seed)
-    result = estimate(net, layers, ErfConfig(samples=samples, seed=seed), progress=progress)
+    result = estimate(net, layers, ErfConfig(samples=samples, seed=seed), progress=progress,
+                      options={} if options is None else options)
     sizes = {}
     for lv in result.levels:
         axes = np.asarray(lv.erf_4sigma, dtype=float)  # (y, x)

@@ -20,13 +20,14 @@ network already built (resolving a MODEL string is the caller's job) and one ``E
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from anchorfit.data.progress import Meter, duration
 from anchorfit.erf import stats as st
 from anchorfit.erf.cells import LevelPlan, plan_levels, resolve_layers
 from anchorfit.erf.config import ErfConfig
@@ -42,16 +43,38 @@ if TYPE_CHECKING:
     from anchorfit.load import Network
 
 
-def _progress(enabled: bool, total: int, description: str):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
+def _shorten(config: ErfConfig, rate: float, options: Mapping[str, str] | None) -> list[str]:
+    """Ways to shorten a run whose samples take ``rate`` seconds each: fewer samples (about a
+    minute's worth), a GPU, channels-last. ``options`` maps each setting the caller offers to
+    its spelling ("samples" -> "--samples"); a setting it does not offer is not suggested.
+    Without ``options`` (a Python caller) settings are spelled as keywords ("samples=8")."""
+    def spell(param: str, value: Any) -> str | None:
+        if options is None:
+            return f"{param}={value!r}"
+        if param not in options:
+            return None
+        return options[param] if value is True else f"{options[param]} {value}"
 
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
-                        disable=not enabled)
-    task = progress.add_task(description, total=total)
-    return progress, task
+    hints: list[str | None] = []
+    budget = max(4, int(60 / rate)) if rate > 0 else 4
+    if config.until_ci:
+        if budget < config.max_samples:
+            cap = spell("max_samples", budget)
+            hints.append(cap and f"{cap} (a cap of ~{duration(budget * rate)})")
+        target = spell("ci_target", 0.05)
+        hints.append(target and f"{target} (a looser target)")
+    elif budget < config.samples:  # type: ignore[operator]
+        fewer = spell("samples", budget)
+        hints.append(fewer and f"{fewer} (~{duration(budget * rate)}, a wider interval)")
+    if config.weight_draws > 1:
+        hints.append(spell("weight_draws", 1))
+    if config.device == "cpu":
+        if torch.cuda.is_available():
+            hints.append(spell("device", "cuda"))
+        if not config.channels_last:
+            faster = spell("channels_last", True)
+            hints.append(faster and f"{faster} (about 15 % faster on CPU)")
+    return [h for h in hints if h]
 
 
 @dataclass
@@ -115,27 +138,36 @@ class _Sampler:
             recalibrate_batchnorm(self.sub, calibration_batches(
                 self.source, cfg.calibrate, draw, cfg.device, cfg.dtype))
 
-    def run(self, tally: _Tally, per_draw: int, advance: Callable[[int], None]) -> bool | None:
+    def run(self, tally: _Tally, per_draw: int, advance: Callable[[float, bool], None]
+            ) -> bool | None:
         """Every draw's samples; with ``until_ci``, stop once the CI target is met (returned;
-        None without ``until_ci``). ``advance`` is told the samples done so far."""
+        None without ``until_ci``). ``advance(done, step_end)`` is told the samples done so far:
+        0 when the first sample starts (after calibration), fractions as a step's levels
+        finish, whole counts at the end of each step."""
         cfg = self.config
         converged: bool | None = None
         done = 0
+        levels = len(tally.plans)
         for draw in range(cfg.weight_draws):
             self.start_draw(draw)
+            if draw == 0:
+                advance(0, False)
             k = 0
             while k < per_draw:
                 indices = list(range(k, min(k + self.chunk, per_draw)))
                 images = self.source.batch(indices, draw)
+                part = 0.0
                 for level, maps, window in chunk_maps(
                         self.runners, images, indices, draw, seed=cfg.seed,
                         channels=self.channels, mode=cfg.mode, backward=self.backward,
                         device=cfg.device, dtype=cfg.dtype):
                     tally.add(level, maps, window)
+                    part += maps.shape[0] / levels
+                    advance(done + min(part, len(indices) - 1e-6), False)
                 tally.draws.extend([draw] * len(indices))
                 k += len(indices)
                 done += len(indices)
-                advance(done)
+                advance(done, True)
                 if cfg.until_ci and k >= max(cfg.samples, 8):  # type: ignore[call-overload]
                     converged = tally.converged(cfg)
                     if converged:
@@ -153,14 +185,19 @@ def _sample_budget(config: ErfConfig, source: Source, notes: list[str]) -> ErfCo
 
 
 def estimate(net: Network, layers: Sequence[str] | None = None, config: ErfConfig | None = None,
-             *, progress: bool = False, on_batch: Callable[[int], None] | None = None
-             ) -> ERFResult:
+             *, progress: bool = False, on_batch: Callable[[int], None] | None = None,
+             options: Mapping[str, str] | None = None) -> ERFResult:
     """Measure the ERF of ``layers`` (default: the network's detection levels) of ``net``.
 
     ``net`` is a network with a traced torch module (``models.load(..., materialize=True)``),
     analysed at the input size to use. ``config`` (default ``ErfConfig()``) holds every setting
-    of the measurement. ``progress`` draws a bar on standard error; ``on_batch`` is called with
-    the number of samples done after each step.
+    of the measurement. ``progress`` reports on standard error (``anchorfit.data.progress
+    .Meter``): a bar with the time left on a terminal, else a line every 10 s; and, when the
+    first sample says the run will take more than half a minute, one line with the expected
+    time and how to shorten it: with the settings the caller offers, spelled its way
+    (``options``: parameter -> option, e.g. ``{"samples": "--samples"}``; default: every
+    setting, as a keyword, ``samples=8``). ``on_batch`` is called with the number of samples
+    done after each step.
     """
     config = config or ErfConfig()
     started = time.perf_counter()
@@ -196,14 +233,17 @@ def estimate(net: Network, layers: Sequence[str] | None = None, config: ErfConfi
                        needs_recalibration(sub, str(config.weights)))
     tally = _Tally(plans, windows, config.device)
     total = config.per_draw if config.until_ci else config.per_draw * config.weight_draws
-    bar, task = _progress(progress, total, "ERF samples")
+    meter = Meter("erf", total, "samples", enabled=progress, capped=config.until_ci)
+    def advance(done: float, step_end: bool) -> None:
+        meter.update(done)
+        if step_end:
+            rate = meter.rate()
+            if rate is not None:
+                meter.forecast(_shorten(config, rate, options))
+            if on_batch is not None:
+                on_batch(int(done))
 
-    def advance(done: int) -> None:
-        bar.update(task, completed=done)
-        if on_batch is not None:
-            on_batch(done)
-
-    with bar:
+    with meter:
         converged = sampler.run(tally, config.per_draw, advance)
     done = len(tally.draws)
     if config.until_ci and not converged:
