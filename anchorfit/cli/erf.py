@@ -61,9 +61,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "classifier's stage outputs)")
     how_many = p.add_mutually_exclusive_group()
     how_many.add_argument("--samples", "-n", type=int, default=None,
-                          help=f"number of input samples (default {DEFAULT_SAMPLES}; "
-                               f"{UNIFORM_SAMPLES} with --weights uniform, whose maps do not "
-                               "depend on the input)")
+                          help=f"number of input samples (default {DEFAULT_SAMPLES}, a few "
+                               "minutes for a large detector on a CPU, the interval as wide as "
+                               f"{DEFAULT_SAMPLES} samples make it; {UNIFORM_SAMPLES} with "
+                               "--weights uniform, whose maps do not depend on the input). A "
+                               "run expected to take over 30 s says so after its first sample, "
+                               "with ways to shorten it")
     how_many.add_argument("--until-ci", action="store_true",
                           help="keep sampling until every sigma's 95%% CI half-width is under "
                                "--ci-target of sigma, or --max-samples")

@@ -35,7 +35,11 @@ _WHERE = {
     "schedule_passes": "window",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = ["Canvas", "ComputeWindow", "ConfigError", "ERFResult", "ErfConfig", "ImageSource",
+           "LevelERF", "LevelPlan", "MODES", "NoiseSource", "Pass", "canvas_for", "choose_canvas",
+           "choose_cell", "compute_window", "estimate", "level_maps", "load_checkpoint",
+           "plan_levels", "recalibrate_batchnorm", "required_input", "schedule_passes",
+           "size_multiple"]
 
 if TYPE_CHECKING:  # what the names are, for type checkers; at run time __getattr__ loads them
     from anchorfit.erf.canvas import Canvas, canvas_for, choose_canvas

@@ -79,7 +79,7 @@ class ErfConfig:
     recalibrated on the first ``calibrate`` samples), ``"as_is"`` (no recalibration),
     ``"uniform"`` (the linearised all-positive copy: Luo's analytic baseline) or a checkpoint
     path; ``weight_draws`` > 1 adds seeded redraws of the conv weights (same per-tensor scale),
-    bootstrapped hierarchically. ``mode`` says what a map is (``passes.MODES``). ``seed`` seeds
+    bootstrapped hierarchically. ``mode`` says what a map is (``MODES``). ``seed`` seeds
     every random step. ``anchors`` maps a layer to an anchor (h, w) for anchor/ERF (default:
     S3FD's 4 × stride). ``fit`` adds a 2-D Gaussian fit; ``n_boot`` and ``ci_level`` set the
     percentile bootstrap.

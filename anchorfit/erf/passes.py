@@ -18,7 +18,6 @@ import torch
 import torch.nn as nn
 
 from anchorfit.erf.cells import LevelPlan
-from anchorfit.erf.config import BACKWARDS, MODES  # noqa: F401  (re-exported: passes.MODES)
 from anchorfit.erf.sources import COTANGENTS, generator
 from anchorfit.erf.window import CHECK_MARGIN, ComputeWindow, Pass
 
