@@ -126,12 +126,12 @@ def test_estimator_reports_every_sample_and_forecasts_with_the_callers_flags(mon
 
     monkeypatch.setattr(estimator, "Meter", Recorder)
     net = load_erf_network("yolov3-tiny", (448, 448), None, seed=0)
-    config = ErfConfig(samples=3, batch_size=1, n_boot=10, calibrate=1)
+    config = ErfConfig(samples=2, batch_size=1, n_boot=10, calibrate=1)
     flags = {"samples": "--samples", "channels_last": "--channels-last"}
     result = estimator.estimate(net, None, config, progress=False, options=flags)
     ups = seen["updates"]
-    assert result.samples == 3 and seen["kw"][0]["enabled"] is False
-    assert ups[0] == 0 and ups[-1] == 3
+    assert result.samples == 2 and seen["kw"][0]["enabled"] is False
+    assert ups[0] == 0 and ups[-1] == 2
     assert ups == sorted(ups)
     assert any(0 < u < 1 for u in ups)  # two levels: half a sample after the first level
     hints = seen["hints"][0]
