@@ -7,16 +7,17 @@ sizes, resize policy) and a printer for results shown as several tables.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import pandas as pd
 
-from anchorfit.cli.common import add_format_options, parse_hw
+from anchorfit.cli import validate
+from anchorfit.cli.common import add_format_options, parse_hw, print_notes, write_text
 from anchorfit.data.boxes import POLICIES, POLICY_HELP, ResizeSpec
 from anchorfit.data.io import FORMATS
 from anchorfit.errors import AnchorfitError
-from anchorfit.report.output import Renderable, frame_to_markdown, frame_to_table, to_json, \
-    write_atomic
+from anchorfit.report.escape import markdown_safe
+from anchorfit.report.output import Renderable, frame_to_csv, frame_to_markdown, frame_to_table, \
+    to_json
 
 EXAMPLES = """examples:
   anchorfit boxes annotations/instances_train2017.json --input 640
@@ -46,8 +47,9 @@ def add_box_input_options(p: argparse.ArgumentParser) -> None:
                         "; ".join(f"{k}: {v}" for k, v in POLICY_HELP.items()))
     p.add_argument("--jitter", metavar="LO,HI",
                    help="per-image random scale factor range, e.g. 0.9,1.1 (YOLOv5 check)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
-    p.add_argument("--min-size", type=float, default=2.0, metavar="PX",
+    p.add_argument("--seed", type=validate.seed, default=0,
+                   help="seed of every random step (default 0)")
+    p.add_argument("--min-size", type=validate.finite_float(at_least=0), default=2.0, metavar="PX",
                    help="drop boxes smaller than PX on both sides after resizing (default 2, "
                         "like YOLOv5)")
     p.add_argument("--strict", action="store_true",
@@ -68,7 +70,7 @@ def resize_spec(args: argparse.Namespace) -> ResizeSpec:
         except ValueError:
             raise AnchorfitError(f"--jitter {args.jitter!r}: expected LO,HI such as 0.9,1.1",
                                  key="--jitter") from None
-        if not 0 < lo <= hi:
+        if not 0 < lo <= hi < float("inf"):
             raise AnchorfitError(f"--jitter {args.jitter!r}: expected 0 < LO <= HI",
                                  key="--jitter")
         jitter = (lo, hi)
@@ -97,18 +99,14 @@ def emit_sections(result: Renderable, args: argparse.Namespace,
     if args.format == "json":
         text = to_json(result.to_dict())
     elif args.format == "csv":
-        text = sections[0][1].to_csv(index=False)
+        text = frame_to_csv(sections[0][1])
     elif args.format == "md":
-        text = "\n".join(f"**{title}**\n\n{frame_to_markdown(frame)}" for title, frame in sections)
+        text = "\n".join(f"**{markdown_safe(title)}**\n\n{frame_to_markdown(frame)}"
+                         for title, frame in sections)
     else:
         text = "\n".join(frame_to_table(frame, title=title) for title, frame in sections)
-    if args.output:
-        write_atomic(args.output, text)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    for note in notes:
-        print(note, file=sys.stderr)
+    write_text(text, args)
+    print_notes(notes)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -120,7 +118,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "96², large) in input pixels.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_box_input_options(p)
-    p.add_argument("--plot", metavar="PNG", help="write a size histogram and w-h scatter")
+    p.add_argument("--plot", metavar="PNG", type=validate.figure_file,
+                   help="write a size histogram and w-h scatter (.png, .svg, .pdf)")
     add_format_options(p)
     p.set_defaults(handler=run)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from anchorfit.cli import validate
 from anchorfit.cli.common import parse_hw
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.escape import terminal_safe
 from anchorfit.report.output import FORMATS
 
 EXAMPLES = """examples:
@@ -43,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_dataset_options(p, required=True)
     p.add_argument("-k", type=int, help="anchors to cluster (default: as many as the detector "
                                         "has, or one per level)")
-    p.add_argument("--ratio", type=float, default=4.0,
+    p.add_argument("--ratio", type=validate.finite_float(above=0), default=4.0,
                    help="RF-derived anchors are RATIO x stride (default 4, S3FD)")
     p.add_argument("--restarts", type=int, default=10, help="k-means restarts (default 10)")
     p.add_argument("--erf", action="store_true",
@@ -52,20 +53,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--erf-input", metavar="HxW",
                    help="with --erf: the input the ERF is measured on (default: the detector's, "
                         "or the canvas its deepest level's RF needs)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
-    p.add_argument("--plot-boxes", metavar="PNG", help="box sizes with every anchor set")
-    p.add_argument("--plot-recall", metavar="PNG", help="grid recall by object size per set")
+    p.add_argument("--seed", type=validate.seed, default=0, help="seed of every random step (default 0)")
+    p.add_argument("--plot-boxes", metavar="PNG", type=validate.figure_file, help="box sizes with every anchor set")
+    p.add_argument("--plot-recall", metavar="PNG", type=validate.figure_file, help="grid recall by object size per set")
     p.add_argument("--export", metavar="SET",
                    help="write this anchor set (a column name, e.g. 'level-aware k-means', "
                         "or 'recommended') in the detector's format")
-    p.add_argument("--export-to", metavar="FILE", type=Path,
-                   help="where to write the export (default: standard error shows it; the "
-                        "original file is never overwritten without --in-place)")
+    p.add_argument("--export-to", metavar="FILE", type=validate.output_file,
+                   help="where to write the export (default: standard error shows it); an "
+                        "existing file is never replaced without --force, the detector's own "
+                        "file never without --in-place")
     p.add_argument("--in-place", action="store_true",
-                   help="replace the detector file itself (atomically, keeping FILE.bak)")
+                   help="replace the detector file itself (atomically, keeping the original as "
+                        "FILE.bak, FILE.bak.1, ...; not for built-in zoo names)")
+    p.add_argument("--force", action="store_true",
+                   help="let --export-to replace an existing file (a numbered .bak of it is "
+                        "kept)")
     p.add_argument("--format", "-f", choices=FORMATS, default="table",
                    help="output format of the comparison (default: table)")
-    p.add_argument("--output", "-o", metavar="FILE", type=Path,
+    p.add_argument("--output", "-o", metavar="FILE", type=validate.output_file,
                    help="write the comparison to FILE instead of standard output")
     p.set_defaults(handler=run)
 
@@ -84,11 +90,24 @@ def run(args: argparse.Namespace) -> int:
         raise AnchorfitError(f"-k {args.k}: expected at least 1", key="-k")
     if (args.export_to or args.in_place) and not args.export:
         raise AnchorfitError("--export-to/--in-place need --export SET", key="--export")
+    if args.force and not args.export_to:
+        raise AnchorfitError("--force is for --export-to FILE", key="--force")
     if args.erf_input and not args.erf:
         raise AnchorfitError("--erf-input needs --erf", key="--erf-input")
     erf_input = parse_hw(args.erf_input, option="--erf-input") if args.erf_input else None
     size = parse_hw(args.input) if args.input else None
     detector = models.load_detector(args.model, size)
+    if args.in_place or args.export_to:  # refuse before the work, not after it
+        from pathlib import Path
+
+        from anchorfit.export import check_export_target, refuse_builtin
+
+        source = Path(str(detector.source or ""))
+        if args.in_place:
+            refuse_builtin(source)
+        else:
+            check_export_target(args.export_to, source if detector.source else None,
+                                force=args.force)
     prepared = load_dataset(args, detector)
     erf, erf_notes = None, []
     if args.erf:
@@ -140,11 +159,12 @@ def run(args: argparse.Namespace) -> int:
         anchors = [a.tolist() for a in chosen.anchors]
         if args.in_place or args.export_to:
             out, target = save_export(detector, anchors, target=args.export_to,
-                                      in_place=args.in_place)
+                                      in_place=args.in_place, force=args.force)
             notes.append(f"wrote {args.export} anchors ({out.format}) to {target}")
         else:
             out = make_export(detector, anchors)
-            print(f"# {args.export} anchors in {out.format} format:\n{out.text}", file=sys.stderr)
+            print(terminal_safe(f"# {args.export} anchors in {out.format} format:\n{out.text}"),
+                  file=sys.stderr)
         result.notes += [f"export: {n}" for n in out.notes]
         notes += [f"export: {n}" for n in out.notes]
         if out.changes_centers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from anchorfit.cli import validate
 from anchorfit.data.boxes import POLICIES
 
 
@@ -22,7 +23,7 @@ def add_dataset_options(p: argparse.ArgumentParser, required: bool = False) -> N
     p.add_argument("--policy", choices=POLICIES,
                    help="override the detector's resize policy (letterbox: YOLOv5/mmdet; "
                         "stretch: Darknet/SSD; shortside: Faster R-CNN; none: original pixels)")
-    p.add_argument("--min-size", type=float, default=2.0, metavar="PX",
+    p.add_argument("--min-size", type=validate.finite_float(at_least=0), default=2.0, metavar="PX",
                    help="drop boxes smaller than PX on both sides after resizing (default 2)")
 
 

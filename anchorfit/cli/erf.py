@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from pathlib import Path
 
-from anchorfit.cli.common import add_format_options, emit, parse_hw
+from anchorfit.cli import validate
+from anchorfit.cli.common import add_format_options, emit, input_paths, parse_hw
 from anchorfit.errors import AnchorfitError
 from anchorfit.rf.engine import CONVENTION
 
@@ -18,8 +19,6 @@ EXAMPLES = """examples:
   anchorfit erf configs/s3fd.yaml --device cuda
   anchorfit erf yolov3-tiny --samples 8
 """
-
-FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     how_many.add_argument("--until-ci", action="store_true",
                           help="keep sampling until every sigma's 95%% CI half-width is under "
                                "--ci-target of sigma, or --max-samples")
-    p.add_argument("--ci-target", type=float, default=0.02,
+    p.add_argument("--ci-target", type=validate.finite_float(above=0, below=1), default=0.02,
                    help="relative half-width that stops --until-ci (default 0.02)")
     p.add_argument("--max-samples", type=int, default=512,
                    help="sample cap of --until-ci (default 512)")
@@ -76,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also fit a 2-D Gaussian to each map and report its R2")
     p.add_argument("--anchors", metavar="A,B,...",
                    help="anchor side per level (S or HxW) for anchor/4sigma; default 4 x stride")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, inputs, cotangents and "
+    p.add_argument("--seed", type=validate.seed, default=0, help="seed of weights, inputs, cotangents and "
                                                        "bootstrap (default 0)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     p.add_argument("--batch-size", type=int, default=None,
@@ -100,9 +99,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unknown", choices=("error", "pointwise"), default="error",
                    help="what to do with an op anchorfit has no geometry rule for")
     add_format_options(p)
-    p.add_argument("--plot", metavar="PNG", type=Path,
+    p.add_argument("--plot", metavar="PNG", type=validate.figure_file,
                    help="save heatmaps (one panel per level) to this .png/.svg/.pdf")
-    p.add_argument("--save", metavar="NPZ", type=Path, help="save the mean maps to this .npz")
+    p.add_argument("--save", metavar="NPZ", type=validate.output_file, help="save the mean maps to this .npz")
     p.set_defaults(handler=run)
 
 
@@ -117,7 +116,7 @@ def parse_anchors(text: str, layers: list[str]) -> dict[str, tuple[float, float]
             sides = []
         if len(sides) == 1:
             sides = sides * 2
-        if len(sides) != 2 or min(sides) <= 0:
+        if len(sides) != 2 or not all(0 < s < math.inf for s in sides):
             raise AnchorfitError(f"--anchors {text!r}: {part!r} is not a side (S or HxW)")
         values.append((sides[0], sides[1]))
     if len(values) != len(layers):
@@ -130,11 +129,8 @@ def run(args: argparse.Namespace) -> int:
     from anchorfit import models
     from anchorfit.erf.estimator import estimate, load_network
     from anchorfit.erf.plots import maps_npz, save_erf_figure
-    from anchorfit.report.output import write_atomic
+    from anchorfit.report.safe_write import write_output
 
-    if args.plot is not None and args.plot.suffix.lower() not in FIGURE_SUFFIXES:
-        raise AnchorfitError(f"--plot {args.plot}: unsupported figure type",
-                             hint="use " + ", ".join(FIGURE_SUFFIXES))
     if args.samples is not None and args.samples < 1:
         raise AnchorfitError(f"--samples {args.samples}: must be at least 1")
     if not 0 < args.ci_target < 1:
@@ -166,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
         if args.plot is not None:
             save_erf_figure(result, args.plot)
         if args.save is not None:
-            write_atomic(args.save, maps_npz(result))
+            write_output(args.save, maps_npz(result), what="--save",
+                         protect=input_paths(args))
     except OSError as exc:
         raise AnchorfitError(f"cannot write {exc.filename or 'output'}: {exc.strerror}") from None
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from anchorfit.cli import validate
 from anchorfit.cli.common import add_format_options, emit, parse_floats, parse_hw
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.errors import AnchorfitError
@@ -44,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "anchors a level); fcos: anchor-free ranges (the detector's own, else "
                         "(4s, 8s]) checked against ERF and head RF (default: fcos for "
                         "anchor-free detectors, else s3fd)")
-    p.add_argument("--ratio", type=float, default=4.0,
+    p.add_argument("--ratio", type=validate.finite_float(above=0), default=4.0,
                    help="anchor/stride (S3FD: 4); the octave base for --rule octave")
     p.add_argument("--aspect-ratios", metavar="R1,R2,...",
                    help="anchor aspect ratios h/w for every level (default: the ratios each "
@@ -64,9 +65,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--erf-input", metavar="HxW",
                    help="input the ERF is measured on (default: the detector's, or the canvas "
                         "its deepest level's RF needs when that is larger)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
-    p.add_argument("--plot", metavar="PNG", help="the per-level ladder: stride, anchor, ERF, RF")
-    p.add_argument("--plot-boxes", metavar="PNG",
+    p.add_argument("--seed", type=validate.seed, default=0, help="seed of every random step (default 0)")
+    p.add_argument("--plot", metavar="PNG", type=validate.figure_file, help="the per-level ladder: stride, anchor, ERF, RF")
+    p.add_argument("--plot-boxes", metavar="PNG", type=validate.figure_file,
                    help="with --boxes: box sizes with the planned anchors and level boundaries")
     add_format_options(p)
     p.set_defaults(handler=run)
