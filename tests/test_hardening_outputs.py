@@ -426,3 +426,17 @@ def test_figure_without_suffix_is_png(tmp_path):
     finally:
         plt.close(fig)
     assert (tmp_path / "plot").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to own a file as another user")
+def test_foreign_file_in_a_sticky_shared_folder_is_not_replaced(tmp_path):
+    """The kernel's protected_regular rule, which a rename would bypass."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    theirs = shared / "report.json"
+    theirs.write_text("theirs\n")
+    os.chown(theirs, 54321, 54321)
+    with pytest.raises(AnchorfitError, match="refusing to replace a file owned by uid 54321"):
+        write_output(theirs, "ours\n")
+    assert theirs.read_text() == "theirs\n"

@@ -102,11 +102,12 @@ def frame_to_table(frame: pd.DataFrame, title: str | None = None, caption: str |
 def frame_to_csv(frame: pd.DataFrame) -> str:
     """CSV whose text cells and header are escaped (``csv_safe``): no control characters, and
     no cell a spreadsheet would run as a formula."""
-    safe = frame.copy()
+    columns = [frame.iloc[:, i] if pd.api.types.is_numeric_dtype(frame.iloc[:, i])
+               else frame.iloc[:, i].map(csv_safe) for i in range(frame.shape[1])]
+    if not columns:
+        return frame.to_csv(index=False)
+    safe = pd.concat(columns, axis=1, ignore_index=True)
     safe.columns = [csv_safe(str(c)) for c in frame.columns]
-    for i in range(safe.shape[1]):
-        if not pd.api.types.is_numeric_dtype(safe.iloc[:, i]):
-            safe.iloc[:, i] = safe.iloc[:, i].map(csv_safe)
     return safe.to_csv(index=False)
 
 

@@ -171,12 +171,15 @@ def _atomic(target: Path, data: bytes, mode: int, owner: tuple[int, int] | None,
     try:
         try:
             _write_all(fd, data)
-            if owner is not None:
+            if owner is not None and hasattr(os, "fchown"):
                 try:
                     os.fchown(fd, *owner)
                 except OSError:
                     pass  # not ours to give away: the file keeps our owner, as cp would
-            os.fchmod(fd, mode)
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+            else:  # pragma: no cover - Windows before 3.13
+                os.chmod(tmp, mode)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -233,6 +236,9 @@ def check_output(path: str | os.PathLike[str], *, what: str = "output",
         return "through", target, st
     if not stat.S_ISREG(st.st_mode):
         raise _fail(what, shown, "not a regular file, device or FIFO")
+    if _in_shared_sticky_folder(st, target.parent):  # the kernel's protected_regular rule
+        raise _fail(what, shown, f"refusing to replace a file owned by uid {st.st_uid} in the "
+                    f"shared folder {target.parent}", hint="write it somewhere else")
     for item in protect:
         try:
             same = os.path.samefile(item, target)
@@ -325,9 +331,10 @@ def make_backup(original: Path, backup: Path | None = None, *, what: str = "--in
                     os.fsync(fd)
                 try:
                     os.fchown(fd, st.st_uid, st.st_gid)
-                except OSError:
+                except (OSError, AttributeError):
                     pass
-                os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o777)
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o777)
             except BaseException:
                 os.close(fd)
                 os.unlink(name)
