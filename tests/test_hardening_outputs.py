@@ -440,3 +440,15 @@ def test_foreign_file_in_a_sticky_shared_folder_is_not_replaced(tmp_path):
     with pytest.raises(AnchorfitError, match="refusing to replace a file owned by uid 54321"):
         write_output(theirs, "ours\n")
     assert theirs.read_text() == "theirs\n"
+
+
+def test_in_place_on_a_hard_linked_detector_refuses_before_the_backup(tmp_path):
+    from anchorfit.export import write_export
+
+    cfg = tmp_path / "model.cfg"
+    cfg.write_text("v0\n")
+    os.link(cfg, tmp_path / "shared.cfg")
+    with pytest.raises(AnchorfitError, match="2 hard links"):
+        write_export(cfg, "v1\n", in_place=True, original=cfg)
+    assert cfg.read_text() == (tmp_path / "shared.cfg").read_text() == "v0\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.cfg", "shared.cfg"]
