@@ -53,9 +53,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--erf-input", metavar="HxW",
                    help="with --erf: the input the ERF is measured on (default: the detector's, "
                         "or the canvas its deepest level's RF needs)")
-    p.add_argument("--seed", type=validate.seed, default=0, help="seed of every random step (default 0)")
-    p.add_argument("--plot-boxes", metavar="PNG", type=validate.figure_file, help="box sizes with every anchor set")
-    p.add_argument("--plot-recall", metavar="PNG", type=validate.figure_file, help="grid recall by object size per set")
+    p.add_argument("--seed", type=validate.seed, default=0,
+                   help="seed of every random step (default 0)")
+    p.add_argument("--plot-boxes", metavar="PNG", type=validate.figure_file,
+                   help="box sizes with every anchor set")
+    p.add_argument("--plot-recall", metavar="PNG", type=validate.figure_file,
+                   help="grid recall by object size per set")
     p.add_argument("--export", metavar="SET",
                    help="write this anchor set (a column name, e.g. 'level-aware k-means', "
                         "or 'recommended') in the detector's format")

@@ -75,8 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also fit a 2-D Gaussian to each map and report its R2")
     p.add_argument("--anchors", metavar="A,B,...",
                    help="anchor side per level (S or HxW) for anchor/4sigma; default 4 x stride")
-    p.add_argument("--seed", type=validate.seed, default=0, help="seed of weights, inputs, cotangents and "
-                                                       "bootstrap (default 0)")
+    p.add_argument("--seed", type=validate.seed, default=0,
+                   help="seed of weights, inputs, cotangents and bootstrap (default 0)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     p.add_argument("--batch-size", type=int, default=None,
                    help="samples per forward pass (default: from a memory budget per pass; "
@@ -101,7 +101,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_format_options(p)
     p.add_argument("--plot", metavar="PNG", type=validate.figure_file,
                    help="save heatmaps (one panel per level) to this .png/.svg/.pdf")
-    p.add_argument("--save", metavar="NPZ", type=validate.output_file, help="save the mean maps to this .npz")
+    p.add_argument("--save", metavar="NPZ", type=validate.output_file,
+                   help="save the mean maps to this .npz")
     p.set_defaults(handler=run)
 
 

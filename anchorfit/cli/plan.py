@@ -65,8 +65,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--erf-input", metavar="HxW",
                    help="input the ERF is measured on (default: the detector's, or the canvas "
                         "its deepest level's RF needs when that is larger)")
-    p.add_argument("--seed", type=validate.seed, default=0, help="seed of every random step (default 0)")
-    p.add_argument("--plot", metavar="PNG", type=validate.figure_file, help="the per-level ladder: stride, anchor, ERF, RF")
+    p.add_argument("--seed", type=validate.seed, default=0,
+                   help="seed of every random step (default 0)")
+    p.add_argument("--plot", metavar="PNG", type=validate.figure_file,
+                   help="the per-level ladder: stride, anchor, ERF, RF")
     p.add_argument("--plot-boxes", metavar="PNG", type=validate.figure_file,
                    help="with --boxes: box sizes with the planned anchors and level boundaries")
     add_format_options(p)
