@@ -63,6 +63,15 @@ def test_fifo_is_written_through_not_replaced(tmp_path):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
+def test_dev_stdout_on_a_pipe_is_written_through():
+    """/dev/stdout -> /proc/self/fd/1 -> pipe:[N]: a magic link only the kernel can follow."""
+    done = subprocess.run([sys.executable, "-m", "anchorfit", "show", "yolov3", "-f", "json",
+                           "-o", "/dev/stdout"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["name"] == "yolov3"
+
+
 def test_dash_is_standard_output(run_cli):
     code, out, err = run_cli("show", "yolov3", "-o", "-", "-f", "json")
     assert code == 0, err

@@ -216,6 +216,20 @@ def check_output(path: str | os.PathLike[str], *, what: str = "output",
     shown = os.fspath(path)
     if shown == STDOUT:
         return "stdout", None, None
+    if shown != "":
+        # devices and FIFOs as the kernel finds them: this follows magic links such as
+        # /dev/stdout -> /proc/self/fd/1 -> pipe:[...], which no user-space resolution can
+        try:
+            kst = os.stat(shown)
+        except OSError:
+            kst = None
+        if kst is not None and (stat.S_ISCHR(kst.st_mode) or stat.S_ISBLK(kst.st_mode) or
+                                stat.S_ISFIFO(kst.st_mode)):
+            real = resolve_output(path, what)  # the sticky-folder link rule still applies
+            if stat.S_ISFIFO(kst.st_mode) and _in_shared_sticky_folder(kst, real.parent):
+                raise _fail(what, shown, f"refusing to write a FIFO owned by uid "
+                            f"{kst.st_uid} in the shared folder {real.parent}")
+            return "through", Path(shown), kst
     target = resolve_output(path, what)
     _refuse_inside_package(target, what, shown)
     try:
@@ -230,10 +244,7 @@ def check_output(path: str | os.PathLike[str], *, what: str = "output",
     if stat.S_ISDIR(st.st_mode):
         raise _fail(what, shown, "it is a folder", hint="give a file name")
     if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
-        if stat.S_ISFIFO(st.st_mode) and _in_shared_sticky_folder(st, target.parent):
-            raise _fail(what, shown, f"refusing to write a FIFO owned by uid {st.st_uid} in "
-                        f"the shared folder {target.parent}")
-        return "through", target, st
+        raise _fail(what, shown, "it became a device or FIFO while being checked")
     if not stat.S_ISREG(st.st_mode):
         raise _fail(what, shown, "not a regular file, device or FIFO")
     if _in_shared_sticky_folder(st, target.parent):  # the kernel's protected_regular rule
