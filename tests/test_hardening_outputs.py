@@ -461,3 +461,23 @@ def test_in_place_on_a_hard_linked_detector_refuses_before_the_backup(tmp_path):
         write_export(cfg, "v1\n", in_place=True, original=cfg)
     assert cfg.read_text() == (tmp_path / "shared.cfg").read_text() == "v0\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.cfg", "shared.cfg"]
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to own a link as another user")
+def test_foreign_folder_link_in_a_sticky_shared_folder_is_refused(tmp_path):
+    """/tmp/theirs -> /victim-folder, then -o /tmp/theirs/x.json: refused like a final link,
+    whether or not the kernel's fs.protected_symlinks is on."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    link = shared / "theirs"
+    link.symlink_to(victim)
+    os.lchown(link, 54321, 54321)
+    with pytest.raises(AnchorfitError, match="refusing to follow the symlink .*theirs"):
+        write_output(link / "x.json", "pwned\n", what="--output")
+    assert list(victim.iterdir()) == []
+    os.lchown(link, os.geteuid(), os.getegid())  # our own link is followed
+    write_output(link / "x.json", "ours\n")
+    assert (victim / "x.json").read_text() == "ours\n"

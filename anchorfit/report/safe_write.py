@@ -9,8 +9,10 @@ pointed at. The rules here (README, "How outputs are written"):
 - ``-`` is standard output; devices and FIFOs are written through (opened, never replaced);
 - a symlink is followed to the file it names, which is then written by these same rules, except
   a link the kernel itself would refuse to follow (``fs.protected_symlinks``: a link in a sticky,
-  world-writable folder such as /tmp owned by neither us nor the folder's owner) is refused:
-  resolving it in user space must not bypass that protection;
+  world-writable folder such as /tmp owned by neither us nor the folder's owner) is refused, as
+  the last name or as a folder on the way, whatever the kernel's setting: resolving links in user
+  space must not bypass that protection (the same rule refuses another user's FIFO or regular
+  file there: ``protected_fifos``, ``protected_regular``);
 - a new file follows the umask; a replaced regular file keeps its permission bits (setuid,
   setgid and sticky bits are dropped on purpose) and, where allowed, its owner and group;
 - a regular file is replaced atomically: the text goes to a temporary file in the same folder,
@@ -92,6 +94,20 @@ def _in_shared_sticky_folder(st: os.stat_result, folder: Path) -> bool:
     return bool(shared) and st.st_uid not in (geteuid(), fst.st_uid)
 
 
+def _refuse_foreign_folder_links(folder: Path, what: str, shown: str) -> None:
+    """Refuse a path whose folders pass through another user's symlink in a sticky shared
+    folder (the protected_symlinks rule, checked even where the kernel's switch is off)."""
+    for part in [*reversed(folder.parents), folder]:
+        try:
+            st = os.lstat(part)
+        except OSError:
+            return  # the kernel will say what is wrong with the rest
+        if stat.S_ISLNK(st.st_mode) and _in_shared_sticky_folder(st, part.parent):
+            raise _fail(what, shown, f"refusing to follow the symlink {part}, owned by uid "
+                        f"{st.st_uid} in the shared folder {part.parent}",
+                        hint="name the real folder")
+
+
 def resolve_output(path: str | os.PathLike[str], what: str = "output") -> Path:
     """The file that writing ``path`` would change: symlinks followed (see the module rules).
 
@@ -105,8 +121,11 @@ def resolve_output(path: str | os.PathLike[str], what: str = "output") -> Path:
         raise _fail(what, shown, "it names a folder", hint="give a file name")
     current = Path(os.getcwd()) / shown
     for _ in range(_MAX_LINKS):
-        # folders on the way are resolved by the kernel's own rules; only the last name is ours
-        current = Path(os.path.realpath(current.parent)) / current.name
+        # Only the last name is resolved here. Folders on the way stay as written and are
+        # resolved by the kernel at every use, with its own protection of shared folders
+        # (os.path.realpath would follow their links in user space, bypassing it). The
+        # same rule is applied to them here, whatever the kernel's setting.
+        _refuse_foreign_folder_links(current.parent, what, shown)
         try:
             st = os.lstat(current)
         except FileNotFoundError:
@@ -128,7 +147,8 @@ def resolve_output(path: str | os.PathLike[str], what: str = "output") -> Path:
 
 def _refuse_inside_package(target: Path, what: str, shown: str) -> None:
     package = _package_dir()
-    if target == package or package in target.parents:
+    real = Path(os.path.realpath(target))
+    if real == package or package in real.parents:
         raise _fail(what, shown, f"{target} is inside the installed anchorfit package",
                     hint="write it somewhere else")
 
