@@ -7,7 +7,7 @@ import math
 
 from anchorfit.cli import validate
 from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
-    emit, parse_optional_hw, split_list
+    add_report, emit, parse_optional_hw, split_list, write_report
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.errors import AnchorfitError
 
@@ -49,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--list-checks", action="store_true", help="print the catalogue and exit")
     p.add_argument("--seed", type=validate.seed, default=0, help=argparse.SUPPRESS)
     add_format_options(p)
+    add_report(p)
     p.set_defaults(handler=run)
 
 
@@ -136,5 +137,11 @@ def run(args: argparse.Namespace) -> int:
     counts = report.to_dict()["counts"]
     notes.append(f"{detector.name}: {counts['error']} errors, {counts['warning']} warnings, "
                  f"{counts['info']} notes from {len(report.checks_run)} checks")
+    if args.report:
+        from anchorfit.report.html import audit_report
+
+        write_report(audit_report(report, detector,
+                                  None if prepared is None else prepared.boxes.wh(),
+                                  notes=notes), args)
     emit(report, args, title=f"audit of {detector.name}", notes=notes)
     return 1 if report.fails(args.fail_on) else 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from anchorfit.cli import validate
-from anchorfit.cli.common import add_format_options, emit_sections
+from anchorfit.cli.common import add_format_options, emit_sections, readable
+from anchorfit.report.text import short_title
 from anchorfit.cli.dataset import add_box_input_options, load_prepared
 
 EXAMPLES = """examples:
@@ -40,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
         from anchorfit.report.figures.boxes import plot_boxes
 
         plot_boxes(prepared.boxes.wh(), args.plot, seed=args.seed,
-                   title=f"{stats.source} — {stats.space}")
+                   title=f"{short_title(stats.source)}: {stats.space}")
     notes = [f"note: {n}" for n in stats.notes]
     if stats.synthetic:
         notes.append("note: SYNTHETIC boxes, not a real dataset")
-    emit_sections(stats, args, [(f"box sizes, {stats.space}", stats.to_frame()),
+    emit_sections(stats, args, [(f"box sizes, {stats.space}", readable(stats.to_frame(), args)),
                                 ("counts", stats.counts_frame())], notes)
     return 0

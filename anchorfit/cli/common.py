@@ -54,6 +54,20 @@ def add_erf_input(p: argparse.ArgumentParser, help: str = ERF_INPUT_HELP) -> Non
     p.add_argument("--erf-input", metavar="HxW", help=help)
 
 
+def add_report(p: argparse.ArgumentParser) -> None:
+    """--report FILE.html: one self-contained HTML page (tables, findings, figures inline)."""
+    p.add_argument("--report", metavar="HTML", type=validate.output_file,
+                   help="also write one self-contained HTML report (tables, findings with "
+                        "remedies, figures inline; no external file, readable offline)")
+
+
+def write_report(report: object, args: argparse.Namespace) -> None:
+    """Write a ``report.html.Report`` to --report (never over one of the command's inputs)."""
+    from anchorfit.report.html import write_report as write
+
+    write(args.report, report, protect=input_paths(args))
+
+
 def add_format_options(parser: argparse.ArgumentParser, *,
                        format_help: str = "output format: a terminal table (default), JSON for "
                                           "scripts, CSV or Markdown",
@@ -151,6 +165,20 @@ def emit(result: Renderable, args: argparse.Namespace, *, title: str | None = No
     """Print (or write) a result in the format the user asked for; notes go to stderr."""
     write_text(render(result, args.format, title=title, caption=caption), args)
     print_notes(notes or [])
+
+
+def readable(frame: pd.DataFrame, args: argparse.Namespace, digits: int = 3) -> pd.DataFrame:
+    """For the table and Markdown views: floats rounded to ``digits`` significant digits
+    (406.942 -> 407, 0.104542 -> 0.105); CSV and JSON keep every digit for scripts."""
+    if getattr(args, "format", "table") not in ("table", "md"):
+        return frame
+    from anchorfit.report.text import round_sig
+
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype.kind == "f":
+            out[col] = out[col].map(lambda v: round_sig(float(v), digits))
+    return out
 
 
 def emit_sections(result: Renderable, args: argparse.Namespace,

@@ -7,11 +7,12 @@ import sys
 
 from anchorfit.cli import validate
 from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
-    add_seed, emit_sections, flags, parse_optional_hw
+    add_report, add_seed, emit_sections, flags, parse_optional_hw, write_report
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.design.compare import RATIO, RESTARTS
 from anchorfit.errors import AnchorfitError
 from anchorfit.report.escape import terminal_safe
+from anchorfit.report.text import plural, short_title
 
 EXAMPLES = """examples:
   anchorfit compare configs/yolov3.yaml --boxes coco128/instances_train2017.json
@@ -78,6 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "kept)")
     add_format_options(p, format_help="output format of the comparison (default: table)",
                        output_help="write the comparison to FILE instead of standard output")
+    add_report(p)
     p.set_defaults(handler=run)
 
 
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         sizes, erf_notes = measure_erf(detector, seed=args.seed, progress=True,
                                        erf_input=erf_input)
         erf = {name: s.value for name, s in sizes.items()}
-    with status(f"comparing anchor sets on {len(prepared.boxes)} boxes"), flags(FLAGS):
+    with status(f"comparing anchor sets on {plural(len(prepared.boxes), 'box')}"), flags(FLAGS):
         result = compare(detector, prepared.boxes.wh(), k=args.k, ratio=args.ratio, erf=erf,
                          seed=args.seed, restarts=args.restarts,
                          dataset={"source": prepared.boxes.source, **prepared.to_dict()})
@@ -131,17 +133,18 @@ def run(args: argparse.Namespace) -> int:
     if args.plot_boxes:
         from anchorfit.report.figures.design import box_scatter
 
-        box_scatter(prepared.boxes.wh(), {s.name: [a for lv in s.anchors for a in lv]
-                                          for s in result.sets}, result.strides,
-                    args.plot_boxes, title=f"{detector.name}: boxes and anchor sets",
-                    seed=args.seed)
+        box_scatter(prepared.boxes.wh(), {s.name: list(s.anchors) for s in result.sets},
+                    result.strides, args.plot_boxes,
+                    title=f"{short_title(detector.name)}: boxes and anchor sets",
+                    seed=args.seed, level_names=result.level_names or None)
     if args.plot_recall:
         from anchorfit.report.figures.design import grid_recall_by_size
 
         pos = f"{result.positive_iou:g}"
         recall = {s.name: s.metrics.grid["recall"][pos] for s in result.sets if s.metrics.grid}
         grid_recall_by_size(recall, args.plot_recall,
-                            title=f"{detector.name}: grid recall at IoU {pos} by object size")
+                            title=f"{short_title(detector.name)}: grid recall at IoU {pos} "
+                                  "by object size")
     if args.export:
         with flags(FLAGS):
             done = export_set(result, detector, prepared.boxes.wh(), args.export,
@@ -153,6 +156,11 @@ def run(args: argparse.Namespace) -> int:
             print(terminal_safe(f"# {done.name} anchors in {out.format} format:\n{out.text}"),
                   file=sys.stderr)
         notes += [f"export: {n}" for n in out.notes]
+    if args.report:
+        from anchorfit.report.html import compare_report
+
+        write_report(compare_report(result, prepared.boxes.wh(), seed=args.seed, notes=notes),
+                     args)
     sections = [("comparison", result.to_frame()),
                 ("anchors per level", result.anchors_frame())]
     if result.coverage_frame is not None:  # anchor-free: assignment coverage by size bucket

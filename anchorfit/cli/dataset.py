@@ -15,6 +15,7 @@ from anchorfit.cli.common import add_seed, parse_hw, split_list
 from anchorfit.data.boxes import POLICIES, POLICY_HELP, ResizeSpec
 from anchorfit.data.io import FORMATS
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.text import plural
 
 
 def add_box_input_options(p: argparse.ArgumentParser) -> None:
@@ -122,5 +123,5 @@ def split_option(args: argparse.Namespace) -> dict[str, str]:
 
 def dataset_note(prepared: Any) -> str:
     dropped = ", ".join(f"{k} {v}" for k, v in prepared.dropped.items())
-    return (f"{len(prepared.boxes)} boxes from {prepared.boxes.source} ({prepared.spec.describe()})"
+    return (f"{plural(len(prepared.boxes), 'box')} from {prepared.boxes.source} ({prepared.spec.describe()})"
             + (f"; dropped: {dropped}" if dropped else ""))

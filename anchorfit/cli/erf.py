@@ -11,6 +11,7 @@ from anchorfit.cli import validate
 from anchorfit.cli.common import add_format_options, emit, input_paths, parse_hw
 from anchorfit.errors import AnchorfitError
 from anchorfit.rf.engine import CONVENTION
+from anchorfit.report.text import plural
 
 if TYPE_CHECKING:
     from anchorfit.erf.config import ErfConfig
@@ -46,9 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "of the level's centre cell (the one whose RF centre is nearest the image "
                     "centre, with its whole RF inside the input), averaged over seeded samples. "
                     "Reports per axis the centroid, sigma, 4*sigma (the ERF size), the centred "
-                    "squares holding 50/90/95.45 %% of the mass, Luo's threshold region, the "
+                    "squares holding 50/90/95.45 % of the mass, Luo's threshold region, the "
                     "ratios 4sigma/RF and anchor/4sigma (anchor = 4 x stride unless --anchors), "
-                    "with percentile-bootstrap 95 %% intervals. " + CONVENTION + ".",
+                    "with percentile-bootstrap 95 % intervals. " + CONVENTION + ".",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL",
                    help="torchvision:NAME, package.module:factory, file.py:factory, a detector "
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     h, w = result.input_size
     try:
         emit(result, args, title=f"{result.model} @ {h}x{w}: ERF ({result.mode}, "
-                                 f"{result.samples} samples, seed {result.seed})",
+                                 f"{plural(result.samples, 'sample')}, seed {result.seed})",
              caption="sigma, 4sigma (ERF size), squares (side holding 50/90/95.45 % of the "
                      "mass) and luo (Luo's 0.0455 x centre region, equivalent diameter) in input "
                      "pixels, index convention; 95 % bootstrap CI",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 from anchorfit.cli import validate
-from anchorfit.cli.common import add_format_options, emit_sections, parse_floats
+from anchorfit.cli.common import add_format_options, emit_sections, parse_floats, readable
 from anchorfit.cli.dataset import add_box_input_options, load_prepared
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.text import plural, short_title
 
 EXAMPLES = """examples:
   anchorfit kmeans instances_train2017.json -k 9 --levels 8,16,32
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             xy[:, 1] += boxes.y
         grid = GridSpec(offset=args.offset, positions=args.grid_positions,
                         image_size=image_size, seed=args.seed)
-    with status(f"clustering {len(boxes)} boxes"):
+    with status(f"clustering {plural(len(boxes), 'box')}"):
         result = cluster_anchors(boxes.wh(), args.k, method=args.method, strides=strides,
                                  assign=args.assign, restarts=args.restarts, seed=args.seed,
                                  update=args.update, anchor_t=args.anchor_t,
@@ -104,12 +105,17 @@ def run(args: argparse.Namespace) -> int:
         from anchorfit.report.figures.boxes import plot_boxes
 
         plot_boxes(boxes.wh(), args.plot, seed=args.seed, anchors=result.anchors,
-                   strides=result.strides, title=f"{boxes.source} — {args.method} k={args.k}")
+                   strides=result.strides,
+                   title=f"{short_title(boxes.source)}: {args.method} k-means, k={args.k}, "
+                         f"{boxes.space}")
     notes = [f"warning: {w}" for w in result.warnings]
     dropped = ", ".join(f"{k} {v}" for k, v in prepared.dropped.items())
-    notes.append(f"{len(boxes)} boxes ({boxes.space}), seed {args.seed}, "
+    notes.append(f"{plural(len(boxes), 'box')} ({boxes.space}), seed {args.seed}, "
                  f"{result.runtime_s:.2f} s" + (f"; dropped: {dropped}" if dropped else ""))
+    anchors = result.to_frame()
+    if not strides:  # one group without a stride: "level 0, stride None" says nothing
+        anchors = anchors.drop(columns=[c for c in ("level", "stride") if c in anchors])
     emit_sections(result, args, [
-        (f"anchors ({args.method}, k={args.k}, seed {args.seed})", result.to_frame()),
-        ("metrics (all boxes)", result.metrics.to_frame())], notes)
+        (f"anchors ({args.method}, k={args.k}, seed {args.seed})", readable(anchors, args)),
+        ("metrics (all boxes)", readable(result.metrics.to_frame(), args))], notes)
     return 0

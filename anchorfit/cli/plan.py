@@ -6,10 +6,11 @@ import argparse
 
 from anchorfit.cli import validate
 from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
-    add_seed, emit, flags, parse_floats, parse_optional_hw
+    add_report, add_seed, emit, flags, parse_floats, parse_optional_hw, write_report
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.design.plan import RATIO, RESTARTS, SAMPLES
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.text import short_title
 
 EXAMPLES = """examples:
   anchorfit plan                                   # S3FD: Table 1 with its ERF column
@@ -77,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot-boxes", metavar="PNG", type=validate.figure_file,
                    help="with --boxes: box sizes with the planned anchors and level boundaries")
     add_format_options(p)
+    add_report(p)
     p.set_defaults(handler=run)
 
 
@@ -121,10 +123,16 @@ def run(args: argparse.Namespace) -> int:
     if args.plot_boxes:
         from anchorfit.report.figures.design import box_scatter
 
-        planned = [a for lv in result.anchors_by_level() for a in lv]
-        box_scatter(prepared.boxes.wh(), {"planned": planned} if planned else {},  # anchor-free
-                    [lv.stride for lv in result.levels], args.plot_boxes,
-                    title=f"{detector.name}: boxes and planned anchors", seed=args.seed)
+        planned = result.anchors_by_level()
+        box_scatter(prepared.boxes.wh(), {"planned": planned} if any(planned) else {},
+                    [lv.stride for lv in result.levels], args.plot_boxes,  # {}: anchor-free
+                    title=f"{short_title(detector.name)}: boxes and planned anchors",
+                    seed=args.seed, level_names=[lv.name for lv in result.levels])
+    if args.report:
+        from anchorfit.report.html import plan_report
+
+        write_report(plan_report(result, None if prepared is None else prepared.boxes.wh(),
+                                 seed=args.seed, notes=notes), args)
     h, w = result.input_size
     kind = ("anchor-free plan (learnable sizes per level)" if result.anchor_free is not None
             else f"{result.rule} plan (ratio {result.ratio:g})")

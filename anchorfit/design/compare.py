@@ -24,6 +24,7 @@ import pandas as pd
 from anchorfit.cluster.metrics import AnchorMetrics, GridSpec, evaluate
 from anchorfit.detector import Anchor, Detector
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.text import plural
 
 #: Rows of the comparison table, in order (scalar names of AnchorMetrics.scalars()).
 HEADLINE = ("mean_best_iou", "iou_recall@0.5", "iou_recall@0.35", "bpr@{t}", "aat@{t}",
@@ -319,7 +320,7 @@ def _anchor_free_coverage(result: Comparison, detector: Detector, wh: np.ndarray
     result.coverage, result.coverage_frame = info, frame
     cur, rec = info["current"]["all"], info["recommended"]["all"]
     result.notes.append(
-        f"assignment coverage: {cur['covered']} of {cur['boxes']} boxes get a positive point at "
+        f"assignment coverage: {cur['covered']:,} of {plural(cur['boxes'], 'box')} get a positive point at "
         "every position with the current configuration" + (
             f"; {rec['covered']} with the recommended one: {info['text']}" if info["text"]
             else " (no change of levels, ranges, reg_max or input size covers more)"))
@@ -385,7 +386,11 @@ def recommend(detector: Detector, sets: Sequence[AnchorSet], wh: np.ndarray,
             "warnings": sum(f.severity == "warning" for f in report.findings),
             "codes": sorted(report.codes()),
             "findings": [f"{f.code} {f.level or ''}: {f.message}".replace(" :", ":")
-                         for f in report.findings if f.severity != "info"]}
+                         for f in report.findings if f.severity != "info"],
+            # the same findings whole (with their remedies), for the HTML report
+            "details": [{"code": f.code, "severity": f.severity, "level": f.level,
+                         "message": f.message, "remedy": f.remedy}
+                        for f in report.findings if f.severity != "info"]}
     if is_anchor_free(detector):
         return Verdict(None, "anchor-free: no anchors are assigned", metric, scores, by_bucket,
                        audits, "the detector is anchor-free; the anchor sets are for reference")

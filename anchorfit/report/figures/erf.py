@@ -10,6 +10,7 @@ import numpy as np
 
 from anchorfit.erf.result import ERFResult
 from anchorfit.erf.stats import SQUARE_LEVELS, replknet_normalise, square_key
+from anchorfit.report.text import plural, short_title
 
 _SQUARE_STYLE = {0.5: ("#ffd54f", ":"), 0.9: ("#ff8a65", "--"), 0.9545: ("#e040fb", "-.")}
 
@@ -31,7 +32,8 @@ def erf_figure(result: ERFResult, *, columns: int = 3) -> Any:
     n = len(result.levels)
     cols = min(columns, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols, 3.7 * rows + 0.5), squeeze=False,
+                             layout="constrained")
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     for ax, lv in zip(axes.ravel(), result.levels):
@@ -70,12 +72,14 @@ def erf_figure(result: ERFResult, *, columns: int = 3) -> Any:
                      f"4σ {lv.erf_4sigma[0]:.1f} x {lv.erf_4sigma[1]:.1f}, "
                      f"4σ/RF {lv.erf_rf.mean():.2f}", fontsize=9)
         ax.tick_params(labelsize=7)
+        ax.set_xlabel("x, input px", fontsize=8)
+        ax.set_ylabel("y, input px", fontsize=8)
         ax.legend(loc="lower left", fontsize=6, framealpha=0.6)
         fig.colorbar(img, ax=ax, fraction=0.046, pad=0.02).set_label(label, fontsize=7)
-    fig.suptitle(f"{result.model} @ {result.input_size[0]}x{result.input_size[1]}: ERF "
-                 f"({result.mode}, weights {Path(result.weights).name}, {result.inputs}, "
-                 f"{result.samples} samples, seed {result.seed})", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(f"{short_title(result.model)} @ {result.input_size[0]}x{result.input_size[1]}:"
+                 f" ERF ({result.mode}, weights {Path(str(result.weights)).name}, "
+                 f"{result.inputs}, {plural(result.samples, 'sample')}, seed {result.seed})",
+                 fontsize=10)
     return fig
 
 
@@ -87,7 +91,7 @@ def save_erf_figure(result: ERFResult, path: str | Path) -> None:
 
     fig = erf_figure(result)
     try:
-        save_figure_atomic(fig, path, dpi=110)
+        save_figure_atomic(fig, path, dpi=110, bbox_inches="tight", pad_inches=0.05)
     finally:
         plt.close(fig)
 
