@@ -197,7 +197,7 @@ def test_render_escapes_every_text():
         assert bad not in raw
     page = Page()
     page.feed(raw)
-    assert [["<h>", "n"], ["<c>", "12,346"]] == page.tables[0]
+    assert [["<h>", "n"], ["<c>", "12346"]] == page.tables[0]
     assert page.tables[1][1] == ["warning", "AF101", "<l>", "<m>", "<r>"]
 
 

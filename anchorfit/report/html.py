@@ -77,12 +77,12 @@ def _cell(value: Any) -> tuple[str, bool]:
     """A cell's text and whether it is a number (right-aligned)."""
     if isinstance(value, bool):
         return str(value), False
-    if isinstance(value, int):
-        return f"{value:,}" if abs(value) >= 10000 else str(value), True
+    if isinstance(value, int):  # no separator: a column mixing "4507" and "22,123" misreads
+        return str(value), True
     if isinstance(value, float):
         if math.isnan(value):
             return "", True
-        return (f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"), True
+        return (f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"), True
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         try:
             return _cell(value.item())
@@ -145,9 +145,12 @@ def render_html(report: Report) -> str:
             data = base64.b64encode(png).decode("ascii")
             out.append(f'<figure><img alt="{escape(caption)}" src="data:image/png;base64,{data}">'
                        f"<figcaption>{escape(caption)}</figcaption></figure>")
-    if report.notes:
+    shown = {f"{_get(f, 'severity')} {_get(f, 'code')}" for _, items in report.findings
+             for f in items}
+    notes = [n for n in report.notes if " ".join(n.split()[:2]) not in shown]  # not twice
+    if notes:
         out += ["<h2>Notes</h2>", '<ul class="notes">'
-                + "".join(f"<li>{escape(n)}</li>" for n in report.notes) + "</ul>"]
+                + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>"]
     out.append("</body></html>\n")
     return "\n".join(out)
 
@@ -178,7 +181,9 @@ def plan_report(result: Any, wh: Any = None, *, seed: int = 0,
                        f"{plural(len(result.warnings), 'finding')}")
     rep.tables.append(("Per-level plan", result.to_frame()))
     rep.findings.append(("Findings and remedies", list(result.warnings)))
-    rep.figures.append(("Per level: stride, anchors, ERF and RF (log scale, input px)",
+    has_erf = any(lv.erf for lv in result.levels)
+    rep.figures.append((f"Per level: stride, anchors, {'ERF and ' if has_erf else ''}RF (log "
+                        "scale, input px)",
                         figure_png(ladder(result))))
     if wh is not None and len(wh):
         planned = [[a for a in lv] for lv in result.anchors_by_level()]

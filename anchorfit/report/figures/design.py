@@ -83,7 +83,7 @@ def ladder(plan: Any, path: str | Path | None = None, title: str | None = None) 
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     order = "anchor < ERF < RF" if has_erf else "anchor < RF"
-    ax.set_title(title or f"{short_title(plan.detector)}: {order} per level ({plan.rule})",
+    ax.set_title(title or f"{short_title(plan.detector)}: {order} per level (rule {plan.rule})",
                  fontsize=10)
     fig.tight_layout()
     return _finish(fig, path)
@@ -157,8 +157,10 @@ def box_scatter(wh: np.ndarray, anchor_sets: Mapping[str, Sequence[Any]],
     ax.set_xlabel("width, input px")
     ax.set_ylabel("height, input px")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-              markerscale=1.0)
+    legend = ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    boxes_handle = legend.legend_handles[0]  # the boxes' own dots are too faint to read there
+    boxes_handle.set_sizes([16])
+    boxes_handle.set_alpha(0.8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _finish(fig, path)
