@@ -151,7 +151,7 @@ def test_boxes_plot_short_title_and_named_coco_lines(coco8_wh):
     assert legend_labels(hist)[1:] == ["COCO small | medium (32 px)",
                                        "COCO medium | large (96 px)"]
     labels = legend_labels(scatter)
-    assert "w·h = 32²" in labels and "w·h = 96²" in labels
+    assert "COCO w·h = 32² px²" in labels and "COCO w·h = 96² px²" in labels
     assert labels[-1] == "3 anchors" and not any("None" in label for label in labels)
     assert "input px" in hist.get_xlabel() and "input px" in scatter.get_ylabel()
     plt.close(fig)

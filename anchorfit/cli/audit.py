@@ -10,6 +10,7 @@ from anchorfit.cli.common import add_erf_input, add_format_options, add_input, a
     add_report, emit, parse_optional_hw, split_list, write_report
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.text import plural
 
 EXAMPLES = """examples:
   anchorfit audit yolov4-tiny.cfg
@@ -135,8 +136,9 @@ def run(args: argparse.Namespace) -> int:
     if prepared is not None:
         notes.append(dataset_note(prepared))
     counts = report.to_dict()["counts"]
-    notes.append(f"{detector.name}: {counts['error']} errors, {counts['warning']} warnings, "
-                 f"{counts['info']} notes from {len(report.checks_run)} checks")
+    notes.append(f"{detector.name}: {plural(counts['error'], 'error')}, "
+                 f"{plural(counts['warning'], 'warning')}, {plural(counts['info'], 'note')} "
+                 f"from {plural(len(report.checks_run), 'check')}")
     if args.report:
         from anchorfit.report.html import audit_report
 

@@ -147,7 +147,8 @@ def render_html(report: Report) -> str:
                        f"<figcaption>{escape(caption)}</figcaption></figure>")
     shown = {f"{_get(f, 'severity')} {_get(f, 'code')}" for _, items in report.findings
              for f in items}
-    notes = [n for n in report.notes if " ".join(n.split()[:2]) not in shown]  # not twice
+    notes = [n for n in report.notes  # nothing twice: findings and summary are above
+             if " ".join(n.split()[:2]) not in shown and n not in report.summary]
     if notes:
         out += ["<h2>Notes</h2>", '<ul class="notes">'
                 + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>"]
@@ -163,8 +164,8 @@ def write_report(path: str | Path, report: Report,
 
 def _meta(what: str, detector: str, input_size: Sequence[int], extra: Iterable[str] = ()) -> list[str]:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return [f"{what} of {detector} at input {input_size[0]}x{input_size[1]} (sizes in input "
-            f"pixels)", *extra, f"written by anchorfit, {stamp}"]
+    return [f"{detector}, input {input_size[0]}x{input_size[1]} (sizes in input pixels): "
+            f"{what}", *extra, f"written by anchorfit, {stamp}"]
 
 
 def plan_report(result: Any, wh: Any = None, *, seed: int = 0,
@@ -205,7 +206,7 @@ def audit_report(report: Any, detector: Any, wh: Any = None, *,
 
     counts = report.to_dict()["counts"]
     rep = Report(f"anchorfit audit: {short_title(detector.name)}",
-                 _meta("Audit", detector.name, detector.input_size))
+                 _meta("anchor checks", detector.name, detector.input_size))
     rep.summary.append(f"{plural(counts['error'], 'error')}, "
                        f"{plural(counts['warning'], 'warning')}, "
                        f"{plural(counts['info'], 'note')} from "
@@ -259,11 +260,11 @@ def compare_report(result: Any, wh: Any, *, seed: int = 0,
     from anchorfit.report.figures.design import box_scatter, grid_recall_by_size
 
     rep = Report(f"anchorfit compare: {short_title(result.detector)}",
-                 _meta("Anchor sets compared", result.detector, result.input_size,
+                 _meta("default, RF-derived and clustered anchors compared", result.detector, result.input_size,
                        [f"{plural(result.boxes, 'box')}, seed {seed}"]))
     v = result.verdict
     if v is not None:
-        rep.summary.append(f"recommended: {v.recommended}: {v.reason}" if v.recommended
+        rep.summary.append(f"recommended: {v.reason}" if v.recommended  # reason names it
                            else f"no recommendation: {v.reason}")
         rep.summary.append(f"assigner: {v.assigner}")
     rep.tables.append(("Comparison (rows: metrics; columns: anchor sets)", result.to_frame()))

@@ -60,8 +60,8 @@ def plot_boxes(wh: np.ndarray, path: str | Path | None = None, *, title: str = "
                                (96, "COCO medium | large (96 px)", ":")):
         ax1.axvline(edge, color="tab:red", lw=1.0, ls=style, label=label)
         ax2.plot(np.geomspace(0.1, 1e5, 40), edge * edge / np.geomspace(0.1, 1e5, 40),
-                 color="tab:red", lw=0.9, ls=style, label=f"w·h = {edge}²")
-    ax1.legend(loc="upper right", fontsize=7, frameon=False)
+                 color="tab:red", lw=0.9, ls=style, label=f"COCO w·h = {edge}² px²")
+    ax1.legend(loc="upper left", fontsize=7, framealpha=0.9)  # small sizes: low bars there
     rng = np.random.default_rng(seed)
     total = len(wh)
     pts = wh if total <= max_points else wh[rng.choice(total, max_points, replace=False)]
