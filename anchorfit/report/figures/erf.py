@@ -34,7 +34,7 @@ def erf_figure(result: ERFResult, *, columns: int = 3) -> Any:
     n = len(result.levels)
     cols = min(columns, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.5 * cols + 0.8, 3.6 * rows + 0.7),
+    fig, axes = plt.subplots(rows, cols, figsize=(3.5 * cols + 0.8, 4.3 * rows + 0.6),
                              squeeze=False,
                              layout="constrained")
     for ax in axes.ravel()[n:]:
@@ -82,9 +82,10 @@ def erf_figure(result: ERFResult, *, columns: int = 3) -> Any:
     # and repeated the same scale six times (the numbers are in each panel's title)
     used = list(axes.ravel()[:n])
     fig.colorbar(img, ax=used, shrink=0.85, pad=0.01).set_label(label, fontsize=8)
-    handles = [Patch(facecolor="black", edgecolor="white", label="theoretical RF"),
-               Patch(facecolor="black", edgecolor="cyan", label="ellipse at ±2σ (4σ across)")]
-    handles += [Patch(facecolor="black", edgecolor=_SQUARE_STYLE[q][0],
+    handles = [Patch(facecolor="0.25", edgecolor="white", lw=1.5, label="theoretical RF"),
+               Patch(facecolor="0.25", edgecolor="cyan", lw=1.5,
+                     label="ellipse at ±2σ (4σ across)")]
+    handles += [Patch(facecolor="0.25", edgecolor=_SQUARE_STYLE[q][0], lw=1.5,
                       linestyle=_SQUARE_STYLE[q][1], label=f"square holding {square_key(q)} %")
                 for q in SQUARE_LEVELS]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8,
