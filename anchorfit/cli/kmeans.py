@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     notes.append(f"{plural(len(boxes), 'box')} ({boxes.space}), seed {args.seed}, "
                  f"{result.runtime_s:.2f} s" + (f"; dropped: {dropped}" if dropped else ""))
     anchors = result.to_frame()
-    if not strides:  # one group without a stride: "level 0, stride None" says nothing
+    if not strides and args.format in ("table", "md"):  # CSV keeps its columns for scripts
+        # one group without a stride: "level 0, stride None" says nothing to a reader
         anchors = anchors.drop(columns=[c for c in ("level", "stride") if c in anchors])
     emit_sections(result, args, [
         (f"anchors ({args.method}, k={args.k}, seed {args.seed})", readable(anchors, args)),

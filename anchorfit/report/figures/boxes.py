@@ -51,7 +51,9 @@ def plot_boxes(wh: np.ndarray, path: str | Path | None = None, *, title: str = "
     wh = np.asarray(wh, dtype=np.float64)
     scale = np.sqrt(wh[:, 0] * wh[:, 1])
     bins = np.geomspace(max(scale.min(), 0.5), scale.max() * 1.01, 60)
-    ax1.hist(scale, bins=bins, color="0.45", label=f"all {plural(len(wh), 'box')}")
+    counts, _, _ = ax1.hist(scale, bins=bins, color="0.45",
+                            label=f"all {plural(len(wh), 'box')}")
+    ax1.set_ylim(0, max(float(np.max(counts)), 1.0) * 1.35)  # headroom: the legend, not bars
     ax1.set_xscale("log")
     ax1.set_xlabel("sqrt(w·h), input px (log scale)")
     ax1.set_ylabel("boxes per bin")
