@@ -138,3 +138,22 @@ def test_missing_path_and_bad_options(run_cli, tmp_path):
     assert code == 2 and "--jitter" in err
     code, _, err = run_cli("boxes", str(p), "--input", "0")
     assert code == 2 and "--input" in err
+
+
+def test_table_rounds_percentiles_json_keeps_them(run_cli):
+    """Issue 13: the table printed 6 significant digits (406.942, 0.104542); 3 are read at a
+    glance. JSON keeps full precision for scripts. Shipped coco8 data: runs anywhere."""
+    data = str(Path(__file__).resolve().parent / "data/ultralytics_coco8/data.yaml")
+    code, out, err = run_cli("boxes", data)
+    assert code == 0, err
+    code, text, _ = run_cli("boxes", data, "-f", "json")
+    pct = json.loads(text)["percentiles"]
+    row = next(line for line in out.splitlines() if line.startswith("│ w "))
+    cells = [c.strip() for c in row.strip("│ ").split("│")][1:]
+    exact = [pct["w"][k] for k in ("p0", "p1", "p5", "p25", "p50", "p75", "p95", "p99", "p100",
+                                   "mean")]
+    for cell, value in zip(cells, exact):
+        assert len(cell.replace(".", "").replace("-", "").lstrip("0")) <= 3 or \
+            float(cell) == round(value)
+        assert float(cell) == pytest.approx(value, rel=5e-3)
+    assert any(len(f"{v:g}".replace(".", "")) > 3 for v in exact)  # rounding did something

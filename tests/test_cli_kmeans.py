@@ -75,3 +75,15 @@ def test_malformed_annotation_exit_2(run_cli, tmp_path):
     p.write_text('{"images": [], "annotations": [{"bbox": [1, 2, 3], "image_id": 1}]}')
     code, _, err = run_cli("kmeans", str(p), "-o", str(tmp_path / "o.json"))
     assert code == 2 and "annotations[0].bbox" in err and not (tmp_path / "o.json").exists()
+
+
+def test_no_stride_none_without_levels_and_plurals(run_cli):
+    """Issue 13: without --levels the table said "level 0, stride None"; and "1 boxes"."""
+    data = str(Path(__file__).resolve().parent / "data/ultralytics_coco8/data.yaml")
+    code, out, err = run_cli("kmeans", data, "-k", "2", "--restarts", "1")
+    assert code == 0, err
+    assert "None" not in out and "stride" not in out.split("metrics")[0]
+    assert "┃ w " in out or "┃    w " in out
+    code, out, err = run_cli("kmeans", data, "-k", "1", "--restarts", "1", "--levels", "32")
+    assert code == 0, err
+    assert "stride" in out and "None" not in out
