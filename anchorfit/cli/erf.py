@@ -138,7 +138,8 @@ def parse_anchors(text: str, layers: list[str]) -> dict[str, tuple[float, float]
             raise AnchorfitError(f"--anchors {text!r}: {part!r} is not a side (S or HxW)")
         values.append((sides[0], sides[1]))
     if len(values) != len(layers):
-        raise AnchorfitError(f"--anchors gives {len(values)} sizes for {len(layers)} levels "
+        raise AnchorfitError(f"--anchors gives {plural(len(values), 'size')} for "
+                             f"{plural(len(layers), 'level')} "
                              f"({', '.join(layers)})")
     return dict(zip(layers, values))
 
