@@ -79,7 +79,7 @@ def read_annotations(path: str | Path, fmt: str | None = None, *,
     (``include_crowd`` for COCO, ``columns``/``normalized`` for CSV, ``image_size_wh`` for YOLO,
     ``split`` for an Ultralytics data yaml).
     """
-    from anchorfit.data.coco import read_coco
+    from anchorfit.data.coco_stream import read_coco_stream
     from anchorfit.data.csvfmt import read_csv
     from anchorfit.data.cvat import read_cvat
     from anchorfit.data.fddb import read_fddb
@@ -103,7 +103,7 @@ def read_annotations(path: str | Path, fmt: str | None = None, *,
     if fmt == "ultralytics":
         return read_ultralytics(path, split=split, sizes=sizes, **options)
     if fmt == "coco":
-        return read_coco(path, **options)
+        return read_coco_stream(path, **options)
     if fmt == "voc":
         return read_voc(path)
     if fmt == "cvat":

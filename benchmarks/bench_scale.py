@@ -1,0 +1,113 @@
+"""Datasets at full scale: wall time and peak memory of ``boxes`` and ``kmeans`` on a generated
+10 M-box COCO json and a 1 M-file YOLO label folder, beside a ``json.load`` baseline.
+
+    python benchmarks/bench_scale.py                 # 10 M boxes, 1 M label files
+    python benchmarks/bench_scale.py --quick         # 1 M boxes, 100 k label files
+    python benchmarks/bench_scale.py --boxes 3000000 --files 0 --keep /tmp/big
+
+Inputs are generated deterministically (seed 0) into a temporary folder outside the repository
+(``--dir``, default the system temp dir) and deleted afterwards unless ``--keep`` is given. The
+COCO file looks like Objects365/COCO: ``images`` with file names and sizes first, then
+``annotations`` with ``id``, ``image_id``, ``category_id``, ``bbox`` (two decimals), ``area``,
+``iscrowd`` (1 % crowd) and an empty ``segmentation``, ~150 bytes a box as in the issue's 3 M-box
+file. The YOLO folder holds 1 M ``.txt`` files of 1-8 rows under 1,000 sub-folders, plus an
+``image_sizes.csv``; no images (1 M image files would only measure the disk).
+
+Every measured step runs in a child process; its peak memory is the child's ``ru_maxrss`` from
+``resource.getrusage(RUSAGE_CHILDREN)`` (read in a fresh intermediate process so earlier children
+do not mask it), its wall time the parent's clock, and its CPU time user + system, which is the
+figure to trust on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+N_CATEGORIES = 365
+
+
+# --------------------------------------------------------------------------- generators
+
+def write_coco(path: Path, n_boxes: int, *, boxes_per_image: int = 15, seed: int = 0,
+               batch: int = 200_000) -> dict[str, int]:
+    """A COCO-style json of ``n_boxes`` boxes, written in batches (bounded memory)."""
+    rng = np.random.default_rng(seed)
+    n_images = max(1, n_boxes // boxes_per_image)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write('{"info": {"description": "anchorfit bench_scale synthetic", "seed": %d},\n'
+                 '"licenses": [],\n"categories": [' % seed)
+        fh.write(",\n".join('{"id": %d, "name": "class_%d", "supercategory": "thing"}'
+                            % (i + 1, i) for i in range(N_CATEGORIES)))
+        fh.write('],\n"images": [\n')
+        widths = rng.choice([640, 800, 1024, 1280, 1920], size=n_images)
+        heights = (widths * rng.choice([0.5625, 0.75, 1.0, 1.333], size=n_images)).astype(int)
+        for start in range(0, n_images, batch):
+            stop = min(n_images, start + batch)
+            fh.write(",\n".join(
+                '{"id": %d, "file_name": "images/train/%08d.jpg", "width": %d, "height": %d}'
+                % (i + 1, i + 1, widths[i], heights[i]) for i in range(start, stop)))
+            fh.write(",\n" if stop < n_images else "\n")
+        fh.write('],\n"annotations": [\n')
+        for start in range(0, n_boxes, batch):
+            stop = min(n_boxes, start + batch)
+            n = stop - start
+            img = rng.integers(0, n_images, size=n)
+            iw, ih = widths[img], heights[img]
+            w = np.minimum(np.exp(rng.normal(3.4, 1.0, size=n)), iw - 1).round(2)
+            h = np.minimum(w * np.exp(rng.normal(0.0, 0.5, size=n)), ih - 1).round(2)
+            x = (rng.random(n) * (iw - w)).round(2)
+            y = (rng.random(n) * (ih - h)).round(2)
+            cat = rng.integers(1, N_CATEGORIES + 1, size=n)
+            crowd = (rng.random(n) < 0.01).astype(int)
+            area = (w * h).round(2)
+            fh.write(",\n".join(
+                '{"id": %d, "image_id": %d, "category_id": %d, "bbox": [%.2f, %.2f, %.2f, %.2f],'
+                ' "area": %.2f, "iscrowd": %d, "segmentation": []}'
+                % (start + i + 1, img[i] + 1, cat[i], x[i], y[i], w[i], h[i], area[i], crowd[i])
+                for i in range(n)))
+            fh.write(",\n" if stop < n_boxes else "\n")
+        fh.write("]}\n")
+    return {"images": n_images, "boxes": n_boxes, "bytes": path.stat().st_size}
+
+
+def write_yolo(folder: Path, n_files: int, *, seed: int = 0, per_folder: int = 1000
+               ) -> dict[str, int]:
+    """``n_files`` YOLO label files of 1-8 rows under sub-folders, and an image_sizes.csv."""
+    rng = np.random.default_rng(seed)
+    labels = folder / "labels"
+    n_rows = rng.integers(1, 9, size=n_files)
+    total = int(n_rows.sum())
+    cls = rng.integers(0, 80, size=total)
+    w = np.clip(np.exp(rng.normal(-2.5, 0.9, size=total)), 0.002, 0.98)
+    h = np.clip(w * np.exp(rng.normal(0.0, 0.4, size=total)), 0.002, 0.98)
+    cx = w / 2 + rng.random(total) * (1 - w)
+    cy = h / 2 + rng.random(total) * (1 - h)
+    widths = rng.choice([640, 800, 1024], size=n_files)
+    ends = np.cumsum(n_rows)
+    sizes = ["image,width,height"]
+    row = 0
+    for i in range(n_files):
+        sub = labels / f"{i // per_folder:04d}"
+        if i % per_folder == 0:
+            sub.mkdir(parents=True, exist_ok=True)
+        text = "".join("%d %.6f %.6f %.6f %.6f\n" % (cls[r], cx[r], cy[r], w[r], h[r])
+                       for r in range(row, ends[i]))
+        row = int(ends[i])
+        with open(sub / f"{i:08d}.txt", "w") as fh:
+            fh.write(text)
+        sizes.append(f"{i // per_folder:04d}/{i:08d},{widths[i]},{widths[i] * 3 // 4}")
+    (folder / "image_sizes.csv").write_text("\n".join(sizes) + "\n")
+    return {"files": n_files, "boxes": total}

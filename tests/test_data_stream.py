@@ -1,0 +1,270 @@
+"""Streaming readers give what the exact readers give: the same rows, side tables, skips, notes,
+and the same message (file:line or JSON path) for a bad record. Windows are shrunk to a few
+dozen characters so every record crosses a window edge somewhere."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anchorfit.data import coco_stream
+from anchorfit.data.boxes import _ROW_COLUMNS, Boxes
+from anchorfit.data.coco import read_coco
+from anchorfit.data.coco_stream import read_coco_stream
+from anchorfit.errors import AnchorfitError
+
+A = "annotations"
+
+
+def assert_same(a: Boxes, b: Boxes) -> None:
+    for name in _ROW_COLUMNS:
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name  # bitwise, -0.0 too
+    for name in ("image_names", "classes", "files", "format", "source", "units", "skipped",
+                 "notes", "synthetic"):
+        assert getattr(a, name) == getattr(b, name), name
+    assert a.image_width.tobytes() == b.image_width.tobytes()
+    assert a.image_height.tobytes() == b.image_height.tobytes()
+
+
+def outcome(reader, path: Path, **kw):
+    """The Boxes a reader returns, or (error type, message) when it raises."""
+    try:
+        return reader(path, **kw)
+    except AnchorfitError as exc:
+        return type(exc).__name__, str(exc)
+    except Exception as exc:  # the exact reader's own crashes must be matched too
+        return "crash", type(exc).__name__
+
+
+def assert_same_outcome(path: Path, **kw) -> None:
+    exact, stream = outcome(read_coco, path, **kw), outcome(read_coco_stream, path, **kw)
+    if isinstance(exact, Boxes):
+        assert isinstance(stream, Boxes), stream
+        assert_same(exact, stream)
+    else:
+        assert exact == stream
+
+
+@pytest.fixture
+def small_windows(monkeypatch):
+    monkeypatch.setattr(coco_stream, "BLOCK", 61)
+    monkeypatch.setattr(coco_stream, "_MIN_RUN", 160)
+    monkeypatch.setattr(coco_stream, "_MAX_RUN", 500)
+
+
+def test_every_shared_coco_file(shared_data):
+    files = sorted((shared_data / A).rglob("*.json"))
+    assert len(files) >= 3
+    for path in files:
+        for crowd in (False, True):
+            assert_same(read_coco(path, include_crowd=crowd),
+                        read_coco_stream(path, include_crowd=crowd))
+
+
+def test_every_shared_coco_file_small_windows(shared_data, small_windows):
+    for path in sorted((shared_data / A).rglob("*.json")):
+        assert_same(read_coco(path), read_coco_stream(path))
+
+
+def _doc(anns, images=None, categories=None, order=("images", "annotations", "categories")):
+    images = images if images is not None else [
+        {"id": 1, "file_name": "a.jpg", "width": 640, "height": 480},
+        {"id": 2, "file_name": "b.jpg", "width": 500, "height": 375}]
+    categories = categories if categories is not None else [
+        {"id": 1, "name": "person"}, {"id": 3, "name": "car"}]
+    parts = {"images": images, "annotations": anns, "categories": categories}
+    return "{" + ",\n".join(f'"{k}": {json.dumps(parts[k], indent=1)}' for k in order) + "}\n"
+
+
+def _ann(i, image=1, cat=1, bbox=(10.5, 20, 30.25, 40), crowd=0):
+    return {"id": i, "image_id": image, "category_id": cat, "bbox": list(bbox),
+            "area": 1.0, "iscrowd": crowd, "segmentation": [[1, 2, 3, 4, 5, 6]]}
+
+
+REGULAR = [_ann(i, image=1 + i % 2, cat=(1, 3, 7)[i % 3], crowd=int(i % 11 == 5))
+           for i in range(40)]
+
+ODD_RECORDS = {
+    "bbox_short": {"image_id": 1, "category_id": 1, "bbox": [1, 2, 3]},
+    "bbox_null": {"image_id": 1, "category_id": 1, "bbox": None},
+    "bbox_missing": {"image_id": 1, "category_id": 1},
+    "bbox_string": {"image_id": 1, "category_id": 1, "bbox": ["1", "2.5", "3", "4"]},
+    "bbox_word": {"image_id": 1, "category_id": 1, "bbox": [1, 2, "wide", 4]},
+    "bbox_none_value": {"image_id": 1, "category_id": 1, "bbox": [1, None, 3, 4]},
+    "bbox_minus_zero": "RAW:{\"image_id\": 1, \"category_id\": 1, \"bbox\": [-0, -0.0, 3, 4]}",
+    "bbox_nan": "RAW:{\"image_id\": 1, \"category_id\": 1, \"bbox\": [NaN, 1, 3, Infinity]}",
+    "bbox_huge_int": "RAW:{\"image_id\": 1, \"category_id\": 1, \"bbox\": "
+                     "[123456789012345678901234567890, 1e400, 3, 4]}",
+    "image_unknown": {"image_id": 9, "category_id": 1, "bbox": [1, 2, 3, 4]},
+    "image_float": {"image_id": 2.0, "category_id": 1, "bbox": [1, 2, 3, 4]},
+    "image_true": {"image_id": True, "category_id": 1, "bbox": [1, 2, 3, 4]},
+    "image_string": {"image_id": "1", "category_id": 1, "bbox": [1, 2, 3, 4]},
+    "category_string": {"image_id": 1, "category_id": "dog", "bbox": [1, 2, 3, 4]},
+    "category_float": {"image_id": 1, "category_id": 3.0, "bbox": [1, 2, 3, 4]},
+    "category_float_new": {"image_id": 1, "category_id": 7.0, "bbox": [1, 2, 3, 4]},
+    "category_bool": {"image_id": 1, "category_id": True, "bbox": [1, 2, 3, 4]},
+    "category_missing": {"image_id": 1, "bbox": [1, 2, 3, 4]},
+    "category_big": {"image_id": 1, "category_id": 10 ** 20, "bbox": [1, 2, 3, 4]},
+    "crowd_string": {"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "iscrowd": "0"},
+    "crowd_float": {"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "iscrowd": 0.0},
+    "crowd_true_bad_bbox": {"image_id": 1, "category_id": 1, "bbox": "x", "iscrowd": True},
+    "crowd_list": {"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "iscrowd": [0]},
+    "other_order": {"bbox": [5, 6, 7, 8], "category_id": 3, "image_id": 2},
+    "escaped_string": {"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4],
+                       "note": "a \"quoted\" \\ value \u00e9"},
+    "rle": {"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "iscrowd": 0,
+            "segmentation": {"counts": [0, 5, 10], "size": [480, 640]}},
+    "nested_deep": {"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4],
+                    "extra": {"a": {"bbox": [9, 9, 9, 9]}}},
+    "duplicate_key": "RAW:{\"image_id\": 1, \"category_id\": 1, \"bbox\": [1, 2, 3, 4], "
+                     "\"bbox\": [5, 6, 7, 8]}",
+    "not_object": [1, 2, 3, 4],
+    "number": 5,
+}
+
+
+_TEMPLATE = ('{"id": 99, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "area": 1.0, '
+             '"iscrowd": 0, "segmentation": [[1, 2, 3, 4, 5, 6]]}')
+
+
+def _in_layout(record):
+    """The record with the regular records' keys and key order (so the fast path sees it)."""
+    if isinstance(record, str):  # raw text: its (last) bbox text in the template's place
+        bbox = re.findall(r'"bbox": (\[[^\]]*\])', record)[-1]
+        return "RAW:" + _TEMPLATE.replace("[1, 2, 3, 4]", bbox)
+    if not isinstance(record, dict):
+        return record
+    merged = json.loads(_TEMPLATE)
+    for key in ("bbox", "image_id", "category_id", "iscrowd"):
+        if key not in record:
+            merged.pop(key, None) if key != "iscrowd" else None
+    merged.update(record)
+    return merged
+
+
+def _write_with(tmp_path: Path, record, where: int = 17, **doc) -> Path:
+    anns = [json.dumps(a) for a in REGULAR]
+    anns.insert(where, record[4:] if isinstance(record, str) else json.dumps(record))
+    text = _doc([], **doc).replace('"annotations": []', '"annotations": [\n'
+                                   + ",\n".join(anns) + "\n]")
+    path = tmp_path / "odd.json"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(ODD_RECORDS))
+@pytest.mark.parametrize("form", ["alone", "in_layout"])
+def test_odd_records_same_rows_or_message(tmp_path, name, form, small_windows):
+    record = ODD_RECORDS[name]
+    path = _write_with(tmp_path, record if form == "alone" else _in_layout(record))
+    for crowd in (False, True):
+        assert_same_outcome(path, include_crowd=crowd)
+
+
+@pytest.mark.parametrize("name", ["bbox_short", "image_unknown", "other_order", "category_string"])
+def test_odd_record_first_and_last(tmp_path, name):
+    for where in (0, len(REGULAR)):
+        assert_same_outcome(_write_with(tmp_path, ODD_RECORDS[name], where=where))
+
+
+def test_regular_file_takes_the_fast_path(tmp_path, monkeypatch):
+    path = tmp_path / "big.json"
+    path.write_text(_doc([_ann(i, image=1 + i % 2, cat=(1, 3)[i % 2]) for i in range(3000)]))
+    slow = []
+    original = coco_stream._Annotations.add_slow
+    monkeypatch.setattr(coco_stream._Annotations, "add_slow",
+                        lambda self, *a: (slow.append(1), original(self, *a)))
+    assert_same(read_coco(path), read_coco_stream(path))
+    assert len(slow) <= 2  # the first record (learns the layout) and the last (no comma)
+
+
+@pytest.mark.parametrize("variant", [
+    {"order": ("categories", "images", "annotations")},
+    {"order": ("annotations", "images", "categories")},       # falls back to read_coco
+    {"order": ("images", "annotations")},                      # no categories: ids as names
+    {"images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480},
+                {"file_name": "b.jpg"}]},                     # image without id
+    {"images": [{"id": 1, "file_name": "a.jpg", "width": "wide"}]},
+    {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "a.jpg",
+                                                 "width": 10, "height": 20}]},
+    {"images": [{"id": 1.0, "width": 640, "height": 480}, {"id": True}, {"id": "2"}]},
+    {"categories": [{"id": 1}]},                               # category without name
+    {"categories": {"id": 1, "name": "x"}},                    # not a list
+    {"categories": [{"id": 7, "name": "car"}, {"id": 1, "name": "3"}]},  # name clash with id
+])
+def test_document_variants(tmp_path, variant, small_windows):
+    path = tmp_path / "v.json"
+    path.write_text(_doc(REGULAR, **variant))
+    for crowd in (False, True):
+        assert_same_outcome(path, include_crowd=crowd)
+
+
+@pytest.mark.parametrize("text", [
+    "", "   ", "[]", "{}", '{"images": []}', '{"images": [], "annotations": []}',
+    '{"images": [], "annotations": []} x', '{"images": [], "annotations": [],}',
+    '{"images": [], "annotations": [{"bbox": [1, 2, 3, 4]},]}',
+    '{"images": [], "images": [], "annotations": []}', '{"images": {}, "annotations": []}',
+    '{"images": [] "annotations": []}', '{"images" [], "annotations": []}',
+    '{images: [], "annotations": []}', '\ufeff{"images": [], "annotations": []}',
+    '{"images": [], "annotations": [{"bbox": [1, 2, 3, 4]} {"bbox": [1, 2, 3, 4]}]}',
+    '{"images": [], "annotations": [], "info": "tab\there"}',
+])
+def test_small_documents(tmp_path, text):
+    path = tmp_path / "s.json"
+    path.write_text(text)
+    assert_same_outcome(path)
+
+
+def test_not_utf8_names_the_byte(tmp_path):
+    path = tmp_path / "latin1.json"
+    good = _doc(REGULAR).encode()
+    path.write_bytes(good[:-30] + b"\xe9" + good[-29:])
+    assert_same_outcome(path)
+
+
+def test_every_truncation_gives_the_same_message(tmp_path, small_windows):
+    """A cut download: json.loads and the stream must name the same line and problem."""
+    text = _doc(REGULAR[:6])
+    path = tmp_path / "cut.json"
+    step = max(1, len(text) // 400)
+    for cut in range(0, len(text), step):
+        path.write_text(text[:cut])
+        assert_same_outcome(path)
+
+
+def test_syntax_error_deep_in_the_file_names_its_line(tmp_path, small_windows):
+    text = _doc(REGULAR)
+    broken = text.replace('"area": 1.0', '"area": 1.0.5', 1)
+    path = tmp_path / "broken.json"
+    path.write_text(broken)
+    assert_same_outcome(path)
+    with pytest.raises(AnchorfitError) as exc:
+        read_coco_stream(path)
+    assert exc.value.line == broken[:broken.index("1.0.5")].count("\n") + 1
+
+
+def test_semantic_error_loses_to_a_later_syntax_error(tmp_path):
+    anns = [json.dumps(a) for a in REGULAR]
+    anns[3] = json.dumps({"image_id": 1, "category_id": 1, "bbox": [1, 2]})
+    text = _doc([]).replace('"annotations": []', '"annotations": [\n' + ",\n".join(anns)
+                            + "\n]").rstrip().rstrip("}") + ', "x": }'
+    path = tmp_path / "both.json"
+    path.write_text(text)
+    assert_same_outcome(path)
+    with pytest.raises(AnchorfitError, match="malformed JSON"):
+        read_coco_stream(path)
+
+
+def test_same_boxes_through_read_annotations(shared_data):
+    from anchorfit.data import read_annotations
+
+    path = shared_data / A / "coco128_cocojson/instances_train2017.json"
+    b = read_annotations(path)
+    assert len(b) == 929 and b.skipped == {"iscrowd": 10}
+    assert_same(read_coco(path), b)
+    assert np.isfinite(b.image_width).all()
