@@ -111,3 +111,115 @@ def write_yolo(folder: Path, n_files: int, *, seed: int = 0, per_folder: int = 1
         sizes.append(f"{i // per_folder:04d}/{i:08d},{widths[i]},{widths[i] * 3 // 4}")
     (folder / "image_sizes.csv").write_text("\n".join(sizes) + "\n")
     return {"files": n_files, "boxes": total}
+
+
+# --------------------------------------------------------------------------- measuring
+
+_MEASURE = r"""
+import json, resource, subprocess, sys, time
+t = time.perf_counter()
+proc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+wall = time.perf_counter() - t
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime,
+                  "peak_mb": ru.ru_maxrss / 1024, "rc": proc.returncode,
+                  "stderr": proc.stderr[-2000:]}))
+"""
+
+_JSON_LOAD = "import json, sys\nwith open(sys.argv[1], 'rb') as fh:\n    json.load(fh)\n"
+_READ_FILES = r"""
+import os, sys
+n = 0
+for root, dirs, files in os.walk(sys.argv[1]):
+    dirs.sort()
+    for f in sorted(files):
+        if f.endswith('.txt'):
+            with open(os.path.join(root, f), 'rb') as fh:
+                n += len(fh.read())
+"""
+
+
+def measure(label: str, argv: list[str]) -> dict:
+    """Wall, CPU and peak RSS of one command, run as the only child of a fresh process."""
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *argv], capture_output=True,
+                         text=True, cwd=ROOT, check=True)
+    result = json.loads(out.stdout)
+    result["label"] = label
+    status = "" if result["rc"] == 0 else f"  (exit {result['rc']}: {result['stderr'][-300:]})"
+    print(f"  {label:<44} {result['wall_s']:7.1f} s wall {result['cpu_s']:7.1f} s cpu "
+          f"{result['peak_mb']:8.0f} MB peak{status}", flush=True)
+    return result
+
+
+def anchorfit(*args: str) -> list[str]:
+    return [sys.executable, "-m", "anchorfit", *args]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--boxes", type=int, default=10_000_000, help="COCO boxes (0: skip)")
+    ap.add_argument("--files", type=int, default=1_000_000, help="YOLO label files (0: skip)")
+    ap.add_argument("--quick", action="store_true", help="1 M boxes, 100 k files")
+    ap.add_argument("--dir", help="where to generate (default: the system temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the generated data")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = ap.parse_args()
+    if args.quick:
+        args.boxes, args.files = 1_000_000, 100_000
+    work = Path(tempfile.mkdtemp(prefix="anchorfit-scale-", dir=args.dir))
+    if ROOT in work.resolve().parents:
+        raise SystemExit("generate outside the repository")
+    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f} at start; data in {work}")
+    results: dict = {"cpus": os.cpu_count(), "load_at_start": os.getloadavg()[0], "runs": []}
+    try:
+        if args.boxes:
+            coco = work / "instances.json"
+            t = time.perf_counter()
+            info = write_coco(coco, args.boxes)
+            print(f"COCO json: {info['boxes']:,} boxes, {info['images']:,} images, "
+                  f"{info['bytes'] / 1e9:.2f} GB (generated in {time.perf_counter() - t:.0f} s)")
+            results["coco"] = info
+            common = ["--policy", "none"]
+            results["runs"] += [
+                measure("baseline: json.load", [sys.executable, "-c", _JSON_LOAD, str(coco)]),
+                measure("anchorfit boxes", anchorfit("boxes", str(coco), *common)),
+                measure("anchorfit kmeans -k 9 --restarts 3",
+                        anchorfit("kmeans", str(coco), "-k", "9", "--restarts", "3", *common)),
+            ]
+            coco.unlink()
+        if args.files:
+            folder = work / "yolo"
+            t = time.perf_counter()
+            info = write_yolo(folder, args.files)
+            print(f"YOLO folder: {info['files']:,} label files, {info['boxes']:,} boxes "
+                  f"(generated in {time.perf_counter() - t:.0f} s)")
+            results["yolo"] = info
+            labels = str(folder / "labels")
+            sizes = str(folder / "image_sizes.csv")
+            results["runs"] += [
+                measure("baseline: read every file (os.walk)",
+                        [sys.executable, "-c", _READ_FILES, labels]),
+                measure("anchorfit boxes --policy stretch",
+                        anchorfit("boxes", labels, "--policy", "stretch")),
+                measure("anchorfit boxes --image-sizes CSV",
+                        anchorfit("boxes", labels, "--image-sizes", sizes)),
+                measure("anchorfit kmeans --policy stretch",
+                        anchorfit("kmeans", labels, "-k", "9", "--restarts", "3",
+                                  "--policy", "stretch")),
+            ]
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    results["load_at_end"] = os.getloadavg()[0]
+    print(f"load average {results['load_at_end']:.1f} at the end (2 cores shared with other "
+          "jobs: trust the CPU seconds more than the wall seconds)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -268,3 +268,21 @@ def test_same_boxes_through_read_annotations(shared_data):
     assert len(b) == 929 and b.skipped == {"iscrowd": 10}
     assert_same(read_coco(path), b)
     assert np.isfinite(b.image_width).all()
+
+
+def test_duplicates_match_the_void_record_reference():
+    from anchorfit.data.boxes import _duplicates, _duplicates_reference
+
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 2, 5000):
+        def col(values):
+            return rng.choice(np.array(values, np.float32), n)
+
+        z, f = np.zeros(n, np.int32), np.zeros(n, bool)
+        b = Boxes(rng.integers(0, 4, n).astype(np.int32), rng.integers(-1, 2, n).astype(np.int32),
+                  col([0, -0.0, 1, np.nan]), col([0, 1, np.nan]), col([1, 2, -0.0]),
+                  col([1, np.inf]), f, f, z, z, [], np.zeros(0), np.zeros(0), [], [], "t", "t")
+        dup = _duplicates(b)
+        assert (dup == _duplicates_reference(b)).all()
+        if n == 5000:  # 0.0 and -0.0 differ as bytes, NaN matches NaN
+            assert 4000 < dup.sum() < 5000

@@ -86,7 +86,7 @@ def read_annotations(path: str | Path, fmt: str | None = None, *,
     from anchorfit.data.ultralytics import read_ultralytics
     from anchorfit.data.voc import read_voc
     from anchorfit.data.wider import read_wider
-    from anchorfit.data.yolo import read_yolo
+    from anchorfit.data.yolo_stream import read_yolo_stream
 
     path = Path(path)
     if not path.exists():
@@ -109,7 +109,7 @@ def read_annotations(path: str | Path, fmt: str | None = None, *,
     if fmt == "cvat":
         return read_cvat(path)
     if fmt == "yolo":
-        return read_yolo(path, sizes=sizes, **options)
+        return read_yolo_stream(path, sizes=sizes, **options)
     if fmt == "wider":
         return read_wider(path, sizes=sizes)
     if fmt == "fddb":
