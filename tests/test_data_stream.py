@@ -286,3 +286,145 @@ def test_duplicates_match_the_void_record_reference():
         assert (dup == _duplicates_reference(b)).all()
         if n == 5000:  # 0.0 and -0.0 differ as bytes, NaN matches NaN
             assert 4000 < dup.sum() < 5000
+
+
+# --------------------------------------------------------------------------- YOLO folders
+
+from anchorfit.data import yolo_stream  # noqa: E402
+from anchorfit.data.sizes import SizeTable  # noqa: E402
+from anchorfit.data.yolo import read_yolo  # noqa: E402
+from anchorfit.data.yolo_stream import read_yolo_stream  # noqa: E402
+
+YOLO_SHARED = ["coco128_yolo/labels/train2017", "coco128_yolo/labels",
+               "voc2012_subset100/yolo/obj_train_data", "voc2012_subset100/yolo"]
+
+
+def same_yolo(path, **kw):
+    try:
+        exact = read_yolo(path, **kw)
+    except AnchorfitError as exc:
+        with pytest.raises(AnchorfitError) as got:
+            read_yolo_stream(path, **kw)
+        assert (type(got.value), str(got.value)) == (type(exc), str(exc))
+        return None
+    stream = read_yolo_stream(path, **kw)
+    assert_same(exact, stream)
+    return stream
+
+
+@pytest.mark.parametrize("rel", YOLO_SHARED)
+def test_every_shared_yolo_folder(shared_data, rel, monkeypatch):
+    from anchorfit.data.sizes import load_sizes
+
+    monkeypatch.setattr(yolo_stream, "BATCH", 7)  # many batches, threads out of step
+    sizes = load_sizes(shared_data / A / "coco128_yolo/image_sizes.csv")
+    same_yolo(shared_data / A / rel)
+    b = same_yolo(shared_data / A / rel, sizes=sizes)
+    if rel.startswith("coco128"):
+        assert b.skipped == {"no_image_size": 12}
+    same_yolo(shared_data / A / rel, image_size_wh=(640.0, 480.0))
+
+
+def _png(path: Path, w: int, h: int) -> None:
+    import struct
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR"
+                     + struct.pack(">II", w, h) + b"\x08\x02\x00\x00\x00")
+
+
+YOLO_FILES = {
+    "plain.txt": "0 0.5 0.5 0.25 0.5\n1 0.1 0.2 0.05 0.1\n",
+    "blank_lines.txt": "\n2 0.5 0.5 0.1 0.1\n\n\n3 0.4 0.4 0.2 0.2",
+    "crlf.txt": "0 0.5 0.5 0.2 0.2\r\n4 0.3 0.3 0.1 0.1\r\n",
+    "cr_only.txt": "0 0.5 0.5 0.2 0.2\r5 0.3 0.3 0.1 0.1",
+    "tabs.txt": "1\t0.5\t0.5  0.2 0.2\n",
+    "segment.txt": "0 0.1 0.1 0.3 0.1 0.3 0.4\n0 0.5 0.5 0.2 0.2\n",
+    "exponent.txt": "7 5e-1 0.5 1E-1 2.5e-01\n",
+    "integral_float_class.txt": "3.0 0.5 0.5 0.2 0.2\n",
+    "new_class_ids.txt": "90 0.5 0.5 0.2 0.2\n95 0.5 0.5 0.1 0.1\n1 0.2 0.2 0.1 0.1\n",
+    "negative_class.txt": "-1 0.5 0.5 0.2 0.2\n",
+    "decimal_comma.txt": "0 0,5 0.5 0.2 0.2\n",
+    "bom.txt": "\ufeff0 0.5 0.5 0.2 0.2\n",
+    "unicode_space.txt": "0\u00a00.5 0.5 0.2 0.2\n",
+    "nan.txt": "0 nan 0.5 0.2 0.2\n",
+    "empty.txt": "",
+    "a/deep/nested.txt": "0 0.5 0.5 0.2 0.2\n",
+    "classes.txt": "person\nbicycle\ncar\n",
+    "train.txt": "images/x.jpg\n",
+    "upper.TXT": "0 0.5 0.5 0.2 0.2\n",
+    ".hidden.txt": "0 0.5 0.5 0.2 0.2\n",
+    "notes.md": "not a label",
+}
+
+BAD_FILES = {
+    "four_fields.txt": "0 0.5 0.5 0.2\n",
+    "six_fields.txt": "0 0.5 0.5 0.2 0.2 0.9\n",
+    "word.txt": "0 0.5 wide 0.2 0.2\n",
+    "half_class.txt": "1.5 0.5 0.5 0.2 0.2\n",
+    "bad_exponent.txt": "0 1e 0.5 0.2 0.2\n",
+    "dash.txt": "0 - 0.5 0.2 0.2\n",
+    "latin1.txt": b"0 0.5 0.5 0.2 0.2 \xe9\n",
+}
+
+
+def _yolo_folder(root: Path, files: dict, images: bool = True) -> Path:
+    labels = root / "labels" / "train"
+    for name, text in files.items():
+        f = labels / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    if images:
+        (root / "images" / "train").mkdir(parents=True)
+        for i, name in enumerate(sorted(files)):
+            stem = Path(name).stem
+            if i % 3 and "/" not in name:  # a third without an image: no_image_size
+                _png(root / "images" / "train" / f"{stem}.png", 320 + 10 * i, 240)
+    return labels
+
+
+@pytest.mark.parametrize("images", [False, True])
+def test_yolo_odd_files_same_rows(tmp_path, images, monkeypatch):
+    monkeypatch.setattr(yolo_stream, "BATCH", 3)
+    labels = _yolo_folder(tmp_path, YOLO_FILES, images)
+    b = same_yolo(labels)
+    assert b.units == ("px" if images else "normalized")
+    same_yolo(labels, sizes=SizeTable({"plain": (100.0, 50.0), "crlf": (10.0, 10.0)}))
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_FILES))
+def test_yolo_bad_file_same_message(tmp_path, bad, monkeypatch):
+    monkeypatch.setattr(yolo_stream, "BATCH", 4)
+    files = dict(YOLO_FILES)
+    files["m_" + bad] = BAD_FILES[bad]
+    labels = _yolo_folder(tmp_path, files, images=False)
+    with pytest.raises(AnchorfitError) as exc:
+        read_yolo_stream(labels)
+    assert "m_" + bad in str(exc.value)
+    same_yolo(labels)
+
+
+def test_yolo_listing_like_rglob(tmp_path):
+    root = tmp_path / "labels"
+    for rel in ("a-b/x.txt", "a/x.txt", "a/b/y.txt", "a/z.txt", "B/q.txt", "a.b/c.txt"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("0 0.5 0.5 0.1 0.1\n")
+    (root / "link").symlink_to(root / "a", target_is_directory=True)  # not entered by rglob
+    (root / "alias.txt").symlink_to(root / "a" / "x.txt")             # a file: counted
+    b = same_yolo(root)
+    assert len(b.files) == 7
+    with pytest.raises(AnchorfitError, match="no .txt files found"):
+        read_yolo_stream(_empty(tmp_path))
+
+
+def _empty(tmp_path: Path) -> Path:
+    d = tmp_path / "empty"
+    d.mkdir()
+    (d / "x.jpg").write_bytes(b"")
+    return d
+
+
+def test_yolo_only_list_files(tmp_path):
+    root = tmp_path / "lists"
+    root.mkdir()
+    (root / "train.txt").write_text("a.jpg\n")
+    same_yolo(root)
