@@ -428,3 +428,16 @@ def test_yolo_only_list_files(tmp_path):
     root.mkdir()
     (root / "train.txt").write_text("a.jpg\n")
     same_yolo(root)
+
+
+def test_yolo_class_ids_without_names_like_pack_labels(tmp_path, monkeypatch):
+    """No names file: read_yolo names ids in order of appearance and uses an id below the
+    table's length as an index (a quirk kept for identical output)."""
+    monkeypatch.setattr(yolo_stream, "BATCH", 2)
+    root = tmp_path / "labels"
+    root.mkdir()
+    ids = [5, 0, 5, 2, 1, 7, 5, 3, 9, 0, 7, 12, 4, 4, 12, 30, 6]
+    for i, c in enumerate(ids):
+        (root / f"{i:02d}.txt").write_text(f"{c} 0.5 0.5 0.1 0.1\n{(c * 7) % 13} 0.4 0.4 0.2 0.2\n")
+    b = same_yolo(root)
+    assert b.classes[:2] == ["5", "9"]  # file 00: ids 5 and 35 % 13

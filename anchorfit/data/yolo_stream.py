@@ -185,19 +185,22 @@ class _ImageProbe:
         return hit
 
     def size(self, label: str) -> tuple[float, float] | None:
-        p = Path(label)
-        candidates = [p.parent]
-        parts = list(p.parent.parts)
+        """The size ``_header_size(Path(label))`` finds, by string operations on the path."""
+        cut = label.rfind("/")
+        parent, name = (label[:cut] or "/", label[cut + 1:]) if cut >= 0 else (".", label)
+        stem = name[:name.rfind(".")]
+        candidates = [parent]
+        parts = parent.split("/")
         if "labels" in parts:
             j = len(parts) - 1 - parts[::-1].index("labels")
-            candidates.append(Path(*parts[:j], "images", *parts[j + 1:]))
+            candidates.append("/".join(parts[:j] + ["images"] + parts[j + 1:]) or ".")
         for folder in candidates:
-            names = self.names(str(folder))
+            names = self.names(folder)
             if not names:
                 continue
             for suffix in _IMAGE_SUFFIXES:
-                if p.stem + suffix in names:
-                    size = image_size(folder / (p.stem + suffix))
+                if stem + suffix in names:
+                    size = image_size(os.path.join(folder, stem + suffix))
                     if size:
                         return float(size[0]), float(size[1])
         return None
@@ -327,19 +330,33 @@ class _Labels:
 
 
 def _class_indices(b: BoxBuilder, cls_raw: np.ndarray) -> np.ndarray:
-    """``b.cls(str(c)) if c >= len(b.classes) else c`` row by row, as pack_labels does: only
-    the rows that grow the class table need Python."""
+    """``b.cls(str(c)) if c >= len(b.classes) else c`` row by row, as pack_labels does.
+
+    Only the rows that add a class name change the table; between two such rows every id at or
+    above the table's length maps to an existing name, which numpy does for the whole stretch.
+    """
     cls = np.array([int(c) for c in cls_raw], dtype=np.int64) if cls_raw.dtype == object \
         else cls_raw.astype(np.int64)
     out = cls.copy()
     start = 0
     while start < len(cls):
-        over = cls[start:] >= len(b.classes)
+        seg = cls[start:]
+        over = seg >= len(b.classes)
         if not over.any():
             break
-        i = start + int(np.argmax(over))
-        out[i] = b.cls(str(int(cls[i])))
-        start = i + 1
+        values = np.unique(seg[over])
+        index = np.array([b._classes.get(str(int(v)), -1) for v in values], dtype=np.int64)
+        pos = np.searchsorted(values, seg)
+        pos[~over] = 0
+        mapped = index[pos]
+        new = over & (mapped < 0)
+        stop = int(np.argmax(new)) if new.any() else len(seg)
+        m = over[:stop]
+        out[start:start + stop][m] = mapped[:stop][m]
+        if stop == len(seg):
+            break
+        out[start + stop] = b.cls(str(int(seg[stop])))
+        start += stop + 1
     return out.astype(np.int32)
 
 
