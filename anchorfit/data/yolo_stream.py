@@ -159,29 +159,52 @@ def _walk(root: str, rel: str) -> list[str]:
 
 
 class _ImageProbe:
-    """``yolo._header_size`` with each candidate folder listed once instead of probed 12 times."""
+    """``yolo._header_size`` with each candidate folder listed once instead of probed 12 times:
+    per folder, {stem: image names in ``_IMAGE_SUFFIXES`` order}."""
 
     def __init__(self, keep: int = 64) -> None:
-        self.folders: OrderedDict[str, set[str]] = OrderedDict()
+        self.folders: OrderedDict[str, dict[str, list[str]]] = OrderedDict()
+        self.parents: dict[str, list[str]] = {}
         self.keep = keep
 
-    def names(self, folder: str) -> set[str]:
+    def images(self, folder: str) -> dict[str, list[str]]:
         hit = self.folders.get(folder)
         if hit is None:
-            hit = set()
+            found: list[tuple[int, str, str]] = []
             try:
                 with os.scandir(folder) as it:
                     for entry in it:
-                        try:
-                            if entry.is_file():
-                                hit.add(entry.name)
-                        except OSError:
-                            pass
+                        for rank, suffix in enumerate(_IMAGE_SUFFIXES):
+                            if entry.name.endswith(suffix):
+                                try:
+                                    if entry.is_file():
+                                        found.append((rank, entry.name[:-len(suffix)],
+                                                      entry.name))
+                                except OSError:
+                                    pass
+                                break
             except OSError:
                 pass
+            hit = {}
+            for _, stem, name in sorted(found):
+                hit.setdefault(stem, []).append(name)
             self.folders[folder] = hit
             if len(self.folders) > self.keep:
                 self.folders.popitem(last=False)
+        return hit
+
+    def candidates(self, parent: str) -> list[str]:
+        """The label's folder, then the same folder with the last 'labels' part as 'images'."""
+        hit = self.parents.get(parent)
+        if hit is None:
+            hit = [parent]
+            parts = parent.split("/")
+            if "labels" in parts:
+                j = len(parts) - 1 - parts[::-1].index("labels")
+                hit.append("/".join(parts[:j] + ["images"] + parts[j + 1:]) or ".")
+            if len(self.parents) > 4096:
+                self.parents.clear()
+            self.parents[parent] = hit
         return hit
 
     def size(self, label: str) -> tuple[float, float] | None:
@@ -189,20 +212,11 @@ class _ImageProbe:
         cut = label.rfind("/")
         parent, name = (label[:cut] or "/", label[cut + 1:]) if cut >= 0 else (".", label)
         stem = name[:name.rfind(".")]
-        candidates = [parent]
-        parts = parent.split("/")
-        if "labels" in parts:
-            j = len(parts) - 1 - parts[::-1].index("labels")
-            candidates.append("/".join(parts[:j] + ["images"] + parts[j + 1:]) or ".")
-        for folder in candidates:
-            names = self.names(folder)
-            if not names:
-                continue
-            for suffix in _IMAGE_SUFFIXES:
-                if stem + suffix in names:
-                    size = image_size(os.path.join(folder, stem + suffix))
-                    if size:
-                        return float(size[0]), float(size[1])
+        for folder in self.candidates(parent):
+            for image in self.images(folder).get(stem, ()):
+                size = image_size(os.path.join(folder, image))
+                if size:
+                    return float(size[0]), float(size[1])
         return None
 
 
