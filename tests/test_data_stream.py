@@ -441,3 +441,46 @@ def test_yolo_class_ids_without_names_like_pack_labels(tmp_path, monkeypatch):
         (root / f"{i:02d}.txt").write_text(f"{c} 0.5 0.5 0.1 0.1\n{(c * 7) % 13} 0.4 0.4 0.2 0.2\n")
     b = same_yolo(root)
     assert b.classes[:2] == ["5", "9"]  # file 00: ids 5 and 35 % 13
+
+
+# --------------------------------------------------------------------------- VOC folders
+
+def _voc_sequential(path: Path) -> Boxes:
+    """read_voc as it was: one file after another."""
+    from anchorfit.data import voc
+    from anchorfit.data._parse import list_files
+    from anchorfit.data.boxes import BoxBuilder
+
+    b = BoxBuilder("voc", str(path))
+    for f in list_files(path, (".xml",)):
+        voc._read_one(f, b)
+    return b.build()
+
+
+def _voc_xml(i: int) -> str:
+    return (f"<annotation><filename>{i}.jpg</filename><size><width>{100 + i}</width>"
+            f"<height>80</height></size><object><name>c{i % 3}</name><difficult>{i % 2}"
+            f"</difficult><bndbox><xmin>{i % 50}</xmin><ymin>2</ymin><xmax>{i % 50 + 9}</xmax>"
+            "<ymax>20</ymax></bndbox></object></annotation>")
+
+
+@pytest.mark.parametrize("bad", [None, "<annotation><object></annotation>", b"\xff\xfe<a/>"])
+def test_voc_folder_read_ahead_same_as_sequential(tmp_path, shared_data, bad):
+    from anchorfit.data.voc import read_voc
+
+    root = tmp_path / "voc"
+    root.mkdir()
+    for i in range(700):  # more than two read-ahead batches
+        (root / f"{i:04d}.xml").write_text(_voc_xml(i))
+    if bad is not None:
+        target = root / "0555.xml"
+        target.write_bytes(bad if isinstance(bad, bytes) else bad.encode())
+        with pytest.raises(AnchorfitError) as exact:
+            _voc_sequential(root)
+        with pytest.raises(AnchorfitError) as got:
+            read_voc(root)
+        assert str(got.value) == str(exact.value) and "0555.xml" in str(got.value)
+        return
+    assert_same(_voc_sequential(root), read_voc(root))
+    assert_same(_voc_sequential(shared_data / A / "raccoon/annotations"),
+                read_voc(shared_data / A / "raccoon/annotations"))
