@@ -206,7 +206,7 @@ def main() -> int:
                 base_n = max(100_000, fits // 100_000 * 100_000)
                 base = work / "baseline.json"
                 write_coco(base, base_n)
-                print(f"json.load baseline on the first {base_n:,} boxes (same generator): the "
+                print(f"json.load baseline on a {base_n:,}-box file from the same generator: the "
                       f"full file would need ~{_JSON_GB_PER_MBOX * args.boxes / 1e6:.0f} GB; "
                       "its figures are scaled linearly below")
             baseline = measure(f"baseline: json.load ({base_n:,} boxes)",

@@ -484,3 +484,31 @@ def test_voc_folder_read_ahead_same_as_sequential(tmp_path, shared_data, bad):
     assert_same(_voc_sequential(root), read_voc(root))
     assert_same(_voc_sequential(shared_data / A / "raccoon/annotations"),
                 read_voc(shared_data / A / "raccoon/annotations"))
+
+
+# --------------------------------------------------------------------------- progress
+
+def test_progress_lines_off_a_terminal(shared_data):
+    import io
+
+    from anchorfit.data import read_annotations
+    from anchorfit.data.progress import Meter, status
+
+    stream = io.StringIO()
+    with status("reading", stream=stream, interval=0):
+        read_annotations(shared_data / A / "coco128_cocojson/instances_train2017.json")
+        read_annotations(shared_data / A / "coco128_yolo/labels/train2017")
+    lines = stream.getvalue().splitlines()
+    size = (shared_data / A / "coco128_cocojson/instances_train2017.json").stat().st_size
+    coco = [ln for ln in lines if ln.startswith("reading instances_train2017.json: ")]
+    assert coco and f"{size / 1e3:.1f} kB of {size / 1e3:.1f} kB (100%)" in coco[-1]
+    assert "B/s, ETA 0 s" in coco[-1]
+    assert any(ln.startswith("reading train2017: 128 of 128 files (100%)") for ln in lines)
+    quiet = io.StringIO()  # the default interval: nothing for a read shorter than 10 s
+    with status("reading", stream=quiet):
+        read_annotations(shared_data / A / "coco128_cocojson/instances_train2017.json")
+    assert quiet.getvalue() == ""
+    m = Meter()
+    m.start("x", 3_000_000_000)
+    m.done = 1_500_000_000
+    assert m.describe(m._t0 + 10).startswith("1.5 GB of 3.0 GB (50%), 150.0 MB/s, ETA 10 s")

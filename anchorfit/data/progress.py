@@ -55,7 +55,10 @@ class Meter:
         """'1.2 GB of 3.4 GB (35%), 85 MB/s, ETA 26 s' (files: '12,000 of 1,000,000 files')."""
         elapsed = max((now or time.monotonic()) - self._t0, 1e-9)
         rate = self.done / elapsed
-        text = f"{_amount(self.done, self.unit)} of {_amount(self.total, self.unit)}"
+        if self.unit == "B":
+            text = f"{_amount(self.done, 'B')} of {_amount(self.total, 'B')}"
+        else:
+            text = f"{self.done:,} of {self.total:,} {self.unit}"
         if self.total:
             text += f" ({100 * self.done / self.total:.0f}%)"
         text += f", {_amount(rate, self.unit)}/s"
