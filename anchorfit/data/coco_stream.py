@@ -34,6 +34,7 @@ How annotations are read (measured in benchmarks/bench_scale.py; no new dependen
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 import re
 from pathlib import Path
@@ -218,10 +219,11 @@ class _Annotations:
         keep = ~crowd if not self.include_crowd else np.ones(n, bool)
         self.crowd += int(n - keep.sum())
         box = [np.fromiter(map(float, column("bbox", k)), np.float64, n)[keep] for k in range(4)]
-        img = np.fromiter(map(image_of.get, column("image_id"), _repeat(-1, n)), np.int64, n)[keep]
+        ids = column("image_id")
+        img = np.fromiter(map(image_of.get, ids, itertools.repeat(-1, n)), np.int64, n)[keep]
         if self.error is None and (img < 0).any():
             first = int(np.flatnonzero(keep)[np.argmax(img < 0)])
-            token = column("image_id")[first]
+            token = ids[first]
             self.error = FormatError(f"image_id {int(token)!r} is not in 'images'",
                                      key=f"annotations[{self.seen + first}].image_id",
                                      source="")
@@ -264,12 +266,6 @@ class _Annotations:
         self.cols["img"].append(img.astype(np.int32))
         self.cols["cid"].append(cid)
         self.rows += len(img)
-
-
-def _repeat(value: int, n: int):
-    import itertools
-
-    return itertools.repeat(value, n)
 
 
 def read_coco_stream(path: str | Path, *, include_crowd: bool = False,
