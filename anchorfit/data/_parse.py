@@ -43,9 +43,9 @@ def read_text(path: Path) -> str:
         raise AnchorfitError(f"cannot read: {exc.strerror or exc}", source=path) from None
 
 
-def parse_xml(path: Path) -> ET.Element:
-    """Parse an XML file; a syntax error names the line."""
-    text = read_text(path)
+def parse_xml(path: Path, text: str | None = None) -> ET.Element:
+    """Parse an XML file (or its text, already read); a syntax error names the line."""
+    text = read_text(path) if text is None else text
     try:
         return ET.fromstring(text)
     except ET.ParseError as exc:

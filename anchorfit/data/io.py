@@ -79,14 +79,14 @@ def read_annotations(path: str | Path, fmt: str | None = None, *,
     (``include_crowd`` for COCO, ``columns``/``normalized`` for CSV, ``image_size_wh`` for YOLO,
     ``split`` for an Ultralytics data yaml).
     """
-    from anchorfit.data.coco import read_coco
+    from anchorfit.data.coco_stream import read_coco_stream
     from anchorfit.data.csvfmt import read_csv
     from anchorfit.data.cvat import read_cvat
     from anchorfit.data.fddb import read_fddb
     from anchorfit.data.ultralytics import read_ultralytics
     from anchorfit.data.voc import read_voc
     from anchorfit.data.wider import read_wider
-    from anchorfit.data.yolo import read_yolo
+    from anchorfit.data.yolo_stream import read_yolo_stream
 
     path = Path(path)
     if not path.exists():
@@ -103,13 +103,13 @@ def read_annotations(path: str | Path, fmt: str | None = None, *,
     if fmt == "ultralytics":
         return read_ultralytics(path, split=split, sizes=sizes, **options)
     if fmt == "coco":
-        return read_coco(path, **options)
+        return read_coco_stream(path, **options)
     if fmt == "voc":
         return read_voc(path)
     if fmt == "cvat":
         return read_cvat(path)
     if fmt == "yolo":
-        return read_yolo(path, sizes=sizes, **options)
+        return read_yolo_stream(path, sizes=sizes, **options)
     if fmt == "wider":
         return read_wider(path, sizes=sizes)
     if fmt == "fddb":

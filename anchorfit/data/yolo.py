@@ -89,8 +89,13 @@ def parse_labels(path: Path, pose_fields: int | None = None) -> list[tuple]:
     ``pose_fields``: rows with exactly this many fields are pose labels (box + keypoints, as an
     Ultralytics ``kpt_shape`` says); their box is the first five fields.
     """
+    return parse_label_text(read_text(path), path, pose_fields)
+
+
+def parse_label_text(content: str, path: Path, pose_fields: int | None = None) -> list[tuple]:
+    """``parse_labels`` on text already read (the folder stream reads files in threads)."""
     rows = []
-    for i, text in enumerate(read_text(path).splitlines(), 1):
+    for i, text in enumerate(content.splitlines(), 1):
         parts = text.split()
         if not parts:
             continue
