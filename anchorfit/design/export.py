@@ -495,7 +495,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def refuse_builtin(original: Path) -> None:
     """Built-in zoo configs live inside the installed package: never changed in place."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # anchorfit/, above design/
     real = Path(os.path.abspath(original)).resolve()
     if package in real.parents:
         raise AnchorfitError(f"{original.name} is a built-in zoo config inside the installed "
