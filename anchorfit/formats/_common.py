@@ -12,10 +12,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from anchorfit.detector import Detector, Level
-from anchorfit.errors import FormatError
 from anchorfit.formats.common import detector_network
 from anchorfit.models import Network
 from anchorfit.rf.graph import Graph
+from anchorfit.safeinput import read_config_text
 
 
 def pyramid_name(stride: Fraction | float | int) -> str:
@@ -55,10 +55,6 @@ def make_network(name: str, graph: Graph, input_size: tuple[int, int], levels: S
 
 
 def read_text(path: Path) -> str:
-    """A config file's text; unreadable or non-UTF-8 files are a ``FormatError`` naming it."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FormatError(f"cannot read: {exc.strerror or exc}", source=path) from None
-    except UnicodeDecodeError:
-        raise FormatError("not a UTF-8 text file", source=path) from None
+    """A config file's text; unreadable or non-UTF-8 files, devices and FIFOs, and files over
+    ``safeinput.MAX_CONFIG_BYTES`` are a ``FormatError`` naming it."""
+    return read_config_text(Path(path))
