@@ -78,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.restarts < 1:
         raise AnchorfitError(f"--restarts {args.restarts}: expected at least 1", key="--restarts")
+    from anchorfit.cluster.api import check_restarts
+
+    check_restarts(args.restarts, "--restarts")
     if args.ratio <= 0:
         raise AnchorfitError(f"--ratio {args.ratio}: expected a positive number", key="--ratio")
     if args.k is not None and args.k < 1:

@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         raise AnchorfitError(f"--samples {args.samples}: expected at least 1", key="--samples")
     if args.k is not None and args.k < 1:
         raise AnchorfitError(f"-k {args.k}: expected at least 1", key="-k")
+    from anchorfit.cluster.api import check_restarts
+
+    check_restarts(args.restarts, "--restarts")
     if not args.ratio > 0 or args.ratio == float("inf"):
         raise AnchorfitError(f"--ratio must be positive, not {args.ratio}", key="--ratio")
     if args.plot_boxes and not args.boxes:

@@ -36,7 +36,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from anchorfit.data._parse import read_text
 from anchorfit.data.boxes import BoxBuilder, Boxes
@@ -44,6 +43,7 @@ from anchorfit.data.imagesize import image_size
 from anchorfit.data.sizes import SizeTable
 from anchorfit.data.yolo import LabelledImage, pack_labels, parse_labels
 from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.safeinput import safe_load
 
 # the image suffixes Ultralytics reads (ultralytics.data.utils.IMG_FORMATS)
 IMG_FORMATS = frozenset({"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png",
@@ -107,8 +107,8 @@ def is_data_yaml(path: str | Path) -> bool:
     """True for a yaml mapping with a train or val key (an Ultralytics data yaml; whether its
     names/nc are right is checked when it is read, so the message can name the key)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = safe_load(read_text(Path(path)), path)
+    except AnchorfitError:  # unreadable, not a regular file, bad YAML: not a data yaml
         return False
     return isinstance(data, dict) and any(k in data for k in ("train", "val"))
 
@@ -117,12 +117,7 @@ def load_data_yaml(path: str | Path) -> DataYaml:
     """Parse and check a data yaml: key types and names/nc (the root is resolved when used)."""
     path = Path(path)
     text = read_text(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise FormatError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", source=path,
-                          line=mark.line + 1 if mark else None) from None
+    data = safe_load(text, path)  # bad YAML, alias bombs, deep nesting, duplicate keys: file:line
     if not isinstance(data, dict):
         raise FormatError("expected a mapping with path/train/val/names keys (an Ultralytics "
                           "data yaml)", source=path)

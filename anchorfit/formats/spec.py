@@ -30,6 +30,10 @@ from anchorfit.formats.common import (
     ssd_anchors,
 )
 from anchorfit.formats.yamlsrc import YMap, line_of, load_yaml
+from anchorfit.safeinput import MAX_BASE_DEPTH, MAX_REPEATS, beyond_limit
+
+#: Nesting of block calls (a block whose body calls a block ...); real specs nest 2 or 3.
+MAX_BLOCK_DEPTH = 16
 from anchorfit.rf.graph import (
     Adaptive,
     GraphBuilder,
@@ -88,6 +92,7 @@ class _Ctx:
     """Where we are in the file, for messages."""
 
     path: Path
+    blocks: list[str] = field(default_factory=list)  # block calls being expanded (outermost first)
 
     def error(self, message: str, where: Any = None, key: str | None = None,
               hint: str | None = None) -> FormatError:
@@ -117,7 +122,10 @@ def load(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
 
 
 def _load_with_base(ctx: _Ctx, path: Path, seen: set[Path]) -> YMap:
-    """Load a spec; ``base: other.yaml`` supplies every top-level key the file does not set."""
+    """Load a spec; ``base: other.yaml`` supplies every top-level key the file does not set.
+
+    ``base`` is followed wherever it points (relative to the file, or absolute); the base is
+    only read as YAML. Chains deeper than ``MAX_BASE_DEPTH`` are refused."""
     doc = load_yaml(path)
     if not isinstance(doc, YMap):
         raise FormatError("an anchorfit spec is a mapping with 'input', 'layers' and 'levels'",
@@ -130,6 +138,9 @@ def _load_with_base(ctx: _Ctx, path: Path, seen: set[Path]) -> YMap:
     base_path = (path.parent / base).resolve()
     if base_path in seen or base_path == path.resolve():
         raise FormatError(f"'base' cycle through {base}", source=path, line=doc.line_of("base"))
+    if len(seen) >= MAX_BASE_DEPTH:
+        raise FormatError(beyond_limit("'base' chain depth", len(seen) + 1, MAX_BASE_DEPTH),
+                          source=path, line=doc.line_of("base"), key="base")
     if not base_path.is_file():
         raise FormatError(f"base file {base} not found", source=path, line=doc.line_of("base"))
     parent = _load_with_base(ctx, base_path, seen | {path.resolve()})
@@ -225,7 +236,7 @@ def _layer(ctx: _Ctx, b: GraphBuilder, scope: _Scope, entry: Any, index: int,
         raise ctx.error(f"{kind} layer does not take {key!r}", entry, key,
                         hint="it takes " + ", ".join(sorted(allowed)))
     name = str(entry.get("name") or f"{kind}{index}")
-    repeat = _int(ctx, entry.get("n", 1), entry, "n")
+    repeat = _repeats(ctx, entry.get("n", 1), entry, "n")
     inputs = _inputs(ctx, scope, entry, kind)
     for r in range(repeat):
         node_name = prefix + (name if r == repeat - 1 else f"{name}.{r}")
@@ -333,8 +344,17 @@ def _block_call(ctx: _Ctx, b: GraphBuilder, scope: _Scope, entry: YMap, index: i
     args = entry.get("with") or {}
     if not isinstance(args, dict):
         raise ctx.error("'with' maps block parameters to values", entry, "with")
-    repeat = _int(ctx, entry.get("n", 1), entry, "n")
+    repeat = _repeats(ctx, entry.get("n", 1), entry, "n")
     (x,) = _inputs(ctx, scope, entry, "block")
+    called = [str(entry[key]) for key in ("first", "block") if key in entry]
+    loop = [c for c in called if c in ctx.blocks]
+    if loop:
+        raise ctx.error(f"block {loop[0]!r} calls itself (through "
+                        f"{' → '.join([*ctx.blocks, loop[0]])})", entry, "block")
+    if len(ctx.blocks) >= MAX_BLOCK_DEPTH:
+        raise ctx.error(beyond_limit("block nesting depth", len(ctx.blocks) + 1, MAX_BLOCK_DEPTH),
+                        entry, "block")
+    ctx.blocks.append(called[-1])
     for r in range(repeat):
         inner = _Scope(block_input=x, order=[x])
         body = bodies[0] if r == 0 else bodies[-1]
@@ -344,6 +364,7 @@ def _block_call(ctx: _Ctx, b: GraphBuilder, scope: _Scope, entry: YMap, index: i
         last = prefix + (name if r == repeat - 1 else f"{name}.{r}")
         _rename_last(b, inner.order[-1], last, channels)
         x = last
+    ctx.blocks.pop()
     scope.names[name] = x
     scope.order.append(x)
 
@@ -503,7 +524,7 @@ def _head(ctx: _Ctx, e: YMap) -> list[Any]:
     raw = e.get("head", [])
     if isinstance(raw, dict):
         k = raw.get("k", 3)
-        n = _int(ctx, raw.get("n", 1), e, "head")
+        n = _repeats(ctx, raw.get("n", 1), e, "head")
         return head_convs([k] * n)
     if isinstance(raw, int):
         return head_convs([raw])
@@ -602,9 +623,18 @@ def _opt_pair(ctx: _Ctx, e: YMap, key: str) -> tuple[int | None, int | None]:
 
 
 def _int(ctx: _Ctx, value: Any, where: YMap, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or int(value) != value:
         raise ctx.error(f"'{key}' must be an integer, got {value!r}", where, key)
     return int(value)
+
+
+def _repeats(ctx: _Ctx, value: Any, where: YMap, key: str) -> int:
+    """A repeat count ``n``: an integer no larger than ``MAX_REPEATS``."""
+    n = _int(ctx, value, where, key)
+    if n > MAX_REPEATS:
+        raise ctx.error(beyond_limit(f"repeat count '{key}:'", n, MAX_REPEATS), where, key)
+    return n
 
 
 def _floats(ctx: _Ctx, value: Any, where: YMap, key: str, count: int | None = None,

@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import Literal, Union
 
 from anchorfit.errors import AnchorfitError
+from anchorfit.safeinput import beyond_limit
 
 Pair = tuple[int, int]
 AXES = ("y", "x")
@@ -256,6 +257,10 @@ def _suggest(name: str, names: Iterable[str], limit: int = 5) -> str:
     return f"layers include {shown}"
 
 
+#: Nodes in one graph; the largest real detectors have a few thousand.
+MAX_NODES = 200_000
+
+
 class GraphBuilder:
     """A small fluent API to write networks by hand (tests, the YAML spec, format readers).
 
@@ -277,6 +282,9 @@ class GraphBuilder:
 
     def add(self, op: Op, inputs: Sequence[str], name: str | None = None,
             source: str | None = None, kind: str | None = None) -> str:
+        if len(self.graph.nodes) >= MAX_NODES:  # repeats of repeats (spec blocks, C3 n x depth)
+            raise AnchorfitError(beyond_limit("layer count", f"over {MAX_NODES}", MAX_NODES),
+                                 hint=f"adding {name or kind or type(op).__name__}")
         node = Node(self._name(name, kind or type(op).__name__.lower()), op, tuple(inputs), source)
         self.graph.add(node)
         return node.name
