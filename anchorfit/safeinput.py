@@ -41,6 +41,7 @@ MAX_RESTARTS = 10_000
 MAX_BASE_DEPTH = 32
 
 _BEYOND = "no real network comes near it"
+_YAML_NOTE = "no real config or dataset file comes near it"
 
 
 def beyond_limit(what: str, value: object, limit: int) -> str:
@@ -73,15 +74,15 @@ def read_bytes_limited(path: Path, limit: int = MAX_CONFIG_BYTES,
     st = check_regular(path, error)
     if st.st_size > limit:
         raise error(f"file is {st.st_size} bytes, more than the {limit} bytes {what} may have "
-                    f"({_BEYOND})", source=path)
+                    f"(no real {what.removeprefix('a ')} comes near it)", source=path)
     try:
         with open(path, "rb") as fh:
             data = fh.read(limit + 1)
     except OSError as exc:
         raise error(f"cannot read: {exc.strerror or exc}", source=path) from None
     if len(data) > limit:
-        raise error(f"file is more than the {limit} bytes {what} may have ({_BEYOND})",
-                    source=path)
+        raise error(f"file is more than the {limit} bytes {what} may have (no real "
+                    f"{what.removeprefix('a ')} comes near it)", source=path)
     return data
 
 
@@ -119,7 +120,7 @@ class BoundedLoader(yaml.SafeLoader):
             if self._depth > MAX_YAML_DEPTH:
                 mark = self.peek_event().start_mark
                 raise FormatError(f"YAML nested more than {MAX_YAML_DEPTH} levels deep "
-                                  f"({_BEYOND})", source=self.source, line=mark.line + 1)
+                                  f"({_YAML_NOTE})", source=self.source, line=mark.line + 1)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -150,7 +151,7 @@ def check_nodes(root: yaml.Node, source: str | None) -> None:
             if total > MAX_YAML_VALUES:
                 raise FormatError(
                     f"YAML aliases expand to more than {MAX_YAML_VALUES} values (an 'alias "
-                    f"bomb'); {_BEYOND}", source=source, line=node.start_mark.line + 1)
+                    f"bomb'); {_YAML_NOTE}", source=source, line=node.start_mark.line + 1)
             continue
         if key in sizes:
             continue
@@ -209,7 +210,7 @@ def load_yaml_text(text: str, source: str | Path | None = None,
     except yaml.YAMLError as exc:
         raise FormatError(f"bad YAML: {exc}", source=src) from None
     except RecursionError:  # a last guard; the depth limit normally fires first
-        raise FormatError(f"YAML nested too deeply ({_BEYOND})", source=src) from None
+        raise FormatError(f"YAML nested too deeply ({_YAML_NOTE})", source=src) from None
     finally:
         ld.dispose()
 

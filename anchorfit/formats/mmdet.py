@@ -49,6 +49,7 @@ from anchorfit.rf.graph import GraphBuilder
 from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit
 
 BASE_VAR = "__base__"
+_VIA = "read as a _base_ of "
 _BARE_BASE = re.compile(r"\b_base_\.(?=[A-Za-z_])")
 
 
@@ -143,8 +144,10 @@ def load_config(path: Path, _stack: tuple[Path, ...] = (),
             try:
                 sub = load_config(bpath, (*_stack, resolved), memo, budget)
             except FormatError as exc:  # name the file the user gave too, not only the base
-                via = f"read as a _base_ of {path}"
-                exc.hint = f"{exc.hint}; {via}" if exc.hint else via
+                own, _, inner = (exc.hint or "").partition(_VIA)  # one 'via', the outermost
+                own = own.removesuffix("; ")
+                via = f"{_VIA}a _base_ of {path}" if inner else f"{_VIA}{path}"
+                exc.hint = f"{own}; {via}" if own else via
                 exc.args = (exc.format(),)
                 raise
             memo[bpath] = sub

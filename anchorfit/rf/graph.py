@@ -18,7 +18,7 @@ from fractions import Fraction
 from typing import Literal, Union
 
 from anchorfit.errors import AnchorfitError
-from anchorfit.safeinput import beyond_limit
+from anchorfit.safeinput import MAX_KERNEL, beyond_limit
 
 Pair = tuple[int, int]
 AXES = ("y", "x")
@@ -285,6 +285,11 @@ class GraphBuilder:
         if len(self.graph.nodes) >= MAX_NODES:  # repeats of repeats (spec blocks, C3 n x depth)
             raise AnchorfitError(beyond_limit("layer count", f"over {MAX_NODES}", MAX_NODES),
                                  hint=f"adding {name or kind or type(op).__name__}")
+        kernel = getattr(op, "kernel", None)
+        if isinstance(kernel, tuple) and any(isinstance(k, int) and k > MAX_KERNEL
+                                             for k in kernel):
+            # the engine enumerates every tap: refuse here, where the reader can name the line
+            raise AnchorfitError(beyond_limit("kernel size", max(kernel), MAX_KERNEL))
         node = Node(self._name(name, kind or type(op).__name__.lower()), op, tuple(inputs), source)
         self.graph.add(node)
         return node.name
