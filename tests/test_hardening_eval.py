@@ -87,8 +87,13 @@ def _darknet(shared: Path | None, old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
-def _line_of(text: str, needle: str) -> int:
-    return text[: text.index(needle)].count("\n") + 1
+def _caffe(shared: Path | None, line: int, old: str, new: str) -> str:
+    """FaceBoxes' deploy.prototxt with ``old`` replaced on ``line`` (1-based)."""
+    assert shared is not None
+    lines = (shared / "configs/caffe/faceboxes/deploy.prototxt").read_text().split("\n")
+    assert old in lines[line - 1]
+    lines[line - 1] = lines[line - 1].replace(old, new)
+    return "\n".join(lines)
 
 
 MMDET = [
@@ -191,8 +196,8 @@ CASES: list[tuple[str, str, "str | Maker", list[str], list[str], bool]] = [
      ["show", "{f}"], ["y.yaml:", "nc: duplicate key"], True),
     # anchorfit spec
     ("spec-repeats", "s.yaml",
-     (lambda t, s: _s3fd("{name: conv1_2, type: conv, k: 3, p: 1, c: 64}",
-                                    "{name: conv1_2, type: conv, k: 3, p: 1, c: 64, n: 100000000}")),
+     lambda t, s: _s3fd("{name: conv1_2, type: conv, k: 3, p: 1, c: 64}",
+                        "{name: conv1_2, type: conv, k: 3, p: 1, c: 64, n: 100000000}"),
      ["show", "{f}"], ["s.yaml:17", "repeat count 'n:' 100000000", "limit of 1000"], False),
     ("spec-kernel", "s.yaml",
      lambda t, s: _s3fd("{name: conv1_2, type: conv, k: 3, p: 1, c: 64}",
@@ -215,6 +220,17 @@ CASES: list[tuple[str, str, "str | Maker", list[str], list[str], bool]] = [
     ("darknet-pool-size", "c.cfg",
      lambda t, s: _darknet(s, "[maxpool]\nsize=2", "[maxpool]\nsize=1000000000"),
      ["show", "{f}"], ["c.cfg:", "size 1000000000 is beyond"], True),
+    ("yolov5-conv-kernel", "y.yaml",
+     lambda t, s: _yolov5(s, "Conv, [64, 6, 2, 2]", "Conv, [64, 1000000000, 2, 2]"),
+     ["show", "{f}"], ["y.yaml:21", "row 0 (Conv): kernel size 1000000000"], True),
+    # Caffe
+    ("caffe-kernel", "p.prototxt", lambda t, s: _caffe(s, 79, "kernel_size: 3",
+                                                      "kernel_size: 1000000000"),
+     ["show", "{f}"], ["p.prototxt:79", "kernel_size 1000000000 is beyond"], True),
+    ("caffe-deep-blocks", "p.prototxt", "layer {\n" + "a {\n" * 3000, ["show", "{f}"],
+     ["p.prototxt:100", "nested more than 100 levels"], False),
+    ("caffe-bad-escape", "p.prototxt", 'name: "\\x"\nlayer {\n  name: "a"\n}\n',
+     ["show", "{f}"], ["p.prototxt:1", "bad escape"], False),
     # special files and counts
     ("kmeans-dev-zero", "-", lambda t, s: Path("/dev/zero"),
      ["kmeans", "{f}", "--from", "coco"], ["/dev/zero", "not a regular file"], False),

@@ -281,7 +281,8 @@ class SafeEvaluator:
                 if isinstance(seq, (str, bytes)) and len(seq) * n > MAX_STR:
                     raise self.error(node, f"{_snippet(node)} would be a string of {len(seq) * n} "
                                            f"characters, beyond the limit of {MAX_STR} ({_NOTE})")
-                if self.budget.size(seq) * n > MAX_VALUE_SIZE:
+                elif not isinstance(seq, (str, bytes)) and \
+                        self.budget.size(seq) * n > MAX_VALUE_SIZE:
                     raise self.error(node, f"{_snippet(node)} would repeat a value {n} times, "
                                            f"beyond the limit of {MAX_VALUE_SIZE} items ({_NOTE})")
         if isinstance(op, ast.Mod) and isinstance(left, (str, bytes)):

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
-from anchorfit.errors import FormatError
+from anchorfit.errors import AnchorfitError, FormatError
 from anchorfit.formats.common import head_convs
 from anchorfit.formats._common import finish, make_network, pyramid_name, unique_names
 from anchorfit.formats.yamlsrc import YMap, load_yaml
@@ -316,6 +316,8 @@ def build_rows(ctx: _Ctx, rows: Sequence[_Row], image: str, in_ch: int, names: d
             out, ch = build(ctx, row, ins if row.module == "Concat" else ins[0], chans[0])
         except FormatError:
             raise
+        except AnchorfitError as exc:  # a limit or a rule of the graph builder: name the row
+            raise _row_error(ctx, row, exc.message) from None
         except (TypeError, ValueError, IndexError, KeyError) as exc:
             raise _row_error(ctx, row, f"bad args {row.args!r}: {exc}") from None
         if row.module == "Concat":
