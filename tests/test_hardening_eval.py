@@ -23,7 +23,7 @@ from anchorfit.errors import AnchorfitError, FormatError
 
 #: Wall-clock seconds one hostile input may take (they take well under one; the margin is for
 #: two shared cores).
-DEADLINE = 30
+DEADLINE = 60
 
 PKG_CONFIGS = Path(__file__).resolve().parent.parent / "anchorfit" / "configs"
 
@@ -211,6 +211,11 @@ CASES: list[tuple[str, str, "str | Maker", list[str], list[str], bool]] = [
      "input: 64\nblocks:\n  loop:\n    - {type: conv, k: 3, p: 1}\n    - {block: loop}\n"
      "layers:\n  - {name: a, block: loop}\nlevels:\n  - {from: a, step: 1, sizes: [4]}\n",
      ["show", "{f}"], ["s.yaml:5", "block 'loop' calls itself"], False),
+    ("spec-nested-repeats", "s.yaml",
+     "input: 64\nblocks:\n  inner:\n    - {type: conv, k: 1}\n  mid:\n"
+     "    - {name: x, block: inner, n: 1000}\n  outer:\n    - {name: y, block: mid, n: 1000}\n"
+     "layers:\n  - {name: a, block: outer, n: 1000}\nlevels:\n  - {from: a, step: 1, sizes: [4]}\n",
+     ["show", "{f}"], ["s.yaml:4", "layer count over 20000", "limit of 20000"], False),
     ("spec-base-depth", "s0.yaml", _spec_base_chain, ["show", "{f}"],
      ["'base' chain depth 33", "limit of 32"], False),
     # Darknet
@@ -281,7 +286,7 @@ def test_alias_bomb_and_deep_nesting_are_refused_fast() -> None:
         t0 = time.perf_counter()
         with pytest.raises(FormatError):
             safe_load(text, "x.yaml")
-        assert time.perf_counter() - t0 < 2.0
+        assert time.perf_counter() - t0 < 10.0  # ~0.3 s on an idle core
 
 
 def test_aliases_still_load_once() -> None:
@@ -344,7 +349,7 @@ def test_mmdet_base_diamond_22_levels_reads_each_file_once(tmp_path: Path, share
     t0 = time.perf_counter()
     with deadline():
         cfg = mmdet.load_config(top)
-    assert time.perf_counter() - t0 < 10
+    assert time.perf_counter() - t0 < DEADLINE
     assert len(reads) == len(set(reads))  # every file once
     assert {p.name for p in reads} >= {f"l{i}{s}.py" for i in range(depth) for s in "ab"}
     assert cfg.data["model"]["type"] == "RetinaNet"

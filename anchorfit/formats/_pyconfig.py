@@ -108,10 +108,6 @@ class Budget:
         return total
 
 
-def _nbits(value: Any) -> int:
-    return value.bit_length() if isinstance(value, int) else 0
-
-
 class AttrDict(dict):  # type: ignore[type-arg]
     """A dict whose keys also read as attributes (``_base_.model.backbone``)."""
 
@@ -152,8 +148,7 @@ class SafeEvaluator:
             raise FormatError(f"Python syntax error: {exc.msg}", source=self.source,
                               line=exc.lineno) from None
         except (RecursionError, MemoryError, ValueError) as exc:
-            raise FormatError(f"Python too deeply nested to parse ({type(exc).__name__}; "
-                              f"{_NOTE})", source=self.source) from None
+            raise _parse_failure(exc, self.source, None) from None
 
     def run_module(self, text: str) -> dict[str, Any]:
         """Evaluate every top-level ``NAME = value``; return the names bound (in order)."""
@@ -186,8 +181,7 @@ class SafeEvaluator:
             raise FormatError(f"Python syntax error in {text[:80]!r}: {exc.msg}",
                               source=self.source, line=line) from None
         except (RecursionError, MemoryError, ValueError) as exc:
-            raise FormatError(f"Python too deeply nested to parse ({type(exc).__name__}; "
-                              f"{_NOTE})", source=self.source, line=line) from None
+            raise _parse_failure(exc, self.source, line) from None
         assert isinstance(tree, ast.Expression)
         try:
             return self.eval(tree.body)
@@ -507,6 +501,15 @@ def eval_expression(text: str, source: str | Path, line: int | None = None,
     """Evaluate one Python expression of data (detectron2's ``!!python/object/apply:eval``);
     pass one ``budget`` for all the expressions of a config."""
     return SafeEvaluator(source, budget=budget).eval_expression(text, line)
+
+
+def _parse_failure(exc: Exception, source: str, line: int | None) -> FormatError:
+    """Python's parser gives up on very deep nesting with RecursionError or MemoryError (no
+    line), and on some bad input with ValueError."""
+    if isinstance(exc, ValueError):
+        return FormatError(f"Python source cannot be parsed: {exc}", source=source, line=line)
+    return FormatError(f"Python too deeply nested to parse ({type(exc).__name__}; {_NOTE})",
+                       source=source, line=line)
 
 
 def _snippet(node: ast.AST, width: int = 60) -> str:

@@ -31,9 +31,6 @@ from anchorfit.formats.common import (
 )
 from anchorfit.formats.yamlsrc import YMap, line_of, load_yaml
 from anchorfit.safeinput import MAX_BASE_DEPTH, MAX_REPEATS, beyond_limit
-
-#: Nesting of block calls (a block whose body calls a block ...); real specs nest 2 or 3.
-MAX_BLOCK_DEPTH = 16
 from anchorfit.rf.graph import (
     Adaptive,
     GraphBuilder,
@@ -85,6 +82,8 @@ LEVEL_KEYS = {"name", "from", "node", "anchors", "sizes", "scales", "octave_base
               "assigner", "densify", "mask", "feature_size", "range_measure"}
 ASSIGNER_KEYS = {"kind", "pos", "neg", "pos_iou", "neg_iou", "anchor_t", "ignore", "ignore_iou"}
 CENTERS = {"cell-center": 0.5, "top-left": 0.0}
+#: Nesting of block calls (a block whose body calls a block ...); real specs nest 2 or 3.
+MAX_BLOCK_DEPTH = 16
 
 
 @dataclass

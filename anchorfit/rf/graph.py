@@ -257,8 +257,8 @@ def _suggest(name: str, names: Iterable[str], limit: int = 5) -> str:
     return f"layers include {shown}"
 
 
-#: Nodes in one graph; the largest real detectors have a few thousand.
-MAX_NODES = 200_000
+#: Nodes one reader may build (repeats of repeats); real detectors have a few hundred.
+MAX_NODES = 20_000
 
 
 class GraphBuilder:
