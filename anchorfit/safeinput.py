@@ -23,12 +23,16 @@ from anchorfit.errors import AnchorfitError, FormatError
 
 # --------------------------------------------------------------------------- limits
 
-#: A detector config (cfg, yaml, prototxt, mmdet .py) is at most a few hundred KiB.
-MAX_CONFIG_BYTES = 4 << 20
+#: A detector config (cfg, yaml, prototxt, mmdet .py): the largest real ones (ResNet-152 deploy
+#: prototxts) are a few hundred KiB; the shared test data tops out at 47 KB.
+MAX_CONFIG_BYTES = 2 << 20
 #: Nesting of YAML collections; real configs nest fewer than 10 levels.
 MAX_YAML_DEPTH = 100
 #: Values a YAML document may expand to once aliases are followed; real configs have < 10⁴.
 MAX_YAML_VALUES = 1_000_000
+#: Nodes written in one YAML document (pure-Python PyYAML composes ~10⁵ per second); the
+#: largest real file (Ultralytics' lvis.yaml, 30 KB) has a few thousand.
+MAX_YAML_NODES = 100_000
 #: Repeats of one row/block (YOLOv5 ``number`` x ``depth_multiple``, spec ``n``); the deepest
 #: real networks repeat a block a few dozen times.
 MAX_REPEATS = 1000
@@ -113,10 +117,16 @@ class BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D102 - PyYAML hook
         self._depth += 1
+        self._nodes += 1
         try:
+            if self._nodes > MAX_YAML_NODES:
+                mark = self.peek_event().start_mark
+                raise FormatError(f"YAML document of more than {MAX_YAML_NODES} values "
+                                  f"({_YAML_NOTE})", source=self.source, line=mark.line + 1)
             if self._depth > MAX_YAML_DEPTH:
                 mark = self.peek_event().start_mark
                 raise FormatError(f"YAML nested more than {MAX_YAML_DEPTH} levels deep "

@@ -241,6 +241,8 @@ CASES: list[tuple[str, str, "str | Maker", list[str], list[str], bool]] = [
      ["kmeans", "{f}", "--from", "coco"], ["/dev/zero", "not a regular file"], False),
     ("kmeans-fifo-csv", "boxes.csv", _fifo("boxes.csv"),
      ["kmeans", "{f}", "--from", "csv"], ["boxes.csv", "not a regular file"], False),
+    ("config-too-big", "big.cfg", "[net]\nwidth=416\n" + "# padding\n" * 300_000,
+     ["show", "{f}"], ["big.cfg", "more than the 2097152 bytes a config may have"], False),
     ("show-fifo", "net.cfg", _fifo("net.cfg"), ["show", "{f}"],
      ["net.cfg", "not a regular file"], False),
     ("kmeans-restarts", "-",
@@ -278,11 +280,11 @@ def test_hostile_input_is_one_message(cid: str, name: str, make: "str | Maker", 
 
 
 def test_alias_bomb_and_deep_nesting_are_refused_fast() -> None:
-    """The YAML checks look at each node once: a 10^9-value bomb and 3000 brackets are refused
-    in well under a second (before the fix: a hang, a MemoryError, a RecursionError)."""
+    """The YAML checks look at each node once: a 10^9-value bomb, 3000 brackets and 300000
+    values are refused quickly (before: a hang, a MemoryError, a RecursionError, minutes)."""
     from anchorfit.safeinput import safe_load
 
-    for text in (_bomb(9), "[" * 3000, "a: " + "{b: " * 3000):
+    for text in (_bomb(9), "[" * 3000, "a: " + "{b: " * 3000, "[" + "1," * 300_000 + "1]"):
         t0 = time.perf_counter()
         with pytest.raises(FormatError):
             safe_load(text, "x.yaml")
