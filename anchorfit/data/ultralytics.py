@@ -43,7 +43,7 @@ from anchorfit.data.imagesize import image_size
 from anchorfit.data.sizes import SizeTable
 from anchorfit.data.yolo import LabelledImage, pack_labels, parse_labels
 from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.safeinput import safe_load
+from anchorfit.safeinput import check_regular, safe_load
 
 # the image suffixes Ultralytics reads (ultralytics.data.utils.IMG_FORMATS)
 IMG_FORMATS = frozenset({"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png",
@@ -106,9 +106,10 @@ class DataYaml:
 def is_data_yaml(path: str | Path) -> bool:
     """True for a yaml mapping with a train or val key (an Ultralytics data yaml; whether its
     names/nc are right is checked when it is read, so the message can name the key)."""
+    check_regular(Path(path), AnchorfitError)  # a FIFO or device: say so, do not guess
     try:
         data = safe_load(read_text(Path(path)), path)
-    except AnchorfitError:  # unreadable, not a regular file, bad YAML: not a data yaml
+    except AnchorfitError:  # unreadable, bad YAML: not a data yaml
         return False
     return isinstance(data, dict) and any(k in data for k in ("train", "val"))
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.safeinput import check_regular
 
 if TYPE_CHECKING:  # pragma: no cover
     from anchorfit.detector import Detector
@@ -102,6 +103,7 @@ def top_level_keys(text: str) -> set[str]:
 
 def read_head(path: Path) -> str:
     """The first ``SNIFF_BYTES`` of a file as text (undecodable bytes replaced)."""
+    check_regular(path)  # opening a FIFO would wait for a writer forever
     try:
         with open(path, "rb") as fh:
             return fh.read(SNIFF_BYTES).decode("utf-8", errors="replace")
