@@ -123,6 +123,13 @@ MMDET = [
 ]
 
 
+def _mmdet_over(shared: Path | None, text: str) -> str:
+    """A config inheriting the real RetinaNet config (by absolute path), then ``text``."""
+    assert shared is not None
+    real = shared / "configs/mmdet/retinanet/retinanet_r50_fpn_1x_coco.py"
+    return f"_base_ = {str(real)!r}\n{text}\n"
+
+
 def _invert(tmp: Path, shared: Path | None) -> str:
     return "model = dict(a=~1)\n"
 
@@ -153,6 +160,11 @@ CASES: list[tuple[str, str, "str | Maker", list[str], list[str], bool]] = [
     *[(f"mmdet-{cid}", "m.py", text + "model = dict(type='RetinaNet')\n", ["show", "{f}"], want,
        False) for cid, text, want in MMDET],
     ("mmdet-invert", "m.py", _invert, ["show", "{f}"], ["m.py"], False),
+    ("mmdet-fpn-num-outs", "m.py", lambda t, s: _mmdet_over(s, "model = dict(neck=dict(num_outs="
+                                                              "10**6))"),
+     ["show", "{f}"], ["m.py:2", "model.neck", "layer count over 20000"], True),
+    ("mmdet-base-then-pow", "m.py", lambda t, s: _mmdet_over(s, "a = 10**64\nb = a**64"),
+     ["show", "{f}"], ["m.py:3", "bits"], True),
     ("mmdet-base-depth", "m0.py", _mmdet_base_chain, ["show", "{f}"],
      ["_base_ chain depth 33", "limit of 32"], False),
     # detectron2 YAML

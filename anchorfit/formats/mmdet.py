@@ -679,7 +679,12 @@ def _network(cfg: _Config, model: dict, b: GraphBuilder, size: tuple[int, int],
     if not isinstance(bb, dict):
         raise cfg.error("the model has no backbone", "model", "model.backbone")
     feats = _backbone(cfg, b, x, bb, notes)
-    return _neck(cfg, b, feats, model.get("neck"), size)
+    try:
+        return _neck(cfg, b, feats, model.get("neck"), size)
+    except FormatError:
+        raise
+    except AnchorfitError as exc:  # a limit of the graph builder (num_outs=10**6): name the key
+        raise cfg.error(exc.message, r"\bneck\b", "model.neck") from None
 
 
 def _load_points(cfg: _Config, path: Path, model: dict, head: dict,
