@@ -52,6 +52,14 @@ def _bomb(levels: int = 9, indent: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _xml_bomb() -> str:
+    """XML's billion laughs: expat's amplification limit refuses it (a regression test)."""
+    text = '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n<!ENTITY l0 "lol">\n'
+    for i in range(1, 10):
+        text += f'<!ENTITY l{i} "' + f"&l{i - 1};" * 10 + '">\n'
+    return text + "]>\n<annotation><filename>&l9;</filename></annotation>\n"
+
+
 def _chain(tmp: Path, n: int, name: str, ref: str, last: str, suffix: str) -> Path:
     """``n`` files, each inheriting the next through ``ref`` (a format string of the path)."""
     for i in range(n):
@@ -265,6 +273,10 @@ CASES: list[tuple[str, str, "str | Maker", list[str], list[str], bool]] = [
      lambda t, s: s / "annotations/coco128_cocojson/instances_train2017.json",  # type: ignore
      ["kmeans", "{f}", "--restarts", "100000000"],
      ["--restarts", "100000000 restarts is beyond the limit of 10000"], True),
+    ("coco-deep-json", "deep.json", "[" * 100_000, ["kmeans", "{f}", "--from", "coco"],
+     ["deep.json", "JSON nested too deeply"], False),
+    ("voc-entity-bomb", "bomb.xml", lambda t, s: _xml_bomb(), ["kmeans", "{f}", "--from", "voc"],
+     ["bomb.xml:", "amplification"], False),
     ("data-yaml-alias-bomb", "data.yaml", "path: .\ntrain: images\nnames: [a]\n" + _bomb(9),
      ["kmeans", "{f}", "--from", "ultralytics"], ["data.yaml:", "alias bomb"], False),
 ]
