@@ -64,10 +64,10 @@ def check_regular(path: Path, error: type[AnchorfitError] = FormatError) -> os.s
     except OSError as exc:
         raise error(f"cannot read: {exc.strerror or exc}", source=path) from None
     if stat.S_ISDIR(st.st_mode):
-        raise error("is a directory, not a file", source=path)
+        raise error("cannot read: is a directory, not a file", source=path)
     if not stat.S_ISREG(st.st_mode):
-        raise error("not a regular file (a device, FIFO or socket); anchorfit reads only "
-                    "regular files, which have an end", source=path)
+        raise error("cannot read: not a regular file (a device, FIFO or socket); anchorfit reads "
+                    "only regular files, which have an end", source=path)
     return st
 
 

@@ -36,7 +36,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-
 from anchorfit.data._parse import read_text
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.imagesize import image_size

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from anchorfit.data._parse import integer, list_files, number, read_text
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.imagesize import image_size
