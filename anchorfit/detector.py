@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from anchorfit.rf.engine import NodeRF, extend, fmt_axes, fmt_exact, _num
+from anchorfit.rf.engine import NodeRF, extend, fmt_axes, fmt_exact, json_number
 from anchorfit.rf.graph import Window
 
 CenterConvention = Literal["top-left", "cell-center", "explicit"]
@@ -99,7 +99,7 @@ class Level:
     extra: dict[str, Any] = field(default_factory=dict)
     rf: NodeRF | None = None
     head_rf: NodeRF | None = None
-    #: what ``anchor_free_range`` bounds (``anchorfit.anchor_free.MEASURES``): ``max-ltrb`` (FCOS:
+    #: what ``anchor_free_range`` bounds (``design.anchor_free.MEASURES``): ``max-ltrb`` (FCOS:
     #: the largest point-to-side distance, max(w, h)/2 at the box centre), ``half-diagonal``,
     #: ``sqrt-area``, ``box-side`` (max(w, h)), or ``none`` (no routing: every level takes every
     #: size). None on anchor levels.
@@ -125,7 +125,7 @@ class Level:
         return {
             "name": self.name,
             "node": self.node,
-            "stride": None if stride is None else [_num(Fraction(s)) for s in stride],
+            "stride": None if stride is None else [json_number(Fraction(s)) for s in stride],
             "step": None if self.step is None else [_round(s) for s in self.step],
             "anchors": [a.to_list() for a in self.anchors],
             "anchor_offsets": [None if a.offsets is None else [list(o) for o in a.offsets]
@@ -139,8 +139,8 @@ class Level:
             "mask": self.mask,
             "rf": None if rf is None else list(rf.rf),
             "head_rf": None if self.head_rf is None else list(self.head_rf.rf),
-            "rf_center": None if rf is None else [_num(c) for c in rf.center],
-            "padding": None if rf is None else [_num(p) for p in rf.padding],
+            "rf_center": None if rf is None else [json_number(c) for c in rf.center],
+            "padding": None if rf is None else [json_number(p) for p in rf.padding],
             "feature_size": (list(rf.feature_size) if rf is not None else
                              list(self.feature_size) if self.feature_size else None),
             "aligned": None if rf is None else rf.aligned,
@@ -158,7 +158,7 @@ class Detector:
     resize_policy: ResizePolicy = "stretch"
     resize_params: dict[str, Any] = field(default_factory=dict)  # e.g. {"short": 800, "max": 1333}
     source: str | None = None
-    network: Any = None  # anchorfit.models.Network when the network is known
+    network: Any = None  # anchorfit.rf.network.Network when the network is known
     num_classes: int | None = None
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -7,6 +7,8 @@ never a traceback. Messages name the file, line or key and say what was expected
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -34,6 +36,16 @@ class AnchorfitError(Exception):
         if self.hint:
             text += f" ({self.hint})"
         return text
+
+
+def suggest(word: object, choices: Iterable[object], *, n: int = 3, cutoff: float = 0.6,
+            otherwise: str | None = None) -> str | None:
+    """A "did you mean a, b?" hint for an unknown ``word`` among ``choices`` (``otherwise`` when
+    nothing is close). The one helper every "unknown name" message uses, so they read alike."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=cutoff)
+    if close:
+        return "did you mean " + ", ".join(close) + "?"
+    return otherwise
 
 
 class UnsupportedOpError(AnchorfitError):

@@ -20,8 +20,11 @@ import time
 import numpy as np
 import torch
 
-from anchorfit.erf.estimator import (NoiseSource, cotangents, estimate, load_network,
-                                     outputs_module, plan_levels)
+from anchorfit.design.erf_network import load_erf_network
+from anchorfit.erf import ErfConfig, estimate
+from anchorfit.erf.cells import plan_levels
+from anchorfit.erf.passes import cotangents, outputs_module
+from anchorfit.erf.sources import NoiseSource
 
 
 def baseline(net, plans, samples: int, seed: int) -> tuple[float, list[np.ndarray]]:
@@ -73,7 +76,7 @@ def main() -> None:
         ap.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    net = load_network(args.model, seed=args.seed)
+    net = load_erf_network(args.model, seed=args.seed)
     plans = plan_levels(net, net.default_layers)
     print(f"{args.model} @ {net.input_size[0]}x{net.input_size[1]}, levels "
           f"{', '.join(p.name for p in plans)} (RF {', '.join(str(p.rf.rf[0]) for p in plans)}), "
@@ -81,8 +84,8 @@ def main() -> None:
     results = {}
     for key in args.variants.split(","):
         label, kw = VARIANTS[key]
-        res = estimate(net, samples=args.samples, seed=args.seed, weights="as_is", n_boot=200,
-                       **kw)
+        res = estimate(net, config=ErfConfig(samples=args.samples, seed=args.seed, weights="as_is",
+                                             n_boot=200, **kw))
         results[label] = res
         print(f"  {label}: {res.seconds:.1f} s ({res.schedule}: {res.passes}, "
               f"channels-last {res.channels_last})", flush=True)

@@ -18,7 +18,7 @@ import time
 import torch
 import torch.nn as nn
 
-from anchorfit import models
+from anchorfit import load as models
 from anchorfit.rf import analyze
 from anchorfit.rf.probe import linearize, probe_cells
 from anchorfit.rf.trace import trace_module

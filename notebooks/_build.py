@@ -71,10 +71,10 @@ The ERF is measured on random (seeded) weights with 2 noise samples: enough to r
 the 95 % intervals say how sure it is. Every random step uses seed 0.
 '''),
     code(SETUP + '''
-from anchorfit import models
+from anchorfit import load as models
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
-from anchorfit.plan import measure_erf, plan
-from anchorfit.report.figures import box_scatter, ladder
+from anchorfit.design.plan import measure_erf, plan
+from anchorfit.report.figures.design import box_scatter, ladder
 
 SEED = 0
 '''),
@@ -267,12 +267,12 @@ audit it again.
     code(SETUP + '''
 import difflib
 
-from anchorfit import models
-from anchorfit.audit import audit
-from anchorfit.compare import compare
+from anchorfit import load as models
+from anchorfit.design.audit import audit
+from anchorfit.design.compare import compare
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
-from anchorfit.export import export_for
-from anchorfit.report.figures import box_scatter
+from anchorfit.design.export import export_for
+from anchorfit.report.figures.design import box_scatter
 
 SEED = 0
 PRN = DATA / "configs/darknet/alexeyab/yolov3-tiny-prn.cfg"
@@ -433,23 +433,23 @@ at IoU 0.5 (a box counts when some tiled prior, at its real position on the grid
 by 0.5) is the headline number. Seed 0 everywhere.
 '''),
     code(SETUP + '''
-from anchorfit import models
-from anchorfit.compare import compare
+from anchorfit import load as models
+from anchorfit.design.compare import compare
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
-from anchorfit.report.figures import box_scatter, grid_recall_by_size
+from anchorfit.report.figures.design import box_scatter, grid_recall_by_size
 
 SEED = 0
 '''),
     md('''
 ## The detector
 
-The repository's `configs/ssd300_vgg16.yaml` (same as the packaged `ssd300_vgg16`). `step` is
+The packaged zoo file `anchorfit/configs/ssd300_vgg16.yaml` (zoo name `ssd300_vgg16`). `step` is
 the prior generator's step; `stride` the feature map's true stride. The last three maps come from
 unpadded 3x3 convs, so their true stride stays 64 while SSD places their priors at steps 64, 100
 and 300.
 '''),
     code('''
-detector = models.load_detector("../configs/ssd300_vgg16.yaml")
+detector = models.load_detector("../anchorfit/configs/ssd300_vgg16.yaml")
 print(detector.name, "input", detector.input_size, "resize policy", detector.resize_policy)
 pd.DataFrame([{"level": lv.name, "map": "x".join(map(str, lv.rf.feature_size)),
                "stride": int(max(lv.true_stride())),

@@ -15,7 +15,7 @@ def probe_levels(detector: Detector) -> dict[str, Any]:
     of a gradient does not depend on channel counts, and the probe stays cheap), traced back, and
     each level's map is compared with the engine. Returns level name -> LayerCheck.
     """
-    from anchorfit.formats.torch_build import to_torch
+    from anchorfit.rf.build import to_torch
     from anchorfit.rf.probe import verify
     from anchorfit.rf.trace import trace_module
 

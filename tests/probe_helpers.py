@@ -11,7 +11,7 @@ def probe_levels(detector: Detector, input_size: tuple[int, int] | None = None) 
     Returns level name -> (IR rf, traced rf, IR centre, traced centre, probe agreement). One
     channel everywhere: the probe only needs the support of the gradient, not capacity.
     """
-    from anchorfit.formats.torch_build import to_torch
+    from anchorfit.rf.build import to_torch
     from anchorfit.rf.engine import analyze
     from anchorfit.rf.probe import verify
     from anchorfit.rf.trace import trace_module

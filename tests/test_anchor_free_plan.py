@@ -1,4 +1,4 @@
-"""Anchor-free planning (anchorfit.anchor_free) against real configs and COCO128.
+"""Anchor-free planning (anchorfit.design.anchor_free) against real configs and COCO128.
 
 Independent checks: the positive-point probabilities are brute-forced by placing boxes at a grid
 of positions over a cell and testing every lattice point with the assigners' own conditions
@@ -17,12 +17,12 @@ import jsonschema
 import numpy as np
 import pytest
 
-from anchorfit import anchor_free as af
-from anchorfit.audit import audit
+from anchorfit.design import anchor_free as af
+from anchorfit.design.audit import audit
 from anchorfit.data.prepare import prepare_boxes, resize_spec_for
 from anchorfit.formats.mmdet import load_mmdet
-from anchorfit.models import load_detector
-from anchorfit.plan import object_side, plan
+from anchorfit.load import load_detector
+from anchorfit.design.plan import object_side, plan
 
 NO_ERF = "--no-erf"
 SCHEMAS = {name: json.loads((Path(__file__).resolve().parents[1] / "anchorfit" / "schemas" /
@@ -82,7 +82,7 @@ def test_torchvision_fcos_samples_centres_and_bounds_max_ltrb():
 
 
 def test_spec_range_measure_key(tmp_path, run_cli):
-    base = Path(__file__).resolve().parents[1] / "configs" / "fcos_r50_fpn.yaml"
+    base = Path(__file__).resolve().parents[1] / "anchorfit" / "configs" / "fcos_r50_fpn.yaml"
     src = base.read_text().replace("anchor_free: [0, 64],", "anchor_free: [0, 64], "
                                    "range_measure: sqrt-area,")
     cfg = tmp_path / "fcos_area.yaml"
@@ -357,7 +357,7 @@ def test_fcos_per_point_ranges_match_brute_force(w, h):
 
 
 def test_fcos_levels_overlap_per_point_and_a_real_gap(tmp_path, coco_wh):
-    base = Path(__file__).resolve().parents[1] / "configs" / "fcos_r50_fpn.yaml"
+    base = Path(__file__).resolve().parents[1] / "anchorfit" / "configs" / "fcos_r50_fpn.yaml"
     det = load_detector(str(base))
     learn = af.analyse(af.specs_from_levels(det.levels), coco_wh, det.input_size)
     # certain from lo + stride (a point near the box edge measures more than lo) up to

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anchorfit.audit import CHECKS, audit
+from anchorfit.design.audit import CHECKS, audit
 from anchorfit.detector import Anchor, Assigner, Detector, Level
-from anchorfit.models import Network
+from anchorfit.load import Network
 from anchorfit.rf import GraphBuilder
 from anchorfit.rf.engine import head_window
 

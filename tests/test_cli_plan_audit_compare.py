@@ -65,7 +65,7 @@ def test_pjreddie_yolov3_tiny_masks_are_fine_but_half_a_cell_off(run_cli, shared
 
 
 def test_audit_flags_ssd300_steps(run_cli):
-    code, out, _ = run_cli("audit", str(REPO / "configs/ssd300_vgg16.yaml"), "-f", "json")
+    code, out, _ = run_cli("audit", str(REPO / "anchorfit/configs/ssd300_vgg16.yaml"), "-f", "json")
     af108 = {f["level"]: f["measured"] for f in json.loads(out)["findings"] if f["code"] == "AF108"}
     assert af108 == {"conv10_2": {"step": 100.0, "stride": 64.0, "drift": 72.0},
                      "conv11_2": {"step": 300.0, "stride": 64.0, "drift": 0.0}}
@@ -95,7 +95,7 @@ def test_compare_yolov3_on_coco128_and_export_round_trip(run_cli, shared_data, t
     ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"
     target = tmp_path / "yolov3_fitted.yaml"
     recall = tmp_path / "recall.png"
-    code, out, err = run_cli("compare", str(REPO / "configs/yolov3.yaml"), "--boxes", str(ann),
+    code, out, err = run_cli("compare", str(REPO / "anchorfit/configs/yolov3.yaml"), "--boxes", str(ann),
                              "--restarts", "3", "--export", "k-means", "--export-to",
                              str(target), "--plot-recall", str(recall), "-f", "json")
     assert code == 0, err
@@ -104,7 +104,7 @@ def test_compare_yolov3_on_coco128_and_export_round_trip(run_cli, shared_data, t
     names = [s["name"] for s in data["sets"]]
     assert names[:4] == ["default", "rf x4", "k-means", "level-aware k-means"]
     kmeans = next(s for s in data["sets"] if s["name"] == "k-means")
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
     again = load_detector(str(target))
     got = [[[a.w, a.h] for a in lv.anchors] for lv in again.levels]

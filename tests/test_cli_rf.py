@@ -105,7 +105,7 @@ def test_help_explains_the_convention(run_cli):
 
 def test_verify_works_on_detector_files(run_cli):
     repo = Path(__file__).resolve().parents[1]
-    code, out, err = run_cli("rf", str(repo / "configs/yolov3-tiny.yaml"), "--verify", "-f",
+    code, out, err = run_cli("rf", str(repo / "anchorfit/configs/yolov3-tiny.yaml"), "--verify", "-f",
                              "json")
     assert code == 0, err
     layers = json.loads(out)["layers"]

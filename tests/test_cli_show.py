@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_table(run_cli) -> None:
-    code, out, _ = run_cli("show", str(ROOT / "configs" / "faceboxes.yaml"))
+    code, out, _ = run_cli("show", str(ROOT / "anchorfit" / "configs" / "faceboxes.yaml"))
     assert code == 0
     assert "faceboxes @ 1024x1024 (stretch)" in out
     for text in ("inception3", "463", "527", "explicit", "32x32 (x16 dense)", "(i+0.5)*S"):
@@ -31,12 +31,12 @@ def test_json_has_every_level_field(run_cli) -> None:
 
 
 def test_csv_and_markdown(run_cli) -> None:
-    code, out, _ = run_cli("show", str(ROOT / "configs" / "ssd300_vgg16.yaml"), "-f", "csv")
+    code, out, _ = run_cli("show", str(ROOT / "anchorfit" / "configs" / "ssd300_vgg16.yaml"), "-f", "csv")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["step"] for r in rows] == ["8", "16", "32", "64", "100", "300"]
     assert [r["stride"] for r in rows] == ["8", "16", "32", "64", "64", "64"]
-    code, out, _ = run_cli("show", str(ROOT / "configs" / "yolov3-tiny.yaml"), "-f", "md")
+    code, out, _ = run_cli("show", str(ROOT / "anchorfit" / "configs" / "yolov3-tiny.yaml"), "-f", "md")
     assert code == 0 and out.startswith("| level |") and "| P5 | 32 |" in out
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from anchorfit.cluster.metrics import evaluate
-from anchorfit.compare import compare, rf_derived
+from anchorfit.design.compare import compare, rf_derived
 from anchorfit.detector import Anchor, Assigner
 
 from test_audit import detector

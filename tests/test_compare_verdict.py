@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from anchorfit.cluster.metrics import GridSpec, evaluate
-from anchorfit.compare import METRIC_HELP, TIE, AnchorSet, assigner_metric, compare, recommend
+from anchorfit.design.compare import (METRIC_HELP, TIE, AnchorSet, assigner_metric, compare,
+                                      recommend)
 from anchorfit.detector import Assigner
 
 from test_audit import GOOD, detector

@@ -399,7 +399,7 @@ def test_cli_compare_with_data_yaml(run_cli):
     """compare --boxes data.yaml --split val scores the anchor sets exactly as on the same label
     folder read by the YOLO reader (which finds the same headers through labels → images)."""
     repo = Path(__file__).resolve().parents[1]
-    args = ["compare", str(repo / "configs/yolov3.yaml"), "--restarts", "2", "-f", "json"]
+    args = ["compare", str(repo / "anchorfit/configs/yolov3.yaml"), "--restarts", "2", "-f", "json"]
     code, out, err = run_cli(*args, "--boxes", str(COCO8 / "data.yaml"), "--split", "val")
     assert code == 0, err
     got = json.loads(out)

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from anchorfit.erf.canvas import canvas_for, choose_canvas
-from anchorfit.erf.estimator import required_input
+from anchorfit.erf.cells import required_input
 from anchorfit.errors import AnchorfitError
 from anchorfit.formats import load_detector
 from anchorfit.schemas import load_schema
@@ -148,7 +148,7 @@ def test_compare_caps_level_aware_kmeans_at_the_measured_erf(run_cli, shared_dat
 
 
 def test_a_detector_without_a_source_is_rebuilt_from_its_ir():
-    from anchorfit.erf.canvas import detector_at
+    from anchorfit.design.erf_network import detector_at
 
     det = load_detector("ssd300_vgg16")
     det.source = None

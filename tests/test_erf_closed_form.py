@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from anchorfit.erf import estimate, level_maps
+from anchorfit.erf import ErfConfig, estimate, level_maps
 from anchorfit.erf import stats as st
-from anchorfit.models import load_torch_network
+from anchorfit.load import load_torch_network
 
 
 def box(k: int, stride: int = 1, dilation: int = 1, padding: int = 0, channels: int = 1) -> nn.Conv2d:
@@ -28,8 +28,8 @@ def network(module: nn.Module, size: int, channels: int = 1):
 def run(module: nn.Module, size: int, mode: str = "abs", **kw):
     kw.setdefault("samples", 1)
     kw.setdefault("weights", "as_is")
-    result = estimate(network(module, size, kw.pop("channels", 1)), mode=mode,
-                      dtype=torch.float64, n_boot=50, **kw)
+    net = network(module, size, kw.pop("channels", 1))
+    result = estimate(net, config=ErfConfig(mode=mode, dtype=torch.float64, n_boot=50, **kw))
     return result.levels[0]
 
 
@@ -125,8 +125,8 @@ def test_t10_stride_invariance_and_t11_centre_on_even_and_odd_inputs():
     body = nn.Sequential(box(3, 2, padding=1), box(3, 2, padding=1), box(3))
     for size in (40, 41):
         net = network(body, size)
-        lv = estimate(net, samples=1, weights="as_is", mode="abs", dtype=torch.float64,
-                      n_boot=20).levels[0]
+        lv = estimate(net, config=ErfConfig(samples=1, weights="as_is", mode="abs",
+                                            dtype=torch.float64, n_boot=20)).levels[0]
         assert tuple(lv.centroid) == pytest.approx(tuple(float(c) for c in lv.center), abs=1e-9)
         jump = 4
         x = torch.randn(1, 1, size, size, dtype=torch.float64)

@@ -11,11 +11,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from anchorfit.erf import estimate
+from anchorfit.design.erf_network import load_erf_network
+from anchorfit.erf import ErfConfig, estimate
+from anchorfit.erf.cells import plan_levels
 from anchorfit.erf.cone import cut_nodes, plan_cone
-from anchorfit.erf.estimator import load_network, plan_levels
 from anchorfit.erf.window import compute_window, window_analysis
-from anchorfit.models import load_torch_network
+from anchorfit.load import load_torch_network
 from anchorfit.rf import GraphBuilder
 
 
@@ -41,7 +42,7 @@ def _cone(net, layer):
 
 
 def test_ssd300_fc7_cone_ends_in_a_single_fc6_cell():
-    net = load_network("torchvision:ssd300_vgg16")
+    net = load_erf_network("torchvision:ssd300_vgg16")
     plan, win, cone = _cone(net, "1")  # fc7: RF 420, stride 16, window 430 x 430
     assert win.shape == (430, 430)
     assert cone is not None and len(cone.crops) >= 3
@@ -74,10 +75,10 @@ def test_cone_of_two_valid_convs_and_no_cone_for_one():
     ("tests/nets/erf_nets.py:s3fd", ["relu3_3", "relu4_3", "fc7"], None, "joint"),
 ])
 def test_cone_crops_leave_the_maps_unchanged_in_float64(name, layers, size, schedule):
-    net = load_network(name, size, layers)
+    net = load_erf_network(name, size, layers)
     kw = dict(samples=2, n_boot=20, dtype=torch.float64, schedule=schedule)
-    plain = estimate(net, layers, cone=False, **kw)
-    cropped = estimate(net, layers, **kw)
+    plain = estimate(net, layers, ErfConfig(cone=False, **kw))
+    cropped = estimate(net, layers, ErfConfig(**kw))
     assert any(lv.cone_crops for lv in cropped.levels)
     assert not any(lv.cone_crops for lv in plain.levels)
     for a, b in zip(cropped.levels, plain.levels):
@@ -91,7 +92,7 @@ def test_per_level_window_still_catches_train_mode_batchnorm():
                          nn.Conv2d(4, 4, 3, padding=1))
     net = load_torch_network(body, "stuck", (32, 32))
     body[1].train = types.MethodType(lambda self, mode=True: nn.Module.train(self, True), body[1])
-    result = estimate(net, samples=2, weights="as_is", n_boot=20)
+    result = estimate(net, config=ErfConfig(samples=2, weights="as_is", n_boot=20))
     lv = result.levels[0]
     assert result.cropped and lv.window != ((0, 32), (0, 32))  # RF 5 + 4 px each side
     assert lv.zero_outside_rf is False and lv.outside_rf_mass > 0

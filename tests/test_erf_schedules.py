@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from anchorfit.erf import estimate
-from anchorfit.erf.canvas import canvas_for, erf_network
-from anchorfit.erf.estimator import load_network, plan_levels
+from anchorfit.design.erf_network import erf_network, load_erf_network
+from anchorfit.erf import ErfConfig, estimate
+from anchorfit.erf.canvas import canvas_for
+from anchorfit.erf.cells import plan_levels
 from anchorfit.erf.window import schedule_passes
-from anchorfit.formats import builtin_names, load_detector, torch_build
+from anchorfit.formats import builtin_names, load_detector
+from anchorfit.rf import build as torch_build
 
 F64 = dict(samples=1, n_boot=10, dtype=torch.float64, calibrate=1)
 #: the schedules the estimator offers, each checked against the whole input
@@ -28,10 +30,10 @@ VARIANTS = {
 
 def assert_same_maps(net, layers=None, variants=VARIANTS, tol=1e-12):
     """Every variant's maps equal the whole input's (relative to the map's peak)."""
-    whole = estimate(net, layers, crop=False, **F64)
+    whole = estimate(net, layers, ErfConfig(crop=False, **F64))
     assert not whole.cropped
     for label, kw in variants.items():
-        res = estimate(net, layers, **kw, **F64)
+        res = estimate(net, layers, ErfConfig(**kw, **F64))
         for a, b in zip(res.levels, whole.levels):
             assert a.name == b.name and a.box == b.box, label
             ref = b.full_map(whole.input_size)
@@ -47,7 +49,7 @@ def test_yolov3_tiny_window_equals_whole_input(shared_data):
     # a group's levels by window size (yolo23's is smaller) while the pass lists them in level
     # order, so each level read the other level's cell.
     cfg = shared_data / "configs" / "darknet" / "pjreddie" / "yolov3-tiny.cfg"
-    net = load_network(str(cfg), None, None, seed=0)
+    net = load_erf_network(str(cfg), None, None, seed=0)
     analysis = net.analyze()
     plans = plan_levels(net, net.default_layers, analysis)
     passes, _ = schedule_passes(net, analysis, plans)
@@ -131,13 +133,13 @@ def _check_schedules(monkeypatch, path: str, width: int, det=None,
     size = canvas_for(det.network, layers)
     net, canvas = erf_network(load_detector(path, size), layers, size, seed=0)
     assert canvas.size == size and canvas.requested
-    whole = estimate(net, layers, crop=False, **F64)
+    whole = estimate(net, layers, ErfConfig(crop=False, **F64))
     for lv in whole.levels:
         if not lv.mean_map.max() > 0:  # a dead ReLU path at this width, not a live map
             raise DeadMap(f"{path}: {lv.name} is zero at width {width}")
         assert lv.zero_outside_rf is not False, (path, lv.name)
     for label, kw in (variants or WALK_VARIANTS).items():
-        res = estimate(net, layers, **kw, **F64)
+        res = estimate(net, layers, ErfConfig(**kw, **F64))
         for a, b in zip(res.levels, whole.levels):
             assert a.box == b.box, (path, label)
             ref = b.full_map(whole.input_size)

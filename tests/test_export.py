@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.export import (export_darknet, export_mmdet, export_torchvision, export_yolov5,
-                              write_export)
+from anchorfit.design.export import (export_darknet, export_mmdet, export_torchvision,
+                                     export_yolov5, write_export)
 
 NEW3 = [[(12, 15), (20, 33), (35, 25)], [(40, 70), (70, 50), (65, 130)],
         [(120, 95), (160, 200), (380, 330)]]
@@ -126,7 +126,7 @@ def _new_anchors(det):
 def _copy_config(shared_data, tmp_path, source: str) -> Path:
     """The config's folder tree copied into tmp_path/src (mmdet needs its _base_ files)."""
     if source.startswith("configs/"):  # an anchorfit spec shipped in the repository
-        src = Path(__file__).resolve().parents[1] / "configs"
+        src = Path(__file__).resolve().parents[1] / "anchorfit" / "configs"
         shutil.copytree(src, tmp_path / "src" / "configs")
         return tmp_path / "src" / source
     top = source.split("/")[0]
@@ -149,8 +149,8 @@ def _reload_check(det, again, new):
     "mmdet/yolo/yolov3_d53_8xb8-ms-416-273e_coco.py",           # mmdet, YOLOAnchorGenerator
 ])
 def test_exports_reload_from_another_folder(shared_data, tmp_path, source):
-    from anchorfit.export import save_export
-    from anchorfit.models import load_detector
+    from anchorfit.design.export import save_export
+    from anchorfit.load import load_detector
 
     path = _copy_config(shared_data, tmp_path, source)
     det = load_detector(str(path))
@@ -175,8 +175,8 @@ def test_exports_reload_from_another_folder(shared_data, tmp_path, source):
     "caffe/ssd300_vgg_voc0712/deploy.prototxt",
 ])
 def test_in_place_export_loads_and_keeps_a_backup(shared_data, tmp_path, source):
-    from anchorfit.export import save_export
-    from anchorfit.models import load_detector
+    from anchorfit.design.export import save_export
+    from anchorfit.load import load_detector
 
     path = _copy_config(shared_data, tmp_path, source)
     before = path.read_text()
@@ -203,9 +203,9 @@ def test_mmdet_retinanet_grid_keeps_anchor_generator_and_top_left_centres(shared
     """RetinaNet's own anchors scaled x2 are still an octave x ratio grid: the export stays an
     AnchorGenerator (centres at i*S, as the detector has them) and replaces the old generator
     whole: no octave_base_scale/scales_per_octave merged next to the new scales."""
-    from anchorfit.export import save_export
+    from anchorfit.design.export import save_export
     from anchorfit.formats.mmdet import load_config
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
     path = _copy_config(shared_data, tmp_path, "mmdet/retinanet/retinanet_r50_fpn_1x_coco.py")
     det = load_detector(str(path))
@@ -225,9 +225,9 @@ def test_mmdet_non_grid_anchors_say_and_score_the_moved_centres(shared_data, tmp
     """k-means-like anchors do not fit AnchorGenerator: the export switches to
     YOLOAnchorGenerator, says that centres move from i*S to (i+0.5)*S, and the re-read detector
     has them there; the generator's old keys are gone."""
-    from anchorfit.export import save_export
+    from anchorfit.design.export import save_export
     from anchorfit.formats.mmdet import load_config
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
     path = _copy_config(shared_data, tmp_path, "mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py")
     det = load_detector(str(path))
@@ -244,8 +244,8 @@ def test_mmdet_non_grid_anchors_say_and_score_the_moved_centres(shared_data, tmp
 
 
 def test_caffe_prototxt_export_reloads_and_refuses_non_grids(shared_data, tmp_path):
-    from anchorfit.export import save_export
-    from anchorfit.models import load_detector
+    from anchorfit.design.export import save_export
+    from anchorfit.load import load_detector
 
     path = _copy_config(shared_data, tmp_path, "caffe/ssd300_vgg_voc0712/deploy.prototxt")
     det = load_detector(str(path))
@@ -268,7 +268,7 @@ def test_torchvision_snippet_builds_the_same_cell_anchors(grid):
     i*stride) are the exported anchors, for grids and for arbitrary sets."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("torchvision")
-    from anchorfit.export import export_torchvision
+    from anchorfit.design.export import export_torchvision
 
     anchors = ([[(32, 32), (46, 22), (22, 46)], [(64, 64), (90, 46), (46, 90)]] if grid else
                [[(12, 15), (20, 33), (35, 25)], [(40, 70), (70, 50), (65, 131)]])
@@ -297,7 +297,7 @@ def test_compare_cli_mmdet_export_from_another_folder_scores_moved_centres(run_c
     move, and the table gains the set scored with the exported centres."""
     import json
 
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
     path = _copy_config(shared_data, tmp_path, "mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py")
     ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from anchorfit.formats.caffe import load_caffe
-from anchorfit.formats._prototxt import parse_prototxt
+from anchorfit.formats.parsers.prototxt import parse_prototxt
 from formats_helpers import probe_levels, rf_row, write
 
 

@@ -39,7 +39,7 @@ def test_every_shared_cfg_loads(shared_data: Path) -> None:
 
 def test_yolov3_cfg_agrees_with_the_spec(shared_data: Path) -> None:
     cfg = load_detector(shared_data / "configs/darknet/pjreddie/yolov3.cfg", (416, 416))
-    spec = load_detector(ROOT / "configs" / "yolov3.yaml")
+    spec = load_detector(ROOT / "anchorfit" / "configs" / "yolov3.yaml")
     assert cfg.input_size == spec.input_size == (416, 416)
     assert len(cfg.levels) == len(spec.levels) == 3
     for a, b in zip(cfg.levels, spec.levels):

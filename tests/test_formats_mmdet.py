@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from anchorfit.formats import _nets
+from anchorfit.formats import nets as _nets
 from anchorfit.formats.mmdet import load_config, load_mmdet, ssd_sizes
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
@@ -84,7 +84,7 @@ def test_caffe_style_resnet_matches_torchvision_with_stride_in_1x1():
     whose first blocks are edited the same way."""
     import torch.nn as nn
 
-    from anchorfit.models import build_torchvision, load_torch_network
+    from anchorfit.load import build_torchvision, load_torch_network
 
     tv = build_torchvision("resnet50")
     for layer in (tv.layer2, tv.layer3, tv.layer4):
@@ -101,7 +101,7 @@ def test_caffe_style_resnet_matches_torchvision_with_stride_in_1x1():
 
 
 def test_mobilenet_v2_matches_torchvision():
-    from anchorfit.models import build_torchvision, load_torch_network
+    from anchorfit.load import build_torchvision, load_torch_network
 
     net = load_torch_network(build_torchvision("mobilenet_v2").features, "mnv2", (320, 320))
     ta = net.analyze()

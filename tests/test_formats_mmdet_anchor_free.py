@@ -30,7 +30,7 @@ def mmdet(shared_data):
 
 def _probe(graph, size, nodes):
     """Engine RF and probe agreement for ``nodes`` of an IR graph (one channel per layer)."""
-    from anchorfit.formats.torch_build import to_torch
+    from anchorfit.rf.build import to_torch
     from anchorfit.rf.probe import verify
     from anchorfit.rf.trace import trace_module
 

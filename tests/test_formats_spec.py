@@ -159,7 +159,7 @@ def test_malformed_spec_says_file_and_line(tmp_path: Path, run_cli, text: str,
 
 def test_rf_command_reproduces_s3fd_table1(run_cli) -> None:
     root = Path(__file__).resolve().parents[1]
-    code, out, _ = run_cli("rf", str(root / "configs" / "s3fd.yaml"), "--format", "csv")
+    code, out, _ = run_cli("rf", str(root / "anchorfit" / "configs" / "s3fd.yaml"), "--format", "csv")
     assert code == 0
     head_rf = [line.split(",")[6] for line in out.splitlines()[1:]]
     assert head_rf == ["48", "108", "228", "340", "468", "724"]

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torchvision")
 
 from anchorfit.formats.torchvision import load_torchvision_detector  # noqa: E402
-from anchorfit.models import load_detector  # noqa: E402
+from anchorfit.load import load_detector  # noqa: E402
 
 
 def test_faster_rcnn_p6_step_61_vs_stride_64():
@@ -70,7 +70,7 @@ def test_show_path_and_layer_names():
 
 def test_probe_agrees_on_ssd300_first_level():
     """The traced torchvision module itself against the gradient probe (modest input)."""
-    from anchorfit import models
+    from anchorfit import load as models
     from anchorfit.rf.probe import verify
 
     net = models.load("torchvision:ssd300_vgg16", (300, 300), materialize=True)

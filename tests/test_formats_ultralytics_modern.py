@@ -11,7 +11,7 @@ from fractions import Fraction
 import pytest
 
 from anchorfit.formats import load_detector
-from anchorfit.formats.torch_build import to_torch
+from anchorfit.rf.build import to_torch
 from anchorfit.formats.ultralytics import load_yolov5
 from anchorfit.formats.ultralytics_modern import guess_scale, load_ultralytics
 from anchorfit.rf.graph import Pointwise

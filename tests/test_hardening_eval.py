@@ -316,7 +316,7 @@ def test_alias_bomb_and_deep_nesting_are_refused_fast() -> None:
         t0 = time.perf_counter()
         with pytest.raises(FormatError):
             safe_load(text, "x.yaml")
-        assert time.perf_counter() - t0 < 10.0  # ~0.3 s on an idle core
+        assert time.perf_counter() - t0 < DEADLINE  # 0.3-1.5 s of CPU each
 
 
 def test_aliases_still_load_once() -> None:
@@ -339,7 +339,7 @@ def test_duplicate_key_message_names_both_lines() -> None:
 
 def test_evaluator_keeps_real_arithmetic() -> None:
     """The budget refuses blow-ups, not ordinary config arithmetic."""
-    from anchorfit.formats._pyconfig import SafeEvaluator
+    from anchorfit.formats.parsers.pyconfig import SafeEvaluator
 
     got = SafeEvaluator("c.py").run_module(
         "a = dict(x=[1, 2, 3], y=(4, 5))\nb = [i * 2 for i in a['x'] if i > 1]\nc = ~a.x[0]\n"
@@ -355,7 +355,7 @@ def test_mmdet_base_diamond_22_levels_reads_each_file_once(tmp_path: Path, share
     """A diamond 22 levels deep (each level's two files both inherit both files of the next
     level: 2^22 paths) is read once per file, and the model of the real config at its bottom
     comes through the merge."""
-    from anchorfit.formats import mmdet
+    from anchorfit.formats import mmdet_config as mmdet
 
     real = shared_data / "configs/mmdet/retinanet/retinanet_r50_fpn_1x_coco.py"
     depth = 22

@@ -9,8 +9,8 @@ import pytest
 
 from anchorfit.detector import Detector, Level
 from anchorfit.errors import AnchorfitError
-from anchorfit.models import Network
-from anchorfit.plan import ErfSize, densification, octave_sizes, plan, ssd_sizes
+from anchorfit.load import Network
+from anchorfit.design.plan import ErfSize, densification, octave_sizes, plan, ssd_sizes
 from anchorfit.rf.engine import head_window
 
 from test_rf_engine import S3FD_LEVELS, s3fd_graph
@@ -105,8 +105,8 @@ def test_bad_rule_and_ratio():
 
 
 def test_measured_erf_repeats_for_a_seed():
-    from anchorfit.models import load_detector
-    from anchorfit.plan import measure_erf
+    from anchorfit.load import load_detector
+    from anchorfit.design.plan import measure_erf
 
     det = load_detector("s3fd")
     a, _ = measure_erf(det, samples=1, seed=0)

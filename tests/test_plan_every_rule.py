@@ -11,8 +11,8 @@ import pytest
 
 from anchorfit.detector import Anchor, Level
 from anchorfit.errors import AnchorfitError
-from anchorfit.models import load_detector
-from anchorfit.plan import (ErfSize, default_rule, designed_ratios, object_side, plan,
+from anchorfit.load import load_detector
+from anchorfit.design.plan import (ErfSize, default_rule, designed_ratios, object_side, plan,
                             ssd_sizes)
 
 from test_plan import s3fd_detector

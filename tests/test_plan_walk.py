@@ -15,7 +15,7 @@ import pytest
 
 from anchorfit.formats import load_detector
 from anchorfit.formats import builtin_names
-from anchorfit.plan import plan
+from anchorfit.design.plan import plan
 from anchorfit.schemas import load_schema
 
 from test_formats_walk import _CONFIGS, FILES, _expected_error

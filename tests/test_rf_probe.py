@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from anchorfit import models
+from anchorfit import load as models
 from anchorfit.errors import AnchorfitError
 from anchorfit.rf import analyze
 from anchorfit.rf.probe import verify

@@ -26,7 +26,7 @@ pytest.importorskip("torchvision")
 import torchvision  # noqa: E402
 from torchvision.models import convnext, efficientnet, regnet, swin_transformer  # noqa: E402
 
-from anchorfit import models  # noqa: E402
+from anchorfit import load as models  # noqa: E402
 from anchorfit.rf.probe import cells_to_probe, verify  # noqa: E402
 from anchorfit.rf.trace import trace_module  # noqa: E402
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from anchorfit import models
+from anchorfit import load as models
 from anchorfit.errors import AnchorfitError, TraceError, UnsupportedOpError
 from anchorfit.rf import analyze
 from anchorfit.rf.trace import trace_module

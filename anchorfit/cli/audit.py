@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from anchorfit.cli.common import add_format_options, emit, parse_hw
+from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
+    emit, parse_optional_hw, split_list
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.errors import AnchorfitError
 
@@ -18,7 +19,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from anchorfit.audit import CHECKS
+    from anchorfit.design.audit import CHECKS
 
     catalogue = "\n".join(f"  {c.code} {c.severity:7} {c.summary}" for c in CHECKS.values()
                           if c.code.startswith("AF1"))
@@ -29,18 +30,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "and a one-line remedy. With --fail-on the exit status is 1 when a finding "
                     "is at least that severe.\n\nchecks:\n" + catalogue,
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", nargs="?",
-                   help="detector file (.cfg, .yaml, .prototxt, mmdet .py), a zoo name (s3fd) "
-                        "or torchvision:NAME")
-    p.add_argument("--input", "-i", metavar="HxW", help="input size (default: the detector's)")
+    add_model(p, "detector file (.cfg, .yaml, .prototxt, mmdet .py), a zoo name (s3fd) or "
+                 "torchvision:NAME", nargs="?")
+    add_input(p)
     add_dataset_options(p)
     p.add_argument("--erf", metavar="L=PX,...", nargs="?", const="measure",
                    help="ERF sizes (4 sigma, px) per level for the ERF band check, e.g. "
                         "conv3_3=20,conv4_3=45 (from anchorfit erf); --erf alone measures them "
                         "(2 noise samples, random weights, as anchorfit plan)")
-    p.add_argument("--erf-input", metavar="HxW",
-                   help="with --erf alone: the input the ERF is measured on (default: the "
-                        "detector's, or the canvas its deepest level's RF needs)")
+    add_erf_input(p, help="with --erf alone: the input the ERF is measured on (default: the "
+                          "detector's, or the canvas its deepest level's RF needs)")
     p.add_argument("--fail-on", choices=("info", "warning", "error"),
                    help="exit with status 1 when a finding is at least this severe")
     p.add_argument("--only", metavar="CODES", help="run only these checks, e.g. AF105,AF106")
@@ -52,11 +51,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _codes(text: str | None) -> list[str]:
-    from anchorfit.audit import CHECKS
+    from anchorfit.design.audit import CHECKS
 
     if not text:
         return []
-    codes = [c.strip().upper() for c in text.split(",") if c.strip()]
+    codes = [c.upper() for c in split_list(text)]
     unknown = [c for c in codes if c not in CHECKS]
     if unknown:
         raise AnchorfitError(f"unknown check code(s) {', '.join(unknown)}",
@@ -68,7 +67,7 @@ def parse_erf(text: str | None) -> dict[str, float] | None:
     if not text:
         return None
     out = {}
-    for part in text.split(","):
+    for part in split_list(text):
         name, sep, value = part.partition("=")
         try:
             out[name.strip()] = float(value)
@@ -84,7 +83,7 @@ class _Catalogue:
     def to_frame(self):
         import pandas as pd
 
-        from anchorfit.audit import CHECKS
+        from anchorfit.design.audit import CHECKS
 
         return pd.DataFrame([{"code": c.code, "name": c.name, "severity": c.severity,
                               "needs": ", ".join(n for n, f in (("boxes", c.needs_boxes),
@@ -96,8 +95,8 @@ class _Catalogue:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anchorfit import models
-    from anchorfit.audit import audit
+    from anchorfit import load as models
+    from anchorfit.design.audit import audit
 
     if args.list_checks:
         emit(_Catalogue(), args, title="anchorfit audit checks")
@@ -106,16 +105,16 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.erf = args.erf, "measure"  # `audit --erf MODEL`: --erf took MODEL
     if not args.model:
         raise AnchorfitError("give a detector to audit (MODEL), or --list-checks")
-    erf_input = parse_hw(args.erf_input, option="--erf-input") if args.erf_input else None
+    erf_input = parse_optional_hw(args.erf_input, "--erf-input")
     if erf_input is not None and args.erf not in (None, "measure"):
         raise AnchorfitError("--erf-input is for a measured ERF (--erf alone), not given sizes",
                              key="--erf-input")
-    size = parse_hw(args.input) if args.input else None
+    size = parse_optional_hw(args.input)
     detector = models.load_detector(args.model, size)
     levels = {lv.name for lv in detector.levels}
     erf_notes: list[str] = []
     if args.erf == "measure" or erf_input is not None:
-        from anchorfit.plan import measure_erf
+        from anchorfit.design.plan import measure_erf
 
         sizes, erf_notes = measure_erf(detector, seed=args.seed, progress=True,
                                        erf_input=erf_input)

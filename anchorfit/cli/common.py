@@ -1,22 +1,89 @@
-"""Options and printing shared by every subcommand."""
+"""Options, parsers and printing shared by every subcommand.
+
+Each argument the commands have in common (MODEL, --input, --seed, --erf-input, the output
+options) is declared once here; a command passes only the help text that differs. Comma lists
+are split by one parser, ``split_list``, whatever the items are.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
+
 from anchorfit.errors import AnchorfitError
-from anchorfit.report.output import FORMATS, Renderable, render, write_atomic
+from anchorfit.report.output import FORMATS, Renderable, frame_to_markdown, frame_to_table, \
+    render, to_json, write_atomic
+
+MODEL_HELP = "detector file, zoo name (s3fd) or torchvision:NAME"
+INPUT_HELP = "input size (default: the detector's)"
+SEED_HELP = "seed of every random step (default 0)"
+ERF_INPUT_HELP = ("input the ERF is measured on (default: the detector's, or the canvas its "
+                  "deepest level's RF needs when that is larger)")
 
 
-def add_format_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", "-f", choices=FORMATS, default="table",
-                        help="output format: a terminal table (default), JSON for scripts, CSV or "
-                             "Markdown")
-    parser.add_argument("--output", "-o", metavar="FILE", type=Path,
-                        help="write the output to FILE (atomically) instead of standard output")
+def add_model(p: argparse.ArgumentParser, help: str = MODEL_HELP, *, metavar: str = "MODEL",
+              dest: str = "model", **kwargs) -> None:
+    """The MODEL positional (``nargs``, ``default`` in ``kwargs`` where it is optional)."""
+    p.add_argument(dest, metavar=metavar, help=help, **kwargs)
+
+
+def add_input(p: argparse.ArgumentParser, help: str = INPUT_HELP, **kwargs) -> None:
+    """--input/-i HxW (parsed by ``parse_hw``)."""
+    p.add_argument("--input", "-i", metavar="HxW", help=help, **kwargs)
+
+
+def add_seed(p: argparse.ArgumentParser, help: str = SEED_HELP) -> None:
+    p.add_argument("--seed", type=int, default=0, help=help)
+
+
+def add_erf_input(p: argparse.ArgumentParser, help: str = ERF_INPUT_HELP) -> None:
+    p.add_argument("--erf-input", metavar="HxW", help=help)
+
+
+def add_format_options(parser: argparse.ArgumentParser, *,
+                       format_help: str = "output format: a terminal table (default), JSON for "
+                                          "scripts, CSV or Markdown",
+                       output_help: str = "write the output to FILE (atomically) instead of "
+                                          "standard output") -> None:
+    parser.add_argument("--format", "-f", choices=FORMATS, default="table", help=format_help)
+    parser.add_argument("--output", "-o", metavar="FILE", type=Path, help=output_help)
+
+
+@contextmanager
+def flags(mapping: dict[str, str]) -> Iterator[None]:
+    """Say the flag the user typed where the library names its parameter.
+
+    Library errors name parameters (``key="restarts"``, message "restarts 0: ..."); inside this
+    block an error whose key is in ``mapping`` (parameter -> flag) is raised again with the flag
+    as its key and at the start of its message ("--restarts 0: ...").
+    """
+    try:
+        yield
+    except AnchorfitError as exc:
+        flag = mapping.get(exc.key or "")
+        if flag is None:
+            raise
+        message, key = exc.message, exc.key or ""
+        if message.startswith(key) and message[len(key):len(key) + 1] in ("", " ", "=", ":"):
+            message = flag + message[len(key):]
+        raise type(exc)(message, source=exc.source, line=exc.line, key=flag,
+                        hint=exc.hint) from None
+
+
+def split_list(text: str) -> list[str]:
+    """The one comma-list parser: 'a, b,,c' -> ['a', 'b', 'c'] (items stripped, empties dropped)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse_optional_hw(text: str | None, option: str = "--input") -> tuple[int, int] | None:
+    """``parse_hw`` of an optional size option (None when the option was not given)."""
+    return parse_hw(text, option=option) if text else None
 
 
 def parse_hw(text: str, *, option: str = "--input") -> tuple[int, int]:
@@ -38,7 +105,7 @@ def parse_hw(text: str, *, option: str = "--input") -> tuple[int, int]:
 def parse_floats(text: str, option: str) -> list[float]:
     """Parse a comma list of positive, finite numbers ('0.5,1,2'); the message names ``option``."""
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in split_list(text)]
     except ValueError:
         values = []
     if not values or not all(math.isfinite(v) and v > 0 for v in values):
@@ -57,4 +124,24 @@ def emit(result: Renderable, args: argparse.Namespace, *, title: str | None = No
         sys.stdout.write(text)
         sys.stdout.flush()
     for note in notes or []:
+        print(note, file=sys.stderr)
+
+
+def emit_sections(result: Renderable, args: argparse.Namespace,
+                  sections: list[tuple[str, pd.DataFrame]], notes: list[str]) -> None:
+    """JSON: the whole result; CSV: the first table; table/Markdown: every table in turn."""
+    if args.format == "json":
+        text = to_json(result.to_dict())
+    elif args.format == "csv":
+        text = sections[0][1].to_csv(index=False)
+    elif args.format == "md":
+        text = "\n".join(f"**{title}**\n\n{frame_to_markdown(frame)}" for title, frame in sections)
+    else:
+        text = "\n".join(frame_to_table(frame, title=title) for title, frame in sections)
+    if args.output:
+        write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    for note in notes:
         print(note, file=sys.stderr)

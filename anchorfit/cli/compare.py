@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from anchorfit.cli.common import parse_hw
+from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
+    add_seed, emit_sections, flags, parse_optional_hw
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
+from anchorfit.design.compare import RATIO, RESTARTS
 from anchorfit.errors import AnchorfitError
-from anchorfit.report.output import FORMATS
 
 EXAMPLES = """examples:
   anchorfit compare configs/yolov3.yaml --boxes coco128/instances_train2017.json
@@ -19,8 +20,13 @@ EXAMPLES = """examples:
 """
 
 
+#: compare's parameters as this command's flags (errors from the library name the flag)
+FLAGS = {"k": "-k", "ratio": "--ratio", "restarts": "--restarts", "export": "--export",
+         "in_place": "--in-place"}
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from anchorfit.compare import metrics_help
+    from anchorfit.design.compare import metrics_help
 
     p = sub.add_parser(
         "compare", help="default vs RF-derived vs k-means anchors, every metric side by side",
@@ -37,22 +43,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "'recommended') back in the detector's own format.",
         epilog=EXAMPLES + "\nmetrics:\n" + metrics_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL",
-                   help="detector file, zoo name (s3fd) or torchvision:NAME")
-    p.add_argument("--input", "-i", metavar="HxW", help="input size (default: the detector's)")
+    add_model(p)
+    add_input(p)
     add_dataset_options(p, required=True)
     p.add_argument("-k", type=int, help="anchors to cluster (default: as many as the detector "
                                         "has, or one per level)")
-    p.add_argument("--ratio", type=float, default=4.0,
-                   help="RF-derived anchors are RATIO x stride (default 4, S3FD)")
-    p.add_argument("--restarts", type=int, default=10, help="k-means restarts (default 10)")
+    p.add_argument("--ratio", type=float, default=RATIO,
+                   help=f"RF-derived anchors are RATIO x stride (default {RATIO:g}, S3FD)")
+    p.add_argument("--restarts", type=int, default=RESTARTS,
+                   help=f"k-means restarts (default {RESTARTS})")
     p.add_argument("--erf", action="store_true",
                    help="measure each level's ERF (2 noise samples, random weights, as anchorfit "
                         "plan) and cap level-aware k-means at it instead of the head RF")
-    p.add_argument("--erf-input", metavar="HxW",
-                   help="with --erf: the input the ERF is measured on (default: the detector's, "
-                        "or the canvas its deepest level's RF needs)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    add_erf_input(p, help="with --erf: the input the ERF is measured on (default: the "
+                          "detector's, or the canvas its deepest level's RF needs)")
+    add_seed(p)
     p.add_argument("--plot-boxes", metavar="PNG", help="box sizes with every anchor set")
     p.add_argument("--plot-recall", metavar="PNG", help="grid recall by object size per set")
     p.add_argument("--export", metavar="SET",
@@ -63,44 +68,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "original file is never overwritten without --in-place)")
     p.add_argument("--in-place", action="store_true",
                    help="replace the detector file itself (atomically, keeping FILE.bak)")
-    p.add_argument("--format", "-f", choices=FORMATS, default="table",
-                   help="output format of the comparison (default: table)")
-    p.add_argument("--output", "-o", metavar="FILE", type=Path,
-                   help="write the comparison to FILE instead of standard output")
+    add_format_options(p, format_help="output format of the comparison (default: table)",
+                       output_help="write the comparison to FILE instead of standard output")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from anchorfit import models
-    from anchorfit.cli.boxes import emit_sections
-    from anchorfit.compare import compare
+    from anchorfit import load as models
     from anchorfit.data.progress import status
+    from anchorfit.design.compare import check_options, compare, export_set
 
-    if args.restarts < 1:
-        raise AnchorfitError(f"--restarts {args.restarts}: expected at least 1", key="--restarts")
+    with flags(FLAGS):  # before the slow part: reading the detector and the boxes
+        check_options(k=args.k, ratio=args.ratio, restarts=args.restarts)
     from anchorfit.cluster.api import check_restarts
 
     check_restarts(args.restarts, "--restarts")
-    if args.ratio <= 0:
-        raise AnchorfitError(f"--ratio {args.ratio}: expected a positive number", key="--ratio")
-    if args.k is not None and args.k < 1:
-        raise AnchorfitError(f"-k {args.k}: expected at least 1", key="-k")
     if (args.export_to or args.in_place) and not args.export:
         raise AnchorfitError("--export-to/--in-place need --export SET", key="--export")
     if args.erf_input and not args.erf:
         raise AnchorfitError("--erf-input needs --erf", key="--erf-input")
-    erf_input = parse_hw(args.erf_input, option="--erf-input") if args.erf_input else None
-    size = parse_hw(args.input) if args.input else None
+    erf_input = parse_optional_hw(args.erf_input, "--erf-input")
+    size = parse_optional_hw(args.input)
     detector = models.load_detector(args.model, size)
     prepared = load_dataset(args, detector)
     erf, erf_notes = None, []
     if args.erf:
-        from anchorfit.plan import measure_erf
+        from anchorfit.design.plan import measure_erf
 
         sizes, erf_notes = measure_erf(detector, seed=args.seed, progress=True,
                                        erf_input=erf_input)
         erf = {name: s.value for name, s in sizes.items()}
-    with status(f"comparing anchor sets on {len(prepared.boxes)} boxes"):
+    with status(f"comparing anchor sets on {len(prepared.boxes)} boxes"), flags(FLAGS):
         result = compare(detector, prepared.boxes.wh(), k=args.k, ratio=args.ratio, erf=erf,
                          seed=args.seed, restarts=args.restarts,
                          dataset={"source": prepared.boxes.source, **prepared.to_dict()})
@@ -113,46 +111,29 @@ def run(args: argparse.Namespace) -> int:
     for s in result.sets:
         notes += [f"{s.name}: {n}" for n in s.notes]
     if args.plot_boxes:
-        from anchorfit.report.figures import box_scatter
+        from anchorfit.report.figures.design import box_scatter
 
         box_scatter(prepared.boxes.wh(), {s.name: [a for lv in s.anchors for a in lv]
                                           for s in result.sets}, result.strides,
                     args.plot_boxes, title=f"{detector.name}: boxes and anchor sets",
                     seed=args.seed)
     if args.plot_recall:
-        from anchorfit.report.figures import grid_recall_by_size
+        from anchorfit.report.figures.design import grid_recall_by_size
 
         pos = f"{result.positive_iou:g}"
         recall = {s.name: s.metrics.grid["recall"][pos] for s in result.sets if s.metrics.grid}
         grid_recall_by_size(recall, args.plot_recall,
                             title=f"{detector.name}: grid recall at IoU {pos} by object size")
-    if args.export == "recommended":
-        if result.verdict is None or result.verdict.recommended is None:
-            raise AnchorfitError("--export recommended: no set is recommended for this "
-                                 "detector", key="--export")
-        args.export = result.verdict.recommended
     if args.export:
-        names = [s.name for s in result.sets]
-        if args.export not in names:
-            raise AnchorfitError(f"--export {args.export!r} is not a compared set",
-                                 hint="one of: " + ", ".join(names))
-        from anchorfit.compare import score_as_exported
-        from anchorfit.export import make_export, save_export
-
-        chosen = next(s for s in result.sets if s.name == args.export)
-        anchors = [a.tolist() for a in chosen.anchors]
-        if args.in_place or args.export_to:
-            out, target = save_export(detector, anchors, target=args.export_to,
-                                      in_place=args.in_place)
-            notes.append(f"wrote {args.export} anchors ({out.format}) to {target}")
+        with flags(FLAGS):
+            done = export_set(result, detector, prepared.boxes.wh(), args.export,
+                              target=args.export_to, in_place=args.in_place)
+        out = done.export
+        if done.target is not None:
+            notes.append(f"wrote {done.name} anchors ({out.format}) to {done.target}")
         else:
-            out = make_export(detector, anchors)
-            print(f"# {args.export} anchors in {out.format} format:\n{out.text}", file=sys.stderr)
-        result.notes += [f"export: {n}" for n in out.notes]
+            print(f"# {done.name} anchors in {out.format} format:\n{out.text}", file=sys.stderr)
         notes += [f"export: {n}" for n in out.notes]
-        if out.changes_centers:
-            result.sets.append(score_as_exported(result, prepared.boxes.wh(), args.export,
-                                                 out.center_offsets))
     sections = [("comparison", result.to_frame()),
                 ("anchors per level", result.anchors_frame())]
     if result.coverage_frame is not None:  # anchor-free: assignment coverage by size bucket

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anchorfit.cli.common import add_format_options, emit, parse_hw
 from anchorfit.errors import AnchorfitError
 from anchorfit.rf.engine import CONVENTION
+
+if TYPE_CHECKING:
+    from anchorfit.erf.config import ErfConfig
 
 EXAMPLES = """examples:
   anchorfit erf torchvision:resnet50 --layers layer1,layer2,layer3,layer4 --samples 16
@@ -21,10 +25,21 @@ EXAMPLES = """examples:
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
+#: ErfConfig field -> the flag that sets it (the CLI only maps; the library validates)
+FLAGS = {"samples": "--samples", "until_ci": "--until-ci", "max_samples": "--max-samples",
+         "ci_target": "--ci-target", "mode": "--mode", "weights": "--weights",
+         "images": "--images", "seed": "--seed", "device": "--device",
+         "batch_size": "--batch-size", "weight_draws": "--weight-draws",
+         "backward": "--backward", "crop": "--no-crop", "schedule": "--schedule",
+         "channels_last": "--channels-last", "fit": "--fit"}
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from anchorfit.erf.estimator import BACKWARDS, MODES
+    from anchorfit.erf.config import DEFAULT_SAMPLES, UNIFORM_SAMPLES, ErfConfig
+    from anchorfit.erf.passes import BACKWARDS, MODES
     from anchorfit.erf.window import SCHEDULES
+
+    d = ErfConfig  # the library's defaults, shown in the help
 
     p = sub.add_parser(
         "erf", help="effective receptive field (ERF) of every detection level",
@@ -48,26 +63,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "classifier's stage outputs)")
     how_many = p.add_mutually_exclusive_group()
     how_many.add_argument("--samples", "-n", type=int, default=None,
-                          help="number of input samples (default 32; 1 with --weights uniform, "
-                               "whose maps do not depend on the input)")
+                          help=f"number of input samples (default {DEFAULT_SAMPLES}; "
+                               f"{UNIFORM_SAMPLES} with --weights uniform, whose maps do not "
+                               "depend on the input)")
     how_many.add_argument("--until-ci", action="store_true",
                           help="keep sampling until every sigma's 95%% CI half-width is under "
                                "--ci-target of sigma, or --max-samples")
-    p.add_argument("--ci-target", type=float, default=0.02,
-                   help="relative half-width that stops --until-ci (default 0.02)")
-    p.add_argument("--max-samples", type=int, default=512,
-                   help="sample cap of --until-ci (default 512)")
-    p.add_argument("--weights", "-w", default="random", metavar="random|uniform|FILE",
+    p.add_argument("--ci-target", type=float, default=None,
+                   help=f"relative half-width that stops --until-ci (default {d.ci_target})")
+    p.add_argument("--max-samples", type=int, default=None,
+                   help=f"sample cap of --until-ci (default {d.max_samples})")
+    p.add_argument("--weights", "-w", default=None, metavar="random|uniform|FILE",
                    help="random: seeded initialisation, BatchNorm statistics recalibrated on the "
                         "samples (default); uniform: all-positive linear copy (Luo's analytic "
                         "baseline); FILE: a state dict saved with torch.save")
-    p.add_argument("--weight-draws", type=int, default=1,
+    p.add_argument("--weight-draws", type=int, default=None,
                    help="with random weights: seeded weight redraws (bootstrapped "
-                        "hierarchically; default 1)")
+                        f"hierarchically; default {d.weight_draws})")
     p.add_argument("--images", metavar="DIR",
                    help="a folder of images (resized to the input, normalised) instead of "
                         "seeded Gaussian noise")
-    p.add_argument("--mode", choices=MODES, default="energy",
+    p.add_argument("--mode", choices=MODES, default=None,
                    help="energy: sum over channels of squared gradients with a random +-1 "
                         "cotangent (default); abs: |g| summed over channels, all-ones cotangent "
                         "(Luo); replknet: ReLU of the centre, ReLU of the gradient, log10 "
@@ -76,18 +92,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also fit a 2-D Gaussian to each map and report its R2")
     p.add_argument("--anchors", metavar="A,B,...",
                    help="anchor side per level (S or HxW) for anchor/4sigma; default 4 x stride")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, inputs, cotangents and "
-                                                       "bootstrap (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    p.add_argument("--seed", type=int, default=None, help="seed of weights, inputs, cotangents "
+                                                          f"and bootstrap (default {d.seed})")
+    p.add_argument("--device", default=None, help=f"{d.device} (default) or cuda[:N]")
     p.add_argument("--batch-size", type=int, default=None,
                    help="samples per forward pass (default: from a memory budget per pass; "
                         "on CPU few, since larger batches measured slower there)")
-    p.add_argument("--backward", choices=BACKWARDS, default="auto",
+    p.add_argument("--backward", choices=BACKWARDS, default=None,
                    help="levels' backward passes: one vmapped pass (batched, is_grads_batched) "
                         "or a loop; auto picks the loop on CPU, batched on CUDA")
     p.add_argument("--no-crop", action="store_true",
                    help="run on the whole input instead of the window holding the cells' RFs")
-    p.add_argument("--schedule", choices=SCHEDULES, default="auto",
+    p.add_argument("--schedule", choices=SCHEDULES, default=None,
                    help="joint: one forward pass for all levels on the window holding every "
                         "cell's RF; per-level: each level on its own, smaller window; auto "
                         "(default): levels with about the same window share a pass, the "
@@ -126,35 +142,39 @@ def parse_anchors(text: str, layers: list[str]) -> dict[str, tuple[float, float]
     return dict(zip(layers, values))
 
 
+def erf_config(args: argparse.Namespace) -> ErfConfig:
+    """The ``ErfConfig`` the flags ask for (a flag left out: the library's default). A bad value
+    is reported under its flag: "--samples 0: must be positive"."""
+    from anchorfit.erf.config import ConfigError, ErfConfig
+
+    given = {field: getattr(args, field) for field in FLAGS if field != "crop"}
+    given["crop"] = not args.no_crop
+    try:
+        return ErfConfig(**{k: v for k, v in given.items() if v is not None})
+    except ConfigError as exc:
+        flag = FLAGS.get(exc.param, exc.param)
+        raise AnchorfitError(f"{flag} {exc.value}: {exc.requirement}", hint=exc.hint) from None
+
+
 def run(args: argparse.Namespace) -> int:
-    from anchorfit import models
-    from anchorfit.erf.estimator import estimate, load_network
-    from anchorfit.erf.plots import maps_npz, save_erf_figure
+    from anchorfit import load as models
+    from anchorfit.design.erf_network import load_erf_network
+    from anchorfit.erf import estimate
+    from anchorfit.report.figures.erf import save_erf_figure
+    from anchorfit.report.maps import maps_npz
     from anchorfit.report.output import write_atomic
 
     if args.plot is not None and args.plot.suffix.lower() not in FIGURE_SUFFIXES:
         raise AnchorfitError(f"--plot {args.plot}: unsupported figure type",
                              hint="use " + ", ".join(FIGURE_SUFFIXES))
-    if args.samples is not None and args.samples < 1:
-        raise AnchorfitError(f"--samples {args.samples}: must be at least 1")
-    if not 0 < args.ci_target < 1:
-        raise AnchorfitError(f"--ci-target {args.ci_target}: expected a fraction, e.g. 0.02")
+    config = erf_config(args)
     requested = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     size = parse_hw(args.input) if args.input else None
-    net = load_network(args.model, size, requested, seed=args.seed, unknown=args.unknown)
+    net = load_erf_network(args.model, size, requested, seed=config.seed, unknown=args.unknown)
     layers = models.layer_names(net, requested)
-    anchors = parse_anchors(args.anchors, layers) if args.anchors else None
-    samples = args.samples if args.samples is not None else (
-        1 if args.weights == "uniform" else 32)
-    if args.images and args.weights == "uniform" and args.samples is None:
-        samples = 1
-    result = estimate(
-        net, layers, samples=samples, until_ci=args.until_ci, max_samples=args.max_samples,
-        ci_target=args.ci_target, mode=args.mode, weights=args.weights, images=args.images,
-        seed=args.seed, device=args.device, batch_size=args.batch_size,
-        weight_draws=args.weight_draws, backward=args.backward, crop=not args.no_crop,
-        schedule=args.schedule, channels_last=args.channels_last,
-        fit=args.fit, anchors=anchors, progress=sys.stderr.isatty())
+    if args.anchors:
+        config = config.replace(anchors=parse_anchors(args.anchors, layers))
+    result = estimate(net, layers, config, progress=sys.stderr.isatty())
     h, w = result.input_size
     try:
         emit(result, args, title=f"{result.model} @ {h}x{w}: ERF ({result.mode}, "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from anchorfit.cli.boxes import add_box_input_options, emit_sections, load_prepared
-from anchorfit.cli.common import add_format_options, parse_floats
+from anchorfit.cli.common import add_format_options, emit_sections, parse_floats
+from anchorfit.cli.dataset import add_box_input_options, load_prepared
 from anchorfit.errors import AnchorfitError
 
 EXAMPLES = """examples:
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     result.boxes = {"source": boxes.source, "format": boxes.format, "space": boxes.space,
                     "synthetic": boxes.synthetic, **prepared.to_dict()}
     if args.plot:
-        from anchorfit.report.plots_boxes import plot_boxes
+        from anchorfit.report.figures.boxes import plot_boxes
 
         plot_boxes(boxes.wh(), args.plot, seed=args.seed, anchors=result.anchors,
                    strides=result.strides, title=f"{boxes.source} — {args.method} k={args.k}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from anchorfit.cli.common import add_format_options, emit, parse_floats, parse_hw
+from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
+    add_seed, emit, flags, parse_floats, parse_optional_hw
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
+from anchorfit.design.plan import RATIO, RESTARTS, SAMPLES
 from anchorfit.errors import AnchorfitError
 
 EXAMPLES = """examples:
@@ -17,8 +19,13 @@ EXAMPLES = """examples:
 """
 
 
+#: plan's parameters as this command's flags (errors from the library name the flag)
+FLAGS = {"k": "-k", "ratio": "--ratio", "rule": "--rule", "aspect_ratios": "--aspect-ratios",
+         "scales_per_octave": "--scales-per-octave", "samples": "--samples"}
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from anchorfit.plan import RULES
+    from anchorfit.design.plan import RULES
 
     p = sub.add_parser(
         "plan", help="propose anchors per level (S3FD rule, SSD, octave, FCOS; data-driven)",
@@ -34,9 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "the remedies (add P2/P6, input size, reg_max, ranges) with their numbers. "
                     "Without MODEL it plans the S3FD spec shipped with anchorfit.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", nargs="?", default="s3fd",
-                   help="detector file, zoo name or torchvision:NAME (default: s3fd)")
-    p.add_argument("--input", "-i", metavar="HxW", help="input size (default: the detector's)")
+    add_model(p, "detector file, zoo name or torchvision:NAME (default: s3fd)", nargs="?",
+              default="s3fd")
+    add_input(p)
     p.add_argument("--rule", choices=RULES, default=None,
                    help="s3fd: ratio x stride; ssd / ssd-caffe: SSD scales over the levels with "
                         "each level's aspect ratios and the extra square; octave: RetinaNet's "
@@ -44,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "anchors a level); fcos: anchor-free ranges (the detector's own, else "
                         "(4s, 8s]) checked against ERF and head RF (default: fcos for "
                         "anchor-free detectors, else s3fd)")
-    p.add_argument("--ratio", type=float, default=4.0,
+    p.add_argument("--ratio", type=float, default=RATIO,
                    help="anchor/stride (S3FD: 4); the octave base for --rule octave")
     p.add_argument("--aspect-ratios", metavar="R1,R2,...",
                    help="anchor aspect ratios h/w for every level (default: the ratios each "
@@ -54,17 +61,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="--rule octave: scales per octave (default: the detector's, else 3)")
     add_dataset_options(p)
     p.add_argument("-k", type=int, help="anchors to cluster with --boxes (default: one per level)")
-    p.add_argument("--restarts", type=int, default=10, help="k-means restarts (default 10)")
+    p.add_argument("--restarts", type=int, default=RESTARTS,
+                   help=f"k-means restarts (default {RESTARTS})")
     erf = p.add_mutually_exclusive_group()
     erf.add_argument("--no-erf", action="store_true",
                      help="skip the ERF measurement (faster; no anchor < ERF check)")
-    erf.add_argument("--samples", type=int, default=2,
-                     help="noise samples for the ERF (default 2, about 20 s for S3FD on a CPU; "
-                          "more samples narrow the intervals)")
-    p.add_argument("--erf-input", metavar="HxW",
-                   help="input the ERF is measured on (default: the detector's, or the canvas "
-                        "its deepest level's RF needs when that is larger)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    erf.add_argument("--samples", type=int, default=SAMPLES,
+                     help=f"noise samples for the ERF (default {SAMPLES}, about 20 s for S3FD "
+                          "on a CPU; more samples narrow the intervals)")
+    add_erf_input(p)
+    add_seed(p)
     p.add_argument("--plot", metavar="PNG", help="the per-level ladder: stride, anchor, ERF, RF")
     p.add_argument("--plot-boxes", metavar="PNG",
                    help="with --boxes: box sizes with the planned anchors and level boundaries")
@@ -73,52 +79,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anchorfit import models
-    from anchorfit.plan import measure_erf, plan
+    from anchorfit import load as models
+    from anchorfit.design.plan import check_options, measure_erf, plan
 
-    if args.samples < 1:
-        raise AnchorfitError(f"--samples {args.samples}: expected at least 1", key="--samples")
-    if args.k is not None and args.k < 1:
-        raise AnchorfitError(f"-k {args.k}: expected at least 1", key="-k")
+    with flags(FLAGS):  # before the slow part: reading the detector, measuring the ERF
+        check_options(ratio=args.ratio, k=args.k, samples=args.samples,
+                      scales_per_octave=args.scales_per_octave)
     from anchorfit.cluster.api import check_restarts
 
     check_restarts(args.restarts, "--restarts")
-    if not args.ratio > 0 or args.ratio == float("inf"):
-        raise AnchorfitError(f"--ratio must be positive, not {args.ratio}", key="--ratio")
     if args.plot_boxes and not args.boxes:
         raise AnchorfitError("--plot-boxes needs --boxes", key="--plot-boxes")
     if args.erf_input and args.no_erf:
         raise AnchorfitError("--erf-input needs the ERF: drop --no-erf", key="--erf-input")
-    erf_input = parse_hw(args.erf_input, option="--erf-input") if args.erf_input else None
-    size = parse_hw(args.input) if args.input else None
+    erf_input = parse_optional_hw(args.erf_input, "--erf-input")
+    size = parse_optional_hw(args.input)
     detector = models.load_detector(args.model, size)
     prepared = load_dataset(args, detector)
     notes: list[str] = []
     erf = None
     if not args.no_erf:
-        erf, erf_notes = measure_erf(detector, samples=args.samples, seed=args.seed,
-                                     progress=True, erf_input=erf_input)
+        with flags(FLAGS):
+            erf, erf_notes = measure_erf(detector, samples=args.samples, seed=args.seed,
+                                         progress=True, erf_input=erf_input)
         notes += erf_notes
     aspect = parse_floats(args.aspect_ratios, "--aspect-ratios") \
         if args.aspect_ratios else None
-    if args.scales_per_octave is not None and args.scales_per_octave < 1:
-        raise AnchorfitError(f"--scales-per-octave {args.scales_per_octave}: expected at least "
-                             "1", key="--scales-per-octave")
-    result = plan(detector, rule=args.rule, ratio=args.ratio, aspect_ratios=aspect,
-                  scales_per_octave=args.scales_per_octave,
-                  wh=None if prepared is None else prepared.boxes.wh(), k=args.k, erf=erf,
-                  seed=args.seed, restarts=args.restarts)
+    with flags(FLAGS):
+        result = plan(detector, rule=args.rule, ratio=args.ratio, aspect_ratios=aspect,
+                      scales_per_octave=args.scales_per_octave,
+                      wh=None if prepared is None else prepared.boxes.wh(), k=args.k, erf=erf,
+                      seed=args.seed, restarts=args.restarts)
     if prepared is not None:
         notes.append(dataset_note(prepared))
     notes += result.notes
     for w in result.warnings:
         notes.append(f"{w.severity} {w.code} {w.level or ''}: {w.message} -> {w.remedy}")
     if args.plot:
-        from anchorfit.report.figures import ladder
+        from anchorfit.report.figures.design import ladder
 
         ladder(result, args.plot)
     if args.plot_boxes:
-        from anchorfit.report.figures import box_scatter
+        from anchorfit.report.figures.design import box_scatter
 
         planned = [a for lv in result.anchors_by_level() for a in lv]
         box_scatter(prepared.boxes.wh(), {"planned": planned} if planned else {},  # anchor-free

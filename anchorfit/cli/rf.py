@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from anchorfit.cli.common import add_format_options, emit, parse_hw
+from anchorfit.cli.common import add_format_options, add_input, add_model, emit, \
+    parse_optional_hw, split_list
 from anchorfit.rf.engine import CONVENTION
 
 EXAMPLES = """examples:
@@ -23,11 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "Without --layers a classifier reports its stage outputs and a detector the "
                     "feature maps its head reads. " + CONVENTION + ".",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL",
-                   help="torchvision:NAME, package.module:factory, file.py:factory, or a detector "
-                        "file (.yaml spec, Darknet .cfg, YOLOv5 .yaml, .prototxt, mmdet .py)")
-    p.add_argument("--input", "-i", metavar="HxW", help="input size, e.g. 640 or 480x640 "
-                   "(height first; default: the model's own, 224 for classifiers)")
+    add_model(p, "torchvision:NAME, package.module:factory, file.py:factory, or a detector "
+                 "file (.yaml spec, Darknet .cfg, YOLOv5 .yaml, .prototxt, mmdet .py)")
+    add_input(p, "input size, e.g. 640 or 480x640 (height first; default: the model's own, 224 "
+                 "for classifiers)")
     p.add_argument("--layers", "-l", metavar="A,B,...",
                    help="comma-separated layer names: module paths (layer3, features.16), "
                         "output keys of a detector backbone, or node names")
@@ -42,13 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anchorfit import models
+    from anchorfit import load as models
     from anchorfit.rf.report import build_report
 
-    size = parse_hw(args.input) if args.input else None
+    size = parse_optional_hw(args.input)
     net = models.load(args.model, size, unknown=args.unknown)
-    layers = models.layer_names(net, [s.strip() for s in args.layers.split(",") if s.strip()]
-                                if args.layers else None)
+    layers = models.layer_names(net, split_list(args.layers) if args.layers else None)
     report = build_report(net, layers, verify=args.verify)
     h, w = report.input_size
     emit(report, args, title=f"{report.model} @ {h}x{w}",

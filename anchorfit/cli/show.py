@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from anchorfit.cli.common import add_format_options, emit, parse_hw
+from anchorfit.cli.common import add_format_options, add_input, add_model, emit, \
+    parse_optional_hw
 
 EXAMPLES = """examples:
   anchorfit show configs/s3fd.yaml
@@ -25,17 +26,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "(index convention: pixel k at k) and where the anchor generator puts "
                     "anchor centres.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", metavar="FILE", help="detector file or builtin config name")
-    p.add_argument("--input", "-i", metavar="HxW",
-                   help="analyse at this input size instead of the file's (height first)")
+    add_model(p, "detector file or builtin config name", metavar="FILE", dest="file")
+    add_input(p, "analyse at this input size instead of the file's (height first)")
     add_format_options(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from anchorfit.models import load_detector
+    from anchorfit.load import load_detector
 
-    size = parse_hw(args.input) if args.input else None
+    size = parse_optional_hw(args.input)
     detector = load_detector(args.file, size)
     h, w = detector.input_size
     resize = detector.resize_policy + "".join(

@@ -1,29 +1,29 @@
 """Which input the ERF of a detector is measured on: its *canvas*.
 
 The estimator measures, per level, the cell nearest the image centre whose whole RF lies inside
-the input (``estimator.choose_cell``). A detector's native input can be smaller than its deepest
+the input (``cells.choose_cell``). A detector's native input can be smaller than its deepest
 level's RF (SSD300's fc7 sees 420 px of a 300 px image, YOLOv3's P5 far more than 416/608 px):
 no cell qualifies there. Such a level still has an ERF; it just needs a larger canvas, the one
-``anchorfit erf`` picks without ``--input`` (``estimator.required_input``: the largest RF plus two
+``anchorfit erf`` picks without ``--input`` (``cells.required_input``: the largest RF plus two
 margins of two strides, rounded up to the largest stride). For a network without global context
 a cell's map depends only on the pixels of its RF (the compute-window argument,
 ``anchorfit.erf.window``), so the ERF measured on the larger canvas is the ERF of that cell at
 the native input too; RF, strides and anchors keep being reported at the native input.
 
-``plan``, ``audit --erf`` and ``compare --erf`` call ``erf_network``: the native input when every
-level fits there, else the canvas, or the size the user asks for (``--erf-input``). A level after
-a global op reads the whole input at any size (``choose_cell`` takes its centre cell), so it never
-asks for a larger canvas.
+``plan``, ``audit --erf`` and ``compare --erf`` measure on ``choose_canvas``: the native input when
+every level fits there, else the canvas, or the size the user asks for (``--erf-input``); the
+network rebuilt at that size comes from ``anchorfit.design.erf_network``, which reads files. A
+level after a global op reads the whole input at any size (``choose_cell`` takes its centre
+cell), so it never asks for a larger canvas.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from anchorfit.erf.estimator import choose_cell, nearest_fitting, required_input, size_multiple
+from anchorfit.erf.cells import choose_cell, nearest_fitting, required_input, size_multiple
 from anchorfit.errors import AnchorfitError
 
 
@@ -121,50 +121,4 @@ def check_canvas(net: Any, layers: Sequence[str], flag: str = "--erf-input") -> 
                          key=flag)
 
 
-def detector_at(detector: Any, size: tuple[int, int]) -> Any:
-    """The same detector read again at input ``size`` (its source file, packaged zoo name or
-    ``torchvision:NAME``): readers resolve size-dependent layers ('same' padding, fixed resample
-    sizes) for that input. Without a source, a file network's IR is rebuilt at ``size``."""
-    if tuple(detector.input_size) == tuple(size):
-        return detector
-    from anchorfit import models
-
-    if detector.source:
-        return models.load_detector(str(detector.source), size)
-    net = detector.network
-    if net is None or not hasattr(net, "channels"):
-        raise AnchorfitError(f"{detector.name}: cannot rebuild the network at {_fmt(size)} for "
-                             "the ERF (no source file)", hint="measure it with anchorfit erf")
-    moved = copy.copy(detector)
-    twin = copy.copy(net)
-    twin.__dict__.pop("_module", None)
-    twin.input_size = tuple(size)
-    moved.network, moved.input_size = twin, tuple(size)
-    return moved
-
-
-def erf_network(detector: Any, layers: Sequence[str], requested: tuple[int, int] | None = None,
-                *, seed: int = 0) -> tuple[Any, Canvas]:
-    """The traced network the ERF of ``detector``'s ``layers`` runs on, and its canvas.
-
-    File networks get a torch module built from their IR under ``seed`` (``models.as_traced``),
-    so the weights, and the ERF, repeat."""
-    from anchorfit import models
-
-    net = detector.network
-    if net is None:
-        raise AnchorfitError(f"{detector.name} has no network, so no ERF can be measured",
-                             hint="plan: use --no-erf; audit: give sizes with --erf L=PX,...; "
-                                  "compare: drop --erf")
-    canvas = choose_canvas(net, layers, requested)
-    if canvas.size != tuple(net.input_size):
-        net = detector_at(detector, canvas.size).network
-    if canvas.requested:
-        check_canvas(net, layers)
-    if net.traced is None:
-        net = models.as_traced(net, seed=seed)
-    return net, canvas
-
-
-__all__ = ["Canvas", "canvas_for", "check_canvas", "choose_canvas", "detector_at", "erf_network",
-           "short_levels"]
+__all__ = ["Canvas", "canvas_for", "check_canvas", "choose_canvas", "short_levels"]

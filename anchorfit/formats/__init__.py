@@ -1,114 +1,65 @@
-"""Detector file readers and the registry that picks one for a file.
+"""Detector file readers, listed in the order they sniff a file.
 
 Every reader turns a file in some detector format into an ``anchorfit.detector.Detector`` whose
-``.network`` is an ``anchorfit.models.Network``. Readers register themselves here with the file
-suffixes they read and, where a suffix is shared, a *sniffer* that looks at the file's text:
-``.yaml`` is used by anchorfit specs (top-level ``layers:``/``levels:``), Ultralytics YOLOv5 model
-files (``backbone:`` + ``head:``) and detectron2 configs (``MODEL:``); ``.py`` by mmdetection
-configs and anything else. Dispatching by content instead of by name lets a user type
-``anchorfit rf my_model.yaml`` without saying which kind of YAML it is.
+``.network`` is an ``anchorfit.rf.network.Network``. Each reader module declares one ``Format``
+(``anchorfit.formats.base``: name, suffixes, sniff, load, export); ``FORMATS`` below lists them
+explicitly, in sniff order. Where a suffix is shared a *sniffer* looks at the file's text:
+``.yaml`` is used by anchorfit specs (top-level ``layers:``/``levels:``), Ultralytics YOLOv5
+model files (``backbone:`` + ``head:``), newer Ultralytics files, mmdetection metafiles and
+detectron2 configs (``MODEL:``); ``.py`` by mmdetection configs. Dispatching by content instead of
+by name lets a user type ``anchorfit rf my_model.yaml`` without saying which kind of YAML it is.
 
 Sniffers look at the raw text (top-level keys found with a regular expression), not at parsed
 YAML, so a file with a syntax error still reaches the reader that can report the error with its
 line number.
-
-Reader modules are imported at the bottom of this file. A module that does not exist yet is
-skipped (the readers are written independently); any other import error propagates.
 """
 
 from __future__ import annotations
 
-import importlib
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.safeinput import check_regular
+from anchorfit.errors import AnchorfitError, FormatError, suggest
+from anchorfit.formats import caffe, darknet, detectron2, mmdet, spec, ultralytics
+from anchorfit.formats import ultralytics_modern
+from anchorfit.formats.base import (
+    DetectorLoader,
+    Format,
+    InputSize,
+    Sniffer,
+    read_head,
+    top_level_keys,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from anchorfit.detector import Detector
-    from anchorfit.models import Network
+    from anchorfit.rf.network import Network
 
-InputSize = tuple[int, int] | None
-#: loader(path, input_size or None) -> Detector
-DetectorLoader = Callable[[Path, InputSize], "Detector"]
-#: sniff(path, text) -> True when this reader claims the file. ``text`` is the file's first 64 KiB.
-Sniffer = Callable[[Path, str], bool]
+#: Every file format, in sniff order: the first whose sniffer claims a file reads it; a format
+#: without a sniffer is the fallback for its suffixes.
+FORMATS: tuple[Format, ...] = (
+    spec.FORMAT,
+    darknet.FORMAT,
+    ultralytics.FORMAT,
+    ultralytics_modern.FORMAT,
+    caffe.FORMAT,
+    mmdet.FORMAT,
+    mmdet.METAFILE_FORMAT,
+    detectron2.FORMAT,
+)
 
-SNIFF_BYTES = 1 << 16
-
-
-@dataclass(frozen=True)
-class Reader:
-    """One registered format reader."""
-
-    name: str  # short format name shown in messages: "anchorfit spec", "Darknet cfg", ...
-    suffixes: tuple[str, ...]  # lower-case, with the dot: (".yaml", ".yml")
-    load: DetectorLoader
-    sniff: Sniffer | None = None  # None: claims every file with one of its suffixes
-    expects: str = ""  # what the sniffer looks for, for the "cannot tell" message
+#: kept for callers of the former name
+Reader = Format
 
 
-_READERS: list[Reader] = []
+def readers() -> list[Format]:
+    """The file formats, in sniff order."""
+    return list(FORMATS)
 
 
-def register(name: str, suffixes: tuple[str, ...] | list[str] | str, loader: DetectorLoader, *,
-             sniff: Sniffer | None = None, expects: str = "") -> Reader:
-    """Register ``loader`` for files ending in ``suffixes``.
-
-    ``sniff(path, text)`` decides between readers that share a suffix; readers with a sniffer are
-    tried first (in registration order), a reader without one is the fallback for its suffixes.
-    Registering the same name again replaces the earlier entry (module reloads in tests).
-    """
-    if isinstance(suffixes, str):
-        suffixes = (suffixes,)
-    norm = tuple(s.lower() if s.startswith(".") else "." + s.lower() for s in suffixes)
-    reader = Reader(name, norm, loader, sniff, expects)
-    _READERS[:] = [r for r in _READERS if r.name != name]
-    _READERS.append(reader)
-    _register_file_loaders(norm)
-    return reader
-
-
-def readers() -> list[Reader]:
-    """The registered readers, in registration order."""
-    return list(_READERS)
-
-
-def _register_file_loaders(suffixes: tuple[str, ...]) -> None:
-    """Make ``anchorfit.models.load`` (and so ``anchorfit rf FILE``) reach these readers."""
-    from anchorfit.models import FILE_LOADERS
-
-    for suffix in suffixes:
-        FILE_LOADERS[suffix] = load_network
-
-
-# --------------------------------------------------------------------------- sniffing helpers
-
-_TOP_KEY = re.compile(r"^([A-Za-z_][\w\-]*)\s*:", re.MULTILINE)
-
-
-def top_level_keys(text: str) -> set[str]:
-    """Keys that start a line at column 0 followed by ``:`` (YAML top-level mapping keys).
-
-    A regular expression instead of a YAML parse: it works on files that do not parse (so the
-    right reader can report the syntax error) and on files with tags ``yaml.safe_load`` refuses
-    (detectron2's ``!!python/object/apply:eval``).
-    """
-    return set(_TOP_KEY.findall(text))
-
-
-def read_head(path: Path) -> str:
-    """The first ``SNIFF_BYTES`` of a file as text (undecodable bytes replaced)."""
-    check_regular(path)  # opening a FIFO would wait for a writer forever
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(SNIFF_BYTES).decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise FormatError(f"cannot read: {exc.strerror or exc}", source=path) from None
+def suffixes() -> list[str]:
+    """Every file suffix some reader takes, sorted (``.cfg``, ``.py``, ``.yaml``, ...)."""
+    return sorted({s for f in FORMATS for s in f.suffixes})
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -138,39 +89,34 @@ def resolve(source: str | Path) -> Path:
         packaged = BUILTIN_DIR / f"{stem}.yaml"
         if packaged.is_file():
             return packaged
-    import difflib
-
-    close = difflib.get_close_matches(name, builtin_names(), n=3, cutoff=0.6)
-    hint = ("did you mean " + ", ".join(close) + "?" if close else
-            "builtin configs: " + ", ".join(builtin_names()))
+    hint = suggest(name, builtin_names(),
+                   otherwise="builtin configs: " + ", ".join(builtin_names()))
     raise AnchorfitError(f"{source}: no such file", hint=hint)
 
 
-def reader_for(path: Path) -> Reader:
-    """The registered reader for ``path``: by suffix, then by sniffing the content."""
+def reader_for(path: Path) -> Format:
+    """The format of ``path``: by suffix, then by sniffing the content."""
     suffix = path.suffix.lower()
-    candidates = [r for r in _READERS if suffix in r.suffixes]
+    candidates = [f for f in FORMATS if suffix in f.suffixes]
     if not candidates:
-        known = sorted({s for r in _READERS for s in r.suffixes})
         raise FormatError(f"unknown file type {suffix or '(no suffix)'!r}", source=path,
-                          hint="supported: " + ", ".join(known))
-    sniffers = [r for r in candidates if r.sniff is not None]
+                          hint="supported: " + ", ".join(suffixes()))
+    sniffers = [f for f in candidates if f.sniff is not None]
     if sniffers:
         text = read_head(path)
-        for reader in sniffers:
-            if reader.sniff(path, text):  # type: ignore[misc]
-                return reader
-    fallback = [r for r in candidates if r.sniff is None]
+        for fmt in sniffers:
+            if fmt.sniff(path, text):  # type: ignore[misc]
+                return fmt
+    fallback = [f for f in candidates if f.sniff is None]
     if fallback:
         return fallback[0]
-    expected = "; ".join(f"{r.name}: {r.expects}" for r in candidates if r.expects)
+    expected = "; ".join(f"{f.name}: {f.expects}" for f in candidates if f.expects)
     raise FormatError(f"cannot tell which {suffix} format this is", source=path, line=1,
                       hint=f"expected {expected}" if expected else None)
 
 
 def load_detector(source: str | Path, input_size: InputSize = None) -> Detector:
     """Read a detector file (or a packaged zoo name) into a Detector with RF numbers joined."""
-    _import_readers()
     path = resolve(source)
     detector = reader_for(path).load(path, input_size)
     return detector.analyze()
@@ -184,31 +130,6 @@ def load_network(source: str | Path, input_size: InputSize = None) -> Network:
     return detector.network
 
 
-# --------------------------------------------------------------------------- reader modules
-
-#: Reader modules under anchorfit.formats, imported on first use so they register themselves.
-READER_MODULES = ("spec", "darknet", "ultralytics", "ultralytics_modern", "caffe", "mmdet",
-                  "detectron2", "torchvision")
-
-_imported = False
-
-
-def _import_readers() -> None:
-    global _imported
-    if _imported:
-        return
-    _imported = True
-    for short in READER_MODULES:
-        name = f"{__name__}.{short}"
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a missing dependency inside an existing reader: report it
-                raise
-
-
-_import_readers()
-
-__all__ = ["BUILTIN_DIR", "DetectorLoader", "Reader", "Sniffer", "builtin_names", "load_detector",
-           "load_network", "read_head", "reader_for", "readers", "register", "resolve",
-           "top_level_keys"]
+__all__ = ["BUILTIN_DIR", "FORMATS", "DetectorLoader", "Format", "Reader", "Sniffer",
+           "builtin_names", "load_detector", "load_network", "read_head", "reader_for",
+           "readers", "resolve", "suffixes", "top_level_keys"]

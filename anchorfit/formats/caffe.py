@@ -21,7 +21,6 @@ blob and feed a ``Permute`` are the head. Caffe semantics that matter for RF and
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +28,9 @@ from typing import Any, Literal
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import FormatError
-from anchorfit.formats._common import finish, make_network, unique_names
-from anchorfit.formats._prototxt import Message, read_prototxt
+from anchorfit.formats.anchors import prior_box
+from anchorfit.formats.base import Format, finish, make_network, unique_names
+from anchorfit.formats.parsers.prototxt import Message, read_prototxt
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import Global, GraphBuilder, Merge, Pointwise, Transposed, Window
 from anchorfit.safeinput import MAX_KERNEL, beyond_limit
@@ -247,25 +247,8 @@ def prior_anchors(p: Message, source: Path) -> list[Anchor]:
     if maxs and len(maxs) != len(mins):
         raise FormatError(f"{len(maxs)} max_size for {len(mins)} min_size", source=source,
                           line=p.line_of("max_size"), key="prior_box_param")
-    flip = p.get("flip", True) is not False
-    ratios = [1.0]
-    for r in (float(v) for v in p.getall("aspect_ratio")):
-        if any(abs(r - q) < 1e-6 for q in ratios):
-            continue
-        ratios.append(r)
-        if flip:
-            ratios.append(1.0 / r)
-    out = []
-    for i, m in enumerate(mins):
-        out.append(Anchor(m, m))
-        if maxs:
-            s = math.sqrt(m * maxs[i])
-            out.append(Anchor(s, s))
-        for r in ratios:
-            if abs(r - 1.0) < 1e-6:
-                continue
-            out.append(Anchor(m * math.sqrt(r), m / math.sqrt(r)))
-    return out
+    return prior_box(mins, maxs, [float(v) for v in p.getall("aspect_ratio")],
+                     flip=p.get("flip", True) is not False)
 
 
 def _faceboxes_signature(priors: Sequence[Message]) -> bool:
@@ -403,13 +386,7 @@ def _head(feature: str, consumers: dict[str, list[Message]], source: Path) -> li
     return []
 
 
-__all__ = ["SUPPORTED", "load_caffe", "prior_anchors"]
+__all__ = ["FORMAT", "SUPPORTED", "load_caffe", "prior_anchors"]
 
 
-def _register() -> None:
-    from anchorfit.formats import register
-
-    register("Caffe prototxt", (".prototxt", ".pbtxt"), load_caffe)
-
-
-_register()
+FORMAT = Format("Caffe prototxt", (".prototxt", ".pbtxt"), load_caffe, export="caffe")

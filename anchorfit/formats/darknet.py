@@ -34,9 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
-from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.formats import register
-from anchorfit.formats.common import detector_network
+from anchorfit.errors import AnchorfitError, FormatError, suggest
+from anchorfit.formats.base import Format, detector_network, read_text
 from anchorfit.rf.graph import (
     Global,
     GraphBuilder,
@@ -47,7 +46,7 @@ from anchorfit.rf.graph import (
     Transposed,
     Window,
 )
-from anchorfit.safeinput import MAX_KERNEL, beyond_limit, read_bytes_limited
+from anchorfit.safeinput import MAX_KERNEL, beyond_limit
 
 #: per-cell sections (no geometry)
 POINTWISE = {"dropout", "batchnorm", "activation", "softmax", "cost", "l2norm", "logistic",
@@ -200,12 +199,9 @@ class _Reader:
                 raise self.error(sec, f"{UNSUPPORTED[sec.type]} layer [{sec.type}] is not "
                                  "supported: anchorfit models feed-forward conv networks")
             if sec.type not in KNOWN:
-                import difflib
-
-                close = difflib.get_close_matches(sec.type, sorted(KNOWN), n=3, cutoff=0.6)
                 raise self.error(sec, f"unknown section [{sec.type}]",
-                                 hint=("did you mean " + ", ".join(close) + "?") if close
-                                 else "not a Darknet layer type")
+                                 hint=suggest(sec.type, sorted(KNOWN),
+                                              otherwise="not a Darknet layer type"))
             self.nodes.append(self.layer(sec))
 
     def layer(self, sec: Section) -> str:
@@ -384,7 +380,7 @@ def sniff(path: Path, text: str) -> bool:
 def load(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
     """Read a Darknet cfg into a Detector (network, levels, anchors, masks)."""
     path = Path(path)
-    text = read_bytes_limited(path).decode("utf-8", errors="replace")
+    text = read_text(path, errors="replace")
     sections = parse_cfg(text, path)
     reader = _Reader(path, sections)
     net = sections[0]
@@ -420,6 +416,6 @@ def load(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
     return det
 
 
-register("Darknet cfg", (".cfg",), load)
+FORMAT = Format("Darknet cfg", (".cfg",), load, export="darknet")
 
-__all__ = ["Section", "load", "parse_cfg", "sniff"]
+__all__ = ["FORMAT", "Section", "load", "parse_cfg", "sniff"]

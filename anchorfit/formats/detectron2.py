@@ -19,20 +19,26 @@ so ``Base-RCNN-C4.yaml``, which names no anchors at all, still reads as RPN on r
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from anchorfit.detector import Anchor, Assigner, Detector, Level
+from anchorfit.detector import Assigner, Detector, Level
 from anchorfit.errors import FormatError
-from anchorfit.formats import _nets
-from anchorfit.formats.common import head_convs
-from anchorfit.formats._common import finish, make_network, read_text
-from anchorfit.formats._pyconfig import Budget, eval_expression
-from anchorfit.formats.yamlsrc import YMap, load_yaml
+from anchorfit.formats import nets as _nets
+from anchorfit.formats.anchors import cell_anchors
+from anchorfit.formats.base import (
+    Format,
+    finish,
+    head_convs,
+    make_network,
+    read_text,
+    top_level_keys,
+)
+from anchorfit.formats.parsers.pyconfig import Budget, eval_expression
+from anchorfit.formats.parsers.yamlsrc import YMap, load_yaml
 from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
@@ -151,16 +157,6 @@ def _per_feature(values: list, n: int, what: str) -> list:
     return values
 
 
-def cell_anchors(sizes: list[float], ratios: list[float]) -> list[Anchor]:
-    """detectron2's order: sizes outer, aspect ratios (h/w) inner."""
-    out = []
-    for s in sizes:
-        for r in ratios:
-            w = math.sqrt(s * s / r)
-            out.append(Anchor(w, r * w))
-    return out
-
-
 def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
     """Read a detectron2 yaml (with ``_BASE_`` chain and built-in defaults) into a Detector."""
     path = Path(path)
@@ -253,18 +249,11 @@ def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> De
 
 
 def _sniff(path: Path, text: str) -> bool:
-    from anchorfit.formats import top_level_keys
 
     return bool({"MODEL", "_BASE_"} & top_level_keys(text))
 
 
-def _register() -> None:
-    from anchorfit.formats import register
+FORMAT = Format("detectron2 config", (".yaml", ".yml"), load_detectron2, sniff=_sniff,
+                expects="a top-level 'MODEL:' or '_BASE_:'", export="detectron2")
 
-    register("detectron2 config", (".yaml", ".yml"), load_detectron2, sniff=_sniff,
-             expects="a top-level 'MODEL:' or '_BASE_:'")
-
-
-_register()
-
-__all__ = ["DEFAULTS", "cell_anchors", "load_config", "load_detectron2"]
+__all__ = ["DEFAULTS", "FORMAT", "cell_anchors", "load_config", "load_detectron2"]

@@ -1,9 +1,8 @@
 """mmdetection (2.x/3.x dict-style) config ``.py`` → IR + Detector, without running the config.
 
-Configs are Python files, but only as a notation for data. They are read with the safe AST
-evaluator (``_pyconfig``), with mmengine's inheritance rules: ``_base_`` (a path or a list,
-relative to the file) is loaded first, dicts merge key by key, ``_delete_=True`` replaces instead
-of merging, lists replace, and ``{{_base_.x}}`` / ``_base_.x`` read a value of the merged bases.
+The config and its ``_base_`` chain are read by ``mmdet_config``; the generator arithmetic lives in
+``anchors`` (``generator_anchors``); this module maps the merged config to levels, anchors,
+assigners and the IR.
 
 The anchors come from the anchor head's generator (the RPN's in two-stage detectors):
 
@@ -22,7 +21,7 @@ RTMDet, VFNet without ATSS) are read by ``mmdet_heads``: per level the point off
 none) and the assigner; ATSS-family heads keep their generator's anchors and record their
 assigner (ATSS, task-aligned, center-region) instead of an IoU threshold.
 
-The network is rebuilt from the backbone/neck parameters with the IR recipes in ``_nets``
+The network is rebuilt from the backbone/neck parameters with the IR recipes in ``nets``
 (ResNet pytorch/caffe style with dilation, FPN with every extra-level mode, SSDVGG + SSDNeck,
 Darknet-53 + YOLOV3Neck, MobileNetV2) and ``mmdet_nets`` (ResNeXt and DCN as ResNet, Res2Net,
 CSPDarknet, CSPNeXt, ConvNeXt, YOLOXPAFPN, CSPNeXtPAFPN, CTResNetNeck), and the head's own
@@ -33,266 +32,32 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from anchorfit.detector import Anchor, Assigner, Detector, Level
+from anchorfit.detector import Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.formats import _nets, mmdet_heads, mmdet_nets
-from anchorfit.formats.common import head_convs
-from anchorfit.formats._common import finish, make_network, pyramid_name, read_text, unique_names
-from anchorfit.formats._pyconfig import (AttrDict, Budget, SafeEvaluator, find_line,
-                                         substitute_base_refs)
+from anchorfit.formats import mmdet_heads, mmdet_nets
+from anchorfit.formats import nets as _nets
+from anchorfit.formats.anchors import generator_anchors, ssd_sizes
+from anchorfit.formats.base import (
+    Format,
+    finish,
+    head_convs,
+    make_network,
+    pyramid_name,
+    top_level_keys,
+    unique_names,
+)
+from anchorfit.formats.mmdet_config import MMDetConfig, load_config, merge
+from anchorfit.formats.parsers.pyconfig import AttrDict
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
-from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit
-
-BASE_VAR = "__base__"
-_VIA = "read as a _base_ of "
-_BARE_BASE = re.compile(r"\b_base_\.(?=[A-Za-z_])")
-
-
-# --------------------------------------------------------------------------- config loading
-
-
-class _Config:
-    """A merged config plus the text of every file, to find lines for messages."""
-
-    def __init__(self, path: Path, data: AttrDict, texts: dict[Path, str]) -> None:
-        self.path, self.data, self.texts = path, data, texts
-
-    def line(self, pattern: str) -> tuple[Path, int | None]:
-        """The file and line where ``pattern`` first occurs (the file itself, then its bases)."""
-        for p, text in self.texts.items():
-            line = find_line(text, pattern)
-            if line is not None:
-                return p, line
-        return self.path, None
-
-    def error(self, message: str, pattern: str | None = None, key: str | None = None) -> FormatError:
-        src, line = self.line(pattern) if pattern else (self.path, None)
-        hint = f"inherited by {self.path}" if src != self.path else None
-        return FormatError(message, source=src, line=line, key=key, hint=hint)
-
-
-def merge(base: Any, child: Any) -> Any:
-    """mmengine's merge: dicts recursively (unless ``_delete_=True``), everything else replaces."""
-    if isinstance(base, dict) and isinstance(child, dict):
-        if child.get("_delete_"):
-            return AttrDict({k: v for k, v in child.items() if k != "_delete_"})
-        out = AttrDict(base)
-        for k, v in child.items():
-            out[k] = merge(base[k], v) if k in base else _strip_delete(v)
-        return out
-    return _strip_delete(child)
-
-
-def _strip_delete(value: Any) -> Any:
-    if isinstance(value, dict):
-        return AttrDict({k: _strip_delete(v) for k, v in value.items() if k != "_delete_"})
-    return value
-
-
-def load_config(path: Path, _stack: tuple[Path, ...] = (),
-                _memo: dict[Path, _Config] | None = None, _budget: Budget | None = None
-                ) -> _Config:
-    """Read an mmdet config with its ``_base_`` chain (cycles and missing bases are errors).
-
-    Bases are followed wherever they point, as mmengine does (relative to the including file,
-    or absolute); they are only read as data by the safe evaluator, never run. Each base file
-    is evaluated once per load (``_memo``), so diamonds of shared bases cost one read per file;
-    chains deeper than ``MAX_BASE_DEPTH`` are refused, and one ``Budget`` covers the config and
-    all its bases.
-    """
-    path = Path(path)
-    memo: dict[Path, _Config] = {} if _memo is None else _memo
-    budget = Budget() if _budget is None else _budget
-    text = read_text(path)
-    code = _BARE_BASE.sub(f"{BASE_VAR}.", substitute_base_refs(text))
-    ev = SafeEvaluator(path, budget=budget)
-    tree = ev.parse(code)
-    base_paths: list[str] = []
-    base_line = None
-    for stmt in getattr(tree, "body", []):
-        targets = getattr(stmt, "targets", [])
-        if any(getattr(t, "id", None) == "_base_" for t in targets):
-            value = ev.eval(stmt.value)  # type: ignore[attr-defined]
-            base_line = stmt.lineno
-            base_paths = [value] if isinstance(value, str) else \
-                list(value) if isinstance(value, (list, tuple)) else [value]
-            if not all(isinstance(b, str) for b in base_paths):
-                raise FormatError("_base_ must be a path or a list of paths", source=path,
-                                  line=base_line, key="_base_")
-    merged = AttrDict()
-    texts: dict[Path, str] = {path: text}
-    resolved = path.resolve()
-    if base_paths and len(_stack) >= MAX_BASE_DEPTH:
-        raise FormatError(beyond_limit("_base_ chain depth", len(_stack) + 1, MAX_BASE_DEPTH),
-                          source=path, line=base_line, key="_base_")
-    for rel in base_paths:
-        bpath = (path.parent / rel).resolve()
-        if bpath in (*_stack, resolved):
-            chain = " → ".join(p.name for p in (*_stack, resolved, bpath))
-            raise FormatError(f"_base_ cycle: {chain}", source=path, line=base_line, key="_base_")
-        if not bpath.is_file():
-            what = "not found" if not bpath.exists() else "not a regular file"
-            raise FormatError(f"_base_ file {rel!r} {what} (looked for {bpath})", source=path,
-                              line=base_line, key="_base_")
-        sub = memo.get(bpath)
-        if sub is None:
-            try:
-                sub = load_config(bpath, (*_stack, resolved), memo, budget)
-            except FormatError as exc:  # name the file the user gave too, not only the base
-                own, _, inner = (exc.hint or "").partition(_VIA)  # one 'via', the outermost
-                own = own.removesuffix("; ")
-                via = f"{_VIA}a _base_ of {path}" if inner else f"{_VIA}{path}"
-                exc.hint = f"{own}; {via}" if own else via
-                exc.args = (exc.format(),)
-                raise
-            memo[bpath] = sub
-        merged = merge(merged, sub.data)
-        for p, t in sub.texts.items():
-            texts.setdefault(p, t)
-    ev.scope[BASE_VAR] = merged
-    own = ev.run_module(code)
-    own.pop("_base_", None)
-    return _Config(path, merge(merged, AttrDict(own)), texts)
-
-
-# --------------------------------------------------------------------------- anchors
-
-
-def _strides(gen: dict) -> list[tuple[float, float]]:
-    """mmdet strides are ints or (w, h); returned as (y, x)."""
-    out = []
-    for s in gen["strides"]:
-        if isinstance(s, (int, float)):
-            out.append((float(s), float(s)))
-        else:
-            out.append((float(s[1]), float(s[0])))
-    return out
-
-
-def _grid(base: float, scales: Sequence[float], ratios: Sequence[float], scale_major: bool
-          ) -> list[tuple[float, float]]:
-    """mmdet's base-anchor (w, h) list: ratio-major when ``scale_major`` (its own naming)."""
-    pairs = ([(r, s) for r in ratios for s in scales] if scale_major else
-             [(r, s) for s in scales for r in ratios])
-    return [(base * s / math.sqrt(r), base * s * math.sqrt(r)) for r, s in pairs]
-
-
-def _legacy(wh: list[tuple[float, float]], center: float) -> list[tuple[float, float]]:
-    """mmdet v1 boxes: corners ``c ± 0.5 (w - 1)`` rounded, width ``x2 - x1 + 1``."""
-    out = []
-    for w, h in wh:
-        bw = round(center + 0.5 * (w - 1)) - round(center - 0.5 * (w - 1)) + 1
-        bh = round(center + 0.5 * (h - 1)) - round(center - 0.5 * (h - 1)) + 1
-        out.append((float(bw), float(bh)))
-    return out
-
-
-def ssd_sizes(input_size: int, ratio_range: Sequence[float], num_levels: int
-              ) -> tuple[list[int], list[int]]:
-    """mmdet SSDAnchorGenerator's min/max sizes from ``basesize_ratio_range``, exactly."""
-    min_ratio, max_ratio = int(ratio_range[0] * 100), int(ratio_range[1] * 100)
-    step = int(math.floor(max_ratio - min_ratio) / (num_levels - 2))
-    mins, maxs = [], []
-    for ratio in range(min_ratio, max_ratio + 1, step):
-        mins.append(int(input_size * ratio / 100))
-        maxs.append(int(input_size * (ratio + step) / 100))
-    first = {(300, 0.15): (7, 15), (300, 0.2): (10, 20), (512, 0.1): (4, 10),
-             (512, 0.15): (7, 15)}.get((input_size, float(ratio_range[0])))
-    if first is None:
-        raise ValueError(f"basesize_ratio_range[0] {ratio_range[0]} with input_size {input_size}: "
-                         "mmdet only knows 300 with 0.15/0.2 and 512 with 0.1/0.15 (it raises "
-                         "ValueError too); give min_sizes/max_sizes instead")
-    mins.insert(0, int(input_size * first[0] / 100))
-    maxs.insert(0, int(input_size * first[1] / 100))
-    return mins, maxs
-
-
-def generator_anchors(gen: dict) -> tuple[list[list[Anchor]], list[tuple[float, float]], list[float]]:
-    """Per-level anchors, steps (y, x) and centre offsets (cells) of an mmdet anchor generator."""
-    kind = gen.get("type")
-    strides = _strides(gen)
-    n = len(strides)
-    legacy = str(kind).startswith("Legacy")
-    levels: list[list[Anchor]] = []
-    offsets: list[float] = []
-    if kind in ("AnchorGenerator", "LegacyAnchorGenerator"):
-        has_scales = gen.get("scales") is not None
-        has_octave = gen.get("octave_base_scale") is not None
-        if has_scales == has_octave:
-            raise ValueError("give either scales or octave_base_scale + scales_per_octave")
-        if has_scales:
-            scales = [float(s) for s in gen["scales"]]
-        else:
-            spo = int(gen.get("scales_per_octave", 1))
-            scales = [float(gen["octave_base_scale"]) * 2 ** (i / spo) for i in range(spo)]
-        bases = [float(b) for b in gen.get("base_sizes") or [min(s) for s in strides]]
-        if len(bases) != n:
-            raise ValueError(f"{len(bases)} base_sizes for {n} strides")
-        ratios = [float(r) for r in gen["ratios"]]
-        co = float(gen.get("center_offset", 0.0))
-        centers = gen.get("centers")
-        for i, base in enumerate(bases):
-            wh = _grid(base, scales, ratios, bool(gen.get("scale_major", True)))
-            if legacy:
-                c = co * (base - 1)
-                wh = _legacy(wh, c)
-                offsets.append(c / strides[i][1])
-            else:
-                offsets.append(float(centers[i][0]) / strides[i][1] if centers else
-                               co * base / strides[i][1])
-            levels.append([Anchor(w, h) for w, h in wh])
-    elif kind in ("SSDAnchorGenerator", "LegacySSDAnchorGenerator"):
-        ratios_per = gen["ratios"]
-        if len(ratios_per) != n:
-            raise ValueError(f"{len(ratios_per)} ratio lists for {n} strides")
-        if gen.get("min_sizes") is not None or gen.get("max_sizes") is not None:
-            mins = [float(v) for v in gen["min_sizes"]]
-            maxs = [float(v) for v in gen["max_sizes"]]
-        else:
-            mins_i, maxs_i = ssd_sizes(int(gen.get("input_size", 300)),
-                                       gen.get("basesize_ratio_range", (0.15, 0.9)), n)
-            mins, maxs = [float(v) for v in mins_i], [float(v) for v in maxs_i]
-        if len(mins) != n or len(maxs) != n:
-            raise ValueError(f"{len(mins)} min sizes / {len(maxs)} max sizes for {n} strides")
-        for k in range(n):
-            scales = [1.0, math.sqrt(maxs[k] / mins[k])]
-            ratio = [1.0]
-            for r in ratios_per[k]:
-                ratio += [1 / float(r), float(r)]
-            wh = _grid(mins[k], scales, ratio, bool(gen.get("scale_major", True)))
-            idx = list(range(len(ratio)))
-            idx.insert(1, len(idx))
-            wh = [wh[j] for j in idx]
-            if legacy:
-                c = (strides[k][1] - 1) / 2
-                wh = _legacy(wh, c)
-                offsets.append(c / strides[k][1])
-            else:
-                offsets.append(0.5)
-            levels.append([Anchor(w, h) for w, h in wh])
-    elif kind == "YOLOAnchorGenerator":
-        base_sizes = gen["base_sizes"]
-        if len(base_sizes) != n:
-            raise ValueError(f"{len(base_sizes)} base_sizes levels for {n} strides")
-        for lv in base_sizes:
-            levels.append([Anchor(float(w), float(h)) for w, h in lv])
-            offsets.append(0.5)
-    else:
-        raise ValueError(f"anchor generator type {kind!r} is not supported (AnchorGenerator, "
-                         "SSDAnchorGenerator, YOLOAnchorGenerator, LegacyAnchorGenerator, "
-                         "LegacySSDAnchorGenerator)")
-    return levels, strides, offsets
-
 
 # --------------------------------------------------------------------------- network
 
 
-def _backbone(cfg: _Config, b: GraphBuilder, x: str, bb: dict, notes: list[str]) -> list[str]:
+def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[str]) -> list[str]:
     kind = bb.get("type")
     if kind in ("ResNet", "ResNeXt", "ResNetV1d"):
         if kind == "ResNeXt":
@@ -388,7 +153,7 @@ def _backbone(cfg: _Config, b: GraphBuilder, x: str, bb: dict, notes: list[str])
                     f"type=['\"]{kind}['\"]", "model.backbone")
 
 
-def _neck(cfg: _Config, b: GraphBuilder, feats: list[str], neck: Any,
+def _neck(cfg: MMDetConfig, b: GraphBuilder, feats: list[str], neck: Any,
           size: tuple[int, int]) -> list[str]:
     if not neck:
         return feats
@@ -496,7 +261,7 @@ def _train_crop(cfg: AttrDict) -> int:
     return 512
 
 
-def _input(cfg: _Config, gen: dict, input_size: tuple[int, int] | None
+def _input(cfg: MMDetConfig, gen: dict, input_size: tuple[int, int] | None
            ) -> tuple[tuple[int, int], str, dict[str, Any], list[str]]:
     """Network input (H, W) after padding, resize policy and params, and notes."""
     notes: list[str] = []
@@ -671,7 +436,7 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
     return finish(det)
 
 
-def _network(cfg: _Config, model: dict, b: GraphBuilder, size: tuple[int, int],
+def _network(cfg: MMDetConfig, model: dict, b: GraphBuilder, size: tuple[int, int],
              notes: list[str]) -> list[str]:
     """The backbone and neck of ``model`` in ``b``; the nodes the head reads."""
     x = b.input("input")
@@ -687,7 +452,7 @@ def _network(cfg: _Config, model: dict, b: GraphBuilder, size: tuple[int, int],
         raise cfg.error(exc.message, r"\bneck\b", "model.neck") from None
 
 
-def _load_points(cfg: _Config, path: Path, model: dict, head: dict,
+def _load_points(cfg: MMDetConfig, path: Path, model: dict, head: dict,
                  points: mmdet_heads.PointHead, input_size: tuple[int, int] | None) -> Detector:
     """A Detector for a point head: no anchors, each level's point offset and size range."""
     head_key = "model.bbox_head"
@@ -734,7 +499,6 @@ def _sniff(path: Path, text: str) -> bool:
 
 def _sniff_metafile(path: Path, text: str) -> bool:
     """mmdetection's model-zoo ``metafile.yml``: top-level ``Collections:`` and ``Models:``."""
-    from anchorfit.formats import top_level_keys
 
     return {"Collections", "Models"} <= top_level_keys(text)
 
@@ -746,18 +510,11 @@ def load_metafile(path: Path, input_size: tuple[int, int] | None = None) -> Dete
                       source=path, line=1, key="Models")
 
 
-def _register() -> None:
-    from anchorfit.formats import register
+FORMAT = Format("mmdetection config", (".py",), load_mmdet, sniff=_sniff,
+                expects="a top-level 'model = dict(...)' or '_base_ = ...'", export="mmdet")
+METAFILE_FORMAT = Format("mmdetection model-zoo metafile", (".yml", ".yaml"), load_metafile,
+                         sniff=_sniff_metafile, expects="top-level 'Collections:' and 'Models:'",
+                         export="mmdet")
 
-    register("mmdetection config", (".py",), load_mmdet, sniff=_sniff,
-             expects="a top-level 'model = dict(...)' or '_base_ = ...'")
-    register("mmdetection model-zoo metafile", (".yml", ".yaml"), load_metafile,
-             sniff=_sniff_metafile, expects="top-level 'Collections:' and 'Models:'")
-    # detectron2 yamls are read by a sibling module; importing it here registers it even where
-    # the registry's module list does not name it
-    import anchorfit.formats.detectron2  # noqa: F401
-
-
-_register()
-
-__all__ = ["generator_anchors", "load_config", "load_metafile", "load_mmdet", "merge", "ssd_sizes"]
+__all__ = ["FORMAT", "METAFILE_FORMAT", "generator_anchors", "load_config", "load_metafile",
+           "load_mmdet", "merge", "ssd_sizes"]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from anchorfit.errors import AnchorfitError
-from anchorfit.formats._nets import RESNET_BLOCKS
+from anchorfit.formats.nets import RESNET_BLOCKS
 from anchorfit.rf.graph import GraphBuilder
 
 # --------------------------------------------------------------------------- CSP building blocks

@@ -2,7 +2,7 @@
 Detector, read from the *built* model.
 
 The model is built with ``weights=None`` on the meta device (nothing downloaded, no memory); its
-backbone is traced for the RF engine (``anchorfit.models.load``), and the anchors are read from
+backbone is traced for the RF engine (``load_network``), and the anchors are read from
 the model's own generator object, so what anchorfit reports is what that torchvision version
 would use:
 
@@ -27,7 +27,127 @@ from typing import Any
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError
-from anchorfit.formats._common import pyramid_name, unique_names
+from anchorfit.formats.base import pyramid_name, unique_names
+from anchorfit.rf.engine import head_window
+from anchorfit.rf.graph import suggest_layer
+from anchorfit.rf.network import Network, load_torch_network
+
+# Default input sizes and head convolutions of torchvision detectors (their own code: RPN head
+# is one 3x3 conv; RetinaNet and FCOS heads are 4 stacked 3x3 convs plus a 3x3 predictor; SSD300
+# predicts with one 3x3 conv; SSDlite with a depthwise 3x3 then a 1x1).
+_TV_DETECTORS: dict[str, tuple[tuple[int, int], int]] = {
+    "fasterrcnn": ((800, 800), 1),
+    "maskrcnn": ((800, 800), 1),
+    "keypointrcnn": ((800, 800), 1),
+    "retinanet": ((800, 800), 5),
+    "fcos": ((800, 800), 5),
+    "ssd300": ((300, 300), 1),
+    "ssdlite320": ((320, 320), 1),
+}
+
+
+def _tv_detector_family(name: str) -> str | None:
+    for prefix in _TV_DETECTORS:
+        if name.startswith(prefix):
+            return prefix
+    return None
+
+
+def build_torchvision(name: str, *, materialize: bool = False) -> Any:
+    """``torchvision.models.get_model(name, weights=None)``; on the meta device unless asked."""
+    try:
+        import torchvision
+    except ImportError:
+        raise AnchorfitError("torchvision is not installed",
+                             hint="pip install 'anchorfit[torchvision]'") from None
+    import torch
+
+    available = set(torchvision.models.list_models())
+    if name not in available:
+        raise AnchorfitError(f"unknown torchvision model {name!r}",
+                             hint=suggest_layer(name, sorted(available)))
+    kwargs: dict[str, Any] = {"weights": None}
+    if _tv_detector_family(name) or name.startswith(("deeplab", "fcn", "lraspp")):
+        kwargs["weights_backbone"] = None
+    if materialize:
+        return torchvision.models.get_model(name, **kwargs).eval()
+    try:
+        with torch.device("meta"):
+            return torchvision.models.get_model(name, **kwargs).eval()
+    except NotImplementedError as exc:
+        if "meta" not in str(exc):
+            raise
+    # RegNet computes its widths with torch ops (``.tolist()`` of a meta tensor has no data):
+    # only the weights go to the meta device, the arithmetic stays on the CPU.
+    with _weights_on_meta():
+        return torchvision.models.get_model(name, **kwargs).to("meta").eval()
+
+
+def _weights_on_meta() -> Any:
+    """A torch function mode that allocates only empty/zeros/ones/full/random tensors on meta."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    allocators = {torch.empty, torch.empty_strided, torch.zeros, torch.ones, torch.full,
+                  torch.rand, torch.randn}
+
+    class WeightsOnMeta(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if func in allocators and kwargs.get("device") is None:
+                kwargs["device"] = "meta"
+            return func(*args, **kwargs)
+
+    return WeightsOnMeta()
+
+
+def tv_classifier_size(name: str, module: Any = None) -> tuple[int, int]:
+    """The input size a torchvision classifier is meant for (224 unless it says otherwise).
+
+    A ViT is built for one ``image_size`` and accepts no other; the others are evaluated at their
+    default weights' crop size (Inception-v3 299, EfficientNet-B7 600, Swin-V2 256), which is read
+    from torchvision's own weight tables, not downloaded.
+    """
+    image_size = getattr(module, "image_size", None)
+    if isinstance(image_size, int):
+        return (image_size, image_size)
+    try:
+        import torchvision
+
+        if name not in torchvision.models.list_models(module=torchvision.models):
+            return (224, 224)
+        transforms = torchvision.models.get_model_weights(name).DEFAULT.transforms
+        crop = getattr(transforms, "keywords", {}).get("crop_size")
+    except (ImportError, ValueError, AttributeError, KeyError):
+        return (224, 224)
+    if isinstance(crop, int):
+        return (crop, crop)
+    if isinstance(crop, (list, tuple)) and len(crop) in (1, 2):
+        return (int(crop[0]), int(crop[-1]))
+    return (224, 224)
+
+
+def load_network(name: str, input_size: tuple[int, int] | None = None, *,
+                 unknown: str = "error", materialize: bool = False) -> Network:
+    """The Network of ``torchvision:NAME``: a detector's backbone (with its head convs), or a
+    classifier/backbone traced whole, at ``input_size`` or the model's own default size."""
+    model = f"torchvision:{name}"
+    family = _tv_detector_family(name)
+    module = build_torchvision(name, materialize=materialize)
+    size = input_size or (_TV_DETECTORS[family][0] if family else
+                          tv_classifier_size(name, module))
+    fixed = getattr(module, "image_size", None)
+    if isinstance(fixed, int) and tuple(size) != (fixed, fixed):
+        raise AnchorfitError(f"{model} takes {fixed}x{fixed} inputs only (its position "
+                             f"embedding fixes the number of patches), not "
+                             f"{size[0]}x{size[1]}",
+                             hint=f"drop --input or pass --input {fixed}")
+    net = load_torch_network(module, model, size, unknown)
+    if family:
+        count = _TV_DETECTORS[family][1]
+        net.heads = {layer: head_window(3, count) for layer in net.default_layers}
+    return net
 
 
 def _anchor_generator(module: Any) -> Any:
@@ -81,9 +201,7 @@ def _matcher(module: Any) -> Assigner:
 
 def load_torchvision_detector(name: str, input_size: tuple[int, int] | None = None) -> Detector:
     """A torchvision detection model's levels, anchors and backbone RF (weights=None, meta)."""
-    from anchorfit import models
-
-    net = models.load(f"torchvision:{name}", input_size)
+    net = load_network(name, input_size)
     module = net.module
     if net.kind != "detector":
         raise AnchorfitError(f"torchvision:{name} is not a detection model",
@@ -169,4 +287,5 @@ def _num_classes(module: Any) -> int | None:
     return None
 
 
-__all__ = ["load_torchvision_detector"]
+__all__ = ["build_torchvision", "load_network", "load_torchvision_detector",
+           "tv_classifier_size"]

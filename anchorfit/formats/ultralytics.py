@@ -27,9 +27,16 @@ from typing import Any
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.formats.common import head_convs
-from anchorfit.formats._common import finish, make_network, pyramid_name, unique_names
-from anchorfit.formats.yamlsrc import YMap, load_yaml
+from anchorfit.formats.base import (
+    Format,
+    finish,
+    head_convs,
+    make_network,
+    pyramid_name,
+    top_level_keys,
+    unique_names,
+)
+from anchorfit.formats.parsers.yamlsrc import YMap, load_yaml
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder, PixelShuffle, Pointwise
 from anchorfit.safeinput import MAX_REPEATS, beyond_limit
@@ -504,13 +511,12 @@ def _check_anchor_order(levels: list[list[Anchor]], strides: list[float]
     return levels, False
 
 
-__all__ = ["DEFAULT_ANCHOR_T", "SUPPORTED", "is_yolov5_yaml", "load_yolov5"]
+__all__ = ["DEFAULT_ANCHOR_T", "FORMAT", "SUPPORTED", "is_yolov5_yaml", "load_yolov5"]
 
 
 def _sniff(path: Path, text: str) -> bool:
     """A YOLOv5 model (backbone + head), or a YOLOv5 file that is not a model (hyp, anchor
     sets, dataset), so the user hears what the file is instead of "unknown format"."""
-    from anchorfit.formats import top_level_keys
     from anchorfit.formats.ultralytics_modern import is_ultralytics_yaml
 
     keys = top_level_keys(text)
@@ -522,11 +528,5 @@ def _sniff(path: Path, text: str) -> bool:
             or ("names" in keys and bool({"train", "val"} & keys)))
 
 
-def _register() -> None:
-    from anchorfit.formats import register
-
-    register("YOLOv5 model yaml", (".yaml", ".yml"), load_yolov5, sniff=_sniff,
-             expects="top-level 'backbone:' and 'head:' row lists")
-
-
-_register()
+FORMAT = Format("YOLOv5 model yaml", (".yaml", ".yml"), load_yolov5, sniff=_sniff,
+                expects="top-level 'backbone:' and 'head:' row lists", export="yolov5")

@@ -32,8 +32,15 @@ from typing import Any
 from anchorfit.detector import Assigner, Detector, Level
 from anchorfit.errors import FormatError
 from anchorfit.formats import ultralytics_modules as um
-from anchorfit.formats._common import finish, make_network, pyramid_name, unique_names
-from anchorfit.formats.common import head_convs
+from anchorfit.formats.base import (
+    Format,
+    finish,
+    head_convs,
+    make_network,
+    pyramid_name,
+    top_level_keys,
+    unique_names,
+)
 from anchorfit.formats.ultralytics import (
     DEFAULT_INPUT,
     _build_row,
@@ -45,7 +52,7 @@ from anchorfit.formats.ultralytics import (
     _sources,
     build_rows,
 )
-from anchorfit.formats.yamlsrc import YMap, load_yaml
+from anchorfit.formats.parsers.yamlsrc import YMap, load_yaml
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
@@ -340,19 +347,12 @@ def load_ultralytics(path: Path, input_size: tuple[int, int] | None = None, *,
 
 
 def _sniff(path: Path, text: str) -> bool:
-    from anchorfit.formats import top_level_keys
 
     return is_ultralytics_yaml(top_level_keys(text))
 
 
-def _register() -> None:
-    from anchorfit.formats import register
+FORMAT = Format("Ultralytics model yaml", (".yaml", ".yml"), load_ultralytics, sniff=_sniff,
+                expects="top-level 'backbone:' and 'head:' rows with 'scales:' (or without "
+                        "YOLOv5's 'anchors:')", export="yolov5")
 
-    register("Ultralytics model yaml", (".yaml", ".yml"), load_ultralytics, sniff=_sniff,
-             expects="top-level 'backbone:' and 'head:' rows with 'scales:' (or without "
-                     "YOLOv5's 'anchors:')")
-
-
-_register()
-
-__all__ = ["SUPPORTED", "guess_scale", "is_ultralytics_yaml", "load_ultralytics"]
+__all__ = ["FORMAT", "SUPPORTED", "guess_scale", "is_ultralytics_yaml", "load_ultralytics"]

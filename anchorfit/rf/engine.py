@@ -163,19 +163,19 @@ class NodeRF:
             "name": self.name,
             "op": self.op,
             "rf": [self.y.rf, self.x.rf],
-            "stride": [_num(self.y.stride), _num(self.x.stride)],
-            "padding": [_num(self.y.padding), _num(self.x.padding)],
-            "center": [_num(self.y.center), _num(self.x.center)],
+            "stride": [json_number(self.y.stride), json_number(self.x.stride)],
+            "padding": [json_number(self.y.padding), json_number(self.x.padding)],
+            "center": [json_number(self.y.center), json_number(self.x.center)],
             "aligned": self.aligned,
             "global_context": self.global_context,
             "feature_size": [self.y.size, self.x.size],
             "period": [self.y.period, self.x.period],
-            "phase_centers": [[_num(c) for c in self.y.centers()],
-                              [_num(c) for c in self.x.centers()]],
+            "phase_centers": [[json_number(c) for c in self.y.centers()],
+                              [json_number(c) for c in self.x.centers()]],
         }
 
 
-def _num(value: Fraction | int | None) -> int | float | None:
+def json_number(value: Fraction | int | None) -> int | float | None:
     """JSON number for an exact value: ints stay ints, halves become floats (exact in binary)."""
     if value is None:
         return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal, Union
 
-from anchorfit.errors import AnchorfitError
+from anchorfit.errors import AnchorfitError, suggest
 from anchorfit.safeinput import MAX_KERNEL, beyond_limit
 
 Pair = tuple[int, int]
@@ -239,22 +239,19 @@ class Graph:
         try:
             return self.nodes[name]
         except KeyError:
-            raise AnchorfitError(f"no layer named {name!r}", hint=_suggest(name, self.nodes)) from None
+            raise AnchorfitError(f"no layer named {name!r}", hint=suggest_layer(name, self.nodes)) from None
 
     @property
     def input_names(self) -> list[str]:
         return [n.name for n in self.nodes.values() if isinstance(n.op, Input)]
 
 
-def _suggest(name: str, names: Iterable[str], limit: int = 5) -> str:
-    import difflib
-
+def suggest_layer(name: str, names: Iterable[str], limit: int = 5) -> str:
+    """The hint for an unknown layer name: close names, or the first few layer names."""
     names = list(names)
-    close = difflib.get_close_matches(name, names, n=limit, cutoff=0.5)
-    if close:
-        return "did you mean " + ", ".join(close) + "?"
     shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-    return f"layers include {shown}"
+    return suggest(name, names, n=limit, cutoff=0.5,  # type: ignore[return-value]
+                   otherwise=f"layers include {shown}")
 
 
 #: Nodes one reader may build (repeats of repeats); real detectors have a few hundred.

@@ -211,7 +211,7 @@ class LayerCheck:
                 "cells": [{"cell": [c.i, c.j], "rows": c.rows, "cols": c.cols} for c in self.cells]}
 
 
-def _outputs_module(gm: torch.fx.GraphModule, names: Sequence[str]) -> torch.fx.GraphModule:
+def outputs_module(gm: torch.fx.GraphModule, names: Sequence[str]) -> torch.fx.GraphModule:
     graph = copy.deepcopy(gm.graph)
     by_name = {n.name: n for n in graph.nodes}
     out = next(n for n in graph.nodes if n.op == "output")
@@ -228,7 +228,7 @@ def probe_cells(traced: TracedGraph, input_size: tuple[int, int], layer: str,
                 linear: torch.fx.GraphModule | None = None) -> list[ProbeCell]:
     """Input support (rows, cols) of each of ``cells`` of ``layer`` in the linearised network."""
     lin = linear if linear is not None else linearize(traced)
-    sub = _outputs_module(lin, [layer])
+    sub = outputs_module(lin, [layer])
     h, w = input_size
     x = torch.ones(1, in_channels, h, w, dtype=torch.float64, requires_grad=True)
     (y,) = sub(x)

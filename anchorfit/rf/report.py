@@ -78,7 +78,7 @@ class RFReport:
 
 
 def build_report(net: Any, layers: Sequence[str], verify: bool = False) -> RFReport:
-    """Analyse ``net`` (an ``anchorfit.models.Network``) and report ``layers``."""
+    """Analyse ``net`` (an ``anchorfit.rf.network.Network``) and report ``layers``."""
     from anchorfit.errors import AnchorfitError
     from anchorfit.rf.probe import verify as probe_verify
 
@@ -93,7 +93,7 @@ def build_report(net: Any, layers: Sequence[str], verify: bool = False) -> RFRep
     if verify:
         traced_net = net
         if net.traced is None:
-            from anchorfit.models import as_traced
+            from anchorfit.rf.network import as_traced
 
             if net.module is None:
                 raise AnchorfitError(f"--verify needs a torch module; {net.name} has none")

@@ -75,7 +75,7 @@ class TracedGraph:
         alt = name.replace(".", "_")
         if alt in self.graph.nodes:
             return alt
-        from anchorfit.rf.graph import _suggest
+        from anchorfit.rf.graph import suggest_layer as _suggest
 
         candidates = list(self.output_names) + list(self.module_outputs)
         raise AnchorfitError(f"no layer named {name!r} in {self.graph.name}",

@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -193,14 +194,35 @@ def rf_derived(strides: Sequence[float], per_level: Sequence[int], ratio: float 
     return out
 
 
-def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: float = 4.0,
-            erf: dict[str, float] | None = None, seed: int = 0, restarts: int = 10,
+#: defaults of ``compare`` that callers (the CLI) show and pass on
+RATIO = 4.0  # RF-derived anchors are RATIO x stride (S3FD)
+RESTARTS = 10  # k-means restarts
+
+
+def check_options(*, k: int | None = None, ratio: float = RATIO,
+                  restarts: int = RESTARTS) -> None:
+    """Validate ``compare``'s numeric parameters; messages name the parameter (``key``).
+
+    ``compare`` calls it; a caller with slow work before ``compare`` (reading a dataset,
+    measuring the ERF) may call it first to fail early.
+    """
+    if restarts < 1:
+        raise AnchorfitError(f"restarts {restarts}: expected at least 1", key="restarts")
+    if ratio <= 0:
+        raise AnchorfitError(f"ratio {ratio}: expected a positive number", key="ratio")
+    if k is not None and k < 1:
+        raise AnchorfitError(f"k {k}: expected at least 1", key="k")
+
+
+def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: float = RATIO,
+            erf: dict[str, float] | None = None, seed: int = 0, restarts: int = RESTARTS,
             anchor_t: float | None = None, positive_iou: float | None = None,
             extra_sets: dict[str, list[np.ndarray]] | None = None,
             dataset: dict[str, Any] | None = None) -> Comparison:
     """Compare default, RF-derived, k-means and level-aware k-means anchors on ``wh``."""
     from anchorfit.cluster.api import cluster_anchors
 
+    check_options(k=k, ratio=ratio, restarts=restarts)
     if detector.network is not None and any(lv.rf is None and lv.node for lv in detector.levels):
         detector.analyze()
     levels = detector.levels
@@ -288,7 +310,7 @@ def compare(detector: Detector, wh: np.ndarray, *, k: int | None = None, ratio: 
 def _anchor_free_coverage(result: Comparison, detector: Detector, wh: np.ndarray) -> None:
     """Anchor-free detectors are compared by assignment coverage (boxes that get a positive
     point on some level, by size bucket) for their configuration and the recommended one."""
-    from anchorfit import anchor_free as af
+    from anchorfit.design import anchor_free as af
 
     if not af.is_anchor_free(detector):
         return
@@ -348,8 +370,8 @@ def recommend(detector: Detector, sets: Sequence[AnchorSet], wh: np.ndarray,
     metric wins; within ``TIE`` of it, the set with fewer audit warnings (then the better
     tie-break metric) wins, so a marginally better set that trips a check is not preferred.
     """
-    from anchorfit.anchor_free import is_anchor_free
-    from anchorfit.audit import audit
+    from anchorfit.design.anchor_free import is_anchor_free
+    from anchorfit.design.audit import audit
 
     describe, metric, bucket_key, tie_metric = assigner_metric(detector, positive_iou, anchor_t)
     scores = {s.name: float(s.metrics.scalars().get(metric, math.nan)) for s in sets}
@@ -420,3 +442,45 @@ def score_as_exported(result: Comparison, wh: np.ndarray, name: str,
     where = "(i+0.5)*S" if offset == "center" else "i*S"
     return AnchorSet(f"{name} (as exported)", chosen.anchors, metrics, chosen.runtime_s,
                      [f"scored with the exported centres at {where}"])
+
+
+@dataclass
+class SetExport:
+    """One compared set written back in the detector's own format (``export_set``)."""
+
+    name: str  # the set exported (the verdict's set when 'recommended' was asked for)
+    export: Any  # design.export.Export: format, text, notes, centre offsets
+    target: Path | None  # the file written; None when the export was only made (export.text)
+
+
+def export_set(result: Comparison, detector: Detector, wh: np.ndarray, name: str, *,
+               target: Path | None = None, in_place: bool = False) -> SetExport:
+    """Export set ``name`` of ``result`` ('recommended': the set the verdict recommends).
+
+    Written to ``target``, or over the detector's own file with ``in_place`` (atomically, keeping
+    a .bak copy); with neither, only made. The export's notes join ``result.notes``; an export
+    that moves the anchor centres (mmdet i*S -> (i+0.5)*S) adds the set scored as exported to
+    ``result.sets``, so the comparison says what the written file will do.
+    """
+    from anchorfit.design.export import make_export, save_export
+
+    if name == "recommended":
+        if result.verdict is None or result.verdict.recommended is None:
+            raise AnchorfitError("export recommended: no set is recommended for this detector",
+                                 key="export")
+        name = result.verdict.recommended
+    names = [s.name for s in result.sets]
+    if name not in names:
+        raise AnchorfitError(f"export {name!r} is not a compared set", key="export",
+                             hint="one of: " + ", ".join(names))
+    chosen = next(s for s in result.sets if s.name == name)
+    anchors = [a.tolist() for a in chosen.anchors]
+    written = None
+    if in_place or target:
+        out, written = save_export(detector, anchors, target=target, in_place=in_place)
+    else:
+        out = make_export(detector, anchors)
+    result.notes += [f"export: {n}" for n in out.notes]
+    if out.changes_centers:
+        result.sets.append(score_as_exported(result, wh, name, out.center_offsets))
+    return SetExport(name, out, written)

@@ -13,7 +13,7 @@ Rules (research/anchor_tools.md §6, erf.md §3.9):
 - **Anchor-free** ranges: FCOS (4s, 8s] of the regression distance (the detector's own
   ``regress_ranges`` where it has them, in the unit its reader records in
   ``Level.range_measure``). A range is checked like an anchor: the objects routed to the level
-  against its ERF and head RF. ``anchorfit.anchor_free`` adds what each level can learn given its
+  against its ERF and head RF. ``design.anchor_free`` adds what each level can learn given its
   assigner (a box needs a candidate grid point: side >= stride for TAL/ATSS/FCOS; DFL heads reach
   (reg_max - 1) strides per side), what no level learns, and the remedies.
 
@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anchorfit.anchor_free import range_sides
-from anchorfit.audit import Finding, _finding
+from anchorfit.design.anchor_free import range_sides
+from anchorfit.design.findings import Finding, finding
 from anchorfit.detector import MEASURE_LABELS, ROUTING_MEASURES, Anchor, Detector, Level
 from anchorfit.errors import AnchorfitError
 
@@ -209,7 +209,7 @@ class Plan:
                 "boxes": "-" if lv.boxes is None else lv.boxes,
             })
             if lv.learnable is not None:
-                from anchorfit.anchor_free import bounds_text
+                from anchorfit.design.anchor_free import bounds_text
 
                 rows[-1]["learnable side"] = bounds_text(lv.learnable)
                 rows[-1]["bounded by"] = (_why(lv.learnable["lower"]) + " / " +
@@ -317,7 +317,7 @@ def _level_numbers(level: Level) -> tuple[float, int | None, int | None]:
 def default_rule(detector: Detector) -> str:
     """The rule a plan uses when none is asked for: FCOS ranges for anchor-free detectors (they
     have no anchors to size), S3FD's equal-proportion rule for every other."""
-    from anchorfit.anchor_free import is_anchor_free
+    from anchorfit.design.anchor_free import is_anchor_free
 
     return "fcos" if is_anchor_free(detector) else "s3fd"
 
@@ -369,9 +369,41 @@ DEFAULT_RATIOS = {"s3fd": (1.0,), "ssd": (0.5, 1.0, 2.0), "ssd-caffe": (0.5, 1.0
                   "octave": (0.5, 1.0, 2.0), "fcos": ()}
 
 
-def plan(detector: Detector, *, rule: str | None = None, ratio: float = 4.0,
+#: defaults of ``plan`` / ``measure_erf`` that callers (the CLI) show and pass on
+RATIO = 4.0  # anchor = RATIO x stride (S3FD)
+RESTARTS = 10  # k-means restarts with boxes
+SAMPLES = 2  # ERF noise samples
+
+
+def check_options(*, rule: str | None = None, ratio: float = RATIO, k: int | None = None,
+                  aspect_ratios: Sequence[float] | None = None,
+                  scales_per_octave: int | None = None, samples: int = SAMPLES) -> None:
+    """Validate ``plan``'s (and ``measure_erf``'s) parameters; messages name the parameter.
+
+    ``plan`` and ``measure_erf`` call it; a caller with slow work first (reading a detector and
+    a dataset, measuring the ERF) may call it first to fail early.
+    """
+    if rule is not None and rule not in RULES:
+        raise AnchorfitError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}",
+                             key="rule")
+    if not ratio > 0 or math.isinf(ratio):
+        raise AnchorfitError(f"ratio must be positive, not {ratio}", key="ratio")
+    if k is not None and k < 1:
+        raise AnchorfitError(f"k {k}: expected at least 1", key="k")
+    if aspect_ratios is not None and (not aspect_ratios or not all(
+            r > 0 and math.isfinite(r) for r in aspect_ratios)):
+        raise AnchorfitError(f"aspect ratios must be positive numbers, not {list(aspect_ratios)}",
+                             key="aspect_ratios")
+    if scales_per_octave is not None and scales_per_octave < 1:
+        raise AnchorfitError(f"scales_per_octave {scales_per_octave}: expected at least 1",
+                             key="scales_per_octave")
+    if samples < 1:
+        raise AnchorfitError(f"samples {samples}: expected at least 1", key="samples")
+
+
+def plan(detector: Detector, *, rule: str | None = None, ratio: float = RATIO,
          wh: np.ndarray | None = None, k: int | None = None,
-         erf: dict[str, ErfSize] | None = None, seed: int = 0, restarts: int = 10,
+         erf: dict[str, ErfSize] | None = None, seed: int = 0, restarts: int = RESTARTS,
          ssd_ratios: tuple[float, float] = (0.2, 0.9),
          aspect_ratios: Sequence[float] | None = None,
          scales_per_octave: int | None = None) -> Plan:
@@ -384,18 +416,8 @@ def plan(detector: Detector, *, rule: str | None = None, ratio: float = 4.0,
     detector's current count) are clustered per level and the dataset checks run.
     """
     rule = default_rule(detector) if rule is None else rule
-    if rule not in RULES:
-        raise AnchorfitError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}",
-                             key="rule")
-    if not ratio > 0 or math.isinf(ratio):
-        raise AnchorfitError(f"ratio must be a positive number, not {ratio}", key="ratio")
-    if aspect_ratios is not None and (not aspect_ratios or not all(
-            r > 0 and math.isfinite(r) for r in aspect_ratios)):
-        raise AnchorfitError(f"aspect ratios must be positive numbers, not {list(aspect_ratios)}",
-                             key="aspect_ratios")
-    if scales_per_octave is not None and scales_per_octave < 1:
-        raise AnchorfitError(f"scales per octave must be at least 1, not {scales_per_octave}",
-                             key="scales_per_octave")
+    check_options(rule=rule, ratio=ratio, k=k, aspect_ratios=aspect_ratios,
+                  scales_per_octave=scales_per_octave)
     if detector.network is not None and any(lv.rf is None and lv.node for lv in detector.levels):
         detector.analyze()
     levels = detector.levels
@@ -439,7 +461,7 @@ def plan(detector: Detector, *, rule: str | None = None, ratio: float = 4.0,
     learn = _learnability(result, levels, wh) if rule == "fcos" else None
     result.warnings = _checks(result, wh)
     if learn is not None:
-        from anchorfit.anchor_free import findings
+        from anchorfit.design.anchor_free import findings
 
         result.warnings += findings(learn, detector.input_size)
     return result
@@ -447,8 +469,8 @@ def plan(detector: Detector, *, rule: str | None = None, ratio: float = 4.0,
 
 def _learnability(result: Plan, levels: Sequence[Level], wh: np.ndarray | None) -> Any:
     """Anchor-free plans: each level's learnable sizes from its assigner, what no level learns
-    and the remedies (``anchorfit.anchor_free``); unranged levels count the boxes they own."""
-    from anchorfit import anchor_free as af
+    and the remedies (``design.anchor_free``); unranged levels count the boxes they own."""
+    from anchorfit.design import anchor_free as af
 
     specs = af.specs_from_levels(levels, [lv.anchor_free_range for lv in result.levels],
                                  [lv.range_measure for lv in result.levels])
@@ -476,7 +498,7 @@ def _learnability(result: Plan, levels: Sequence[Level], wh: np.ndarray | None) 
 def _route_anchor_free(result: Plan, wh: np.ndarray) -> None:
     """Count the boxes each anchor-free range takes: the level whose (lo, hi] holds the box's
     measure (FCOS: its largest regression distance, max(w, h)/2 at its centre) owns it."""
-    from anchorfit.anchor_free import measure_of
+    from anchorfit.design.anchor_free import measure_of
 
     taken = np.zeros(len(wh), dtype=bool)
     for lv in result.levels:
@@ -547,35 +569,35 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
                       "or assign these objects to the next level" if free is None else
                       "lower this level's regress range, or route these objects to the next "
                       "level")
-            out.append(_finding("AF201", level, f"{what} is not below the ERF "
-                                f"{lv.erf.value:.0f} (anchor <= ERF < RF fails)", remedy,
-                                side=side, erf=lv.erf.value))
+            out.append(finding("AF201", level, f"{what} is not below the ERF "
+                               f"{lv.erf.value:.0f} (anchor <= ERF < RF fails)", remedy,
+                               side=side, erf=lv.erf.value))
         feature_rf = lv.rf or rf
         if lv.erf is not None and feature_rf is not None and lv.erf.value >= feature_rf:
-            out.append(_finding("AF202", level, f"ERF {lv.erf.value:.0f} is not below the RF "
-                                f"{feature_rf}", "check the ERF samples/weights (--samples)",
-                                erf=lv.erf.value, rf=feature_rf))
+            out.append(finding("AF202", level, f"ERF {lv.erf.value:.0f} is not below the RF "
+                               f"{feature_rf}", "check the ERF samples/weights (--samples)",
+                               erf=lv.erf.value, rf=feature_rf))
         largest = side if free is None else (range_sides(free, lv.range_measure)[1]
                                              if math.isfinite(free[1]) else None)
         if largest is not None and rf is not None and largest > rf:
             what_max = what if free is None else (f"objects up to {largest:g} px (range "
                                                   f"({free[0]:g}, {free[1]:g}])")
-            out.append(_finding("AF203", level, f"{what_max} exceed{'s' if free is None else ''} "
-                                f"the head RF {rf}", "the level predicts objects larger than it "
-                                "sees; add a deeper level" + ("" if free is None else
-                                                              " or lower the range's upper end"),
-                                side=largest, rf=rf))
+            out.append(finding("AF203", level, f"{what_max} exceed{'s' if free is None else ''} "
+                               f"the head RF {rf}", "the level predicts objects larger than it "
+                               "sees; add a deeper level" + ("" if free is None else
+                                                             " or lower the range's upper end"),
+                               side=largest, rf=rf))
         if lv.densify > 1:
             offs = ", ".join(f"{o:g}" for o in sorted({o for a in lv.anchors[:1]
                                                        for p in (a.offsets or ()) for o in p}))
-            out.append(_finding("AF204", level, f"anchor/stride = {side / lv.stride:.2f} < "
-                                f"{result.ratio:g}: tile {lv.densify}x{lv.densify} shifted "
-                                f"copies per cell at offsets {offs} (cells)",
-                                "densify (FaceBoxes) or move these anchors to a finer level",
-                                copies=lv.densify))
+            out.append(finding("AF204", level, f"anchor/stride = {side / lv.stride:.2f} < "
+                               f"{result.ratio:g}: tile {lv.densify}x{lv.densify} shifted "
+                               f"copies per cell at offsets {offs} (cells)",
+                               "densify (FaceBoxes) or move these anchors to a finer level",
+                               copies=lv.densify))
         if wh is not None and lv.boxes == 0:
-            out.append(_finding("AF207", level, "no box of the dataset is assigned here",
-                                "drop the level, or lower k elsewhere", boxes=0))
+            out.append(finding("AF207", level, "no box of the dataset is assigned here",
+                               "drop the level, or lower k elsewhere", boxes=0))
     if wh is not None and len(wh):
         sides = np.sqrt(wh[:, 0] * wh[:, 1])
         by_stride = sorted(result.levels, key=lambda lv: lv.stride)
@@ -584,21 +606,21 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
         if top_rf is not None:
             n = int(np.sum(np.maximum(wh[:, 0], wh[:, 1]) > top_rf))
             if n:
-                out.append(_finding("AF205", Level(largest.name), f"{n} boxes "
-                                    f"({n / len(wh):.1%}) are larger than the largest head RF "
-                                    f"{top_rf} px", "add a deeper level or train at a smaller "
-                                    "input size", boxes=n, rf=top_rf))
+                out.append(finding("AF205", Level(largest.name), f"{n} boxes "
+                                   f"({n / len(wh):.1%}) are larger than the largest head RF "
+                                   f"{top_rf} px", "add a deeper level or train at a smaller "
+                                   "input size", boxes=n, rf=top_rf))
         finest = by_stride[0].stride
         n = int(np.sum(sides < finest / 4))
         if n:
-            out.append(_finding("AF206", Level(by_stride[0].name), f"{n} boxes "
-                                f"({n / len(wh):.1%}) are smaller than a quarter of the finest "
-                                f"stride ({finest / 4:g} px)", "add a finer level (upsampled "
-                                "features) or train at a larger input size", boxes=n))
+            out.append(finding("AF206", Level(by_stride[0].name), f"{n} boxes "
+                               f"({n / len(wh):.1%}) are smaller than a quarter of the finest "
+                               f"stride ({finest / 4:g} px)", "add a finer level (upsampled "
+                               "features) or train at a larger input size", boxes=n))
     return out
 
 
-def measure_erf(detector: Detector, *, samples: int = 2, seed: int = 0,
+def measure_erf(detector: Detector, *, samples: int = SAMPLES, seed: int = 0,
                 progress: bool = False, erf_input: tuple[int, int] | None = None
                 ) -> tuple[dict[str, ErfSize], list[str]]:
     """ERF (4 sigma, mean of the two axes, with its 95 % interval) of every level.
@@ -609,12 +631,13 @@ def measure_erf(detector: Detector, *, samples: int = 2, seed: int = 0,
     (``models.as_traced``); weights are random (seeded) with BatchNorm recalibrated, as in
     ``anchorfit erf``. The first note names the canvas.
     """
-    from anchorfit.erf import estimate
-    from anchorfit.erf.canvas import erf_network
+    from anchorfit.design.erf_network import erf_network
+    from anchorfit.erf import ErfConfig, estimate
 
+    check_options(samples=samples)
     layers = [lv.name for lv in detector.levels if lv.node]
     net, canvas = erf_network(detector, layers, erf_input, seed=seed)
-    result = estimate(net, layers, samples=samples, seed=seed, progress=progress)
+    result = estimate(net, layers, ErfConfig(samples=samples, seed=seed), progress=progress)
     sizes = {}
     for lv in result.levels:
         axes = np.asarray(lv.erf_4sigma, dtype=float)  # (y, x)

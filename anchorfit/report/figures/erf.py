@@ -91,24 +91,3 @@ def save_erf_figure(result: ERFResult, path: str | Path) -> None:
     finally:
         plt.close(fig)
 
-
-def maps_npz(result: ERFResult) -> bytes:
-    """The mean maps as an .npz: ``map_<k>`` (H, W float64 on the whole input) for the k-th of
-    ``layers``, with ``cell``, ``cell_rf_box`` (k, 2, 2: rows, cols) and ``cell_center``."""
-    import io
-
-    arrays: dict[str, Any] = {
-        "layers": np.array([lv.name for lv in result.levels]),
-        "input": np.array(result.input_size),
-        "mode": np.array(result.mode),
-        "seed": np.array(result.seed),
-        "samples": np.array(result.samples),
-        "cell": np.array([lv.cell for lv in result.levels]),
-        "cell_rf_box": np.array([lv.box for lv in result.levels]),
-        "cell_center": np.array([[float(c) for c in lv.center] for lv in result.levels]),
-    }
-    for k, lv in enumerate(result.levels):
-        arrays[f"map_{k}"] = lv.full_map(result.input_size)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return buf.getvalue()

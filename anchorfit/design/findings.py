@@ -1,36 +1,42 @@
-"""Audit a detector's anchors: a catalogue of checks with stable codes.
+"""The catalogue of anchor checks, each with its runner, and the findings they report.
 
-Every finding names the level (and anchor) it concerns, the numbers measured, and a one-line
-remedy. Codes never change meaning, so CI scripts can filter on them; ``--fail-on`` turns findings
-of a given severity into a non-zero exit status.
+Every check has a stable code (AF1xx: the anchors of a detector, ``design.audit``; AF2xx: what a
+plan or its data cannot satisfy, raised by ``design.plan``; AF3xx: what an anchor-free assigner
+lets a level learn, from ``design.anchor_free``), a default severity and a runner. Every finding
+names the level (and anchor) it concerns, the numbers measured, and a one-line remedy. Codes never
+change meaning, so CI scripts can filter on them.
 
 Coordinates: anchor centres are compared with RF centres in continuous pixel coordinates, where
 the RF centre of cell i is ``c0 + i*S + 0.5`` (index convention + 0.5) and an anchor generator puts
 cell i's anchor centre at ``(i + center_offset) * step``.
+
+This module sits below the planner and the anchor-free analysis (both report ``Finding``s made
+with ``finding()``); the anchor-free runners therefore get that analysis passed in through
+``AuditInputs.anchor_free`` rather than importing it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from anchorfit.detector import Detector, Level
-from anchorfit.errors import AnchorfitError
 
 Severity = Literal["info", "warning", "error"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+Runner = Callable[["AuditInputs"], list["Finding"]]
 
 
 @dataclass(frozen=True)
 class Check:
-    """A check of the catalogue: its stable code, default severity and what it looks at."""
+    """A check of the catalogue: its stable code, default severity, what it looks at, and the
+    function that runs it on ``AuditInputs`` (None where another step raises it: the planner)."""
 
     code: str
     name: str
@@ -38,69 +44,7 @@ class Check:
     needs_boxes: bool
     needs_erf: bool
     summary: str
-
-
-CHECKS: dict[str, Check] = {c.code: c for c in [
-    Check("AF101", "anchor-exceeds-rf", "warning", False, False,
-          "an anchor is larger than its level's receptive field (head RF included)"),
-    Check("AF102", "anchor-outside-erf-band", "warning", False, True,
-          "an anchor lies outside [ERF/4, ERF] (ERF = 4 sigma of the effective receptive field)"),
-    Check("AF103", "sparse-tiling", "warning", False, False,
-          "anchor/step < 1: neighbouring anchors leave gaps, small objects fall between them"),
-    Check("AF104", "uneven-density", "info", False, False,
-          "anchor/stride differs a lot between levels (not equal-proportion tiling)"),
-    Check("AF105", "anchor-order", "error", False, False,
-          "anchor sizes do not grow with the level's stride (YOLOv5 check_anchor_order)"),
-    Check("AF106", "mask-skips-or-shares", "warning", False, False,
-          "Darknet masks leave anchors unused or give one anchor to several levels"),
-    Check("AF107", "filters-mismatch", "error", False, False,
-          "Darknet filters= before a [yolo] layer is not (classes + 5) x |mask|"),
-    Check("AF108", "step-not-stride", "warning", False, False,
-          "the anchor generator's step differs from the feature map's true stride"),
-    Check("AF109", "centre-offset", "warning", False, False,
-          "anchor centres sit more than S/4 away from the RF centres of their cells"),
-    Check("AF110", "dead-anchor", "warning", True, False,
-          "an anchor that no box of the dataset can be assigned to"),
-    Check("AF111", "boxes-below-reach", "warning", True, False,
-          "boxes smaller than the smallest anchor can match"),
-    Check("AF112", "empty-level", "warning", True, False,
-          "a level that receives no boxes of the dataset"),
-    Check("AF113", "prior-count", "error", False, False,
-          "the config's feature-map size differs from the network's at this input size (SSD "
-          "prior count mismatch)"),
-    Check("AF114", "misaligned-level", "info", False, False,
-          "the level's RF depends on the cell phase (FPN/YOLO top-down paths, upsampling)"),
-    Check("AF115", "global-context", "info", False, False,
-          "the level depends on the whole image (SE, GroupNorm, global pooling)"),
-    # planner findings (anchorfit plan): what the proposal or the data cannot satisfy
-    Check("AF201", "anchor-not-below-erf", "warning", False, True,
-          "the proposed anchor is not smaller than the level's ERF"),
-    Check("AF202", "erf-not-below-rf", "warning", False, True,
-          "the measured ERF is not smaller than the theoretical RF"),
-    Check("AF203", "anchor-exceeds-head-rf", "warning", False, False,
-          "the proposed anchor is larger than the level's head RF"),
-    Check("AF204", "densify", "info", False, False,
-          "anchor/stride below the target ratio: shifted copies restore the density"),
-    Check("AF205", "objects-beyond-rf", "warning", True, False,
-          "objects larger than the largest head RF"),
-    Check("AF206", "objects-below-stride", "warning", True, False,
-          "objects smaller than a quarter of the finest stride"),
-    Check("AF207", "level-without-boxes", "warning", True, False,
-          "a level the dataset gives nothing to detect"),
-    # anchor-free detectors (anchorfit.anchor_free): what the assigner's geometry lets a level learn
-    Check("AF301", "af-no-positive-point", "warning", True, False,
-          "boxes smaller than the finest level's candidate region may get no positive point "
-          "(a box needs a grid point inside it: side >= stride for TAL/ATSS/FCOS)"),
-    Check("AF302", "af-beyond-reach", "warning", True, False,
-          "boxes larger than every level's upper bound (DFL reach 2 (reg_max - 1) stride, or the "
-          "last regress range)"),
-    Check("AF303", "af-range-gap", "warning", True, False,
-          "boxes that fall between or below the levels' regress/scale ranges"),
-    Check("AF304", "af-ranges-leave-sizes", "warning", False, False,
-          "the levels' ranges (or DFL reach) leave object sizes that no level learns"),
-    Check("AF305", "af-centre-sampling-radius", "error", False, False,
-          "a centre sampling radius under 0.5 strides misses the grid for boxes of every size"),
-]}
+    run: Runner | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -126,60 +70,21 @@ class Finding:
 
 
 @dataclass
-class AuditReport:
-    """All findings on one detector (and optionally one dataset)."""
-
-    detector: str
-    findings: list[Finding]
-    checks_run: list[str]
-    notes: list[str] = field(default_factory=list)
-    erf: dict[str, float] | None = None  # level -> ERF size (4 sigma, px) the band check used
-
-    def worst(self) -> Severity | None:
-        if not self.findings:
-            return None
-        return max((f.severity for f in self.findings), key=SEVERITY_RANK.__getitem__)
-
-    def fails(self, fail_on: Severity | None) -> bool:
-        """True when a finding is at least as severe as ``fail_on``."""
-        if fail_on is None:
-            return False
-        return any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK[fail_on] for f in self.findings)
-
-    def codes(self) -> set[str]:
-        return {f.code for f in self.findings}
-
-    def to_frame(self) -> pd.DataFrame:
-        rows = [{"code": f.code, "severity": f.severity, "level": f.level or "-",
-                 "anchor": "-" if f.anchor is None else f.anchor, "finding": f.message,
-                 "remedy": f.remedy} for f in self.findings]
-        return pd.DataFrame(rows, columns=["code", "severity", "level", "anchor", "finding",
-                                           "remedy"])
-
-    def to_dict(self) -> dict[str, Any]:
-        counts = {s: sum(1 for f in self.findings if f.severity == s) for s in SEVERITY_RANK}
-        return {"detector": self.detector, "checks_run": self.checks_run, "counts": counts,
-                "findings": [f.to_dict() for f in self.findings], "erf": self.erf,
-                "notes": self.notes}
-
-
-@dataclass
 class AuditInputs:
     """What the checks look at: the analysed detector, optionally box sizes and ERF sizes."""
 
     detector: Detector
     wh: np.ndarray | None = None  # (N, 2) box widths/heights in input pixels
     erf: dict[str, float] | None = None  # level name -> ERF size (4 sigma, px)
+    #: the anchor-free findings (AF301-AF305) of this detector, made on first use by the caller
+    #: (``design.audit`` passes ``design.anchor_free``'s analysis); an empty list on anchor
+    #: detectors. Passed in so that the catalogue sits below the analysis it reports.
+    anchor_free: Callable[[], list[Finding]] | None = None
 
     @cached_property
-    def learnability(self) -> Any:
-        """Anchor-free detectors: ``anchor_free.analyse`` of its levels (None otherwise)."""
-        from anchorfit import anchor_free as af
-
-        if not af.is_anchor_free(self.detector):
-            return None
-        return af.analyse(af.specs_from_levels(self.detector.levels), self.wh,
-                          self.detector.input_size)
+    def anchor_free_findings(self) -> list[Finding]:
+        """AF301-AF305 on this detector, computed once for the five anchor-free runners."""
+        return [] if self.anchor_free is None else self.anchor_free()
 
     @cached_property
     def assignment(self) -> Assignment:
@@ -214,19 +119,20 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
-def _finding(code: str, level: Level | None, message: str, remedy: str,
-             anchor: int | None = None, **measured: Any) -> Finding:
+def finding(code: str, level: Level | None, message: str, remedy: str,
+            anchor: int | None = None, **measured: Any) -> Finding:
+    """A ``Finding`` of check ``code`` at its catalogue severity; ``measured`` made JSON-ready."""
     return Finding(code, CHECKS[code].severity, None if level is None else level.name, message,
-                   remedy, anchor, {k: _json(v) for k, v in measured.items()})
+                   remedy, anchor, {k: json_value(v) for k, v in measured.items()})
 
 
-def _json(v: Any) -> Any:
+def json_value(v: Any) -> Any:
     if isinstance(v, Fraction):
         return float(v)
     if isinstance(v, (np.floating, np.integer)):
         return v.item()
     if isinstance(v, (list, tuple)):
-        return [_json(x) for x in v]
+        return [json_value(x) for x in v]
     return v
 
 
@@ -243,7 +149,7 @@ def check_anchor_exceeds_rf(inp: AuditInputs) -> list[Finding]:
         for i, a in enumerate(level.anchors):
             side = max(a.w, a.h)
             if side > limit:
-                out.append(_finding(
+                out.append(finding(
                     "AF101", level, f"anchor {_fmt(a.w)}x{_fmt(a.h)} is larger than the head RF "
                     f"{limit} px", "move it to a deeper level, or accept that the level predicts "
                     "beyond what it sees", i, size=[a.w, a.h], rf=list(rf.rf)))
@@ -262,7 +168,7 @@ def check_erf_band(inp: AuditInputs) -> list[Finding]:
             side = _side(a.w, a.h)
             if side > erf or side < erf / 4:
                 where = "above" if side > erf else "below"
-                out.append(_finding(
+                out.append(finding(
                     "AF102", level, f"anchor {_fmt(a.w)}x{_fmt(a.h)} (side {_fmt(side)}) is "
                     f"{where} the ERF band [{_fmt(erf / 4)}, {_fmt(erf)}]",
                     "S3FD rule: anchor < ERF < RF; pick an anchor inside the band or move it "
@@ -283,7 +189,7 @@ def check_sparse_tiling(inp: AuditInputs) -> list[Finding]:
             density = min(a.w, a.h) * math.sqrt(copies) / step
             if density < 1:
                 n = math.ceil(1 / density)
-                out.append(_finding(
+                out.append(finding(
                     "AF103", level, f"anchor {_fmt(a.w)}x{_fmt(a.h)} on step {_fmt(step)}: "
                     f"anchor/step = {density:.2f}", f"densify it {n}x per axis "
                     f"(FaceBoxes), or tile it on a finer level", i, density=density, step=step))
@@ -304,10 +210,10 @@ def check_uneven_density(inp: AuditInputs) -> list[Finding]:
     if hi / lo <= 2:
         return []
     text = ", ".join(f"{k} {v:.2f}" for k, v in ratios.items())
-    return [_finding("AF104", None, f"anchor/stride (geometric mean per level) ranges from "
-                     f"{lo:.2f} to {hi:.2f}: {text}",
-                     "equal-proportion tiling (S3FD) keeps anchor/stride constant, e.g. 4",
-                     ratios=ratios)]
+    return [finding("AF104", None, f"anchor/stride (geometric mean per level) ranges from "
+                    f"{lo:.2f} to {hi:.2f}: {text}",
+                    "equal-proportion tiling (S3FD) keeps anchor/stride constant, e.g. 4",
+                    ratios=ratios)]
 
 
 def check_anchor_order(inp: AuditInputs) -> list[Finding]:
@@ -323,7 +229,7 @@ def check_anchor_order(inp: AuditInputs) -> list[Finding]:
     for a, b in zip(by_stride, by_stride[1:]):
         sa, sb = a.stride_px(), b.stride_px()
         if sb > sa and area[b.name] < area[a.name]:
-            out.append(_finding(
+            out.append(finding(
                 "AF105", b, f"level {b.name} (stride {_fmt(sb)}) has smaller anchors (mean area "
                 f"{_fmt(area[b.name])}) than level {a.name} (stride {_fmt(sa)})",
                 "reverse or re-sort the anchor lists so that anchors grow with stride",
@@ -346,16 +252,16 @@ def check_masks(inp: AuditInputs) -> list[Finding]:
     unused = [i for i in range(int(total)) if i not in used]
     shared = {i: names for i, names in used.items() if len(names) > 1}
     if unused:
-        out.append(_finding("AF106", None, f"anchors {unused} are in no mask (of {total})",
-                            "make the masks cover every anchor exactly once, e.g. 0,1,2 / 3,4,5",
-                            unused=unused))
+        out.append(finding("AF106", None, f"anchors {unused} are in no mask (of {total})",
+                           "make the masks cover every anchor exactly once, e.g. 0,1,2 / 3,4,5",
+                           unused=unused))
     for i, names in shared.items():
-        out.append(_finding("AF106", None, f"anchor {i} is used by levels {', '.join(names)}",
-                            "give each anchor to one level", shared=[i, names]))
+        out.append(finding("AF106", None, f"anchor {i} is used by levels {', '.join(names)}",
+                           "give each anchor to one level", shared=[i, names]))
     for lv in levels:
         if lv.mask and sorted(lv.mask) != list(range(min(lv.mask), max(lv.mask) + 1)):
-            out.append(_finding("AF106", lv, f"mask {lv.mask} is not a contiguous range",
-                                "use consecutive anchors per level", mask=lv.mask))
+            out.append(finding("AF106", lv, f"mask {lv.mask} is not a contiguous range",
+                               "use consecutive anchors per level", mask=lv.mask))
     return out
 
 
@@ -371,10 +277,10 @@ def check_filters(inp: AuditInputs) -> list[Finding]:
         if int(filters) != want:
             line = lv.extra.get("filters_line")
             where = f" (line {line})" if line else ""
-            out.append(_finding("AF107", lv, f"filters={filters}{where} but (classes {classes} "
-                                f"+ 5) x {len(lv.mask)} anchors = {want}",
-                                f"set filters={want} in the [convolutional] before this [yolo]",
-                                filters=int(filters), expected=want))
+            out.append(finding("AF107", lv, f"filters={filters}{where} but (classes {classes} "
+                               f"+ 5) x {len(lv.mask)} anchors = {want}",
+                               f"set filters={want} in the [convolutional] before this [yolo]",
+                               filters=int(filters), expected=want))
     return out
 
 
@@ -394,7 +300,7 @@ def check_step(inp: AuditInputs) -> list[Finding]:
                 where = (f"the last of {n} cells is {_fmt(abs(drift))} px off" if n > 1 else
                          f"its single cell's anchors sit at {_fmt(anchor_centre)} px, the RF "
                          f"centre at {_fmt(rf_centre)} px")
-                out.append(_finding(
+                out.append(finding(
                     "AF108", lv, f"anchor step {_fmt(float(sp))} but the feature map's stride is "
                     f"{_fmt(float(st))} ({'yx'[axis]} axis): {where}",
                     f"use step {_fmt(float(st))}", step=float(sp), stride=float(st),
@@ -425,7 +331,7 @@ def check_centres(inp: AuditInputs) -> list[Finding]:
         stride = float(max(lv.rf.stride))
         if worst > stride / 4:
             axis, i = where
-            out.append(_finding(
+            out.append(finding(
                 "AF109", lv, f"anchor centres are up to {_fmt(worst)} px from the RF centres "
                 f"(cell {i}, {'yx'[axis]} axis; S/4 = {_fmt(stride / 4)})",
                 "shift the anchor grid (centre offset) to the RF centres or use step = stride",
@@ -469,10 +375,10 @@ def check_dead_anchors(inp: AuditInputs) -> list[Finding]:
     for (name, i), c in zip(ids, counts):
         if c == 0:
             a = levels[name].anchors[i]
-            out.append(_finding("AF110", levels[name], f"anchor {_fmt(a.w)}x{_fmt(a.h)} matches "
-                                f"none of {len(inp.wh)} boxes under the assigner",
-                                "drop it or re-cluster (anchorfit kmeans --levels ...)", i,
-                                boxes=int(c)))
+            out.append(finding("AF110", levels[name], f"anchor {_fmt(a.w)}x{_fmt(a.h)} matches "
+                               f"none of {len(inp.wh)} boxes under the assigner",
+                               "drop it or re-cluster (anchorfit kmeans --levels ...)", i,
+                               boxes=int(c)))
     return out
 
 
@@ -495,10 +401,10 @@ def check_boxes_below_reach(inp: AuditInputs) -> list[Finding]:
         return []
     # the finest level (Darknet lists its [yolo] heads coarse first, so not levels[0])
     finest = min(det.levels, key=lambda lv: lv.stride_px() or math.inf)
-    return [_finding("AF111", finest, f"{n} boxes ({frac:.1%}) are smaller than the "
-                     f"smallest anchor {_fmt(smallest[0])}x{_fmt(smallest[1])} and match at most "
-                     "the forced best anchor", "add a smaller anchor on the finest level, or "
-                     "train at a larger input size", boxes=n, fraction=frac)]
+    return [finding("AF111", finest, f"{n} boxes ({frac:.1%}) are smaller than the "
+                    f"smallest anchor {_fmt(smallest[0])}x{_fmt(smallest[1])} and match at most "
+                    "the forced best anchor", "add a smaller anchor on the finest level, or "
+                    "train at a larger input size", boxes=n, fraction=frac)]
 
 
 def check_empty_levels(inp: AuditInputs) -> list[Finding]:
@@ -515,9 +421,9 @@ def check_empty_levels(inp: AuditInputs) -> list[Finding]:
         got = sum(1 for b in best_level if b == lv.name)
         matched = int(ok[:, [k for k, (n, _) in enumerate(ids) if n == lv.name]].any(1).sum())
         if matched == 0:
-            out.append(_finding("AF112", lv, f"no box of {len(wh)} is assigned to this level",
-                                "remove the level or move anchors here from crowded levels",
-                                boxes=0, best_anchor_boxes=got))
+            out.append(finding("AF112", lv, f"no box of {len(wh)} is assigned to this level",
+                               "remove the level or move anchors here from crowded levels",
+                               boxes=0, best_anchor_boxes=got))
     return out
 
 
@@ -529,7 +435,7 @@ def check_prior_count(inp: AuditInputs) -> list[Finding]:
         actual = lv.rf.feature_size
         if tuple(lv.feature_size) != tuple(actual):
             per = max(len(lv.anchors), 1)
-            out.append(_finding(
+            out.append(finding(
                 "AF113", lv, f"the config tiles a {lv.feature_size[0]}x{lv.feature_size[1]} grid "
                 f"but the network gives {actual[0]}x{actual[1]} at input "
                 f"{inp.detector.input_size[0]}x{inp.detector.input_size[1]} "
@@ -541,75 +447,115 @@ def check_prior_count(inp: AuditInputs) -> list[Finding]:
 
 
 def check_misaligned(inp: AuditInputs) -> list[Finding]:
-    return [_finding("AF114", lv, (f"RF depends on the cell phase (period "
-                                   f"{lv.rf.y.period}x{lv.rf.x.period})"
-                                   if lv.rf.y.period * lv.rf.x.period > 1 else
-                                   "paths into this level disagree on the RF centre") +
-                     f"; rf {max(lv.rf.rf)} is the maximum",
-                     "anchors here see unequal context cell to cell; prefer the lateral path's "
-                     "RF when sizing them", period=[lv.rf.y.period, lv.rf.x.period])
+    return [finding("AF114", lv, (f"RF depends on the cell phase (period "
+                                  f"{lv.rf.y.period}x{lv.rf.x.period})"
+                                  if lv.rf.y.period * lv.rf.x.period > 1 else
+                                  "paths into this level disagree on the RF centre") +
+                    f"; rf {max(lv.rf.rf)} is the maximum",
+                    "anchors here see unequal context cell to cell; prefer the lateral path's "
+                    "RF when sizing them", period=[lv.rf.y.period, lv.rf.x.period])
             for lv in inp.detector.levels if lv.rf is not None and not lv.rf.aligned]
 
 
 def check_global(inp: AuditInputs) -> list[Finding]:
-    return [_finding("AF115", lv, "the level depends on the whole image (global pooling, "
-                     "GroupNorm/LayerNorm statistics or attention); the local RF is reported",
-                     "size anchors by the local RF/ERF; treat the RF bound as soft")
+    return [finding("AF115", lv, "the level depends on the whole image (global pooling, "
+                    "GroupNorm/LayerNorm statistics or attention); the local RF is reported",
+                    "size anchors by the local RF/ERF; treat the RF bound as soft")
             for lv in inp.detector.levels if lv.rf is not None and lv.rf.global_context]
 
 
-RUNNERS: dict[str, Callable[[AuditInputs], list[Finding]]] = {
-    "AF101": check_anchor_exceeds_rf, "AF102": check_erf_band, "AF103": check_sparse_tiling,
-    "AF104": check_uneven_density, "AF105": check_anchor_order, "AF106": check_masks,
-    "AF107": check_filters, "AF108": check_step, "AF109": check_centres,
-    "AF110": check_dead_anchors, "AF111": check_boxes_below_reach, "AF112": check_empty_levels,
-    "AF113": check_prior_count, "AF114": check_misaligned, "AF115": check_global,
-}
-
-
-def _anchor_free_check(code: str) -> Callable[[AuditInputs], list[Finding]]:
+def anchor_free_check(code: str) -> Runner:
     """The runner of one anchor-free check (AF301-AF305); no findings on anchor detectors."""
     def run(inp: AuditInputs) -> list[Finding]:
-        from anchorfit.anchor_free import findings
-
-        learn = inp.learnability
-        if learn is None:
-            return []
-        return [f for f in findings(learn, inp.detector.input_size) if f.code == code]
+        return [f for f in inp.anchor_free_findings if f.code == code]
     return run
 
 
-RUNNERS.update({code: _anchor_free_check(code) for code in
-                ("AF301", "AF302", "AF303", "AF304", "AF305")})
+#: The catalogue, in the order ``audit`` runs it. AF2xx checks have no runner: the planner
+#: raises them from its own numbers (``design.plan``).
+CHECKS: dict[str, Check] = {c.code: c for c in [
+    Check("AF101", "anchor-exceeds-rf", "warning", False, False,
+          "an anchor is larger than its level's receptive field (head RF included)",
+          check_anchor_exceeds_rf),
+    Check("AF102", "anchor-outside-erf-band", "warning", False, True,
+          "an anchor lies outside [ERF/4, ERF] (ERF = 4 sigma of the effective receptive field)",
+          check_erf_band),
+    Check("AF103", "sparse-tiling", "warning", False, False,
+          "anchor/step < 1: neighbouring anchors leave gaps, small objects fall between them",
+          check_sparse_tiling),
+    Check("AF104", "uneven-density", "info", False, False,
+          "anchor/stride differs a lot between levels (not equal-proportion tiling)",
+          check_uneven_density),
+    Check("AF105", "anchor-order", "error", False, False,
+          "anchor sizes do not grow with the level's stride (YOLOv5 check_anchor_order)",
+          check_anchor_order),
+    Check("AF106", "mask-skips-or-shares", "warning", False, False,
+          "Darknet masks leave anchors unused or give one anchor to several levels",
+          check_masks),
+    Check("AF107", "filters-mismatch", "error", False, False,
+          "Darknet filters= before a [yolo] layer is not (classes + 5) x |mask|",
+          check_filters),
+    Check("AF108", "step-not-stride", "warning", False, False,
+          "the anchor generator's step differs from the feature map's true stride",
+          check_step),
+    Check("AF109", "centre-offset", "warning", False, False,
+          "anchor centres sit more than S/4 away from the RF centres of their cells",
+          check_centres),
+    Check("AF110", "dead-anchor", "warning", True, False,
+          "an anchor that no box of the dataset can be assigned to",
+          check_dead_anchors),
+    Check("AF111", "boxes-below-reach", "warning", True, False,
+          "boxes smaller than the smallest anchor can match",
+          check_boxes_below_reach),
+    Check("AF112", "empty-level", "warning", True, False,
+          "a level that receives no boxes of the dataset",
+          check_empty_levels),
+    Check("AF113", "prior-count", "error", False, False,
+          "the config's feature-map size differs from the network's at this input size (SSD "
+          "prior count mismatch)",
+          check_prior_count),
+    Check("AF114", "misaligned-level", "info", False, False,
+          "the level's RF depends on the cell phase (FPN/YOLO top-down paths, upsampling)",
+          check_misaligned),
+    Check("AF115", "global-context", "info", False, False,
+          "the level depends on the whole image (SE, GroupNorm, global pooling)",
+          check_global),
+    # planner findings (design.plan raises them; no runner): what the proposal or the data
+    # cannot satisfy
+    Check("AF201", "anchor-not-below-erf", "warning", False, True,
+          "the proposed anchor is not smaller than the level's ERF"),
+    Check("AF202", "erf-not-below-rf", "warning", False, True,
+          "the measured ERF is not smaller than the theoretical RF"),
+    Check("AF203", "anchor-exceeds-head-rf", "warning", False, False,
+          "the proposed anchor is larger than the level's head RF"),
+    Check("AF204", "densify", "info", False, False,
+          "anchor/stride below the target ratio: shifted copies restore the density"),
+    Check("AF205", "objects-beyond-rf", "warning", True, False,
+          "objects larger than the largest head RF"),
+    Check("AF206", "objects-below-stride", "warning", True, False,
+          "objects smaller than a quarter of the finest stride"),
+    Check("AF207", "level-without-boxes", "warning", True, False,
+          "a level the dataset gives nothing to detect"),
+    # anchor-free detectors (design.anchor_free): what the assigner's geometry lets a level learn
+    Check("AF301", "af-no-positive-point", "warning", True, False,
+          "boxes smaller than the finest level's candidate region may get no positive point "
+          "(a box needs a grid point inside it: side >= stride for TAL/ATSS/FCOS)",
+          anchor_free_check("AF301")),
+    Check("AF302", "af-beyond-reach", "warning", True, False,
+          "boxes larger than every level's upper bound (DFL reach 2 (reg_max - 1) stride, or the "
+          "last regress range)",
+          anchor_free_check("AF302")),
+    Check("AF303", "af-range-gap", "warning", True, False,
+          "boxes that fall between or below the levels' regress/scale ranges",
+          anchor_free_check("AF303")),
+    Check("AF304", "af-ranges-leave-sizes", "warning", False, False,
+          "the levels' ranges (or DFL reach) leave object sizes that no level learns",
+          anchor_free_check("AF304")),
+    Check("AF305", "af-centre-sampling-radius", "error", False, False,
+          "a centre sampling radius under 0.5 strides misses the grid for boxes of every size",
+          anchor_free_check("AF305")),
+]}
 
 
-def audit(detector: Detector, wh: np.ndarray | None = None, erf: dict[str, float] | None = None,
-          only: Sequence[str] | None = None, skip: Sequence[str] = ()) -> AuditReport:
-    """Run the catalogue on an analysed ``detector`` (and box sizes ``wh`` in input pixels)."""
-    if not detector.levels:
-        raise AnchorfitError(f"{detector.name} has no detection levels: it is a backbone or "
-                             "classifier, not a detector, so it has no anchors to audit",
-                             hint="audit a detector config (one with detection heads), or use "
-                                  "'anchorfit rf' for a backbone")
-    if detector.network is not None and any(lv.rf is None and lv.node for lv in detector.levels):
-        detector.analyze()
-    inp = AuditInputs(detector, None if wh is None else np.asarray(wh, dtype=np.float64), erf)
-    findings: list[Finding] = []
-    ran = []
-    notes = []
-    for code, runner in RUNNERS.items():
-        if (only and code not in only) or code in skip:
-            continue
-        check = CHECKS[code]
-        if check.needs_boxes and wh is None:
-            continue
-        if check.needs_erf and not erf:
-            continue
-        ran.append(code)
-        findings.extend(runner(inp))
-    if wh is None:
-        notes.append("dataset checks (AF110-AF112, AF301-AF303) need --boxes")
-    if not erf:
-        notes.append("the ERF band check (AF102) needs ERF sizes (--erf)")
-    findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.code))
-    return AuditReport(detector.name, findings, ran, notes, dict(erf) if erf else None)
+__all__ = ["CHECKS", "SEVERITY_RANK", "Assignment", "AuditInputs", "Check", "Finding", "Runner",
+           "Severity", "anchor_free_check", "finding", "json_value"]

@@ -397,7 +397,7 @@ def _prior_lines(mins: list[float], maxs: list[float], ratios: list[float]) -> l
 def _rewrite_priorboxes(text: str, layer_names: Sequence[str],
                         fields: list[tuple[list[float], list[float], list[float]]],
                         source: str) -> str:
-    from anchorfit.formats._prototxt import Message, parse_prototxt
+    from anchorfit.formats.parsers.prototxt import Message, parse_prototxt
 
     net = parse_prototxt(text, source)
     priors = [layer for layer in net.getall("layer") if layer.get("type") == "PriorBox"]
@@ -438,7 +438,7 @@ def write_export(target: Path, text: str, *, in_place: bool = False,
     (``backup``, default ``original.bak``; kept as it is when ``text`` already inherits it)."""
     if in_place:
         if original is None:
-            raise AnchorfitError("--in-place needs the original file")
+            raise AnchorfitError("in_place needs the original file", key="in_place")
         backup = backup or original.with_name(original.name + ".bak")
         if not (backup.is_file() and _inherits(original, backup)):
             shutil.copy2(original, backup)
@@ -604,8 +604,8 @@ def save_export(detector: object, anchors: Anchors, *, target: Path | None = Non
     if not in_place and target is None:
         raise AnchorfitError("an export needs a target file or in_place")
     if in_place and original is None:
-        raise AnchorfitError("--in-place needs the detector's own file (a torchvision model "
-                             "has none); give --export-to")
+        raise AnchorfitError("in_place needs the detector's own file (a torchvision model "
+                             "has none); export to a target file instead", key="in_place")
     out = make_export(detector, anchors, target=target, in_place=in_place)
     written = write_export(target or source, out.text, in_place=in_place,
                            original=original, backup=out.backup)

@@ -66,7 +66,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from anchorfit.audit import Finding, _finding
+from anchorfit.design.findings import Finding, finding
 from anchorfit.detector import RANGE_MEASURES, Detector, Level
 
 MEASURES = RANGE_MEASURES
@@ -700,7 +700,7 @@ def _cov(c: dict[str, Any]) -> str:
 
 
 def findings(learn: Learnability, input_size: tuple[int, int] | None = None) -> list[Finding]:
-    """The anchor-free checks AF301-AF305 (codes in ``audit.CHECKS``)."""
+    """The anchor-free checks AF301-AF305 (codes in ``findings.CHECKS``)."""
     out: list[Finding] = []
     specs = learn.specs
     order = _by_stride(specs)
@@ -714,29 +714,29 @@ def findings(learn: Learnability, input_size: tuple[int, int] | None = None) -> 
             fix = [rec[k].text for k in ("add-p2", "input") if k in rec and rec[k].gained > 0]
             under = ("" if c["under_finest"] == c["small"] else
                      f"{c['under_finest']} of them ")
-            out.append(_finding("AF301", Level(fine.name), f"{c['small']} boxes "
-                                f"({c['small'] / n:.1%}) may get no positive point: {under}below "
-                                f"{_g(lo[1])}x{_g(lo[0])} px (w x h) on {fine.name} "
-                                f"({fine.rule.text()}); expected "
-                                f"{c['expected_without_positive']:.1f} get none",
-                                "; or ".join(fix) or "add a finer level or a larger input",
-                                boxes=c["small"],
-                                expected=round(c["expected_without_positive"], 2)))
+            out.append(finding("AF301", Level(fine.name), f"{c['small']} boxes "
+                               f"({c['small'] / n:.1%}) may get no positive point: {under}below "
+                               f"{_g(lo[1])}x{_g(lo[0])} px (w x h) on {fine.name} "
+                               f"({fine.rule.text()}); expected "
+                               f"{c['expected_without_positive']:.1f} get none",
+                               "; or ".join(fix) or "add a finer level or a larger input",
+                               boxes=c["small"],
+                               expected=round(c["expected_without_positive"], 2)))
         if c["too_large"]:
             top = order[-1]
             fix = [rec[k].text for k in ("reg-max", "add-p6", "ranges", "input")
                    if k in rec and rec[k].gained > 0]
-            out.append(_finding("AF302", Level(top.name), f"{c['too_large']} boxes "
-                                f"({c['too_large'] / n:.1%}) exceed every level's upper bound "
-                                f"({top.name}: {_g(min(top.bounds()['max']))} px, "
-                                f"{top.bounds()['upper']})", "; or ".join(fix) or
-                                "add a coarser level or a smaller input", boxes=c["too_large"]))
+            out.append(finding("AF302", Level(top.name), f"{c['too_large']} boxes "
+                               f"({c['too_large'] / n:.1%}) exceed every level's upper bound "
+                               f"({top.name}: {_g(min(top.bounds()['max']))} px, "
+                               f"{top.bounds()['upper']})", "; or ".join(fix) or
+                               "add a coarser level or a smaller input", boxes=c["too_large"]))
         if c["gap"]:
             fix = [rec[k].text for k in ("ranges",) if k in rec]
-            out.append(_finding("AF303", None, f"{c['gap']} boxes ({c['gap'] / n:.1%}) fall "
-                                "between or below the levels' ranges: no level takes them",
-                                "; ".join(fix) or "make the ranges contiguous",
-                                boxes=c["gap"]))
+            out.append(finding("AF303", None, f"{c['gap']} boxes ({c['gap'] / n:.1%}) fall "
+                               "between or below the levels' ranges: no level takes them",
+                               "; ".join(fix) or "make the ranges contiguous",
+                               boxes=c["gap"]))
     ranged = [s for s in order if s.ranged]
     gaps = []
     # below the first range: only sizes the finest level's candidates could otherwise reach
@@ -760,17 +760,17 @@ def findings(learn: Learnability, input_size: tuple[int, int] | None = None) -> 
                         f"{top.reg_max}, input {longest:g})")
     if gaps:
         measure = ranged[0].measure if ranged else "box side"
-        out.append(_finding("AF304", None, f"no level learns sizes {'; '.join(gaps)} "
-                            f"({measure})", "make the ranges contiguous and open-ended, raise "
-                            "reg_max, or add a level", gaps=gaps))
+        out.append(finding("AF304", None, f"no level learns sizes {'; '.join(gaps)} "
+                           f"({measure})", "make the ranges contiguous and open-ended, raise "
+                           "reg_max, or add a level", gaps=gaps))
     for s in specs:
         if s.rule.kind == "centre-sampling" and 2 * float(s.rule.radius or 0) < 1:
-            out.append(_finding("AF305", Level(s.name), f"centre sampling radius "
-                                f"{s.rule.radius:g} < 0.5: the sampling region "
-                                f"({2 * s.rule.radius:g} strides) misses the grid at some "
-                                "positions for every box size",
-                                "set center_sample_radius >= 0.5 (FCOS uses 1.5)",
-                                radius=s.rule.radius))
+            out.append(finding("AF305", Level(s.name), f"centre sampling radius "
+                               f"{s.rule.radius:g} < 0.5: the sampling region "
+                               f"({2 * s.rule.radius:g} strides) misses the grid at some "
+                               "positions for every box size",
+                               "set center_sample_radius >= 0.5 (FCOS uses 1.5)",
+                               radius=s.rule.radius))
     return out
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from anchorfit.errors import FormatError
-from anchorfit.formats._common import read_text
+from anchorfit.formats.base import read_text
 
 _TOKEN = re.compile(r"""
     (?P<ws>[ \t\r\f\v]+) |
