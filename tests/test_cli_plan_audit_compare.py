@@ -141,7 +141,7 @@ def test_compare_never_overwrites_the_original(run_cli, shared_data, tmp_path):
     (["plan", "nosuchmodel"], "no such file"),
     (["plan", "--samples", "0"], "--samples 0"),
     (["plan", "--no-erf", "--plot-boxes", "x.png"], "--plot-boxes needs --boxes"),
-    (["plan", "--no-erf", "--ratio", "-1"], "--ratio must be positive"),
+    (["plan", "--no-erf", "--ratio", "-1"], "argument --ratio: expected a finite number above 0"),
     (["audit"], "give a detector to audit"),
     (["audit", "s3fd", "--only", "AF999"], "unknown check code"),
     (["audit", "s3fd", "--erf", "conv3_3=abc"], "--erf 'conv3_3=abc'"),

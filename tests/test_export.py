@@ -189,13 +189,19 @@ def test_in_place_export_loads_and_keeps_a_backup(shared_data, tmp_path, source)
     assert [lv.center_offset for lv in again.levels] == [lv.center_offset for lv in det.levels]
     backup = out.backup or path.with_name(path.name + ".bak")
     assert backup.read_text() == before
-    # a second in-place export: an mmdet override keeps inheriting the original (its backup is
-    # not overwritten by the override, which would make the config inherit itself); other
-    # formats back up the file they replace
+    # a second in-place export keeps every earlier version: the first backup still holds the
+    # original (an mmdet override keeps inheriting it), and the file the second export replaced
+    # is kept under the next number (FILE.bak.1; mmdet NAME.bak.1.py, which loads: it inherits
+    # the original too)
     first = path.read_text()
     save_export(again, new, in_place=True)
-    assert backup.read_text() == (before if out.backup else first)
+    assert backup.read_text() == before
+    second = (path.with_name(path.stem + ".bak.1.py") if out.backup
+              else path.with_name(path.name + ".bak.1"))
+    assert second.read_text() == first
     assert _anchors(load_detector(str(path))) == _anchors(again)
+    if out.backup:
+        assert _anchors(load_detector(str(second))) == _anchors(again)
 
 
 def test_mmdet_retinanet_grid_keeps_anchor_generator_and_top_left_centres(shared_data,

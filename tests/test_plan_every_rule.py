@@ -142,7 +142,7 @@ def test_bad_plan_options_exit_2(run_cli):
     for args, message in [(["--aspect-ratios", "1,0"], "--aspect-ratios '1,0'"),
                           (["--aspect-ratios", "nan"], "--aspect-ratios 'nan'"),
                           (["--scales-per-octave", "0"], "--scales-per-octave 0"),
-                          (["--ratio", "inf"], "--ratio must be positive")]:
+                          (["--ratio", "inf"], "argument --ratio: expected a finite number")]:
         code, out, err = run_cli("plan", "s3fd", "--no-erf", *args)
         assert code == 2 and out == "" and message in err, (args, err)
     with pytest.raises(AnchorfitError, match="aspect ratios must be positive"):

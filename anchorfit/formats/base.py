@@ -42,7 +42,7 @@ class Format:
 
     ``sniff`` decides between formats that share a suffix (``.yaml``: anchorfit spec, YOLOv5,
     Ultralytics, detectron2, mmdet metafile); ``None`` claims every file with one of the suffixes
-    and is tried after the sniffers. ``export`` names the writer in ``anchorfit.export`` that
+    and is tried after the sniffers. ``export`` names the writer in ``anchorfit.design.export`` that
     puts new anchors back into such a file (``None``: no exporter).
     """
 
