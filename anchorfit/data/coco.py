@@ -22,6 +22,9 @@ def read_coco(path: str | Path, *, include_crowd: bool = False) -> Boxes:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FormatError(f"malformed JSON: {exc.msg}", source=path, line=exc.lineno) from None
+    except RecursionError:  # the C decoder recurses per nesting level ('[' * 100000)
+        raise FormatError("JSON nested too deeply (no real annotation file comes near it)",
+                          source=path) from None
     if not isinstance(data, dict) or "annotations" not in data or "images" not in data:
         raise FormatError("not a COCO instances file: expected a JSON object with 'images' and "
                           "'annotations'", source=path, key="annotations")

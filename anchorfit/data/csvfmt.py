@@ -19,6 +19,7 @@ from anchorfit.data._parse import number
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.sizes import SizeTable
 from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.safeinput import check_regular
 
 ALIASES = {
     "image": ("image", "filename", "file_name", "file", "imageid", "image_id", "path", "img"),
@@ -39,6 +40,7 @@ ALIASES = {
 def read_csv(path: str | Path, *, columns: dict[str, str] | None = None,
              normalized: bool | None = None, sizes: SizeTable | None = None) -> Boxes:
     path = Path(path)
+    check_regular(path, AnchorfitError)  # a device or FIFO would be read forever
     try:
         fh = open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:

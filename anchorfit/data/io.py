@@ -12,6 +12,7 @@ from typing import Any
 from anchorfit.data.boxes import Boxes
 from anchorfit.data.sizes import SizeTable, load_sizes
 from anchorfit.errors import AnchorfitError
+from anchorfit.safeinput import check_regular
 
 FORMATS = ("coco", "voc", "yolo", "wider", "fddb", "csv", "cvat", "ultralytics")
 
@@ -62,6 +63,7 @@ def detect_format(path: str | Path) -> str:
 
 
 def _head(path: Path, n: int) -> str:
+    check_regular(path, AnchorfitError)  # opening a FIFO would wait for a writer forever
     try:
         with open(path, "rb") as fh:
             return fh.read(n).decode("utf-8", errors="replace")

@@ -38,8 +38,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from anchorfit.data import progress as _progress
 from anchorfit.data._parse import read_text
 from anchorfit.data.boxes import BoxBuilder, Boxes
@@ -48,6 +46,7 @@ from anchorfit.data.sizes import SizeTable
 from anchorfit.data.yolo import LabelledImage, pack_labels, parse_label_text, parse_labels
 from anchorfit.data.yolo_stream import default_workers
 from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.safeinput import check_regular, safe_load
 
 # the image suffixes Ultralytics reads (ultralytics.data.utils.IMG_FORMATS)
 IMG_FORMATS = frozenset({"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png",
@@ -110,9 +109,10 @@ class DataYaml:
 def is_data_yaml(path: str | Path) -> bool:
     """True for a yaml mapping with a train or val key (an Ultralytics data yaml; whether its
     names/nc are right is checked when it is read, so the message can name the key)."""
+    check_regular(Path(path), AnchorfitError)  # a FIFO or device: say so, do not guess
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = safe_load(read_text(Path(path)), path)
+    except AnchorfitError:  # unreadable, bad YAML: not a data yaml
         return False
     return isinstance(data, dict) and any(k in data for k in ("train", "val"))
 
@@ -121,12 +121,7 @@ def load_data_yaml(path: str | Path) -> DataYaml:
     """Parse and check a data yaml: key types and names/nc (the root is resolved when used)."""
     path = Path(path)
     text = read_text(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise FormatError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", source=path,
-                          line=mark.line + 1 if mark else None) from None
+    data = safe_load(text, path)  # bad YAML, alias bombs, deep nesting, duplicate keys: file:line
     if not isinstance(data, dict):
         raise FormatError("expected a mapping with path/train/val/names keys (an Ultralytics "
                           "data yaml)", source=path)

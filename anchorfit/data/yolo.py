@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from anchorfit.data._parse import integer, list_files, number, read_text
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.imagesize import image_size
 from anchorfit.data.sizes import SizeTable
-from anchorfit.errors import FormatError
+from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.safeinput import safe_load
 
 LIST_FILES = {"train.txt", "val.txt", "valid.txt", "test.txt", "classes.txt", "labels.txt"}
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
@@ -143,8 +142,8 @@ def _class_names(root: Path) -> list[str]:
             return [ln.strip() for ln in read_text(f).splitlines() if ln.strip()]
         for f in sorted(folder.glob("*.yaml")):
             try:
-                names = (yaml.safe_load(read_text(f)) or {}).get("names")
-            except (yaml.YAMLError, AttributeError):
+                names = (safe_load(read_text(f), f) or {}).get("names")
+            except (AnchorfitError, AttributeError):
                 continue
             if isinstance(names, dict):
                 return [str(names[k]) for k in sorted(names)]

@@ -28,6 +28,7 @@ from fractions import Fraction
 from typing import Any
 
 from anchorfit.errors import AnchorfitError
+from anchorfit.safeinput import MAX_KERNEL, beyond_limit
 from anchorfit.rf.graph import (
     Adaptive,
     Global,
@@ -213,6 +214,7 @@ def _window_axis(op: Window, axis: int, n: int, node: Node) -> tuple[TapRule, in
     if k < 1 or s < 1 or d < 1:
         raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): kernel, stride and dilation "
                              "must be positive")
+    _check_taps(node, axis, "kernel", k)
     k_eff = d * (k - 1) + 1
     if op.padding == "same":
         total = max(k_eff - (n % s or s), 0)
@@ -235,14 +237,24 @@ def _window_axis(op: Window, axis: int, n: int, node: Node) -> tuple[TapRule, in
     return (1, s, [[-left + t * d for t in range(k)]]), out
 
 
-def _transposed_axis(op: Transposed, axis: int, n: int) -> tuple[TapRule, int]:
+def _check_taps(node: Node, axis: int, what: str, count: int) -> None:
+    """Refuse an op whose tap list would be longer than ``MAX_KERNEL``: the engine enumerates
+    taps, so a kernel of 10⁹ would build a list of 10⁹ before anything else could fail."""
+    if count > MAX_KERNEL:
+        raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): "
+                             + beyond_limit(f"{what} on the {'yx'[axis]} axis", count, MAX_KERNEL))
+
+
+def _transposed_axis(op: Transposed, axis: int, n: int, node: Node) -> tuple[TapRule, int]:
     k, s, p, d = op.kernel[axis], op.stride[axis], op.padding[axis], op.dilation[axis]
+    _check_taps(node, axis, "kernel", k)
+    _check_taps(node, axis, "stride", s)
     out = (n - 1) * s - 2 * p + d * (k - 1) + op.output_padding[axis] + 1
     taps = [[(o + p - t * d) // s for t in range(k) if (o + p - t * d) % s == 0] for o in range(s)]
     return (s, 1, taps), out
 
 
-def _resample_axis(op: Resample, axis: int, n: int) -> tuple[TapRule, int]:
+def _resample_axis(op: Resample, axis: int, n: int, node: Node) -> tuple[TapRule, int]:
     if op.size is not None:
         out = op.size[axis]
         ratio = Fraction(n, out)
@@ -254,6 +266,9 @@ def _resample_axis(op: Resample, axis: int, n: int) -> tuple[TapRule, int]:
     if op.align_corners and op.mode in ("bilinear", "bicubic"):
         ratio = Fraction(n - 1, out - 1) if out > 1 else Fraction(0)
     a, b = ratio.numerator, ratio.denominator
+    _check_taps(node, axis, "resampling period", b)
+    if op.mode == "area":
+        _check_taps(node, axis, "area window", math.ceil(ratio) + 1)
     taps: list[list[int]] = []
     for o in range(b):
         if op.mode == "nearest":
@@ -283,11 +298,12 @@ def _axis_rule(node: Node, axis: int, n: int) -> tuple[TapRule, int]:
     if isinstance(op, Window):
         return _window_axis(op, axis, n, node)
     if isinstance(op, Transposed):
-        return _transposed_axis(op, axis, n)
+        return _transposed_axis(op, axis, n, node)
     if isinstance(op, Resample):
-        return _resample_axis(op, axis, n)
+        return _resample_axis(op, axis, n, node)
     if isinstance(op, PixelShuffle):
         f = op.factor
+        _check_taps(node, axis, "pixel-shuffle factor", f)
         if op.unshuffle:
             if n % f:
                 raise AnchorfitError(f"layer {node.name!r}: pixel_unshuffle by {f} needs a size "
@@ -303,6 +319,7 @@ def _axis_rule(node: Node, axis: int, n: int) -> tuple[TapRule, int]:
         return (1, s, [[a]]), out
     if isinstance(op, Adaptive):
         m = op.output_size[axis] or n
+        _check_taps(node, axis, "adaptive output size", m)
         taps = [list(range(math.floor(o * n / m), math.ceil((o + 1) * n / m))) for o in range(m)]
         return (m, n, taps), m
     if isinstance(op, Global):
