@@ -20,7 +20,7 @@ from anchorfit.errors import AnchorfitError, FormatError
 from anchorfit.safeinput import safe_load
 
 LIST_FILES = {"train.txt", "val.txt", "valid.txt", "test.txt", "classes.txt", "labels.txt"}
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 
 
 def read_yolo(path: str | Path, *, sizes: SizeTable | None = None,
@@ -32,7 +32,7 @@ def read_yolo(path: str | Path, *, sizes: SizeTable | None = None,
         files = [f for f in list_files(path, (".txt",)) if f.name not in LIST_FILES]
         root = path
     b = BoxBuilder("yolo", str(path))
-    b.set_classes(_class_names(root))
+    b.set_classes(class_names(root))
     images = []
     for f in files:
         wh = image_size_wh or (sizes.get(str(f.with_suffix(""))) if sizes else None) \
@@ -123,7 +123,7 @@ def _header_size(label: Path) -> tuple[float, float] | None:
         j = len(parts) - 1 - parts[::-1].index("labels")
         candidates.append(Path(*parts[:j], "images", *parts[j + 1:]))
     for folder in candidates:
-        for suffix in _IMAGE_SUFFIXES:
+        for suffix in IMAGE_SUFFIXES:
             img = folder / (label.stem + suffix)
             if img.is_file():
                 size = image_size(img)
@@ -132,7 +132,7 @@ def _header_size(label: Path) -> tuple[float, float] | None:
     return None
 
 
-def _class_names(root: Path) -> list[str]:
+def class_names(root: Path) -> list[str]:
     """Class names from obj.names / classes.txt / *.names or a data yaml near the labels."""
     for folder in (root, root.parent, root.parent.parent):
         for name in ("obj.names", "classes.txt", "classes.names"):

@@ -31,7 +31,7 @@ from anchorfit.data import progress as _progress
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.imagesize import image_size
 from anchorfit.data.sizes import SizeTable
-from anchorfit.data.yolo import (_IMAGE_SUFFIXES, LIST_FILES, _class_names, parse_label_text,
+from anchorfit.data.yolo import (IMAGE_SUFFIXES, LIST_FILES, class_names, parse_label_text,
                                  read_yolo)
 from anchorfit.data._parse import read_text
 from anchorfit.errors import AnchorfitError
@@ -63,7 +63,7 @@ def read_yolo_stream(path: str | Path, *, sizes: SizeTable | None = None,
         rels = [r for r in list_txt(path, pool) if r.rsplit("/", 1)[-1] not in LIST_FILES]
         prefix = str(path / "x")[:-1]
         b = BoxBuilder("yolo", str(path))
-        b.set_classes(_class_names(path))
+        b.set_classes(class_names(path))
         meter.start(f"reading {path.name or path}", len(rels), "files")
         try:
             labels = _Labels(b)
@@ -160,7 +160,7 @@ def _walk(root: str, rel: str) -> list[str]:
 
 class _ImageProbe:
     """``yolo._header_size`` with each candidate folder listed once instead of probed 12 times:
-    per folder, {stem: image names in ``_IMAGE_SUFFIXES`` order}."""
+    per folder, {stem: image names in ``IMAGE_SUFFIXES`` order}."""
 
     def __init__(self, keep: int = 64) -> None:
         self.folders: OrderedDict[str, dict[str, list[str]]] = OrderedDict()
@@ -174,7 +174,7 @@ class _ImageProbe:
             try:
                 with os.scandir(folder) as it:
                     for entry in it:
-                        for rank, suffix in enumerate(_IMAGE_SUFFIXES):
+                        for rank, suffix in enumerate(IMAGE_SUFFIXES):
                             if entry.name.endswith(suffix):
                                 try:
                                     if entry.is_file():
