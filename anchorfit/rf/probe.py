@@ -30,9 +30,10 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from anchorfit.rf.convert import GLOBAL_NORMS, POINTWISE_FUNCS, POINTWISE_METHODS, \
+    POINTWISE_MODULES
 from anchorfit.rf.engine import NodeRF, RFAnalysis
-from anchorfit.rf.trace import _GLOBAL_NORMS, _POINTWISE_FUNCS, _POINTWISE_METHODS, \
-    _POINTWISE_MODULES, TracedGraph
+from anchorfit.rf.trace import TracedGraph
 
 
 class _WindowAverage(nn.Module):
@@ -128,7 +129,7 @@ def linearize(traced: TracedGraph, local: bool = False) -> torch.fx.GraphModule:
             replacement = nn.AdaptiveAvgPool2d(mod.output_size)
         elif isinstance(mod, nn.AdaptiveMaxPool1d):
             replacement = nn.AdaptiveAvgPool1d(mod.output_size)
-        elif isinstance(mod, _POINTWISE_MODULES + _GLOBAL_NORMS + (
+        elif isinstance(mod, POINTWISE_MODULES + GLOBAL_NORMS + (
                 nn.LayerNorm, nn.Softmax, nn.LogSoftmax)) and not isinstance(
                 mod, nn.ChannelShuffle):
             replacement = nn.Identity()
@@ -149,10 +150,10 @@ def linearize(traced: TracedGraph, local: bool = False) -> torch.fx.GraphModule:
         if node.op == "call_function":
             if node.target in replace_funcs:
                 node.target = replace_funcs[node.target]
-            elif node.target in _POINTWISE_FUNCS and node.target not in (torch.clone,):
+            elif node.target in POINTWISE_FUNCS and node.target not in (torch.clone,):
                 node.target = _identity
         elif node.op == "call_method":
-            if node.target in _POINTWISE_METHODS and node.target not in (
+            if node.target in POINTWISE_METHODS and node.target not in (
                     "contiguous", "clone", "float", "double", "half", "to", "type_as", "detach",
                     "expand_as", "requires_grad_", "masked_fill"):
                 node.op, node.target = "call_function", _identity
