@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
+
 from anchorfit.errors import AnchorfitError
 from anchorfit.rf.graph import (
     Adaptive,
@@ -45,34 +47,91 @@ from anchorfit.rf.graph import (
 )
 
 CONVENTION = ("index convention: input pixel k sits at coordinate k; the RF of cell i spans "
-              "[-P + i*S, -P + i*S + r - 1] and its centre is -P + i*S + (r - 1)/2")
+               "[-P + i*S, -P + i*S + r - 1] and its centre is -P + i*S + (r - 1)/2")
 
-#: Limit on a node's phase period; beyond it the net is too irregular to track exactly.
-MAX_PERIOD = 1 << 16
+#: Largest phase period composed in closed form; beyond it the map's real cells are computed one by
+#: one (never an error: a map is at most its own size).
+MAX_PERIOD = 1 << 12
+
+#: Sentinels of the read arrays for a cell that reads no input pixel.
+_NONE_LO = np.iinfo(np.int64).max
+_NONE_HI = np.iinfo(np.int64).min
+
+Interval = tuple[int | None, int | None]
 
 
 @dataclass(frozen=True)
 class AxisMap:
-    """Exact cell -> input-interval map of one axis: U(o + period) = U(o) + shift."""
+    """Exact cell -> input-interval map of one axis.
+
+    Two interval kinds per cell. ``start/end`` is Distill's interval: padding pixels count as
+    virtual input pixels, so it defines r, S, P and centres. ``read`` is what the cell really
+    reads: the first and last input pixel its output depends on (clipped at the image borders and
+    empty across padding), which is what a gradient probe sees.
+
+    Periodic maps (``table`` false) satisfy ``U(o + period) = U(o) + shift`` on every cell, real or
+    virtual (the padding cells a later layer reads): the phases ``lo``/``hi`` of cells
+    ``0 .. period-1`` describe the whole axis. The period is the smallest that the map's own cells
+    show, so S = shift / period is what a probe measures. A map whose cells show no repeating
+    pattern (a resampling ratio such as 31/75, paths whose strides differ) is a *table*: ``lo/hi``
+    hold every real cell, ``period`` is the map size, the stride is the mean step between the first
+    and last cells' centres, and virtual cells come from the layer's own rule (``outside``).
+    """
 
     period: int
     shift: int
     lo: tuple[int | None, ...]
     hi: tuple[int | None, ...]
     size: int  # number of cells on this axis of the feature map
+    outside: Callable[[int], Interval] | None = field(default=None, repr=False, compare=False)
+    table_stride: Fraction | None = None
+    #: np.int64[size] each; _NONE_LO / _NONE_HI where a cell reads nothing
+    read_lo: Any = field(default=None, repr=False, compare=False)
+    read_hi: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def table(self) -> bool:
+        return self.outside is not None
+
+    def interval(self, o: int) -> Interval:
+        """Distill interval (virtual padding pixels included) of cell ``o``, any integer."""
+        if self.outside is not None:
+            if 0 <= o < self.size:
+                return self.lo[o], self.hi[o]
+            return self.outside(o)
+        q, phase = divmod(o, self.period)
+        lo, hi = self.lo[phase], self.hi[phase]
+        if lo is None or hi is None:
+            return None, None
+        return lo + q * self.shift, hi + q * self.shift
 
     def start(self, o: int) -> int | None:
-        q, phase = divmod(o, self.period)
-        lo = self.lo[phase]
-        return None if lo is None else lo + q * self.shift
+        return self.interval(o)[0]
 
     def end(self, o: int) -> int | None:
-        q, phase = divmod(o, self.period)
-        hi = self.hi[phase]
-        return None if hi is None else hi + q * self.shift
+        return self.interval(o)[1]
+
+    def read(self, o: int) -> tuple[int, int] | None:
+        """Input pixels [first, last] that real cell ``o`` depends on (None: none at all)."""
+        if not 0 <= o < self.size:
+            return None
+        if self.read_lo is None:  # built by hand without reads: the Distill interval
+            lo, hi = self.interval(o)
+            return None if lo is None or hi is None else (lo, hi)
+        lo, hi = int(self.read_lo[o]), int(self.read_hi[o])
+        return None if lo == _NONE_LO else (lo, hi)
+
+    def read_extent(self) -> tuple[int, int] | None:
+        """First and last input pixel any cell of the map reads."""
+        if self.read_lo is None or self.size == 0:
+            return None
+        lo, hi = int(self.read_lo.min()), int(self.read_hi.max())
+        return None if lo == _NONE_LO else (lo, hi)
 
     @property
     def stride(self) -> Fraction:
+        if self.table_stride is not None:
+            return self.table_stride
         return Fraction(self.shift, self.period)
 
     def phases_in_map(self) -> range:
@@ -96,14 +155,14 @@ class AxisMap:
         return Fraction(self.lo[0] + self.hi[0], 2)
 
     def centers(self) -> list[Fraction | None]:
-        """RF centre of each phase's first cell (cells 0 .. period-1)."""
+        """RF centre of each phase's first cell (cells 0 .. period-1; every cell of a table)."""
         return [None if lo is None or hi is None else Fraction(lo + hi, 2)
                 for lo, hi in zip(self.lo, self.hi)]
 
     @property
     def shift_invariant(self) -> bool:
         """True when every cell's RF is cell 0's RF moved by i*S (the Distill picture)."""
-        if any(v is None for v in self.lo):
+        if self.table or any(v is None for v in self.lo):
             return False
         width = self.hi[0] - self.lo[0]  # type: ignore[operator]
         for p in range(self.period):
@@ -203,9 +262,22 @@ def fmt_axes(a: Any, b: Any) -> str:
 
 # --------------------------------------------------------------------------- taps per op
 
-# A tap rule: (B, A, taps) where taps[o] (o < B) are the input cells read by output cell o and
-# taps(o + B) = taps(o) + A.
-TapRule = tuple[int, int, list[list[int]]]
+@dataclass(frozen=True)
+class TapRule:
+    """Which input cells output cell ``o`` reads: ``taps[o % B] + (o // B) * A``, for any integer o.
+
+    ``clamp``: PyTorch clamps the indices into the input (bilinear/bicubic resampling), so a
+    real cell reads the border cell where the rule points outside; other ops read zero padding.
+    """
+
+    B: int
+    A: int
+    taps: list[list[int]]
+    clamp: bool = False
+
+    def at(self, o: int) -> list[int]:
+        q, r = divmod(o, self.B)
+        return [j + q * self.A for j in self.taps[r]]
 
 
 def _window_axis(op: Window, axis: int, n: int, node: Node) -> tuple[TapRule, int]:
@@ -232,14 +304,14 @@ def _window_axis(op: Window, axis: int, n: int, node: Node) -> tuple[TapRule, in
             out -= 1
     else:
         out = span // s + 1
-    return (1, s, [[-left + t * d for t in range(k)]]), out
+    return TapRule(1, s, [[-left + t * d for t in range(k)]]), out
 
 
 def _transposed_axis(op: Transposed, axis: int, n: int) -> tuple[TapRule, int]:
     k, s, p, d = op.kernel[axis], op.stride[axis], op.padding[axis], op.dilation[axis]
     out = (n - 1) * s - 2 * p + d * (k - 1) + op.output_padding[axis] + 1
     taps = [[(o + p - t * d) // s for t in range(k) if (o + p - t * d) % s == 0] for o in range(s)]
-    return (s, 1, taps), out
+    return TapRule(s, 1, taps), out
 
 
 def _resample_axis(op: Resample, axis: int, n: int) -> tuple[TapRule, int]:
@@ -271,13 +343,13 @@ def _resample_axis(op: Resample, axis: int, n: int) -> tuple[TapRule, int]:
                 taps.append([f, f + 1])
             else:
                 taps.append([f - 1, f, f + 1, f + 2])
-    return (b, a, taps), out
+    return TapRule(b, a, taps, op.mode in ("bilinear", "bicubic")), out
 
 
 def _axis_rule(node: Node, axis: int, n: int) -> tuple[TapRule, int]:
     """Tap rule and output size of ``node``'s op along ``axis`` for an input of ``n`` cells."""
     op = node.op
-    identity: TapRule = (1, 1, [[0]])
+    identity = TapRule(1, 1, [[0]])
     if node.spatial_dims == 1 and axis == 0 and not isinstance(op, (Global, Merge)):
         return identity, n  # 1-D networks: the y axis is a dummy of size 1
     if isinstance(op, Window):
@@ -292,19 +364,19 @@ def _axis_rule(node: Node, axis: int, n: int) -> tuple[TapRule, int]:
             if n % f:
                 raise AnchorfitError(f"layer {node.name!r}: pixel_unshuffle by {f} needs a size "
                                      f"divisible by {f}, got {n}")
-            return (1, f, [list(range(f))]), n // f
-        return (f, 1, [[0] for _ in range(f)]), n * f
+            return TapRule(1, f, [list(range(f))]), n // f
+        return TapRule(f, 1, [[0] for _ in range(f)]), n * f
     if isinstance(op, Slice):
         a, b, s = slice(op.start[axis], op.stop[axis], op.step[axis]).indices(n)
         out = len(range(a, b, s))
         if out <= 0:
             raise AnchorfitError(f"layer {node.name!r} ({node.describe()}) selects no cells of "
                                  f"{n} on the {'yx'[axis]} axis")
-        return (1, s, [[a]]), out
+        return TapRule(1, s, [[a]]), out
     if isinstance(op, Adaptive):
         m = op.output_size[axis] or n
         taps = [list(range(math.floor(o * n / m), math.ceil((o + 1) * n / m))) for o in range(m)]
-        return (m, n, taps), m
+        return TapRule(m, n, taps), m
     if isinstance(op, Global):
         return identity, 1
     if isinstance(op, Pointwise):
@@ -316,71 +388,230 @@ def _axis_rule(node: Node, axis: int, n: int) -> tuple[TapRule, int]:
 
 
 def compose(src: AxisMap, rule: TapRule, out_size: int) -> AxisMap:
-    """The map of an op's output given its input map ``src`` and its tap rule."""
-    b, a, taps = rule
-    t = src.period
-    copies = t // math.gcd(a, t) if a else 1
-    period = b * copies
-    if period > MAX_PERIOD:
-        raise AnchorfitError(f"the RF pattern repeats only every {period} cells; this network "
-                             "mixes resampling factors too irregular to track exactly")
-    shift = (copies * a // t) * src.shift if a else 0
-    lo: list[int | None] = []
-    hi: list[int | None] = []
-    start, end = src.start, src.end
-    for o in range(period):
-        q, r = divmod(o, b)
-        starts = [start(j + q * a) for j in taps[r]]
-        ends = [end(j + q * a) for j in taps[r]]
-        starts_ok = [v for v in starts if v is not None]
-        if starts_ok:
-            lo.append(min(starts_ok))
-            hi.append(max(v for v in ends if v is not None))
-        else:
-            lo.append(None)
-            hi.append(None)
-    return AxisMap(period, shift, tuple(lo), tuple(hi), out_size)
+    """The map of an op's output given its input map ``src`` and its tap rule.
+
+    In closed form when the input is periodic and the output period stays small (one pass over
+    the output's phases); otherwise cell by cell over the output's real cells. Either way the
+    result is then reduced to the smallest period its real cells show (see ``_canonical``).
+    """
+    b, a = rule.B, rule.A
+    if (b, a, rule.taps) == (1, 1, [[0]]) and out_size == src.size:
+        return src  # per-cell op: the same map
+    reads = _compose_reads(src, rule, out_size)
+    formula: AxisMap | None = None
+    if not src.table:
+        t = src.period
+        copies = t // math.gcd(a, t) if a else 1
+        period = b * copies
+        if period <= MAX_PERIOD:
+            shift = (copies * a // t) * src.shift if a else 0
+            lo: list[int | None] = []
+            hi: list[int | None] = []
+            for o in range(period):
+                u, v = _hull(src, rule.at(o))
+                lo.append(u)
+                hi.append(v)
+            formula = _reduce(AxisMap(period, shift, tuple(lo), tuple(hi), out_size))
+
+    def outside(o: int) -> Interval:
+        return _hull(src, rule.at(o))
+
+    nominal = src.stride * Fraction(a, b)
+    return _canonical(formula, outside, out_size, reads, nominal)
+
+
+def _hull(src: AxisMap, cells: Sequence[int]) -> Interval:
+    """Distill interval covering the intervals of ``cells`` of ``src`` (None when none reads)."""
+    lo: int | None = None
+    hi: int | None = None
+    for j in cells:
+        u, v = src.interval(j)
+        if u is None or v is None:
+            continue
+        lo = u if lo is None or u < lo else lo
+        hi = v if hi is None or v > hi else hi
+    return lo, hi
+
+
+def _reduce(amap: AxisMap) -> AxisMap:
+    """The same periodic map with its smallest period (a divisor of the one it has)."""
+    t = amap.period
+    for p in range(1, t):
+        if t % p or (amap.shift * p) % t:
+            continue
+        d = amap.shift * p // t
+        if all(_same_step(amap.lo[o], amap.lo[o + p], d) and _same_step(amap.hi[o], amap.hi[o + p], d)
+               for o in range(t - p)):
+            return AxisMap(p, d, amap.lo[:p], amap.hi[:p], amap.size)
+    return amap
+
+
+def _same_step(a: int | None, b: int | None, d: int) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return b - a == d
+
+
+def _canonical(formula: AxisMap | None, outside: Callable[[int], Interval], size: int,
+               reads: tuple[Any, Any], nominal: Fraction) -> AxisMap:
+    """The map as its real cells show it.
+
+    A closed-form map whose period fits twice in the map is kept (it is exact on every cell, real
+    or virtual). Otherwise the real cells decide: the smallest period that repeats at least twice
+    on them, extended to the padding cells by that pattern (an FPN upsampling 38 -> 75 reads the
+    same rows as x2 on all 75 cells: stride 8, not 8.1067); failing that the closed form, and
+    failing that an explicit table of every cell.
+    """
+    read_lo, read_hi = reads
+    if formula is not None and 2 * formula.period <= size:
+        return _with_reads(formula, read_lo, read_hi)
+    if formula is not None:
+        cells = [formula.interval(o) for o in range(size)]
+    else:
+        cells = [outside(o) for o in range(size)]
+    found = _observed_period(cells)
+    if found is not None:
+        p, d = found
+        return AxisMap(p, d, tuple(c[0] for c in cells[:p]), tuple(c[1] for c in cells[:p]), size,
+                       read_lo=read_lo, read_hi=read_hi)
+    if formula is not None:
+        return _with_reads(formula, read_lo, read_hi)
+    cache: dict[int, Interval] = {}
+
+    def extended(o: int) -> Interval:
+        if o not in cache:
+            cache[o] = outside(o)
+        return cache[o]
+
+    centres = [(u + v) for u, v in cells if u is not None and v is not None]
+    stride = Fraction(centres[-1] - centres[0], 2 * (len(centres) - 1)) if len(
+        centres) > 1 else nominal
+    return AxisMap(size, 0, tuple(c[0] for c in cells), tuple(c[1] for c in cells), size,
+                   extended, stride, read_lo, read_hi)
+
+
+def _with_reads(amap: AxisMap, read_lo: Any, read_hi: Any) -> AxisMap:
+    return AxisMap(amap.period, amap.shift, amap.lo, amap.hi, amap.size, amap.outside,
+                   amap.table_stride, read_lo, read_hi)
+
+
+def _observed_period(cells: Sequence[Interval]) -> tuple[int, int] | None:
+    """Smallest (period, shift) with U(o + p) = U(o) + shift on all cells, p at most half of them."""
+    m = len(cells)
+    if m < 2:
+        return None
+    none = np.array([u is None or v is None for u, v in cells])
+    lo = np.array([0 if u is None else u for u, _ in cells], dtype=np.int64)
+    hi = np.array([0 if v is None else v for _, v in cells], dtype=np.int64)
+    for p in range(1, (m - 1) // 2 + 1):
+        if not np.array_equal(none[p:], none[:-p]):
+            continue
+        both = ~none[p:]
+        step_lo = (lo[p:] - lo[:-p])[both]
+        step_hi = (hi[p:] - hi[:-p])[both]
+        if step_lo.size == 0:
+            continue
+        d = step_lo[0]
+        if np.all(step_lo == d) and np.all(step_hi == d):
+            return p, int(d)
+    return None
+
+
+def _compose_reads(src: AxisMap, rule: TapRule, out_size: int) -> tuple[Any, Any]:
+    """First and last input pixel each real output cell reads, from the input's reads.
+
+    Taps outside the input read zero padding (nothing), or the border cell where PyTorch clamps
+    the index (bilinear/bicubic resampling).
+    """
+    n = src.size
+    src_lo, src_hi = _reads_of(src)
+    o = np.arange(out_size, dtype=np.int64)
+    q, r = np.divmod(o, rule.B)
+    width = max((len(t) for t in rule.taps), default=0)
+    if width == 0 or out_size == 0:
+        return (np.full(out_size, _NONE_LO, dtype=np.int64),
+                np.full(out_size, _NONE_HI, dtype=np.int64))
+    table = np.zeros((rule.B, width), dtype=np.int64)
+    present = np.zeros((rule.B, width), dtype=bool)
+    for k, taps in enumerate(rule.taps):
+        table[k, :len(taps)] = taps
+        present[k, :len(taps)] = True
+    idx = table[r] + (q * rule.A)[:, None]
+    ok = present[r]
+    if rule.clamp:
+        idx = np.clip(idx, 0, n - 1)
+    else:
+        ok = ok & (idx >= 0) & (idx < n)
+    safe = np.clip(idx, 0, n - 1)
+    lo = np.where(ok, src_lo[safe], _NONE_LO).min(axis=1)
+    hi = np.where(ok, src_hi[safe], _NONE_HI).max(axis=1)
+    return lo, hi
+
+
+def _reads_of(amap: AxisMap) -> tuple[Any, Any]:
+    if amap.read_lo is not None:
+        return amap.read_lo, amap.read_hi
+    lo = np.full(amap.size, _NONE_LO, dtype=np.int64)
+    hi = np.full(amap.size, _NONE_HI, dtype=np.int64)
+    for o in range(amap.size):
+        u, v = amap.interval(o)
+        if u is not None and v is not None:
+            lo[o], hi[o] = u, v
+    return lo, hi
 
 
 def union(maps: Sequence[AxisMap], out_size: int) -> tuple[AxisMap, bool, bool]:
     """Per-cell union of several maps of the same feature-map grid.
 
     Returns (map, agree, stride_conflict): ``agree`` is Distill's alignment test (equal stride
-    and equal centre on every cell) between the inputs.
+    and equal centre on every cell) between the inputs. Paths with different strides (a size-
+    based upsampling beside a lateral path) have no common period: their union is computed on the
+    map's real cells, and padding cells beyond it are the union of each path's own.
     """
     strides = {m.stride for m in maps}
     conflict = len(strides) > 1
-    period = lcm(*(m.period for m in maps))
-    if conflict:
-        # No common period exists; the union is exact on the cells of the map and extended with
-        # the largest stride beyond them.
-        period = period * max(out_size, 1)
-        stride = max(strides)
-    else:
-        stride = strides.pop()
-    if period > MAX_PERIOD:
-        raise AnchorfitError(f"merged paths repeat only every {period} cells: too irregular")
-    shift = stride * period
-    lo: list[int | None] = []
-    hi: list[int | None] = []
+    reads = [_reads_of(m) for m in maps]
+    read_lo = np.minimum.reduce([r[0] for r in reads]) if len(reads) > 1 else reads[0][0]
+    read_hi = np.maximum.reduce([r[1] for r in reads]) if len(reads) > 1 else reads[0][1]
+    formula: AxisMap | None = None
     agree = not conflict
-    for o in range(period):
-        starts = [m.start(o) for m in maps]
-        ends = [m.end(o) for m in maps]
-        present = [(u, v) for u, v in zip(starts, ends) if u is not None and v is not None]
-        if not present:
-            lo.append(None)
-            hi.append(None)
-            continue
-        lo.append(min(u for u, _ in present))
-        hi.append(max(v for _, v in present))
-        if agree and len({u + v for u, v in present}) > 1:
-            agree = False
-    return AxisMap(period, int(shift), tuple(lo), tuple(hi), out_size), agree, conflict
+    if not conflict and not any(m.table for m in maps):
+        period = lcm(*(m.period for m in maps))
+        if period <= MAX_PERIOD:
+            stride = next(iter(strides))
+            lo: list[int | None] = []
+            hi: list[int | None] = []
+            for o in range(period):
+                u, v, same = _union_at(maps, o)
+                lo.append(u)
+                hi.append(v)
+                agree = agree and same
+            formula = _reduce(AxisMap(period, int(stride * period), tuple(lo), tuple(hi),
+                                      out_size))
+    if formula is None:
+        agree = not conflict and all(_union_at(maps, o)[2] for o in range(out_size))
+
+    def outside(o: int) -> Interval:
+        u, v, _ = _union_at(maps, o)
+        return u, v
+
+    merged = _canonical(formula, outside, out_size, (read_lo, read_hi), max(strides))
+    return merged, agree, conflict
+
+
+def _union_at(maps: Sequence[AxisMap], o: int) -> tuple[int | None, int | None, bool]:
+    """Union of the maps' intervals at cell ``o``, and whether their centres agree there."""
+    present = [iv for iv in (m.interval(o) for m in maps) if iv[0] is not None and iv[1] is not None]
+    if not present:
+        return None, None, True
+    lo = min(u for u, _ in present)  # type: ignore[type-var]
+    hi = max(v for _, v in present)  # type: ignore[type-var]
+    return lo, hi, len({u + v for u, v in present}) == 1  # type: ignore[operator]
 
 
 def _input_map(n: int) -> AxisMap:
-    return AxisMap(1, 1, (0,), (0,), n)
+    ramp = np.arange(n, dtype=np.int64)
+    return AxisMap(1, 1, (0,), (0,), n, read_lo=ramp, read_hi=ramp)
 
 
 # --------------------------------------------------------------------------- the analysis
