@@ -276,15 +276,25 @@ def cells_to_probe(rf: NodeRF, input_size: tuple[int, int], extra: int = 1
             if i0 + t in rows and j0 + t in cols]
 
 
+def border_and_inside(rf: NodeRF, input_size: tuple[int, int]) -> list[tuple[int, int]]:
+    """``cells_to_probe``'s inside cells, then the first and the last cell of the map."""
+    chosen = cells_to_probe(rf, input_size)
+    for cell in ((0, 0), (rf.y.size - 1, rf.x.size - 1)):
+        if cell not in chosen:
+            chosen.append(cell)
+    return chosen
+
+
 def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
            in_channels: int = 3, local: bool = False,
            cells: Callable[[NodeRF, tuple[int, int]], Sequence[tuple[int, int]]] | None = None
            ) -> list[LayerCheck]:
-    """Compare the engine with the probe on ``layers`` (engine intervals clipped to the image).
+    """Compare the engine with the probe on ``layers``: each probed cell's gradient support must be
+    the engine's read interval (``AxisMap.read``: the RF clipped to what the network reads).
 
     ``local``: probe global-context layers too, with their global paths cut, against the local
-    RF. ``cells(rf, input_size)``: the cells to probe on a layer (border cells are compared
-    clipped to the image) instead of ``cells_to_probe``'s.
+    RF. ``cells(rf, input_size)``: the cells to probe on a layer instead of ``cells_to_probe``'s
+    plus the first and the last cell (border truth).
     """
     h, w = analysis.input_size
     lin = linearize(traced, local=local)
@@ -295,7 +305,7 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
             checks.append(LayerCheck(name, None, (), "global context: the probe sees the whole "
                                                      "image, the engine reports the local RF"))
             continue
-        chosen = list(cells(rf, (h, w))) if cells is not None else cells_to_probe(rf, (h, w))
+        chosen = list(cells(rf, (h, w))) if cells is not None else border_and_inside(rf, (h, w))
         if not chosen:
             checks.append(LayerCheck(name, None, (), "no cell's RF fits inside the input: "
                                                      "verify with a larger --input"))
@@ -304,8 +314,7 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
         agree = True
         details = []
         for cell in found:
-            want_rows = _clip(rf.y.start(cell.i), rf.y.end(cell.i), h)
-            want_cols = _clip(rf.x.start(cell.j), rf.x.end(cell.j), w)
+            want_rows, want_cols = rf.y.read(cell.i), rf.x.read(cell.j)
             if want_rows is None or want_cols is None:  # a cell that sees nothing on one axis
                 want_rows = want_cols = None  # sees nothing at all
             if cell.rows != want_rows or cell.cols != want_cols:
@@ -315,9 +324,3 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
         checks.append(LayerCheck(name, agree, tuple(found), "; ".join(details)))
     return checks
 
-
-def _clip(lo: int | None, hi: int | None, n: int) -> tuple[int, int] | None:
-    if lo is None or hi is None:
-        return None
-    lo, hi = max(lo, 0), min(hi, n - 1)
-    return (lo, hi) if lo <= hi else None
