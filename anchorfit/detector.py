@@ -139,6 +139,7 @@ class Level:
             "mask": self.mask,
             "rf": None if rf is None else list(rf.rf),
             "head_rf": None if self.head_rf is None else list(self.head_rf.rf),
+            "head_global_context": None if self.head_rf is None else self.head_rf.global_context,
             "rf_center": None if rf is None else [_num(c) for c in rf.center],
             "padding": None if rf is None else [_num(p) for p in rf.padding],
             "feature_size": (list(rf.feature_size) if rf is not None else

@@ -373,10 +373,13 @@ def load(model: str | os.PathLike[str], input_size: tuple[int, int] | None = Non
                                  hint=f"drop --input or pass --input {fixed}")
         net = load_torch_network(module, model, size, unknown)
         if family:
+            from anchorfit.rf.convert import context_ops
             from anchorfit.rf.engine import head_window
 
             count = _TV_DETECTORS[family][1]
-            net.heads = {layer: head_window(3, count) for layer in net.default_layers}
+            context = context_ops(module.head) if hasattr(module, "head") else []
+            net.heads = {layer: [*head_window(3, count), *context]
+                         for layer in net.default_layers}
         return net
     module = load_factory(model, materialize=materialize)
     return load_torch_network(module, model, input_size or (224, 224), unknown)

@@ -746,3 +746,22 @@ def tokens_to_map_above(graph: Graph, name: str) -> str | None:
             return current
         todo.extend(node.inputs)
     return None
+
+
+def context_ops(module: nn.Module) -> list[Pointwise]:
+    """Global-context ops inside ``module`` (a detection head that is not traced): one
+    ``Pointwise(kind, global_context=True)`` per kind found, for ``engine.extend``.
+
+    GroupNorm/InstanceNorm normalise over space, and so does a LayerNorm whose normalized_shape
+    has more than the channel dim; global pooling makes any later output depend on the whole image.
+    """
+    kinds: dict[str, None] = {}
+    for mod in module.modules():
+        if isinstance(mod, GLOBAL_NORMS):
+            kinds[type(mod).__name__] = None
+        elif isinstance(mod, LAST_DIMS_NORMS) and len(mod.normalized_shape) > 1:
+            kinds[type(mod).__name__ + " over space"] = None
+        elif isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and mod.output_size in (
+                1, (1, 1)):
+            kinds["global_pool"] = None
+    return [Pointwise(kind, global_context=True) for kind in kinds]

@@ -186,6 +186,11 @@ class NodeRF:
     stride_conflict: bool = False
     spatial_dims: int = 2
     source: str | None = None
+    #: What the cells read, in two dimensions: cell (i, j) reads the union over branches of
+    #: rows ylo[i]..yhi[i] x columns xlo[j]..xhi[j], a branch counting only where it reads on both
+    #: axes. Paths merged into a node stay apart while they read nothing on different border cells
+    #: (a path that reads only padding rows at cell (0, j) contributes no column either).
+    branches: tuple[tuple[Any, Any, Any, Any], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def axes(self) -> tuple[AxisMap, AxisMap]:
@@ -213,8 +218,53 @@ class NodeRF:
 
     def interval(self, i: int, j: int) -> tuple[tuple[int | None, int | None],
                                                tuple[int | None, int | None]]:
-        """Input rows and columns [start, end] seen by cell (i, j)."""
+        """Input rows and columns [start, end] seen by cell (i, j) (Distill: padding included)."""
         return ((self.y.start(i), self.y.end(i)), (self.x.start(j), self.x.end(j)))
+
+    def read_interval(self, i: int, j: int) -> tuple[tuple[int, int] | None,
+                                                    tuple[int, int] | None]:
+        """Input rows and columns cell (i, j) really reads: its RF clipped to what the network
+        reads ((None, None) when it reads nothing)."""
+        if not self.branches:
+            rows, cols = self.y.read(i), self.x.read(j)
+            return (rows, cols) if rows is not None and cols is not None else (None, None)
+        if not (0 <= i < self.y.size and 0 <= j < self.x.size):
+            return None, None
+        found = [(int(ylo[i]), int(yhi[i]), int(xlo[j]), int(xhi[j]))
+                 for ylo, yhi, xlo, xhi in self.branches
+                 if ylo[i] != _NONE_LO and xlo[j] != _NONE_LO]
+        if not found:
+            return None, None
+        return ((min(f[0] for f in found), max(f[1] for f in found)),
+                (min(f[2] for f in found), max(f[3] for f in found)))
+
+    def read_extent(self) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        """First and last input row and column that some cell of the map reads."""
+        if not self.branches:
+            return self.y.read_extent(), self.x.read_extent()
+        spans: list[list[tuple[int, int]]] = [[], []]
+        for ylo, yhi, xlo, xhi in self.branches:
+            rows, cols = ylo != _NONE_LO, xlo != _NONE_LO
+            if rows.any() and cols.any():
+                spans[0].append((int(ylo[rows].min()), int(yhi[rows].max())))
+                spans[1].append((int(xlo[cols].min()), int(xhi[cols].max())))
+        return tuple(  # type: ignore[return-value]
+            (min(s[0] for s in axis), max(s[1] for s in axis)) if axis else None
+            for axis in spans)
+
+    def unread(self, input_size: tuple[int, int]) -> list[str]:
+        """Input rows/columns at the image borders that no cell of this map reads, in words."""
+        out = []
+        for axis, (extent, n) in enumerate(zip(self.read_extent(), input_size)):
+            what = ("row", "rows") if axis == 0 else ("column", "columns")
+            if extent is None or (self.spatial_dims == 1 and axis == 0):
+                continue
+            lo, hi = extent
+            for a, b, side in ((0, lo - 1, "first"), (hi + 1, n - 1, "last")):
+                if a <= b:
+                    label = f"{what[0]} {a}" if a == b else f"{what[1]} {a}-{b}"
+                    out.append(f"{label} ({side} {b - a + 1})")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -230,7 +280,17 @@ class NodeRF:
             "period": [self.y.period, self.x.period],
             "phase_centers": [[_num(c) for c in self.y.centers()],
                               [_num(c) for c in self.x.centers()]],
+            "reads": [_pair_or_none(v) for v in self.read_extent()],
+            "cell_reads": {
+                "first": [_pair_or_none(v) for v in self.read_interval(0, 0)],
+                "last": [_pair_or_none(v) for v in self.read_interval(self.y.size - 1,
+                                                                       self.x.size - 1)],
+            },
         }
+
+
+def _pair_or_none(value: tuple[int, int] | None) -> list[int] | None:
+    return None if value is None else [int(value[0]), int(value[1])]
 
 
 def _num(value: Fraction | int | None) -> int | float | None:
@@ -518,13 +578,21 @@ def _observed_period(cells: Sequence[Interval]) -> tuple[int, int] | None:
 
 
 def _compose_reads(src: AxisMap, rule: TapRule, out_size: int) -> tuple[Any, Any]:
-    """First and last input pixel each real output cell reads, from the input's reads.
+    """First and last input pixel each real output cell reads, from the input's reads."""
+    src_lo, src_hi = _reads_of(src)
+    return _compose_read_arrays(src_lo, src_hi, rule, out_size)
+
+
+def _compose_read_arrays(src_lo: Any, src_hi: Any, rule: TapRule, out_size: int
+                         ) -> tuple[Any, Any]:
+    """Read arrays of an op's output from its input's (one axis).
 
     Taps outside the input read zero padding (nothing), or the border cell where PyTorch clamps
     the index (bilinear/bicubic resampling).
     """
-    n = src.size
-    src_lo, src_hi = _reads_of(src)
+    n = len(src_lo)
+    if (rule.B, rule.A, rule.taps) == (1, 1, [[0]]) and out_size == n:
+        return src_lo, src_hi
     o = np.arange(out_size, dtype=np.int64)
     q, r = np.divmod(o, rule.B)
     width = max((len(t) for t in rule.taps), default=0)
@@ -654,21 +722,25 @@ def analyze(graph: Graph, input_size: int | Sequence[int],
         op = node.op
         if isinstance(op, Input):
             h_in = 1 if node.spatial_dims == 1 else h
-            rf = NodeRF(node.name, node.describe(), _input_map(h_in), _input_map(w), True, False,
-                        spatial_dims=node.spatial_dims, source=node.source)
+            y_map, x_map = _input_map(h_in), _input_map(w)
+            rf = NodeRF(node.name, node.describe(), y_map, x_map, True, False,
+                        spatial_dims=node.spatial_dims, source=node.source,
+                        branches=((y_map.read_lo, y_map.read_hi, x_map.read_lo, x_map.read_hi),))
         elif isinstance(op, Merge):
             rf = _merge(node, [out[s] for s in node.inputs])
         else:
             (src,) = (out[s] for s in node.inputs)
             maps = []
+            rules = []
             for axis, amap in enumerate(src.axes):
                 rule, size = _axis_rule(node, axis, amap.size)
+                rules.append((rule, size))
                 maps.append(compose(amap, rule, size))
             own_global = isinstance(op, Global) or (isinstance(op, Pointwise) and op.global_context)
             aligned = src.aligned and all(m.shift_invariant for m in maps)
             rf = NodeRF(node.name, node.describe(), maps[0], maps[1], aligned,
                         src.global_context or own_global, src.stride_conflict,
-                        node.spatial_dims, node.source)
+                        node.spatial_dims, node.source, _branches_through(src.branches, rules))
         out[node.name] = rf
         if on_node is not None:
             on_node(node, rf)
@@ -699,23 +771,60 @@ def _merge(node: Node, srcs: list[NodeRF]) -> NodeRF:
         maps[0].size > 1 or maps[1].size > 1)
     aligned = agree_all and all(s.aligned for s in srcs) and all(m.shift_invariant for m in maps)
     global_context = any(s.global_context for s in srcs) or broadcast
+    local_srcs = [s for s in srcs if (s.y.size, s.x.size) == (maps[0].size, maps[1].size)]
+    branches = _normalise([b for s in local_srcs for b in s.branches])
     return NodeRF(node.name, node.describe(), maps[0], maps[1], aligned, global_context,
-                  conflict_any, max(s.spatial_dims for s in srcs), node.source)
+                  conflict_any, max(s.spatial_dims for s in srcs), node.source, branches)
 
 
-def extend(rf: NodeRF, ops: Sequence[Window]) -> NodeRF:
-    """The RF after extra ops on top of a node: used for a detection head's own convolutions."""
+def _branches_through(branches: Sequence[tuple[Any, Any, Any, Any]],
+                      rules: Sequence[tuple[TapRule, int]]) -> tuple[tuple[Any, Any, Any, Any], ...]:
+    """Each branch through a separable op (a window's taps per axis keep a product a product)."""
+    (rule_y, size_y), (rule_x, size_x) = rules
+    out = []
+    for ylo, yhi, xlo, xhi in branches:
+        out.append((*_compose_read_arrays(ylo, yhi, rule_y, size_y),
+                    *_compose_read_arrays(xlo, xhi, rule_x, size_x)))
+    return _normalise(out)
+
+
+def _normalise(branches: Sequence[tuple[Any, Any, Any, Any]]
+               ) -> tuple[tuple[Any, Any, Any, Any], ...]:
+    """Merge branches that read on exactly the same cells (their union is then a product)."""
+    groups: dict[tuple[bytes, bytes], tuple[Any, Any, Any, Any]] = {}
+    for ylo, yhi, xlo, xhi in branches:
+        key = ((ylo == _NONE_LO).tobytes(), (xlo == _NONE_LO).tobytes())
+        if key in groups:
+            a = groups[key]
+            groups[key] = (np.minimum(a[0], ylo), np.maximum(a[1], yhi), np.minimum(a[2], xlo),
+                           np.maximum(a[3], xhi))
+        else:
+            groups[key] = (ylo, yhi, xlo, xhi)
+    return tuple(groups.values())
+
+
+def extend(rf: NodeRF, ops: Sequence[Window | Pointwise]) -> NodeRF:
+    """The RF after extra ops on top of a node: used for a detection head's own convolutions.
+
+    A ``Pointwise`` op with ``global_context`` (the GroupNorm in FCOS's head) leaves the local RF
+    as it is and sets the result's ``global_context``: the head's output depends on the whole
+    image even when the feature map it reads does not.
+    """
     node = Node(rf.name, ops[0] if ops else Pointwise(), ("",), spatial_dims=rf.spatial_dims)
     y, x = rf.y, rf.x
     aligned = rf.aligned
+    global_context = rf.global_context
+    branches = rf.branches
     for op in ops:
         node.op = op
         ry, ny = _axis_rule(node, 0, y.size)
         rx, nx = _axis_rule(node, 1, x.size)
         y, x = compose(y, ry, ny), compose(x, rx, nx)
+        branches = _branches_through(branches, [(ry, ny), (rx, nx)])
         aligned = aligned and y.shift_invariant and x.shift_invariant
-    return NodeRF(rf.name, rf.op, y, x, aligned, rf.global_context, rf.stride_conflict,
-                  rf.spatial_dims, rf.source)
+        global_context = global_context or (isinstance(op, Pointwise) and op.global_context)
+    return NodeRF(rf.name, rf.op, y, x, aligned, global_context, rf.stride_conflict,
+                  rf.spatial_dims, rf.source, branches)
 
 
 def head_window(kernel: int | Sequence[int], count: int = 1) -> list[Window]:

@@ -314,9 +314,7 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
         agree = True
         details = []
         for cell in found:
-            want_rows, want_cols = rf.y.read(cell.i), rf.x.read(cell.j)
-            if want_rows is None or want_cols is None:  # a cell that sees nothing on one axis
-                want_rows = want_cols = None  # sees nothing at all
+            want_rows, want_cols = rf.read_interval(cell.i, cell.j)
             if cell.rows != want_rows or cell.cols != want_cols:
                 agree = False
                 details.append(f"cell ({cell.i},{cell.j}): probe rows {cell.rows} cols {cell.cols}"
