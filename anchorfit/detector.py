@@ -205,7 +205,9 @@ class Detector:
                 "map": ("-" if rf is None and level.feature_size is None else
                         "x".join(str(v) for v in (rf.feature_size if rf else level.feature_size))),
                 "rf": "-" if rf is None else fmt_axes(*rf.rf),
-                "head_rf": "-" if level.head_rf is None else fmt_axes(*level.head_rf.rf),
+                "head_rf": "-" if level.head_rf is None else fmt_axes(*level.head_rf.rf) + (
+                    " (global)" if level.head_rf.global_context and not (
+                        rf is not None and rf.global_context) else ""),
                 "rf_center": "-" if rf is None else fmt_axes(*rf.center),
                 "anchor_center": {"top-left": "i*S", "cell-center": "(i+0.5)*S",
                                   "explicit": "explicit"}[level.center],
