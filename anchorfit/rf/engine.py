@@ -2,17 +2,26 @@
 
 Representation (per axis, per node). Cell ``o`` of a feature map sees the input pixels
 ``[U(o), V(o)]`` (index convention: input pixel k sits at coordinate k; padding counts as virtual
-pixels, as in Araujo et al., Distill 2019). For every op we meet, U and V are *periodic up to a
-shift*: ``U(o + T) = U(o) + D`` with an integer period ``T`` and integer shift ``D``. So a node is
+pixels, as in Araujo et al., Distill 2019). For most maps U and V are *periodic up to a shift*:
+``U(o + T) = U(o) + D`` with an integer period ``T`` and integer shift ``D``. Such a node is
 stored exactly as ``T, D`` and the integer starts/ends of its ``T`` phases. Ordinary conv nets
 have ``T = 1`` (then ``r = V - U + 1``, ``S = D``, ``P = -U(0)``: Distill's r, S, P). Upsampling,
 transposed convs and pixel shuffles raise ``T`` (effective stride ``S = D / T`` becomes a
 fraction) and make the RF depend on the cell's phase, which we keep instead of guessing.
 
 Every op is described by its *taps*: output cell ``o`` reads input cells ``taps(o)``, and the taps
-repeat with ``taps(o + B) = taps(o) + A``. Composing that with the input's ``(T, D)`` gives the
-output's period ``T' = B * T / gcd(A, T)``: one pass in topological order, O(nodes + edges) times
-the (small) period and kernel sizes, all in integers, so nothing is rounded.
+repeat with ``taps(o + B) = taps(o) + A`` (resampling uses PyTorch's own index rule, so a size-based
+upsampling 38 -> 75 has B = 75). Composing that with the input's ``(T, D)`` gives the output's
+period ``T' = B * T / gcd(A, T)`` in closed form. The period reported is then the smallest the
+map's *own cells* show, which is what a gradient probe can measure: 38 -> 75 picks the same rows as
+x2 on all 75 cells, so FCOS at 600x800 has stride 8, period 2, not 8.1067. Where no pattern repeats
+on the map (paths of different strides merged, a ratio like 31/75) the map is an explicit table of
+its cells, with padding cells beyond it from the layer's own rule: exact, never an error.
+
+Next to Distill's interval every real cell keeps what it *reads*: the first and last input pixel
+its output depends on, clipped at the image and empty across padding, per merged path (a path
+that reads only padding rows at a border cell adds no columns there). r, S and P stay Distill's;
+reads are what the probe sees at the borders (a 3x3 stride-2 valid conv on 512 never reads row 511).
 
 Merges take the union (min start, max end) of their inputs per cell. When the inputs disagree on
 stride or centre (FPN/YOLO top-down paths, Focus slicing, TF 'SAME' on even sizes) the node is
