@@ -189,3 +189,24 @@ def test_fcos_head_rf_is_flagged_global(run_cli, size):
     assert [row["head_rf"][0] for row in layers] == [523, 619, 811, 1195, 1963]
     assert all(row["head_global_context"] is True and row["global_context"] is False
                for row in layers)
+
+
+def test_probe_detects_wrong_border_reads():
+    """The oracle can fail on reads too: one more row read by the last cell is caught."""
+    import dataclasses
+
+    from anchorfit.rf.probe import verify
+    from anchorfit.rf.trace import trace_module
+
+    module = nn.Sequential(nn.Conv2d(1, 1, 3, 2, 0), nn.Conv2d(1, 1, 3, 1, 1))
+    traced = trace_module(module, (64, 64), in_channels=1)
+    name = traced.graph.outputs[0]
+    rf = traced.analysis[name]
+    (check,) = verify(traced, traced.analysis, [name], in_channels=1)
+    assert check.agree is True and check.cells[-1].rows == (58, 62)  # row 63 is never read
+    ylo, yhi, xlo, xhi = rf.branches[0]
+    wrong = yhi.copy()
+    wrong[-1] += 1
+    traced.analysis.nodes[name] = dataclasses.replace(rf, branches=((ylo, wrong, xlo, xhi),))
+    (check,) = verify(traced, traced.analysis, [name], in_channels=1)
+    assert check.agree is False and "probe rows (58, 62)" in check.detail

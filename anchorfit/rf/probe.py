@@ -315,6 +315,15 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
         details = []
         for cell in found:
             want_rows, want_cols = rf.read_interval(cell.i, cell.j)
+            # a cell whose Distill RF lies inside the image reads exactly that RF: this checks
+            # r, S, P and centres, computed apart from the reads
+            rows = (rf.y.start(cell.i), rf.y.end(cell.i))
+            cols = (rf.x.start(cell.j), rf.x.end(cell.j))
+            if _inside(rows, h) and _inside(cols, w) and (want_rows, want_cols) != (rows, cols):
+                details.append(f"cell ({cell.i},{cell.j}): engine RF rows {rows} cols {cols} but "
+                               f"engine reads rows {want_rows} cols {want_cols}")
+                want_rows, want_cols = rows, cols
+                agree = False
             if cell.rows != want_rows or cell.cols != want_cols:
                 agree = False
                 details.append(f"cell ({cell.i},{cell.j}): probe rows {cell.rows} cols {cell.cols}"
@@ -322,3 +331,7 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
         checks.append(LayerCheck(name, agree, tuple(found), "; ".join(details)))
     return checks
 
+
+def _inside(interval: tuple[int | None, int | None], n: int) -> bool:
+    lo, hi = interval
+    return lo is not None and hi is not None and 0 <= lo and hi <= n - 1
