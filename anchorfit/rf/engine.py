@@ -456,7 +456,8 @@ def _axis_rule(node: Node, axis: int, n: int) -> tuple[TapRule, int]:
 # --------------------------------------------------------------------------- composition
 
 
-def compose(src: AxisMap, rule: TapRule, out_size: int) -> AxisMap:
+def compose(src: AxisMap, rule: TapRule, out_size: int,
+            reads: tuple[Any, Any] | None = None) -> AxisMap:
     """The map of an op's output given its input map ``src`` and its tap rule.
 
     In closed form when the input is periodic and the output period stays small (one pass over
@@ -466,7 +467,8 @@ def compose(src: AxisMap, rule: TapRule, out_size: int) -> AxisMap:
     b, a = rule.B, rule.A
     if (b, a, rule.taps) == (1, 1, [[0]]) and out_size == src.size:
         return src  # per-cell op: the same map
-    reads = _compose_reads(src, rule, out_size)
+    if reads is None:
+        reads = _compose_reads(src, rule, out_size)
     formula: AxisMap | None = None
     if not src.table:
         t = src.period
@@ -485,8 +487,7 @@ def compose(src: AxisMap, rule: TapRule, out_size: int) -> AxisMap:
     def outside(o: int) -> Interval:
         return _hull(src, rule.at(o))
 
-    nominal = src.stride * Fraction(a, b)
-    return _canonical(formula, outside, out_size, reads, nominal)
+    return _canonical(formula, outside, out_size, reads, lambda: src.stride * Fraction(a, b))
 
 
 def _hull(src: AxisMap, cells: Sequence[int]) -> Interval:
@@ -522,7 +523,7 @@ def _same_step(a: int | None, b: int | None, d: int) -> bool:
 
 
 def _canonical(formula: AxisMap | None, outside: Callable[[int], Interval], size: int,
-               reads: tuple[Any, Any], nominal: Fraction) -> AxisMap:
+               reads: tuple[Any, Any], nominal: Callable[[], Fraction]) -> AxisMap:
     """The map as its real cells show it.
 
     A closed-form map whose period fits twice in the map is kept (it is exact on every cell, real
@@ -554,7 +555,7 @@ def _canonical(formula: AxisMap | None, outside: Callable[[int], Interval], size
 
     centres = [(u + v) for u, v in cells if u is not None and v is not None]
     stride = Fraction(centres[-1] - centres[0], 2 * (len(centres) - 1)) if len(
-        centres) > 1 else nominal
+        centres) > 1 else nominal()
     return AxisMap(size, 0, tuple(c[0] for c in cells), tuple(c[1] for c in cells), size,
                    extended, stride, read_lo, read_hi)
 
@@ -602,6 +603,8 @@ def _compose_read_arrays(src_lo: Any, src_hi: Any, rule: TapRule, out_size: int
     n = len(src_lo)
     if (rule.B, rule.A, rule.taps) == (1, 1, [[0]]) and out_size == n:
         return src_lo, src_hi
+    if rule.B == 1 and rule.A > 0 and not rule.clamp:
+        return _window_reads(src_lo, src_hi, rule.A, rule.taps[0], out_size)
     o = np.arange(out_size, dtype=np.int64)
     q, r = np.divmod(o, rule.B)
     width = max((len(t) for t in rule.taps), default=0)
@@ -625,6 +628,23 @@ def _compose_read_arrays(src_lo: Any, src_hi: Any, rule: TapRule, out_size: int
     return lo, hi
 
 
+def _window_reads(src_lo: Any, src_hi: Any, stride: int, taps: Sequence[int], out_size: int
+                  ) -> tuple[Any, Any]:
+    """``_compose_read_arrays`` for a sliding window (cell o reads o*stride + t): strided slices."""
+    n = len(src_lo)
+    lo = np.full(out_size, _NONE_LO, dtype=np.int64)
+    hi = np.full(out_size, _NONE_HI, dtype=np.int64)
+    for tap in taps:
+        first = max(-(tap // stride), 0)  # smallest o with o*stride + tap >= 0
+        last = min((n - 1 - tap) // stride, out_size - 1)  # largest o with o*stride + tap < n
+        if last < first:
+            continue
+        span = slice(first * stride + tap, last * stride + tap + 1, stride)
+        np.minimum(lo[first:last + 1], src_lo[span], out=lo[first:last + 1])
+        np.maximum(hi[first:last + 1], src_hi[span], out=hi[first:last + 1])
+    return lo, hi
+
+
 def _reads_of(amap: AxisMap) -> tuple[Any, Any]:
     if amap.read_lo is not None:
         return amap.read_lo, amap.read_hi
@@ -637,7 +657,8 @@ def _reads_of(amap: AxisMap) -> tuple[Any, Any]:
     return lo, hi
 
 
-def union(maps: Sequence[AxisMap], out_size: int) -> tuple[AxisMap, bool, bool]:
+def union(maps: Sequence[AxisMap], out_size: int, reads: tuple[Any, Any] | None = None
+          ) -> tuple[AxisMap, bool, bool]:
     """Per-cell union of several maps of the same feature-map grid.
 
     Returns (map, agree, stride_conflict): ``agree`` is Distill's alignment test (equal stride
@@ -647,9 +668,10 @@ def union(maps: Sequence[AxisMap], out_size: int) -> tuple[AxisMap, bool, bool]:
     """
     strides = {m.stride for m in maps}
     conflict = len(strides) > 1
-    reads = [_reads_of(m) for m in maps]
-    read_lo = np.minimum.reduce([r[0] for r in reads]) if len(reads) > 1 else reads[0][0]
-    read_hi = np.maximum.reduce([r[1] for r in reads]) if len(reads) > 1 else reads[0][1]
+    if reads is None:
+        each = [_reads_of(m) for m in maps]
+        reads = (np.minimum.reduce([r[0] for r in each]) if len(each) > 1 else each[0][0],
+                 np.maximum.reduce([r[1] for r in each]) if len(each) > 1 else each[0][1])
     formula: AxisMap | None = None
     agree = not conflict
     if not conflict and not any(m.table for m in maps):
@@ -672,7 +694,7 @@ def union(maps: Sequence[AxisMap], out_size: int) -> tuple[AxisMap, bool, bool]:
         u, v, _ = _union_at(maps, o)
         return u, v
 
-    merged = _canonical(formula, outside, out_size, (read_lo, read_hi), max(strides))
+    merged = _canonical(formula, outside, out_size, reads, lambda: max(strides))
     return merged, agree, conflict
 
 
@@ -739,17 +761,16 @@ def analyze(graph: Graph, input_size: int | Sequence[int],
             rf = _merge(node, [out[s] for s in node.inputs])
         else:
             (src,) = (out[s] for s in node.inputs)
-            maps = []
-            rules = []
-            for axis, amap in enumerate(src.axes):
-                rule, size = _axis_rule(node, axis, amap.size)
-                rules.append((rule, size))
-                maps.append(compose(amap, rule, size))
+            rules = [_axis_rule(node, axis, amap.size) for axis, amap in enumerate(src.axes)]
+            branches = _branches_through(src.branches, rules)
+            summary = _summary(branches)
+            maps = [compose(amap, rule, size, summary[axis] if summary else None)
+                    for axis, (amap, (rule, size)) in enumerate(zip(src.axes, rules))]
             own_global = isinstance(op, Global) or (isinstance(op, Pointwise) and op.global_context)
             aligned = src.aligned and all(m.shift_invariant for m in maps)
             rf = NodeRF(node.name, node.describe(), maps[0], maps[1], aligned,
                         src.global_context or own_global, src.stride_conflict,
-                        node.spatial_dims, node.source, _branches_through(src.branches, rules))
+                        node.spatial_dims, node.source, branches)
         out[node.name] = rf
         if on_node is not None:
             on_node(node, rf)
@@ -757,22 +778,25 @@ def analyze(graph: Graph, input_size: int | Sequence[int],
 
 
 def _merge(node: Node, srcs: list[NodeRF]) -> NodeRF:
+    sizes = [{s.axes[axis].size for s in srcs} for axis in range(2)]
+    if any(len(axis - {1}) > 1 for axis in sizes):
+        detail = ", ".join(f"{s.name} {s.y.size}x{s.x.size}" for s in srcs)
+        raise AnchorfitError(f"layer {node.name!r} ({node.describe()}) merges feature maps of "
+                             f"different sizes: {detail}")
+    shape = (max(sizes[0]), max(sizes[1]))
+    # A 1-cell map broadcast against a larger one (SE gates, global context) is read by every
+    # cell; it contributes context, not locality.
+    local_srcs = [s for s in srcs if (s.y.size, s.x.size) == shape]
+    branches = _normalise([b for s in local_srcs for b in s.branches])
+    summary = _summary(branches)
     maps = []
     agree_all = True
     conflict_any = any(s.stride_conflict for s in srcs)
     for axis in range(2):
+        size = shape[axis]
         axis_maps = [s.axes[axis] for s in srcs]
-        sizes = {m.size for m in axis_maps}
-        big = sizes - {1}
-        if len(big) > 1:
-            detail = ", ".join(f"{s.name} {s.y.size}x{s.x.size}" for s in srcs)
-            raise AnchorfitError(f"layer {node.name!r} ({node.describe()}) merges feature maps of "
-                                 f"different sizes: {detail}")
-        size = max(sizes)
-        # A 1-cell map broadcast against a larger one (SE gates, global context) is read by every
-        # cell; it contributes context, not locality.
         local = [m for m in axis_maps if m.size == size] if size > 1 else axis_maps
-        merged, agree, conflict = union(local, size)
+        merged, agree, conflict = union(local, size, summary[axis] if summary else None)
         agree_all = agree_all and agree
         conflict_any = conflict_any or conflict
         maps.append(merged)
@@ -780,10 +804,20 @@ def _merge(node: Node, srcs: list[NodeRF]) -> NodeRF:
         maps[0].size > 1 or maps[1].size > 1)
     aligned = agree_all and all(s.aligned for s in srcs) and all(m.shift_invariant for m in maps)
     global_context = any(s.global_context for s in srcs) or broadcast
-    local_srcs = [s for s in srcs if (s.y.size, s.x.size) == (maps[0].size, maps[1].size)]
-    branches = _normalise([b for s in local_srcs for b in s.branches])
     return NodeRF(node.name, node.describe(), maps[0], maps[1], aligned, global_context,
                   conflict_any, max(s.spatial_dims for s in srcs), node.source, branches)
+
+
+def _summary(branches: Sequence[tuple[Any, Any, Any, Any]]
+             ) -> tuple[tuple[Any, Any], tuple[Any, Any]] | None:
+    """Per-axis reads of a node (each axis' hull over its branches), for its ``AxisMap``s."""
+    if not branches:
+        return None
+    if len(branches) == 1:
+        ylo, yhi, xlo, xhi = branches[0]
+        return (ylo, yhi), (xlo, xhi)
+    return ((np.minimum.reduce([b[0] for b in branches]), np.maximum.reduce([b[1] for b in branches])),
+            (np.minimum.reduce([b[2] for b in branches]), np.maximum.reduce([b[3] for b in branches])))
 
 
 def _branches_through(branches: Sequence[tuple[Any, Any, Any, Any]],
@@ -800,6 +834,8 @@ def _branches_through(branches: Sequence[tuple[Any, Any, Any, Any]],
 def _normalise(branches: Sequence[tuple[Any, Any, Any, Any]]
                ) -> tuple[tuple[Any, Any, Any, Any], ...]:
     """Merge branches that read on exactly the same cells (their union is then a product)."""
+    if len(branches) == 1:
+        return tuple(branches)
     groups: dict[tuple[bytes, bytes], tuple[Any, Any, Any, Any]] = {}
     for ylo, yhi, xlo, xhi in branches:
         key = ((ylo == _NONE_LO).tobytes(), (xlo == _NONE_LO).tobytes())
@@ -828,8 +864,10 @@ def extend(rf: NodeRF, ops: Sequence[Window | Pointwise]) -> NodeRF:
         node.op = op
         ry, ny = _axis_rule(node, 0, y.size)
         rx, nx = _axis_rule(node, 1, x.size)
-        y, x = compose(y, ry, ny), compose(x, rx, nx)
         branches = _branches_through(branches, [(ry, ny), (rx, nx)])
+        summary = _summary(branches)
+        y = compose(y, ry, ny, summary[0] if summary else None)
+        x = compose(x, rx, nx, summary[1] if summary else None)
         aligned = aligned and y.shift_invariant and x.shift_invariant
         global_context = global_context or (isinstance(op, Pointwise) and op.global_context)
     return NodeRF(rf.name, rf.op, y, x, aligned, global_context, rf.stride_conflict,
