@@ -30,10 +30,6 @@ PENDING_CYCLES = {
      "anchorfit.formats.ultralytics_modules"),
 }
 PENDING_PRIVATE = {
-    "anchorfit.rf.trace._GLOBAL_NORMS",  # rf16 splits trace.py: op tables become public
-    "anchorfit.rf.trace._POINTWISE_FUNCS",
-    "anchorfit.rf.trace._POINTWISE_METHODS",
-    "anchorfit.rf.trace._POINTWISE_MODULES",
     "anchorfit.formats.ultralytics._build_row",  # with the ultralytics row module above
     "anchorfit.formats.ultralytics._Ctx",
     "anchorfit.formats.ultralytics._make_divisible",
