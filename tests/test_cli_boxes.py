@@ -16,7 +16,8 @@ A = "annotations"
 
 def test_coco_json_statistics(shipped_data, run_cli, tmp_path):
     out = tmp_path / "b.json"
-    code, _, err = run_cli("boxes", str(shipped_data / A / "coco128_cocojson/instances_train2017.json"),
+    code, _, err = run_cli("boxes",
+                           str(shipped_data / A / "coco128_cocojson/instances_train2017.json"),
                            "--format", "json", "-o", str(out))
     assert code == 0 and "iscrowd" in err
     data = json.loads(out.read_text())

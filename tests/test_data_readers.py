@@ -72,8 +72,9 @@ def test_wider_face_counts_quirks_and_image_sizes(shared_wider):
     assert rep.dropped["zero_size"] == 11 and len(kept) == 39708 - 11 - rep.dropped.get(
         "duplicate", 0)
     # W3: the image sizes of a subset of the train images
-    b = read_annotations(shared_wider / A / "wider_face/wider_face_train_bbx_gt.txt",
-                         image_sizes=shared_wider / A / "wider_face/wider_train_image_sizes_subset.csv")
+    wider = shared_wider / A / "wider_face"
+    b = read_annotations(wider / "wider_face_train_bbx_gt.txt",
+                         image_sizes=wider / "wider_train_image_sizes_subset.csv")
     known = np.isfinite(b.image_width)
     assert int(known.sum()) == 2102
     assert int(known[b.image].sum()) == 57739  # W3: all GT boxes of those images
@@ -96,7 +97,8 @@ def test_yolo_label_files_without_images(shipped_data):
 
 
 def test_openimages_decimal_commas(shipped_data):
-    b = read_annotations(shipped_data / A / "voc2012_subset100/openimages_csv/all_bounding_boxes.csv")
+    b = read_annotations(
+        shipped_data / A / "voc2012_subset100/openimages_csv/all_bounding_boxes.csv")
     assert b.units == "normalized"
     row = int(np.flatnonzero(np.array(b.image_names)[b.image] == "2007_000027.jpg")[0])
     # "0,3580246914","0,7181069959" → x 0.358..., w 0.360...

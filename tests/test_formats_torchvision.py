@@ -38,7 +38,7 @@ def test_ssd300_matches_caffe_rf_and_coco_sizes(shipped_data):
     from anchorfit.formats.caffe import load_caffe
 
     tv = load_torchvision_detector("ssd300_vgg16")
-    caffe = load_caffe(shipped_data / "configs" / "caffe" / "ssd300_vgg_voc0712" / "deploy.prototxt")
+    caffe = load_caffe(shipped_data / "configs/caffe/ssd300_vgg_voc0712/deploy.prototxt")
     assert [(lv.rf.rf, lv.rf.center, lv.head_rf.rf, lv.step) for lv in tv.levels] == [
         (lv.rf.rf, lv.rf.center, lv.head_rf.rf, lv.step) for lv in caffe.levels]
     assert [lv.anchors[0].w for lv in tv.levels] == pytest.approx([21, 45, 99, 153, 207, 261])
