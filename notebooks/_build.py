@@ -16,6 +16,7 @@ shipped COCO128 boxes. The stored outputs of notebook 01 are from WIDER FACE whe
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +25,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # this checkout's anchorfit first
 
 SETUP = '''\
 import tempfile
@@ -588,9 +590,13 @@ def kernel_manager(root: Path):
 
     spec_dir = root / "kernels" / "anchorfit-python"
     spec_dir.mkdir(parents=True, exist_ok=True)
+    import anchorfit  # the kernel imports this anchorfit (the checkout beside this folder)
+
+    package_root = str(Path(anchorfit.__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     (spec_dir / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "anchorfit", "language": "python"}))
+        "display_name": "anchorfit", "language": "python", "env": {"PYTHONPATH": path}}))
     specs = KernelSpecManager(kernel_dirs=[str(root / "kernels")], ensure_native_kernel=False)
     return KernelManager(kernel_name="anchorfit-python", kernel_spec_manager=specs)
 

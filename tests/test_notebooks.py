@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
+
+import anchorfit
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -34,9 +37,13 @@ KERNEL = "anchorfit-test-python"
 def _kernel_manager(root: Path) -> KernelManager:
     spec_dir = root / "kernels" / KERNEL
     spec_dir.mkdir(parents=True)
+    # the kernel imports the anchorfit under test (this checkout), not whichever one the
+    # environment's install points at
+    package_root = str(Path(anchorfit.__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     (spec_dir / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "anchorfit tests", "language": "python"}))
+        "display_name": "anchorfit tests", "language": "python", "env": {"PYTHONPATH": path}}))
     specs = KernelSpecManager(kernel_dirs=[str(root / "kernels")], ensure_native_kernel=False)
     return KernelManager(kernel_name=KERNEL, kernel_spec_manager=specs)
 
