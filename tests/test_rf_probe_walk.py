@@ -21,7 +21,7 @@ import torch
 
 pytest.importorskip("torchvision")
 
-from anchorfit import models  # noqa: E402
+from anchorfit import load as models  # noqa: E402
 from anchorfit.rf.probe import border_and_inside, verify  # noqa: E402
 from slim_helpers import materialise, one_channel  # noqa: E402
 
