@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
 
     with flags(FLAGS):  # before the slow part: reading the detector and the boxes
         check_options(k=args.k, ratio=args.ratio, restarts=args.restarts)
+    from anchorfit.cluster.api import check_restarts
+
+    check_restarts(args.restarts, "--restarts")
     if (args.export_to or args.in_place) and not args.export:
         raise AnchorfitError("--export-to/--in-place need --export SET", key="--export")
     if args.force and not args.export_to:

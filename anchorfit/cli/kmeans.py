@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         raise AnchorfitError(f"-k {args.k}: expected at least 1 anchor", key="-k")
     if args.restarts < 1:
         raise AnchorfitError(f"--restarts {args.restarts}: expected at least 1", key="--restarts")
+    from anchorfit.cluster.api import check_restarts
+
+    check_restarts(args.restarts, "--restarts")
     if args.anchor_t <= 1:
         raise AnchorfitError(f"--anchor-t {args.anchor_t}: expected a ratio above 1",
                              key="--anchor-t")

@@ -89,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     with flags(FLAGS):  # before the slow part: reading the detector, measuring the ERF
         check_options(ratio=args.ratio, k=args.k, samples=args.samples,
                       scales_per_octave=args.scales_per_octave)
+    from anchorfit.cluster.api import check_restarts
+
+    check_restarts(args.restarts, "--restarts")
     if args.plot_boxes and not args.boxes:
         raise AnchorfitError("--plot-boxes needs --boxes", key="--plot-boxes")
     if args.erf_input and args.no_erf:

@@ -495,7 +495,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def refuse_builtin(original: Path) -> None:
     """Built-in zoo configs live inside the installed package: never changed in place."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # anchorfit/, above design/
     real = Path(os.path.abspath(original)).resolve()
     if package in real.parents:
         raise AnchorfitError(f"{original.name} is a built-in zoo config inside the installed "
@@ -716,12 +716,9 @@ def export_spec(text: str, anchors: Anchors, level_names: Sequence[str], *,
     new anchors). With ``path`` (the spec's file), ``base:`` is rewritten to point at the same
     file from ``folder`` (where the export goes; absolute when None).
     """
-    import yaml
+    from anchorfit.safeinput import safe_load
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise FormatError(f"not valid YAML: {exc}", source=source) from None
+    data = safe_load(text, source)
     if not isinstance(data, dict):
         raise FormatError("not an anchorfit spec (a YAML mapping)", source=source)
     levels = data.get("levels")
@@ -759,11 +756,11 @@ def export_spec(text: str, anchors: Anchors, level_names: Sequence[str], *,
 
 def _inherited_levels(path: Path, source: str, depth: int = 0) -> list | None:
     """The ``levels:`` a spec inherits through its ``base:`` chain (the nearest one)."""
-    import yaml
-
     if depth > 20 or not path.is_file():
         raise FormatError(f"base file {path} not found (or a base: cycle)", source=source)
-    data = yaml.safe_load(path.read_text()) or {}
+    from anchorfit.safeinput import read_config_text, safe_load
+
+    data = safe_load(read_config_text(path), path) or {}
     if isinstance(data.get("levels"), list):
         return data["levels"]
     if isinstance(data.get("base"), str):
