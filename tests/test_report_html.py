@@ -142,10 +142,13 @@ def test_audit_report_findings_with_remedies_match_json(run_cli, tmp_path):
 
 
 def test_compare_report_has_every_set_and_both_figures(run_cli, tmp_path):
+    import json
+
     out = tmp_path / "compare.html"
-    code, _, err = run_cli("compare", str(YOLOV3_TINY), "--boxes", str(COCO8), "--restarts",
-                           "1", "--report", str(out))
+    code, text, err = run_cli("compare", str(YOLOV3_TINY), "--boxes", str(COCO8), "--restarts",
+                              "1", "-f", "json", "--report", str(out))
     assert code == 0, err
+    audits = json.loads(text)["verdict"]["audits"]
     page, raw = parse(out)
     assert_self_contained(page, raw)
     table = table_with(page, "metric", "default", "best")
@@ -156,6 +159,14 @@ def test_compare_report_has_every_set_and_both_figures(run_cli, tmp_path):
     text = " ".join(page.text)
     assert "recommended" in text or "no recommendation" in text
     assert len(decoded_pngs(page)) == 2  # box scatter and recall bars
+    # each set's audit: the same codes as the JSON verdict (info left out), each with a remedy
+    finding_tables = [t for t in page.tables if t and t[0][:2] == ["severity", "code"]]
+    with_findings = {name: a for name, a in audits.items() if a["findings"]}
+    assert len(finding_tables) == len(with_findings) and with_findings
+    assert raw.count("<p>No findings.</p>") == len(audits) - len(with_findings)
+    for table, (name, audit) in zip(finding_tables, with_findings.items()):
+        assert [row[1] for row in table[1:]] == [f.split()[0] for f in audit["findings"]], name
+        assert all(row[4] for row in table[1:])
 
 
 def test_hostile_level_name_is_escaped(run_cli, tmp_path):
