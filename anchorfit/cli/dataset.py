@@ -123,5 +123,6 @@ def split_option(args: argparse.Namespace) -> dict[str, str]:
 
 def dataset_note(prepared: Any) -> str:
     dropped = ", ".join(f"{k} {v}" for k, v in prepared.dropped.items())
-    return (f"{plural(len(prepared.boxes), 'box')} from {prepared.boxes.source} ({prepared.spec.describe()})"
+    return (f"{plural(len(prepared.boxes), 'box')} from {prepared.boxes.source} "
+            f"({prepared.spec.describe()})"
             + (f"; dropped: {dropped}" if dropped else ""))

@@ -162,7 +162,8 @@ def write_report(path: str | Path, report: Report,
     return write_output(path, render_html(report), what="--report", protect=protect)
 
 
-def _meta(what: str, detector: str, input_size: Sequence[int], extra: Iterable[str] = ()) -> list[str]:
+def _meta(what: str, detector: str, input_size: Sequence[int],
+          extra: Iterable[str] = ()) -> list[str]:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return [f"{detector}, input {input_size[0]}x{input_size[1]} (sizes in input pixels): "
             f"{what}", *extra, f"written by anchorfit, {stamp}"]
@@ -260,7 +261,8 @@ def compare_report(result: Any, wh: Any, *, seed: int = 0,
     from anchorfit.report.figures.design import box_scatter, grid_recall_by_size
 
     rep = Report(f"anchorfit compare: {short_title(result.detector)}",
-                 _meta("default, RF-derived and clustered anchors compared", result.detector, result.input_size,
+                 _meta("default, RF-derived and clustered anchors compared", result.detector,
+                       result.input_size,
                        [f"{plural(result.boxes, 'box')}, seed {seed}"]))
     v = result.verdict
     if v is not None:
