@@ -1,4 +1,4 @@
-"""The progress helper (anchorfit.data.progress.Meter) and the ERF estimator's use of it.
+"""The progress helper (anchorfit.data.progress.TaskMeter) and the ERF estimator's use of it.
 
 A fake clock makes the timing exact: the plain line's counts, elapsed time and time left are
 checked against numbers worked out by hand, the line's interval against the clock, and the
@@ -10,7 +10,7 @@ import io
 
 import pytest
 
-from anchorfit.data.progress import Meter, duration
+from anchorfit.data.progress import TaskMeter, duration
 
 
 class Clock:
@@ -21,9 +21,9 @@ class Clock:
         return self.now
 
 
-def meter(total: int = 32, **kwargs) -> tuple[Meter, io.StringIO, Clock]:
+def meter(total: int = 32, **kwargs) -> tuple[TaskMeter, io.StringIO, Clock]:
     out, clock = io.StringIO(), Clock()
-    return Meter("erf", total, "samples", stream=out, terminal=False, clock=clock,
+    return TaskMeter("erf", total, "samples", stream=out, terminal=False, clock=clock,
                  **kwargs), out, clock
 
 
@@ -92,7 +92,7 @@ def test_no_forecast_for_a_short_run_and_nothing_when_disabled() -> None:
 
 def test_terminal_bar_draws_and_says_lines_above_it() -> None:
     out = io.StringIO()
-    with Meter("erf", 4, stream=out, terminal=True) as m:
+    with TaskMeter("erf", 4, stream=out, terminal=True) as m:
         m.update(0)
         m.update(1.5)
         m.say("a note")
@@ -101,7 +101,7 @@ def test_terminal_bar_draws_and_says_lines_above_it() -> None:
 
 
 def test_estimator_reports_every_sample_and_forecasts_with_the_callers_flags(monkeypatch):
-    """estimate(progress=True) drives one Meter: the clock starts at 0 after calibration, the
+    """estimate(progress=True) drives one TaskMeter: the clock starts at 0 after calibration, the
     count rises by fractions of a sample as a step's levels finish and ends at the total; after
     the first step the forecast is offered hints in the caller's spelling."""
     pytest.importorskip("torch")
@@ -111,7 +111,7 @@ def test_estimator_reports_every_sample_and_forecasts_with_the_callers_flags(mon
 
     seen: dict[str, list] = {"updates": [], "hints": [], "kw": []}
 
-    class Recorder(Meter):
+    class Recorder(TaskMeter):
         def __init__(self, *args, **kwargs):
             seen["kw"].append(kwargs)
             super().__init__(*args, **kwargs)
@@ -124,7 +124,7 @@ def test_estimator_reports_every_sample_and_forecasts_with_the_callers_flags(mon
             seen["hints"].append(list(hints))
             return super().forecast(hints, long_run=0.0)
 
-    monkeypatch.setattr(estimator, "Meter", Recorder)
+    monkeypatch.setattr(estimator, "TaskMeter", Recorder)
     net = load_erf_network("yolov3-tiny", (448, 448), None, seed=0)
     config = ErfConfig(samples=2, batch_size=1, n_boot=10, calibrate=1)
     flags = {"samples": "--samples", "channels_last": "--channels-last"}

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from anchorfit.data.progress import Meter, duration
+from anchorfit.data.progress import TaskMeter, duration
 from anchorfit.erf import stats as st
 from anchorfit.erf.cells import LevelPlan, plan_levels, resolve_layers
 from anchorfit.erf.config import ErfConfig
@@ -192,7 +192,7 @@ def estimate(net: Network, layers: Sequence[str] | None = None, config: ErfConfi
     ``net`` is a network with a traced torch module (``models.load(..., materialize=True)``),
     analysed at the input size to use. ``config`` (default ``ErfConfig()``) holds every setting
     of the measurement. ``progress`` reports on standard error (``anchorfit.data.progress
-    .Meter``): a bar with the time left on a terminal, else a line every 10 s; and, when the
+    .TaskMeter``): a bar with the time left on a terminal, else a line every 10 s; and, when the
     first sample says the run will take more than half a minute, one line with the expected
     time and how to shorten it: with the settings the caller offers, spelled its way
     (``options``: parameter -> option, e.g. ``{"samples": "--samples"}``; default: every
@@ -233,7 +233,7 @@ def estimate(net: Network, layers: Sequence[str] | None = None, config: ErfConfi
                        needs_recalibration(sub, str(config.weights)))
     tally = _Tally(plans, windows, config.device)
     total = config.per_draw if config.until_ci else config.per_draw * config.weight_draws
-    meter = Meter("erf", total, "samples", enabled=progress, capped=config.until_ci)
+    meter = TaskMeter("erf", total, "samples", enabled=progress, capped=config.until_ci)
     def advance(done: float, step_end: bool) -> None:
         meter.update(done)
         if step_end:
