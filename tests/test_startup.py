@@ -3,8 +3,8 @@
 Importing torch costs 2–5 s on a laptop CPU, more than ``anchorfit kmeans`` needs to cluster
 COCO128. Each case runs the real command in a fresh interpreter (``sys.modules`` is shared inside
 the test process, where another test may already have imported torch) and reports, at exit, which
-heavy packages it loaded. Inputs are the files the repository ships (tests/data, the zoo in
-anchorfit/configs); COCO128 and a Darknet cfg from ../shared/data add cases when present.
+heavy packages it loaded. Inputs are the files the repository ships (tests/data: COCO8, COCO128, a
+Darknet cfg; the zoo in anchorfit/configs).
 """
 
 from __future__ import annotations
@@ -85,10 +85,10 @@ def test_commands_without_a_network_do_not_import_torch() -> None:
     ))
 
 
-def test_shared_inputs_do_not_import_torch(shared_data: Path) -> None:
-    """COCO128 (the issue's case) and a Darknet cfg, when ../shared/data is beside the clone."""
-    coco128 = shared_data / "annotations" / "coco128_yolo"
-    cfg = shared_data / "configs" / "darknet" / "pjreddie" / "yolov3.cfg"
+def test_coco128_and_darknet_do_not_import_torch(shipped_data: Path) -> None:
+    """The issue's case: ``anchorfit kmeans`` on COCO128, and a Darknet cfg through show/audit."""
+    coco128 = shipped_data / "annotations" / "coco128_yolo"
+    cfg = shipped_data / "configs" / "darknet" / "pjreddie" / "yolov3.cfg"
     assert_light(run_probe(
         ("kmeans", str(coco128 / "labels" / "train2017"), "--image-sizes",
          str(coco128 / "image_sizes.csv"), "-k", "9", "-f", "json"),
