@@ -198,6 +198,9 @@ class Node:
     inputs: tuple[str, ...] = ()
     source: str | None = None  # e.g. "nn.Conv2d features.0" or "yolov3.cfg:line 25"
     spatial_dims: int = 2  # 2 for images, 1 for sequences (then only x varies), 0 after flatten
+    #: "file:line" of the cfg section / yaml row / prototxt layer that wrote this node, set by
+    #: file readers so that RF engine errors can point at the user's file (None: built in code)
+    origin: str | None = None
 
     def describe(self) -> str:
         return self.op.describe()
@@ -273,8 +276,9 @@ class GraphBuilder:
         return name or f"{kind}{self._count}"
 
     def add(self, op: Op, inputs: Sequence[str], name: str | None = None,
-            source: str | None = None, kind: str | None = None) -> str:
-        node = Node(self._name(name, kind or type(op).__name__.lower()), op, tuple(inputs), source)
+            source: str | None = None, kind: str | None = None, origin: str | None = None) -> str:
+        node = Node(self._name(name, kind or type(op).__name__.lower()), op, tuple(inputs), source,
+                    origin=origin)
         self.graph.add(node)
         return node.name
 
