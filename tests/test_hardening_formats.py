@@ -73,7 +73,7 @@ CASES = [
     Case("yolov5-anchors-negative", YOLOV5S, r"\[10, 13, 16, 30", "[-10, 13, 16, 30",
          r"anchors"),
     # ---------------------------------------------------------------- Caffe
-    Case("caffe-bad-escape", CAFFE_SSD, r'name: "conv1_1"', r'name: "\\x"', r"(escape|\\x)"),
+    Case("caffe-bad-escape", CAFFE_SSD, r'name: "conv1_1"', r'name: "\x"', r"(escape|\\x)"),
     Case("caffe-aspect-ratio-zero", CAFFE_SSD, r"aspect_ratio: 2", "aspect_ratio: 0",
          r"aspect_ratio"),
     Case("caffe-kernel-abc", CAFFE_SSD, r"kernel_size: 3", "kernel_size: abc", r"kernel_size"),
