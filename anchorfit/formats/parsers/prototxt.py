@@ -125,7 +125,15 @@ class _Parser:
         if kind == "punct":
             raise FormatError(f"prototxt syntax error: expected a value for {name!r}, got "
                               f"{text!r}", source=self.source, line=tline)
-        msg.fields.append((name, self.scalar(kind, text), line))
+        msg.fields.append((name, self.scalar(kind, text, line), line))
+
+    def unescape(self, text: str, line: int | None) -> str:
+        """A quoted string's value; a broken escape (``"\\x"``) is a syntax error at its line."""
+        try:
+            return bytes(text[1:-1], "utf-8").decode("unicode_escape")
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"prototxt syntax error: bad escape in string {text}: {exc.reason}",
+                              source=self.source, line=line) from None
 
     def list_value(self, msg: Message, name: str, line: int) -> None:
         while True:
@@ -134,15 +142,15 @@ class _Parser:
                 return
             if kind == "punct" and text == ",":
                 continue
-            msg.fields.append((name, self.scalar(kind, text), tline))
+            msg.fields.append((name, self.scalar(kind, text, tline), tline))
 
-    def scalar(self, kind: str, text: str) -> Scalar:
+    def scalar(self, kind: str, text: str, line: int | None = None) -> Scalar:
         if kind == "string":
-            value = bytes(text[1:-1], "utf-8").decode("unicode_escape")
+            value = self.unescape(text, line)
             # adjacent string literals concatenate
             while (tok := self.peek()) is not None and tok[0] == "string":
                 self.pos += 1
-                value += bytes(tok[1][1:-1], "utf-8").decode("unicode_escape")
+                value += self.unescape(tok[1], tok[2])
             return value
         if kind == "number":
             t = text.rstrip("fF")
