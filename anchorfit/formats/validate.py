@@ -47,6 +47,10 @@ def integer(value: Any, where: Where, *, minimum: int | None = None) -> int:
     if isinstance(value, str):
         text = value.strip()
         if not _INT_TEXT.match(text):
+            try:
+                float(text)
+            except ValueError:
+                raise where.error(f"{value!r} is not a number") from None
             raise where.error(f"{value!r} is not an integer")
         number = int(text)
     elif isinstance(value, bool) or not _is_number(value):
