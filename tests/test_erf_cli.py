@@ -130,7 +130,7 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(run_cli, tmp_path):
     code, _, err = run_cli("erf", "torchvision:nosuchnet")
     assert code == 2 and "unknown torchvision model" in err
     code, _, err = run_cli("erf", TINY, "--input", "40", "--plot", str(tmp_path / "x.gif"))
-    assert code == 2 and "unsupported figure type" in err
+    assert code == 2 and "unknown figure type '.gif'" in err
 
 
 def test_schedule_and_channels_last_flags_reach_the_json(run_cli):
@@ -147,3 +147,9 @@ def test_schedule_and_channels_last_flags_reach_the_json(run_cli):
         assert y0 <= r0 and r1 < y1 and x0 <= c0 and c1 < x1  # the window holds the RF
     code, _, err = run_cli("erf", TINY, "--input", "40", "--schedule", "sideways")
     assert code == 2 and "invalid choice" in err
+
+
+def test_help_prints_percent_signs_once(run_cli):
+    """Issue 13: the description printed a literal '%%' (it is not %-formatted; help is)."""
+    code, out, _ = run_cli("erf", "--help")
+    assert code == 0 and "%%" not in out and "95 % intervals" in out.replace("\n", " ")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 
+from anchorfit.cli import validate
 from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
-    emit, parse_optional_hw, split_list
+    add_report, emit, parse_optional_hw, split_list, write_report
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.text import plural
 
 EXAMPLES = """examples:
   anchorfit audit yolov4-tiny.cfg
@@ -45,8 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", metavar="CODES", help="run only these checks, e.g. AF105,AF106")
     p.add_argument("--skip", metavar="CODES", help="skip these checks")
     p.add_argument("--list-checks", action="store_true", help="print the catalogue and exit")
-    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=validate.seed, default=0, help=argparse.SUPPRESS)
     add_format_options(p)
+    add_report(p)
     p.set_defaults(handler=run)
 
 
@@ -73,7 +77,7 @@ def parse_erf(text: str | None) -> dict[str, float] | None:
             out[name.strip()] = float(value)
         except ValueError:
             sep = ""
-        if not sep or out.get(name.strip(), 0) <= 0:
+        if not sep or not 0 < out.get(name.strip(), 0) < math.inf:
             raise AnchorfitError(f"--erf {text!r}: expected LEVEL=PIXELS pairs such as "
                                  "conv3_3=20,conv4_3=45", key="--erf")
     return out
@@ -132,7 +136,14 @@ def run(args: argparse.Namespace) -> int:
     if prepared is not None:
         notes.append(dataset_note(prepared))
     counts = report.to_dict()["counts"]
-    notes.append(f"{detector.name}: {counts['error']} errors, {counts['warning']} warnings, "
-                 f"{counts['info']} notes from {len(report.checks_run)} checks")
+    notes.append(f"{detector.name}: {plural(counts['error'], 'error')}, "
+                 f"{plural(counts['warning'], 'warning')}, {plural(counts['info'], 'note')} "
+                 f"from {plural(len(report.checks_run), 'check')}")
+    if args.report:
+        from anchorfit.report.html import audit_report
+
+        write_report(audit_report(report, detector,
+                                  None if prepared is None else prepared.boxes.wh(),
+                                  notes=notes), args)
     emit(report, args, title=f"audit of {detector.name}", notes=notes)
     return 1 if report.fails(args.fail_on) else 0

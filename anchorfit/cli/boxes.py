@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from anchorfit.cli.common import add_format_options, emit_sections
+from anchorfit.cli import validate
+from anchorfit.cli.common import add_format_options, emit_sections, readable
+from anchorfit.report.text import short_title
 from anchorfit.cli.dataset import add_box_input_options, load_prepared
 
 EXAMPLES = """examples:
@@ -24,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "96², large) in input pixels.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_box_input_options(p)
-    p.add_argument("--plot", metavar="PNG", help="write a size histogram and w-h scatter")
+    p.add_argument("--plot", metavar="PNG", type=validate.figure_file,
+                   help="write a size histogram and w-h scatter (.png, .svg, .pdf)")
     add_format_options(p)
     p.set_defaults(handler=run)
 
@@ -38,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
         from anchorfit.report.figures.boxes import plot_boxes
 
         plot_boxes(prepared.boxes.wh(), args.plot, seed=args.seed,
-                   title=f"{stats.source} — {stats.space}")
+                   title=f"{short_title(stats.source)}: {stats.space}")
     notes = [f"note: {n}" for n in stats.notes]
     if stats.synthetic:
         notes.append("note: SYNTHETIC boxes, not a real dataset")
-    emit_sections(stats, args, [(f"box sizes, {stats.space}", stats.to_frame()),
+    emit_sections(stats, args, [(f"box sizes, {stats.space}", readable(stats.to_frame(), args)),
                                 ("counts", stats.counts_frame())], notes)
     return 0

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anchorfit.cli.common import add_format_options, emit, parse_hw
+from anchorfit.cli import validate
+from anchorfit.cli.common import add_format_options, emit, input_paths, parse_hw
 from anchorfit.errors import AnchorfitError
 from anchorfit.rf.engine import CONVENTION
+from anchorfit.report.text import plural
 
 if TYPE_CHECKING:
     from anchorfit.erf.config import ErfConfig
@@ -22,8 +24,6 @@ EXAMPLES = """examples:
   anchorfit erf configs/s3fd.yaml --device cuda
   anchorfit erf yolov3-tiny --samples 8
 """
-
-FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 #: ErfConfig field -> the flag that sets it (the CLI only maps; the library validates)
 FLAGS = {"samples": "--samples", "until_ci": "--until-ci", "max_samples": "--max-samples",
@@ -47,9 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "of the level's centre cell (the one whose RF centre is nearest the image "
                     "centre, with its whole RF inside the input), averaged over seeded samples. "
                     "Reports per axis the centroid, sigma, 4*sigma (the ERF size), the centred "
-                    "squares holding 50/90/95.45 %% of the mass, Luo's threshold region, the "
+                    "squares holding 50/90/95.45 % of the mass, Luo's threshold region, the "
                     "ratios 4sigma/RF and anchor/4sigma (anchor = 4 x stride unless --anchors), "
-                    "with percentile-bootstrap 95 %% intervals. " + CONVENTION + ".",
+                    "with percentile-bootstrap 95 % intervals. " + CONVENTION + ".",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL",
                    help="torchvision:NAME, package.module:factory, file.py:factory, a detector "
@@ -69,7 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     how_many.add_argument("--until-ci", action="store_true",
                           help="keep sampling until every sigma's 95%% CI half-width is under "
                                "--ci-target of sigma, or --max-samples")
-    p.add_argument("--ci-target", type=float, default=None,
+    p.add_argument("--ci-target", type=validate.finite_float(above=0, below=1), default=None,
                    help=f"relative half-width that stops --until-ci (default {d.ci_target})")
     p.add_argument("--max-samples", type=int, default=None,
                    help=f"sample cap of --until-ci (default {d.max_samples})")
@@ -92,8 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also fit a 2-D Gaussian to each map and report its R2")
     p.add_argument("--anchors", metavar="A,B,...",
                    help="anchor side per level (S or HxW) for anchor/4sigma; default 4 x stride")
-    p.add_argument("--seed", type=int, default=None, help="seed of weights, inputs, cotangents "
-                                                          f"and bootstrap (default {d.seed})")
+    p.add_argument("--seed", type=validate.seed, default=None,
+                   help=f"seed of weights, inputs, cotangents and bootstrap (default {d.seed})")
     p.add_argument("--device", default=None, help=f"{d.device} (default) or cuda[:N]")
     p.add_argument("--batch-size", type=int, default=None,
                    help="samples per forward pass (default: from a memory budget per pass; "
@@ -116,9 +116,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unknown", choices=("error", "pointwise"), default="error",
                    help="what to do with an op anchorfit has no geometry rule for")
     add_format_options(p)
-    p.add_argument("--plot", metavar="PNG", type=Path,
+    p.add_argument("--plot", metavar="PNG", type=validate.figure_file,
                    help="save heatmaps (one panel per level) to this .png/.svg/.pdf")
-    p.add_argument("--save", metavar="NPZ", type=Path, help="save the mean maps to this .npz")
+    p.add_argument("--save", metavar="NPZ", type=validate.output_file,
+                   help="save the mean maps to this .npz")
     p.set_defaults(handler=run)
 
 
@@ -133,11 +134,12 @@ def parse_anchors(text: str, layers: list[str]) -> dict[str, tuple[float, float]
             sides = []
         if len(sides) == 1:
             sides = sides * 2
-        if len(sides) != 2 or min(sides) <= 0:
+        if len(sides) != 2 or not all(0 < s < math.inf for s in sides):
             raise AnchorfitError(f"--anchors {text!r}: {part!r} is not a side (S or HxW)")
         values.append((sides[0], sides[1]))
     if len(values) != len(layers):
-        raise AnchorfitError(f"--anchors gives {len(values)} sizes for {len(layers)} levels "
+        raise AnchorfitError(f"--anchors gives {plural(len(values), 'size')} for "
+                             f"{plural(len(layers), 'level')} "
                              f"({', '.join(layers)})")
     return dict(zip(layers, values))
 
@@ -162,11 +164,8 @@ def run(args: argparse.Namespace) -> int:
     from anchorfit.erf import estimate
     from anchorfit.report.figures.erf import save_erf_figure
     from anchorfit.report.maps import maps_npz
-    from anchorfit.report.output import write_atomic
+    from anchorfit.report.safe_write import write_output
 
-    if args.plot is not None and args.plot.suffix.lower() not in FIGURE_SUFFIXES:
-        raise AnchorfitError(f"--plot {args.plot}: unsupported figure type",
-                             hint="use " + ", ".join(FIGURE_SUFFIXES))
     config = erf_config(args)
     requested = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     size = parse_hw(args.input) if args.input else None
@@ -178,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     h, w = result.input_size
     try:
         emit(result, args, title=f"{result.model} @ {h}x{w}: ERF ({result.mode}, "
-                                 f"{result.samples} samples, seed {result.seed})",
+                                 f"{plural(result.samples, 'sample')}, seed {result.seed})",
              caption="sigma, 4sigma (ERF size), squares (side holding 50/90/95.45 % of the "
                      "mass) and luo (Luo's 0.0455 x centre region, equivalent diameter) in input "
                      "pixels, index convention; 95 % bootstrap CI",
@@ -186,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
         if args.plot is not None:
             save_erf_figure(result, args.plot)
         if args.save is not None:
-            write_atomic(args.save, maps_npz(result))
+            write_output(args.save, maps_npz(result), what="--save",
+                         protect=input_paths(args))
     except OSError as exc:
         raise AnchorfitError(f"cannot write {exc.filename or 'output'}: {exc.strerror}") from None
     return 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from anchorfit.cli.common import add_format_options, emit_sections, parse_floats
+from anchorfit.cli import validate
+from anchorfit.cli.common import add_format_options, emit_sections, parse_floats, readable
 from anchorfit.cli.dataset import add_box_input_options, load_prepared
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.text import plural, short_title
 
 EXAMPLES = """examples:
   anchorfit kmeans instances_train2017.json -k 9 --levels 8,16,32
@@ -43,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--restarts", type=int, default=10, help="k-means restarts (default 10)")
     p.add_argument("--update", choices=("mean", "median"), default="mean",
                    help="k-means centre update (default mean, like Darknet)")
-    p.add_argument("--anchor-t", type=float, default=4.0,
+    p.add_argument("--anchor-t", type=validate.finite_float(above=1), default=4.0,
                    help="YOLOv5 anchor_t: ratio threshold of BPR/aat/fitness (default 4.0)")
     p.add_argument("--offset", choices=("center", "top-left"), default="center",
                    help="anchor centre convention for grid recall: (i+0.5)*S or i*S")
@@ -52,7 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "own positions with the image border")
     p.add_argument("--compression", choices=("auto", "exact", "histogram"), default="auto",
                    help="cluster exact distinct sizes or a 0.01 log-size histogram (auto)")
-    p.add_argument("--plot", metavar="PNG", help="write boxes and anchors as a w-h scatter")
+    p.add_argument("--plot", metavar="PNG", type=validate.figure_file,
+                   help="write boxes and anchors as a w-h scatter (.png, .svg, .pdf)")
     add_format_options(p)
     p.set_defaults(handler=run)
 
@@ -66,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         raise AnchorfitError(f"-k {args.k}: expected at least 1 anchor", key="-k")
     if args.restarts < 1:
         raise AnchorfitError(f"--restarts {args.restarts}: expected at least 1", key="--restarts")
+    from anchorfit.cluster.api import check_restarts
+
+    check_restarts(args.restarts, "--restarts")
     if args.anchor_t <= 1:
         raise AnchorfitError(f"--anchor-t {args.anchor_t}: expected a ratio above 1",
                              key="--anchor-t")
@@ -90,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             xy[:, 1] += boxes.y
         grid = GridSpec(offset=args.offset, positions=args.grid_positions,
                         image_size=image_size, seed=args.seed)
-    with status(f"clustering {len(boxes)} boxes"):
+    with status(f"clustering {plural(len(boxes), 'box')}"):
         result = cluster_anchors(boxes.wh(), args.k, method=args.method, strides=strides,
                                  assign=args.assign, restarts=args.restarts, seed=args.seed,
                                  update=args.update, anchor_t=args.anchor_t,
@@ -102,12 +108,18 @@ def run(args: argparse.Namespace) -> int:
         from anchorfit.report.figures.boxes import plot_boxes
 
         plot_boxes(boxes.wh(), args.plot, seed=args.seed, anchors=result.anchors,
-                   strides=result.strides, title=f"{boxes.source} — {args.method} k={args.k}")
+                   strides=result.strides,
+                   title=f"{short_title(boxes.source)}: {args.method} k-means, k={args.k}, "
+                         f"{boxes.space}")
     notes = [f"warning: {w}" for w in result.warnings]
     dropped = ", ".join(f"{k} {v}" for k, v in prepared.dropped.items())
-    notes.append(f"{len(boxes)} boxes ({boxes.space}), seed {args.seed}, "
+    notes.append(f"{plural(len(boxes), 'box')} ({boxes.space}), seed {args.seed}, "
                  f"{result.runtime_s:.2f} s" + (f"; dropped: {dropped}" if dropped else ""))
+    anchors = result.to_frame()
+    if not strides and args.format in ("table", "md"):  # CSV keeps its columns for scripts
+        # one group without a stride: "level 0, stride None" says nothing to a reader
+        anchors = anchors.drop(columns=[c for c in ("level", "stride") if c in anchors])
     emit_sections(result, args, [
-        (f"anchors ({args.method}, k={args.k}, seed {args.seed})", result.to_frame()),
-        ("metrics (all boxes)", result.metrics.to_frame())], notes)
+        (f"anchors ({args.method}, k={args.k}, seed {args.seed})", readable(anchors, args)),
+        ("metrics (all boxes)", readable(result.metrics.to_frame(), args))], notes)
     return 0

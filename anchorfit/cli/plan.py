@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from anchorfit.cli import validate
 from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
-    add_seed, emit, flags, parse_floats, parse_optional_hw
+    add_report, add_seed, emit, flags, parse_floats, parse_optional_hw, write_report
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.design.plan import RATIO, RESTARTS, SAMPLES
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.text import short_title
 
 EXAMPLES = """examples:
   anchorfit plan                                   # S3FD: Table 1 with its ERF column
@@ -51,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "anchors a level); fcos: anchor-free ranges (the detector's own, else "
                         "(4s, 8s]) checked against ERF and head RF (default: fcos for "
                         "anchor-free detectors, else s3fd)")
-    p.add_argument("--ratio", type=float, default=RATIO,
+    p.add_argument("--ratio", type=validate.finite_float(above=0), default=RATIO,
                    help="anchor/stride (S3FD: 4); the octave base for --rule octave")
     p.add_argument("--aspect-ratios", metavar="R1,R2,...",
                    help="anchor aspect ratios h/w for every level (default: the ratios each "
@@ -71,10 +73,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "on a CPU; more samples narrow the intervals)")
     add_erf_input(p)
     add_seed(p)
-    p.add_argument("--plot", metavar="PNG", help="the per-level ladder: stride, anchor, ERF, RF")
-    p.add_argument("--plot-boxes", metavar="PNG",
+    p.add_argument("--plot", metavar="PNG", type=validate.figure_file,
+                   help="the per-level ladder: stride, anchor, ERF, RF")
+    p.add_argument("--plot-boxes", metavar="PNG", type=validate.figure_file,
                    help="with --boxes: box sizes with the planned anchors and level boundaries")
     add_format_options(p)
+    add_report(p)
     p.set_defaults(handler=run)
 
 
@@ -85,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     with flags(FLAGS):  # before the slow part: reading the detector, measuring the ERF
         check_options(ratio=args.ratio, k=args.k, samples=args.samples,
                       scales_per_octave=args.scales_per_octave)
+    from anchorfit.cluster.api import check_restarts
+
+    check_restarts(args.restarts, "--restarts")
     if args.plot_boxes and not args.boxes:
         raise AnchorfitError("--plot-boxes needs --boxes", key="--plot-boxes")
     if args.erf_input and args.no_erf:
@@ -119,10 +126,16 @@ def run(args: argparse.Namespace) -> int:
     if args.plot_boxes:
         from anchorfit.report.figures.design import box_scatter
 
-        planned = [a for lv in result.anchors_by_level() for a in lv]
-        box_scatter(prepared.boxes.wh(), {"planned": planned} if planned else {},  # anchor-free
-                    [lv.stride for lv in result.levels], args.plot_boxes,
-                    title=f"{detector.name}: boxes and planned anchors", seed=args.seed)
+        planned = result.anchors_by_level()
+        box_scatter(prepared.boxes.wh(), {"planned": planned} if any(planned) else {},
+                    [lv.stride for lv in result.levels], args.plot_boxes,  # {}: anchor-free
+                    title=f"{short_title(detector.name)}: boxes and planned anchors",
+                    seed=args.seed, level_names=[lv.name for lv in result.levels])
+    if args.report:
+        from anchorfit.report.html import plan_report
+
+        write_report(plan_report(result, None if prepared is None else prepared.boxes.wh(),
+                                 seed=args.seed, notes=notes), args)
     h, w = result.input_size
     kind = ("anchor-free plan (learnable sizes per level)" if result.anchor_free is not None
             else f"{result.rule} plan (ratio {result.ratio:g})")

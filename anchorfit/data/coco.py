@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from anchorfit.data._parse import read_text
 from anchorfit.data.boxes import BoxBuilder, Boxes
@@ -21,52 +22,83 @@ def read_coco(path: str | Path, *, include_crowd: bool = False) -> Boxes:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FormatError(f"malformed JSON: {exc.msg}", source=path, line=exc.lineno) from None
+    except RecursionError:  # the C decoder recurses per nesting level ('[' * 100000)
+        raise FormatError("JSON nested too deeply (no real annotation file comes near it)",
+                          source=path) from None
     if not isinstance(data, dict) or "annotations" not in data or "images" not in data:
         raise FormatError("not a COCO instances file: expected a JSON object with 'images' and "
                           "'annotations'", source=path, key="annotations")
     b = BoxBuilder("coco", str(path))
     origin = b.file(str(path))
+    cats = add_categories(b, data.get("categories"), path)
+    images: dict = {}
+    for i, img in enumerate(data["images"]):
+        add_image(b, images, img, i, path)
+    for i, ann in enumerate(data["annotations"]):
+        row = annotation_row(ann, i, images, path, include_crowd)
+        if row is None:
+            b.skip("iscrowd")
+            continue
+        x, y, w, h, img, cid = row
+        cls = cats.get(cid)
+        if cls is None:
+            cls = b.cls(str(cid))
+        b.add(img, cls, x, y, w, h, origin=origin)
+    crowd_note(b)
+    return b.build()
+
+
+# One function per record kind, shared with the streaming reader (coco_stream.py), so both give
+# the same rows and the same message for the same bad record.
+
+def add_categories(b: BoxBuilder, categories: Any, path: Path) -> dict:
+    """{category id: class index}, classes named and ordered as in ``categories``."""
     cats = {}
-    for i, cat in enumerate(data.get("categories") or []):
+    for i, cat in enumerate(categories or []):
         try:
             cats[cat["id"]] = b.cls(str(cat["name"]))
         except (KeyError, TypeError):
             raise FormatError("category without 'id' and 'name'", source=path,
                               key=f"categories[{i}]") from None
-    images = {}
-    for i, img in enumerate(data["images"]):
-        try:
-            images[img["id"]] = b.image(str(img.get("file_name", img["id"])),
-                                        float(img.get("width", "nan")),
-                                        float(img.get("height", "nan")))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise FormatError("image without 'id' (or with a non-numeric width/height)",
-                              source=path, key=f"images[{i}]") from None
-    for i, ann in enumerate(data["annotations"]):
-        key = f"annotations[{i}]"
-        if not isinstance(ann, dict):
-            raise FormatError("expected an object", source=path, key=key)
-        if ann.get("iscrowd", 0) and not include_crowd:
-            b.skip("iscrowd")
-            continue
-        bbox = ann.get("bbox")
-        if not isinstance(bbox, list) or len(bbox) != 4:
-            raise FormatError(f"expected 'bbox' as [x, y, w, h], found {bbox!r}", source=path,
-                              key=f"{key}.bbox")
-        try:
-            x, y, w, h = (float("nan") if v is None else float(v) for v in bbox)
-        except (TypeError, ValueError):
-            raise FormatError(f"non-numeric bbox {bbox!r}", source=path,
-                              key=f"{key}.bbox") from None
-        img = images.get(ann.get("image_id"))
-        if img is None:
-            raise FormatError(f"image_id {ann.get('image_id')!r} is not in 'images'",
-                              source=path, key=f"{key}.image_id")
-        cls = cats.get(ann.get("category_id"))
-        if cls is None:
-            cls = b.cls(str(ann.get("category_id")))
-        b.add(img, cls, x, y, w, h, origin=origin)
+    return cats
+
+
+def add_image(b: BoxBuilder, images: dict, img: Any, i: int, path: Path) -> None:
+    """Register ``images[i]`` (its id maps to an image index of ``b``)."""
+    try:
+        images[img["id"]] = b.image(str(img.get("file_name", img["id"])),
+                                    float(img.get("width", "nan")),
+                                    float(img.get("height", "nan")))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise FormatError("image without 'id' (or with a non-numeric width/height)",
+                          source=path, key=f"images[{i}]") from None
+
+
+def annotation_row(ann: Any, i: int, images: dict, path: Path, include_crowd: bool
+                   ) -> tuple[float, float, float, float, int, Any] | None:
+    """(x, y, w, h, image index, category id) of ``annotations[i]``; None for a skipped crowd."""
+    key = f"annotations[{i}]"
+    if not isinstance(ann, dict):
+        raise FormatError("expected an object", source=path, key=key)
+    if ann.get("iscrowd", 0) and not include_crowd:
+        return None
+    bbox = ann.get("bbox")
+    if not isinstance(bbox, list) or len(bbox) != 4:
+        raise FormatError(f"expected 'bbox' as [x, y, w, h], found {bbox!r}", source=path,
+                          key=f"{key}.bbox")
+    try:
+        x, y, w, h = (float("nan") if v is None else float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise FormatError(f"non-numeric bbox {bbox!r}", source=path,
+                          key=f"{key}.bbox") from None
+    img = images.get(ann.get("image_id"))
+    if img is None:
+        raise FormatError(f"image_id {ann.get('image_id')!r} is not in 'images'",
+                          source=path, key=f"{key}.image_id")
+    return x, y, w, h, img, ann.get("category_id")
+
+
+def crowd_note(b: BoxBuilder) -> None:
     if b.skipped.get("iscrowd"):
         b.notes.append(f"skipped {b.skipped['iscrowd']} iscrowd annotations "
                        "(include_crowd=True keeps them)")
-    return b.build()

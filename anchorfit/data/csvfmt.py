@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from anchorfit.data import progress as _progress
 from anchorfit.data._parse import number
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.sizes import SizeTable
 from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.safeinput import check_regular
 
 ALIASES = {
     "image": ("image", "filename", "file_name", "file", "imageid", "image_id", "path", "img"),
@@ -38,6 +40,7 @@ ALIASES = {
 def read_csv(path: str | Path, *, columns: dict[str, str] | None = None,
              normalized: bool | None = None, sizes: SizeTable | None = None) -> Boxes:
     path = Path(path)
+    check_regular(path, AnchorfitError)  # a device or FIFO would be read forever
     try:
         fh = open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
@@ -56,8 +59,15 @@ def read_csv(path: str | Path, *, columns: dict[str, str] | None = None,
         b = BoxBuilder("csv", str(path))
         origin = b.file(str(path))
         biggest = 0.0
+        meter = _progress.current()
+        meter.start(f"reading {path.name}", _size(path), "B")
+        told = 0
         try:
             for row in reader:
+                if reader.line_num & 0xFFFF == 0:  # rows stream through; report bytes read
+                    now = fh.buffer.tell()
+                    meter.advance(now - told)
+                    told = now
                 if not row or all(not c.strip() for c in row):
                     continue
                 line = reader.line_num
@@ -80,6 +90,8 @@ def read_csv(path: str | Path, *, columns: dict[str, str] | None = None,
                 b.add(b.image(name, iw, ih), cls, x, y, w, h, origin=origin, line=line)
         except csv.Error as exc:
             raise FormatError(f"malformed CSV: {exc}", source=path, line=reader.line_num) from None
+        finally:
+            meter.finish()
     boxes = b.build()
     if not len(boxes):
         raise FormatError("CSV file has a header but no rows", source=path, line=2)
@@ -99,6 +111,13 @@ def read_csv(path: str | Path, *, columns: dict[str, str] | None = None,
         boxes.skipped["no_image_size"] = int((~known).sum())
         boxes.notes.append(f"{int((~known).sum())} normalised boxes skipped: image size unknown")
     return boxes
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _map_columns(header: list[str], given: dict[str, str] | None, path: Path) -> dict[str, int]:

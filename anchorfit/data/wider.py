@@ -15,6 +15,7 @@ from anchorfit.data._parse import integer, number
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.sizes import SizeTable
 from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.safeinput import check_regular
 
 
 def read_wider(path: str | Path, *, sizes: SizeTable | None = None) -> Boxes:
@@ -22,6 +23,7 @@ def read_wider(path: str | Path, *, sizes: SizeTable | None = None) -> Boxes:
     b = BoxBuilder("wider", str(path))
     origin = b.file(str(path))
     cls = b.cls("face")
+    check_regular(path, AnchorfitError)  # a device or FIFO would be read forever
     try:
         fh = open(path, encoding="utf-8")
     except OSError as exc:

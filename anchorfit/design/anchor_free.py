@@ -68,6 +68,7 @@ import pandas as pd
 
 from anchorfit.design.findings import Finding, finding
 from anchorfit.detector import RANGE_MEASURES, Detector, Level
+from anchorfit.report.text import plural
 
 MEASURES = RANGE_MEASURES
 CandidateKind = Literal["in-box", "centre-sampling", "box-or-centre", "fovea", "centre-cell",
@@ -714,7 +715,7 @@ def findings(learn: Learnability, input_size: tuple[int, int] | None = None) -> 
             fix = [rec[k].text for k in ("add-p2", "input") if k in rec and rec[k].gained > 0]
             under = ("" if c["under_finest"] == c["small"] else
                      f"{c['under_finest']} of them ")
-            out.append(finding("AF301", Level(fine.name), f"{c['small']} boxes "
+            out.append(finding("AF301", Level(fine.name), f"{plural(c['small'], 'box')} "
                                f"({c['small'] / n:.1%}) may get no positive point: {under}below "
                                f"{_g(lo[1])}x{_g(lo[0])} px (w x h) on {fine.name} "
                                f"({fine.rule.text()}); expected "
@@ -726,14 +727,14 @@ def findings(learn: Learnability, input_size: tuple[int, int] | None = None) -> 
             top = order[-1]
             fix = [rec[k].text for k in ("reg-max", "add-p6", "ranges", "input")
                    if k in rec and rec[k].gained > 0]
-            out.append(finding("AF302", Level(top.name), f"{c['too_large']} boxes "
+            out.append(finding("AF302", Level(top.name), f"{plural(c['too_large'], 'box')} "
                                f"({c['too_large'] / n:.1%}) exceed every level's upper bound "
                                f"({top.name}: {_g(min(top.bounds()['max']))} px, "
                                f"{top.bounds()['upper']})", "; or ".join(fix) or
                                "add a coarser level or a smaller input", boxes=c["too_large"]))
         if c["gap"]:
             fix = [rec[k].text for k in ("ranges",) if k in rec]
-            out.append(finding("AF303", None, f"{c['gap']} boxes ({c['gap'] / n:.1%}) fall "
+            out.append(finding("AF303", None, f"{plural(c['gap'], 'box')} ({c['gap'] / n:.1%}) fall "
                                "between or below the levels' ranges: no level takes them",
                                "; ".join(fix) or "make the ranges contiguous",
                                boxes=c["gap"]))
@@ -790,7 +791,7 @@ def summary_notes(learn: Learnability) -> list[str]:
                      f"upper: {b['upper']}")
     c = learn.counts
     if c is not None:
-        lines.append(f"unlearnable: {c['unlearnable']} of {c['boxes']} boxes (small "
+        lines.append(f"unlearnable: {c['unlearnable']:,} of {plural(c['boxes'], 'box')} (small "
                      f"{c['small']}, too large {c['too_large']}, gap {c['gap']}); expected "
                      f"without a positive point {c['expected_without_positive']:.1f}")
         rec = learn.recommended

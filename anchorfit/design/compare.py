@@ -24,6 +24,7 @@ import pandas as pd
 from anchorfit.cluster.metrics import AnchorMetrics, GridSpec, evaluate
 from anchorfit.detector import Anchor, Detector
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.text import plural
 
 #: Rows of the comparison table, in order (scalar names of AnchorMetrics.scalars()).
 HEADLINE = ("mean_best_iou", "iou_recall@0.5", "iou_recall@0.35", "bpr@{t}", "aat@{t}",
@@ -319,7 +320,7 @@ def _anchor_free_coverage(result: Comparison, detector: Detector, wh: np.ndarray
     result.coverage, result.coverage_frame = info, frame
     cur, rec = info["current"]["all"], info["recommended"]["all"]
     result.notes.append(
-        f"assignment coverage: {cur['covered']} of {cur['boxes']} boxes get a positive point at "
+        f"assignment coverage: {cur['covered']:,} of {plural(cur['boxes'], 'box')} get a positive point at "
         "every position with the current configuration" + (
             f"; {rec['covered']} with the recommended one: {info['text']}" if info["text"]
             else " (no change of levels, ranges, reg_max or input size covers more)"))
@@ -385,7 +386,11 @@ def recommend(detector: Detector, sets: Sequence[AnchorSet], wh: np.ndarray,
             "warnings": sum(f.severity == "warning" for f in report.findings),
             "codes": sorted(report.codes()),
             "findings": [f"{f.code} {f.level or ''}: {f.message}".replace(" :", ":")
-                         for f in report.findings if f.severity != "info"]}
+                         for f in report.findings if f.severity != "info"],
+            # the same findings whole (with their remedies), for the HTML report
+            "details": [{"code": f.code, "severity": f.severity, "level": f.level,
+                         "message": f.message, "remedy": f.remedy}
+                        for f in report.findings if f.severity != "info"]}
     if is_anchor_free(detector):
         return Verdict(None, "anchor-free: no anchors are assigned", metric, scores, by_bucket,
                        audits, "the detector is anchor-free; the anchor sets are for reference")
@@ -454,10 +459,11 @@ class SetExport:
 
 
 def export_set(result: Comparison, detector: Detector, wh: np.ndarray, name: str, *,
-               target: Path | None = None, in_place: bool = False) -> SetExport:
+               target: Path | None = None, in_place: bool = False,
+               force: bool = False) -> SetExport:
     """Export set ``name`` of ``result`` ('recommended': the set the verdict recommends).
 
-    Written to ``target``, or over the detector's own file with ``in_place`` (atomically, keeping
+    Written to ``target`` (an existing file only with ``force``), or over the detector's own file with ``in_place`` (atomically, keeping
     a .bak copy); with neither, only made. The export's notes join ``result.notes``; an export
     that moves the anchor centres (mmdet i*S -> (i+0.5)*S) adds the set scored as exported to
     ``result.sets``, so the comparison says what the written file will do.
@@ -477,7 +483,8 @@ def export_set(result: Comparison, detector: Detector, wh: np.ndarray, name: str
     anchors = [a.tolist() for a in chosen.anchors]
     written = None
     if in_place or target:
-        out, written = save_export(detector, anchors, target=target, in_place=in_place)
+        out, written = save_export(detector, anchors, target=target, in_place=in_place,
+                                   force=force)
     else:
         out = make_export(detector, anchors)
     result.notes += [f"export: {n}" for n in out.notes]

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from anchorfit.detector import Detector, Level
+from anchorfit.report.text import plural
 
 Severity = Literal["info", "warning", "error"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
@@ -278,7 +279,7 @@ def check_filters(inp: AuditInputs) -> list[Finding]:
             line = lv.extra.get("filters_line")
             where = f" (line {line})" if line else ""
             out.append(finding("AF107", lv, f"filters={filters}{where} but (classes {classes} "
-                               f"+ 5) x {len(lv.mask)} anchors = {want}",
+                               f"+ 5) x {plural(len(lv.mask), 'anchor')} = {want}",
                                f"set filters={want} in the [convolutional] before this [yolo]",
                                filters=int(filters), expected=want))
     return out
@@ -376,7 +377,7 @@ def check_dead_anchors(inp: AuditInputs) -> list[Finding]:
         if c == 0:
             a = levels[name].anchors[i]
             out.append(finding("AF110", levels[name], f"anchor {_fmt(a.w)}x{_fmt(a.h)} matches "
-                               f"none of {len(inp.wh)} boxes under the assigner",
+                               f"none of {plural(len(inp.wh), 'box')} under the assigner",
                                "drop it or re-cluster (anchorfit kmeans --levels ...)", i,
                                boxes=int(c)))
     return out
@@ -401,7 +402,7 @@ def check_boxes_below_reach(inp: AuditInputs) -> list[Finding]:
         return []
     # the finest level (Darknet lists its [yolo] heads coarse first, so not levels[0])
     finest = min(det.levels, key=lambda lv: lv.stride_px() or math.inf)
-    return [finding("AF111", finest, f"{n} boxes ({frac:.1%}) are smaller than the "
+    return [finding("AF111", finest, f"{plural(n, 'box')} ({frac:.1%}) are smaller than the "
                     f"smallest anchor {_fmt(smallest[0])}x{_fmt(smallest[1])} and match at most "
                     "the forced best anchor", "add a smaller anchor on the finest level, or "
                     "train at a larger input size", boxes=n, fraction=frac)]

@@ -43,6 +43,7 @@ from anchorfit.design.anchor_free import range_sides
 from anchorfit.design.findings import Finding, finding
 from anchorfit.detector import MEASURE_LABELS, ROUTING_MEASURES, Anchor, Detector, Level
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.text import plural
 
 RULES = ("s3fd", "ssd", "ssd-caffe", "octave", "fcos")
 
@@ -100,6 +101,7 @@ class LevelPlan:
     head_rf_yx: tuple[int, int] | None = None
     range_measure: str = "max-ltrb"  # what anchor_free_range bounds (detector.RANGE_MEASURES)
     learnable: dict[str, Any] | None = None  # anchor_free.LevelSpec.bounds(): sides and why
+    head_global_context: bool | None = None  # the head has GroupNorm/global ops (FCOS)
 
     @property
     def anchor_side(self) -> float | None:
@@ -138,6 +140,7 @@ class LevelPlan:
 
         return {"name": self.name, "stride": yx(self.stride_yx, self.stride),
                 "rf": yx(self.rf_yx, self.rf), "head_rf": yx(self.head_rf_yx, self.head_rf),
+                "head_global_context": self.head_global_context,
                 "erf": None if self.erf is None else self.erf.to_dict(),
                 "anchors": [a.to_list() for a in self.anchors],
                 "anchor_offsets": [None if a.offsets is None else [list(o) for o in a.offsets]
@@ -451,7 +454,9 @@ def plan(detector: Detector, *, rule: str | None = None, ratio: float = RATIO,
                                anchor_free_range=free, stride_yx=lv.true_stride(),
                                rf_yx=None if lv.rf is None else lv.rf.rf,
                                head_rf_yx=None if lv.head_rf is None else lv.head_rf.rf,
-                               range_measure=measure))
+                               range_measure=measure,
+                               head_global_context=None if lv.head_rf is None else
+                               lv.head_rf.global_context))
     result = Plan(detector.name, detector.input_size, rule, ratio, plans, seed=seed)
     if wh is not None:
         if rule == "fcos":
@@ -486,7 +491,7 @@ def _learnability(result: Plan, levels: Sequence[Level], wh: np.ndarray | None) 
         if med is None:
             continue
         rf = lv.head_rf or lv.rf  # the objects this level learns against what it sees
-        parts = [f"{lv.name}: {n} boxes counted here, median side {med:.0f} px"]
+        parts = [f"{lv.name}: {plural(n, 'box')} counted here, median side {med:.0f} px"]
         if rf:
             parts.append(f"{med / rf:.2f} x head RF {rf}")
         if lv.erf is not None:
@@ -515,7 +520,7 @@ def _route_anchor_free(result: Plan, wh: np.ndarray) -> None:
     routed = int(np.sum(taken))
     result.dataset = {"boxes": int(len(wh)), "routed": routed}
     if routed < len(wh):
-        result.notes.append(f"{len(wh) - routed} of {len(wh)} boxes fall in no level's range")
+        result.notes.append(f"{len(wh) - routed:,} of {plural(len(wh), 'box')} fall in no level's range")
 
 
 def _fit_dataset(result: Plan, wh: np.ndarray, k: int | None, seed: int, restarts: int,
@@ -606,14 +611,14 @@ def _checks(result: Plan, wh: np.ndarray | None) -> list[Finding]:
         if top_rf is not None:
             n = int(np.sum(np.maximum(wh[:, 0], wh[:, 1]) > top_rf))
             if n:
-                out.append(finding("AF205", Level(largest.name), f"{n} boxes "
+                out.append(finding("AF205", Level(largest.name), f"{plural(n, 'box')} "
                                    f"({n / len(wh):.1%}) are larger than the largest head RF "
                                    f"{top_rf} px", "add a deeper level or train at a smaller "
                                    "input size", boxes=n, rf=top_rf))
         finest = by_stride[0].stride
         n = int(np.sum(sides < finest / 4))
         if n:
-            out.append(finding("AF206", Level(by_stride[0].name), f"{n} boxes "
+            out.append(finding("AF206", Level(by_stride[0].name), f"{plural(n, 'box')} "
                                f"({n / len(wh):.1%}) are smaller than a quarter of the finest "
                                f"stride ({finest / 4:g} px)", "add a finer level (upsampled "
                                "features) or train at a larger input size", boxes=n))
@@ -646,6 +651,6 @@ def measure_erf(detector: Detector, *, samples: int = SAMPLES, seed: int = 0,
                                  float(np.mean(ci[:, 1])), (float(axes[0]), float(axes[1])),
                                  ((float(ci[0, 0]), float(ci[0, 1])),
                                   (float(ci[1, 0]), float(ci[1, 1]))), canvas.size)
-    notes = [f"ERF: {samples} samples of seeded noise (seed {seed}), random weights, on "
+    notes = [f"ERF: {plural(samples, 'sample')} of seeded noise (seed {seed}), random weights, on "
              f"{canvas.describe()}"] + list(result.notes)
     return sizes, notes

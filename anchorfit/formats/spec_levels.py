@@ -14,6 +14,7 @@ from anchorfit.formats.base import head_convs
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of
 from anchorfit.formats.validate import Where, integer, positive_finite
 from anchorfit.formats.spec_values import (
+    repeats,
     Scope,
     SpecContext,
     float_list,
@@ -154,7 +155,7 @@ def _head(ctx: SpecContext, e: YMap) -> list[Any]:
     raw = e.get("head", [])
     if isinstance(raw, dict):
         k = raw.get("k", 3)
-        n = int_value(ctx, raw.get("n", 1), e, "head")
+        n = repeats(ctx, raw.get("n", 1), e, "head")
         return head_convs([k] * n)
     if isinstance(raw, int):
         return head_convs([raw])

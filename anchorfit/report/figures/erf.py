@@ -10,6 +10,7 @@ import numpy as np
 
 from anchorfit.erf.result import ERFResult
 from anchorfit.erf.stats import SQUARE_LEVELS, replknet_normalise, square_key
+from anchorfit.report.text import plural, short_title
 
 _SQUARE_STYLE = {0.5: ("#ffd54f", ":"), 0.9: ("#ff8a65", "--"), 0.9545: ("#e040fb", "-.")}
 
@@ -26,14 +27,19 @@ def erf_figure(result: ERFResult, *, columns: int = 3) -> Any:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Ellipse, Rectangle
+    from matplotlib.patches import Ellipse, Patch, Rectangle
+
+    squares = "/".join(square_key(q) for q in SQUARE_LEVELS) + " %"
 
     n = len(result.levels)
     cols = min(columns, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.5 * cols + 0.8, 4.3 * rows + 0.6),
+                             squeeze=False,
+                             layout="constrained")
     for ax in axes.ravel()[n:]:
         ax.axis("off")
+    img, label = None, "map / max"
     for ax, lv in zip(axes.ravel(), result.levels):
         (y0, y1), (x0, x1) = lv.box
         pad = [max(4, (b[1] - b[0] + 1) // 8) for b in lv.box]
@@ -54,28 +60,40 @@ def erf_figure(result: ERFResult, *, columns: int = 3) -> Any:
         img = ax.imshow(shown, cmap="magma", vmin=0, vmax=1, interpolation="nearest",
                         extent=(left - 0.5, right + 0.5, bottom + 0.5, top - 0.5))
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False,
-                               edgecolor="white", linewidth=1.2, label=f"RF {lv.rf.rf[0]}"))
+                               edgecolor="white", linewidth=1.2))
         cy, cx = lv.centroid
         sy, sx = lv.sigma
-        ax.add_patch(Ellipse((cx, cy), 4 * sx, 4 * sy, fill=False, edgecolor="cyan", linewidth=1.2,
-                             label=f"2σ ellipse (4σ = {4 * sy:.1f})"))
+        ax.add_patch(Ellipse((cx, cy), 4 * sx, 4 * sy, fill=False, edgecolor="cyan",
+                             linewidth=1.2))
         c_y, c_x = (float(c) for c in lv.center)
         for q in SQUARE_LEVELS:
             side = lv.squares[q]
             colour, style = _SQUARE_STYLE[q]
             ax.add_patch(Rectangle((c_x - side / 2, c_y - side / 2), side, side, fill=False,
-                                   edgecolor=colour, linestyle=style, linewidth=1.0,
-                                   label=f"{square_key(q)} % square ({side:g})"))
-        ax.set_title(f"{lv.name}: RF {lv.rf.rf[0]}, stride {float(lv.rf.stride[0]):g}\n"
-                     f"4σ {lv.erf_4sigma[0]:.1f} x {lv.erf_4sigma[1]:.1f}, "
-                     f"4σ/RF {lv.erf_rf.mean():.2f}", fontsize=9)
+                                   edgecolor=colour, linestyle=style, linewidth=1.0))
+        sides = "/".join(f"{lv.squares[q]:g}" for q in SQUARE_LEVELS)
+        ax.set_title(f"{lv.name}: RF {lv.rf.rf[0]} px, stride {float(lv.rf.stride[0]):g}\n"
+                     f"4σ {lv.erf_4sigma[0]:.1f} x {lv.erf_4sigma[1]:.1f} px, "
+                     f"4σ/RF {lv.erf_rf.mean():.2f}\nsquares {squares}: {sides} px", fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.legend(loc="lower left", fontsize=6, framealpha=0.6)
-        fig.colorbar(img, ax=ax, fraction=0.046, pad=0.02).set_label(label, fontsize=7)
-    fig.suptitle(f"{result.model} @ {result.input_size[0]}x{result.input_size[1]}: ERF "
-                 f"({result.mode}, weights {Path(result.weights).name}, {result.inputs}, "
-                 f"{result.samples} samples, seed {result.seed})", fontsize=10)
-    fig.tight_layout()
+        ax.set_xlabel("x, input px", fontsize=8)
+        ax.set_ylabel("y, input px", fontsize=8)
+    # one colour bar and one legend for every panel: per-panel ones covered the maps' corners
+    # and repeated the same scale six times (the numbers are in each panel's title)
+    used = list(axes.ravel()[:n])
+    fig.colorbar(img, ax=used, shrink=0.85, pad=0.01).set_label(label, fontsize=8)
+    handles = [Patch(facecolor="0.25", edgecolor="white", lw=1.5, label="theoretical RF"),
+               Patch(facecolor="0.25", edgecolor="cyan", lw=1.5,
+                     label="ellipse at ±2σ (4σ across)")]
+    handles += [Patch(facecolor="0.25", edgecolor=_SQUARE_STYLE[q][0], lw=1.5,
+                      linestyle=_SQUARE_STYLE[q][1], label=f"square holding {square_key(q)} %")
+                for q in SQUARE_LEVELS]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8,
+               frameon=False)
+    fig.suptitle(f"{short_title(result.model)} @ {result.input_size[0]}x{result.input_size[1]}:"
+                 f" ERF ({result.mode}, weights {Path(str(result.weights)).name}, "
+                 f"{result.inputs}, {plural(result.samples, 'sample')}, seed {result.seed})",
+                 fontsize=10)
     return fig
 
 
@@ -87,7 +105,7 @@ def save_erf_figure(result: ERFResult, path: str | Path) -> None:
 
     fig = erf_figure(result)
     try:
-        save_figure_atomic(fig, path, dpi=110)
+        save_figure_atomic(fig, path, dpi=110, bbox_inches="tight", pad_inches=0.05)
     finally:
         plt.close(fig)
 
