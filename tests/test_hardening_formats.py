@@ -128,8 +128,12 @@ CASES = [
          r"SIZES"),
     Case("d2-sizes-nan", D2_RETINA, r"    SIZES: .*\n", "    SIZES: [[.nan], [64], [128]]\n",
          r"SIZES"),
-    Case("d2-out-features-string", D2_RETINA, r"OUT_FEATURES: \[\"res3\", \"res4\", \"res5\"\]",
-         "OUT_FEATURES: 5", r"OUT_FEATURES"),
+    Case("d2-depth-string", D2_RETINA, r"  RESNETS:\n", "  RESNETS:\n    DEPTH: fifty\n",
+         r"DEPTH"),
+    Case("d2-iou-thresholds-string", D2_RETINA, r"IOU_THRESHOLDS: \[0.4, 0.5\]",
+         "IOU_THRESHOLDS: [low, high]", r"IOU_THRESHOLDS"),
+    Case("d2-in-features-number", D2_RETINA, r"  FPN:\n    IN_FEATURES: .*\n",
+         "  FPN:\n    IN_FEATURES: 5\n", r"IN_FEATURES"),
 ]
 
 
@@ -161,7 +165,7 @@ def data(request: pytest.FixtureRequest) -> Path | None:
 
 #: examples of issue 12 whose reader checks are not written yet (mmdet, detectron2 and the spec's
 #: mask range): strict xfail, so the test fails loudly once a check lands and the mark must go
-NOT_DONE = {"spec-mask-99", "d2-model-alone", "d2-aspect-ratio-zero", "d2-aspect-ratio-string", "d2-sizes-string", "d2-out-features-string"}
+NOT_DONE = {"spec-mask-99"}
 
 
 def _param(case: Case) -> object:
