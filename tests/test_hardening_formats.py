@@ -163,18 +163,7 @@ def data(request: pytest.FixtureRequest) -> Path | None:
     return request.getfixturevalue("shared_data")
 
 
-#: examples of issue 12 whose reader checks are not written yet (mmdet, detectron2 and the spec's
-#: mask range): strict xfail, so the test fails loudly once a check lands and the mark must go
-NOT_DONE = {"spec-mask-99"}
-
-
-def _param(case: Case) -> object:
-    marks = [pytest.mark.xfail(strict=True, reason="issue 12 item 1: check not written yet")] \
-        if case.id in NOT_DONE else []
-    return pytest.param(case, id=case.id, marks=marks)
-
-
-@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_value_is_one_clear_error(case: Case, tmp_path: Path, data: Path | None,
                                           run_cli) -> None:
     path = _mutated(case, tmp_path, data)
