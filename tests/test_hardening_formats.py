@@ -226,3 +226,25 @@ def test_darknet_duplicate_key_warns_and_keeps_the_first(shared_data: Path, tmp_
     assert [lv.step for lv in dup.levels] == [lv.step for lv in plain.levels] == [(32.0, 32.0), (16.0, 16.0)]
     assert any(n.startswith(f"{target}:{line}: [maxpool] stride=1 repeats line {line - 1}")
                for n in dup.notes), dup.notes
+
+
+@pytest.mark.parametrize("src, layer, written", [
+    (SPEC_TINY, "maxpool9", "name: maxpool9"),
+    (CAFFE_SSD, "conv8_2", 'name: "conv8_2"'),
+    (YOLOV5S, "model.16", "Concat"),
+], ids=["spec", "caffe", "yolov5"])
+def test_rf_engine_error_names_the_line_that_wrote_the_layer(src: str, layer: str, written: str,
+                                                             request: pytest.FixtureRequest,
+                                                             run_cli) -> None:
+    """An input too small for the network fails in the RF engine, on an IR node; the message
+    starts with the file and line of the entry that wrote that node (``Node.origin``)."""
+    data = None if src.startswith("spec:") else request.getfixturevalue("shared_data")
+    path = _source(src, data)
+    code, _, err = run_cli("show", str(path), "--input", "20")
+    assert code == 2 and "Traceback" not in err, err
+    match = re.search(re.escape(str(path)) + r":(\d+): layer '([^']+)'", err)
+    assert match, err
+    assert match.group(2) == layer
+    lines = path.read_text(encoding="utf-8").splitlines()
+    line = int(match.group(1))
+    assert any(written in text for text in lines[line - 1:line + 2]), lines[line - 1:line + 2]

@@ -17,7 +17,7 @@ from typing import Any
 
 from anchorfit.detector import Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError, FormatError, suggest
-from anchorfit.formats.base import Format, detector_network, top_level_keys
+from anchorfit.formats.base import Format, detector_network, set_origin, top_level_keys
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of, load_yaml
 from anchorfit.formats.spec_levels import assigner, level, resize
 from anchorfit.formats.spec_network import ALIASES, LAYER_TYPES, layer
@@ -107,7 +107,9 @@ def build(doc: YMap, ctx: SpecContext, input_size: tuple[int, int] | None = None
     if not isinstance(layers, list) or not layers:
         raise ctx.error("'layers' must be a non-empty list of layers", doc, "layers")
     for index, entry in enumerate(layers):
+        before = len(builder.graph.nodes)
         layer(ctx, builder, scope, entry, index, blocks, channels, prefix="")
+        set_origin(builder.graph, before, f"{ctx.path}:{line_of(entry) or '?'}")
     builder.output(scope.order[-1])
     graph = builder.build()
     default_assigner = assigner(ctx, doc.get("assigner"), doc, Assigner())
@@ -130,6 +132,8 @@ def build(doc: YMap, ctx: SpecContext, input_size: tuple[int, int] | None = None
     except FormatError:
         raise
     except AnchorfitError as exc:  # e.g. a window larger than its input
+        if exc.source is not None:  # the engine located it at the layer entry (Node.origin)
+            raise
         raise FormatError(exc.message, source=ctx.path, hint=exc.hint) from None
     return det
 

@@ -33,6 +33,7 @@ from anchorfit.formats.base import (
     head_convs,
     make_network,
     pyramid_name,
+    set_origin,
     top_level_keys,
     unique_names,
 )
@@ -320,6 +321,7 @@ def build_rows(ctx: _Ctx, rows: Sequence[_Row], image: str, in_ch: int, names: d
         chans = [in_ch if j == -1 else ctx.channels[j] for j in srcs]
         if row.module != "Concat" and len(ins) != 1:
             raise _row_error(ctx, row, f"takes one input, 'from' gives {len(ins)}")
+        before = len(ctx.b.graph.nodes)
         try:
             out, ch = build(ctx, row, ins if row.module == "Concat" else ins[0], chans[0])
         except FormatError:
@@ -328,6 +330,7 @@ def build_rows(ctx: _Ctx, rows: Sequence[_Row], image: str, in_ch: int, names: d
             raise _row_error(ctx, row, exc.message) from None
         except (TypeError, ValueError, IndexError, KeyError) as exc:
             raise _row_error(ctx, row, f"bad args {row.args!r}: {exc}") from None
+        set_origin(ctx.b.graph, before, f"{ctx.source}:{row.line}")
         if row.module == "Concat":
             ch = sum(chans)
         ctx.outputs.append(out)
