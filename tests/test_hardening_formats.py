@@ -124,9 +124,11 @@ CASES = [
          "  ANCHOR_GENERATOR:\n    ASPECT_RATIOS: [['wide']]\n", r"ASPECT_RATIOS"),
     Case("d2-sizes-string", D2_RETINA, r"    SIZES: .*\n", "    SIZES: [['big']]\n",
          r"SIZES"),
-    Case("d2-sizes-negative", D2_RETINA, r"    SIZES: .*\n", "    SIZES: [[-32], [64], [128]]\n",
+    Case("d2-sizes-negative", D2_RETINA, r"    SIZES: .*\n",
+         "    SIZES: [[-32], [64], [128], [256], [512]]\n",
          r"SIZES"),
-    Case("d2-sizes-nan", D2_RETINA, r"    SIZES: .*\n", "    SIZES: [[.nan], [64], [128]]\n",
+    Case("d2-sizes-nan", D2_RETINA, r"    SIZES: .*\n",
+         "    SIZES: [[.nan], [64], [128], [256], [512]]\n",
          r"SIZES"),
     Case("d2-depth-string", D2_RETINA, r"  RESNETS:\n", "  RESNETS:\n    DEPTH: fifty\n",
          r"DEPTH"),
@@ -217,13 +219,15 @@ def test_darknet_duplicate_key_warns_and_keeps_the_first(shared_data: Path, tmp_
 
     src = shared_data / "configs" / DARKNET_TINY
     text = src.read_text(encoding="utf-8")
-    mutated = text.replace("[maxpool]\nsize=2\nstride=2\n", "[maxpool]\nsize=2\nstride=2\nstride=1\n", 1)
+    pool = "[maxpool]\nsize=2\nstride=2\n"
+    mutated = text.replace(pool, pool + "stride=1\n", 1)
     assert mutated != text
     target = tmp_path / src.name
     target.write_text(mutated, encoding="utf-8")
     line = mutated[:mutated.index("[maxpool]\nsize=2\nstride=2\nstride=1")].count("\n") + 4
     plain, dup = load_detector(str(src)), load_detector(str(target))
-    assert [lv.step for lv in dup.levels] == [lv.step for lv in plain.levels] == [(32.0, 32.0), (16.0, 16.0)]
+    steps = [(32.0, 32.0), (16.0, 16.0)]
+    assert [lv.step for lv in dup.levels] == [lv.step for lv in plain.levels] == steps
     assert any(n.startswith(f"{target}:{line}: [maxpool] stride=1 repeats line {line - 1}")
                for n in dup.notes), dup.notes
 

@@ -132,7 +132,7 @@ def load_config(path: Path, _stack: tuple[Path, ...] = (), _budget: Budget | Non
     data = _load(path, budget)
     if not isinstance(data, YMap):
         raise FormatError("expected a YAML mapping", source=path, line=1)
-    where = {k: (path, line) for k, line in data.key_lines.items()}
+    where = _key_lines(data, path)
     base_ref = data.pop("_BASE_", None)
     merged: dict = {}
     if base_ref is not None:
@@ -155,6 +155,27 @@ def load_config(path: Path, _stack: tuple[Path, ...] = (), _budget: Budget | Non
         merged, base_where = load_config(bpath, (*_stack, here), budget)
         where = {**base_where, **where}
     return _merge(merged, dict(data)), where
+
+
+def _key_lines(data: YMap, path: Path, prefix: str = "") -> dict[str, tuple[Path, int]]:
+    """File and line of every key, top-level (``MODEL``) and nested (``MODEL.RPN.IN_FEATURES``),
+    so that a message about a nested value points at its own line."""
+    out: dict[str, tuple[Path, int]] = {}
+    for key, line in data.key_lines.items():
+        out[prefix + key] = (path, line)
+        value = data.get(key)
+        if isinstance(value, YMap):
+            out.update(_key_lines(value, path, f"{prefix}{key}."))
+    return out
+
+
+def _located(where: dict[str, tuple[Path, int]], key: str, path: Path) -> tuple[Path, int | None]:
+    """The line of ``key``, else of its nearest enclosing key that the files set."""
+    parts = key.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in where:
+            return where[".".join(parts[:n])]
+    return path, None
 
 
 def _per_feature(values: list, n: int, what: str) -> list:
@@ -183,13 +204,13 @@ def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> De
         if section in DEFAULTS and isinstance(DEFAULTS[section], dict) and \
                 not isinstance(value, dict):
             src, line = where.get(section, (path, None))
-            raise FormatError(f"{section}: must be a mapping of options, got {value!r}",
+            raise FormatError(f"must be a mapping of options, got {value!r}",
                               source=src, line=line, key=section)
     cfg = _merge(DEFAULTS, own)
     model = cfg["MODEL"]
 
     def err(message: str, key: str) -> FormatError:
-        src, line = where.get(key.split(".")[0], (path, None))
+        src, line = _located(where, key, path)
         return FormatError(message, source=src, line=line, key=key)
 
     arch = model["META_ARCHITECTURE"]
@@ -203,7 +224,7 @@ def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> De
     res = model["RESNETS"]
 
     def where_of(key: str) -> Where:
-        src, line = where.get(key.split(".")[0], (path, None))
+        src, line = _located(where, key, path)
         return Where(src, line, key)
 
     def names(value: Any, key: str) -> list[str]:
