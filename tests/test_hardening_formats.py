@@ -101,6 +101,10 @@ CASES = [
     Case("spec-mask-99", SPEC_TINY, r"mask: \[3, 4, 5\]", "mask: [3, 4, 99]", r"mask"),
     Case("spec-n-zero", SPEC_RETINA, r"bottleneck_down, n: 3", "bottleneck_down, n: 0",
          r"'n'|\bn\b"),
+    Case("spec-ssd-min-zero", "spec:ssd300_vgg16.yaml", r"ssd: \{min: \d+", "ssd: {min: 0",
+         r"ssd"),
+    Case("spec-ssd-max-below-min", "spec:ssd300_vgg16.yaml", r"max: \d+", "max: 1",
+         r"ssd.*below"),
     Case("spec-step-nan", SPEC_TINY, r"step: 32", "step: .nan", r"step"),
     # ---------------------------------------------------------------- mmdet
     Case("mmdet-ratios-zero", MMDET_RETINA, r"ratios=\[0.5, 1.0, 2.0\]", "ratios=[0.0]",

@@ -12,7 +12,7 @@ from anchorfit.errors import suggest
 from anchorfit.formats.anchors import anchors_from_sizes, densified, ssd_anchors
 from anchorfit.formats.base import head_convs
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of
-from anchorfit.formats.validate import Where, integer, positive_finite
+from anchorfit.formats.validate import Where, integer, ordered, positive_finite, positive_list
 from anchorfit.formats.spec_values import (
     repeats,
     Scope,
@@ -128,8 +128,13 @@ def _anchors(ctx: SpecContext, e: YMap, step: tuple[float, float] | None) -> lis
         ssd = e["ssd"]
         if not isinstance(ssd, dict) or "min" not in ssd:
             raise ctx.error("'ssd' is {min: size, max: size, ratios: [2, 3]}", e, "ssd")
-        return ssd_anchors(float(ssd["min"]), None if ssd.get("max") is None else float(
-            ssd["max"]), [float(r) for r in ssd.get("ratios", [])])
+        where = Where(ctx.path, line_of(e, "ssd"), "ssd")
+        low = positive_finite(ssd["min"], where)
+        high = None if ssd.get("max") is None else positive_finite(ssd["max"], where)
+        if high is not None:
+            ordered(low, high, where, "min", "max")
+        ratios_ = ssd.get("ratios", [])
+        return ssd_anchors(low, high, positive_list(ratios_, where) if ratios_ else [])
     return []
 
 
