@@ -65,7 +65,7 @@ def test_registry_dispatch(d2):
     ({"a.yaml": "_BASE_: b.yaml\nMODEL: {}\n", "b.yaml": "MODEL: {}\n_BASE_: a.yaml\n"}, 2,
      "_BASE_ cycle: a.yaml → b.yaml → a.yaml"),
     ({"a.yaml": "MODEL: {}\n_BASE_: nope.yaml\n"}, 2, "_BASE_ file 'nope.yaml' not found"),
-    ({"a.yaml": "MODEL:\n  META_ARCHITECTURE: \"PanopticFPN\"\n"}, 1,
+    ({"a.yaml": "MODEL:\n  META_ARCHITECTURE: \"PanopticFPN\"\n"}, 2,
      "META_ARCHITECTURE 'PanopticFPN' is not supported"),
     ({"a.yaml": "MODEL:\n  ANCHOR_GENERATOR:\n    SIZES: !!python/object/apply:eval "
                 "[\"__import__('os')\"]\n"}, 3, "call of __import__() is not allowed"),

@@ -23,11 +23,13 @@ from anchorfit.errors import AnchorfitError, FormatError, suggest
 from anchorfit.formats import caffe, darknet, detectron2, mmdet, spec, ultralytics
 from anchorfit.formats import ultralytics_modern
 from anchorfit.formats.base import (
+    SNIFF_BYTES,
     DetectorLoader,
     Format,
     InputSize,
     Sniffer,
     read_head,
+    read_text,
     top_level_keys,
 )
 
@@ -107,12 +109,26 @@ def reader_for(path: Path) -> Format:
         for fmt in sniffers:
             if fmt.sniff(path, text):  # type: ignore[misc]
                 return fmt
+        if _larger_than_head(path):
+            # A long licence header or comment block can push ``model =`` past the first
+            # 64 KiB; a valid file must not be refused for that, so sniff the whole text once.
+            text = read_text(path, errors="replace")
+            for fmt in sniffers:
+                if fmt.sniff(path, text):  # type: ignore[misc]
+                    return fmt
     fallback = [f for f in candidates if f.sniff is None]
     if fallback:
         return fallback[0]
     expected = "; ".join(f"{f.name}: {f.expects}" for f in candidates if f.expects)
     raise FormatError(f"cannot tell which {suffix} format this is", source=path, line=1,
                       hint=f"expected {expected}" if expected else None)
+
+
+def _larger_than_head(path: Path) -> bool:
+    try:
+        return path.stat().st_size > SNIFF_BYTES
+    except OSError:
+        return False
 
 
 def load_detector(source: str | Path, input_size: InputSize = None) -> Detector:

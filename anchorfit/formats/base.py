@@ -148,6 +148,14 @@ def make_network(name: str, graph: Graph, input_size: tuple[int, int], levels: S
     return net
 
 
+def set_origin(graph: Graph, first: int, origin: str) -> None:
+    """Mark the nodes added since node number ``first`` as written at ``origin`` (file:line),
+    so that RF engine errors on them point at the yaml row or spec entry (``Node.origin``).
+    Nodes that already know their origin keep it."""
+    for node in list(graph.nodes.values())[first:]:
+        if node.origin is None:
+            node.origin = origin
+
 def head_convs(kernels: Sequence[int | Sequence[int]]) -> list[Window]:
     """Stride-1, same-padded convs of the given kernels (a head's own layers)."""
     out = []
@@ -159,4 +167,4 @@ def head_convs(kernels: Sequence[int | Sequence[int]]) -> list[Window]:
 
 __all__ = ["SNIFF_BYTES", "DetectorLoader", "Format", "InputSize", "Sniffer", "detector_network",
            "finish", "head_convs", "make_network", "pyramid_name", "read_head", "read_text",
-           "top_level_keys", "unique_names"]
+           "set_origin", "top_level_keys", "unique_names"]

@@ -31,6 +31,7 @@ from anchorfit.errors import FormatError
 from anchorfit.formats.anchors import prior_box
 from anchorfit.formats.base import Format, finish, make_network, unique_names
 from anchorfit.formats.parsers.prototxt import Message, read_prototxt
+from anchorfit.formats.validate import Where, integer, ordered, positive_finite
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import Global, GraphBuilder, Merge, Pointwise, Transposed, Window
 from anchorfit.safeinput import MAX_KERNEL, beyond_limit
@@ -70,8 +71,11 @@ class _State:
         return name
 
 
-def _ints(p: Message, name: str) -> list[int]:
-    return [int(v) for v in p.getall(name)]
+def _ints(p: Message, name: str, source: Path | None = None, minimum: int | None = None
+          ) -> list[int]:
+    """A repeated integer field: ``2.5`` or ``abc`` is an error naming the line, never cut."""
+    where = Where(source, p.line_of(name), name)
+    return [integer(v, where, minimum=minimum) for v in p.getall(name)]
 
 
 def _hw(p: Message, base: str, default: int, source: Path) -> tuple[int, int]:
@@ -81,9 +85,11 @@ def _hw(p: Message, base: str, default: int, source: Path) -> tuple[int, int]:
         if h is None or w is None:
             raise FormatError(f"{base}_h and {base}_w must be given together", source=source,
                               line=p.line)
-        return int(h), int(w)
+        minimum = 0 if base == "pad" else 1
+        return (integer(h, Where(source, p.line_of(f"{base}_h"), f"{base}_h"), minimum=minimum),
+                integer(w, Where(source, p.line_of(f"{base}_w"), f"{base}_w"), minimum=minimum))
     name = {"kernel": "kernel_size", "stride": "stride", "pad": "pad"}[base]
-    values = _ints(p, name)
+    values = _ints(p, name, source, 0 if base == "pad" else 1)
     if not values:
         return default, default
     if len(values) == 1:
@@ -102,7 +108,7 @@ def _window(p: Message, source: Path, kind: str, ceil: bool = False) -> Window:
     if k == (0, 0):
         raise FormatError(f"missing kernel_size (a {kind} layer needs its kernel)", source=source,
                           line=p.line)
-    d = _ints(p, "dilation") or [1]
+    d = _ints(p, "dilation", source, 1) or [1]
     dil = (d[0], d[-1])
     return Window(k, _hw(p, "stride", 1, source), _hw(p, "pad", 0, source), dil, None, ceil, kind)
 
@@ -227,7 +233,8 @@ def _add_layer(st: _State, layer: Message, ltype: str, bottoms: list[str], tops:
             op = Merge("mul")
         else:
             raise _layer_error(layer, source, f"{ltype} takes one bottom, got {len(ins)}")
-    st.b.add(op, ins, nname, source=f"{source.name}:{layer.line}")
+    st.b.add(op, ins, nname, source=f"{source.name}:{layer.line}",
+             origin=f"{source}:{layer.line}")
     for top in tops:
         st.blobs[top] = nname
 
@@ -239,15 +246,22 @@ def _param(layer: Message, group: str, name: str, default: Any) -> Any:
 
 def prior_anchors(p: Message, source: Path) -> list[Anchor]:
     """PriorBox boxes per location, in Caffe SSD's order (see module docstring)."""
-    mins = [float(v) for v in p.getall("min_size")]
-    maxs = [float(v) for v in p.getall("max_size")]
+    mins = [positive_finite(v, Where(source, p.line_of("min_size"), "min_size"))
+            for v in p.getall("min_size")]
+    maxs = [positive_finite(v, Where(source, p.line_of("max_size"), "max_size"))
+            for v in p.getall("max_size")]
+    ratios = [positive_finite(v, Where(source, p.line_of("aspect_ratio"), "aspect_ratio"))
+              for v in p.getall("aspect_ratio")]
+    for low, high in zip(mins, maxs):
+        ordered(low, high, Where(source, p.line_of("max_size"), "max_size"), "min_size",
+                "max_size")
     if not mins:
         raise FormatError("PriorBox without min_size", source=source, line=p.line,
                           key="prior_box_param")
     if maxs and len(maxs) != len(mins):
         raise FormatError(f"{len(maxs)} max_size for {len(mins)} min_size", source=source,
                           line=p.line_of("max_size"), key="prior_box_param")
-    return prior_box(mins, maxs, [float(v) for v in p.getall("aspect_ratio")],
+    return prior_box(mins, maxs, ratios,
                      flip=p.get("flip", True) is not False)
 
 
@@ -337,9 +351,10 @@ def load_caffe(path: Path, input_size: tuple[int, int] | None = None, *,
         img_h = float(p.get("img_h", p.get("img_size", size[0])))
         img_w = float(p.get("img_w", p.get("img_size", size[1])))
         if p.has("step_h") or p.has("step_w"):
-            step = (float(p.get("step_h")), float(p.get("step_w")))
+            step = (positive_finite(p.get("step_h"), Where(path, p.line_of("step_h"), "step_h")),
+                    positive_finite(p.get("step_w"), Where(path, p.line_of("step_w"), "step_w")))
         elif p.has("step"):
-            step = (float(p.get("step")), float(p.get("step")))
+            step = (positive_finite(p.get("step"), Where(path, p.line_of("step"), "step")),) * 2
         else:
             step = (img_h / rf.feature_size[0], img_w / rf.feature_size[1])
         offset = float(p.get("offset", 0.5))

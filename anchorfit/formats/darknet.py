@@ -36,6 +36,7 @@ from typing import Any
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError, FormatError, suggest
 from anchorfit.formats.base import Format, detector_network, read_text
+from anchorfit.formats.validate import Where, finite, integer, positive_finite
 from anchorfit.rf.graph import (
     Global,
     GraphBuilder,
@@ -61,6 +62,12 @@ UNSUPPORTED = {"rnn": "recurrent", "gru": "recurrent", "lstm": "recurrent",
                "conv_lstm": "recurrent", "crnn": "recurrent", "history": "recurrent",
                "contrastive": "training-only", "implicit_add": "implicit", "implicit_mul":
                "implicit", "dropblock": "training-only", "iseg": "segmentation"}
+#: options that must be positive / non-negative integers (Darknet reads them with atoi; a
+#: ``3.7`` or ``1e9`` there is a typo, not a number to truncate)
+POSITIVE = {"size", "stride", "stride_x", "stride_y", "dilation", "filters", "groups", "height",
+            "width", "channels", "side"}
+NON_NEGATIVE = {"pad", "padding", "num", "classes", "reverse", "antialiasing", "maxpool_depth",
+                "letter_box"}
 
 
 @dataclass
@@ -72,6 +79,7 @@ class Section:
     options: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
     index: int = -1  # layer index (the [net] section is -1)
+    duplicates: list[str] = field(default_factory=list)  # warnings: keys given twice
 
     def where(self, key: str | None = None) -> int:
         return self.lines.get(key, self.line) if key else self.line
@@ -101,6 +109,15 @@ def parse_cfg(text: str, path: Path) -> list[Section]:
             raise FormatError("option before the first [section]", source=path, line=number)
         key, value = (s.strip() for s in line.split("=", 1))
         value = value.split("#", 1)[0].strip()
+        if key in sections[-1].options:
+            # Darknet's option_find returns the first match, and real cfgs repeat keys
+            # (yolo9000.cfg: batch= for testing, then for training): keep the first, as Darknet
+            # does, and warn (a note), since the second line looks meant to win.
+            sections[-1].duplicates.append(
+                f"{path}:{number}: [{sections[-1].type}] {key}={value} repeats line "
+                f"{sections[-1].lines[key]} ({key}={sections[-1].options[key]}); Darknet uses "
+                "the first value, and so does anchorfit")
+            continue
         sections[-1].options[key] = value
         sections[-1].lines[key] = number
     if not sections:
@@ -123,7 +140,7 @@ class _Reader:
         self.nodes: list[str] = []  # layer index -> IR node
         self.channels: dict[str, int] = {}
         self.pending: list[tuple[Section, str, list[Window]]] = []  # detection sections
-        self.notes: list[str] = []
+        self.notes: list[str] = [d for sec in sections for d in sec.duplicates]
 
     # -- option access ----------------------------------------------------------------------
 
@@ -133,15 +150,18 @@ class _Reader:
                            else f"[{sec.type}]: {message}", source=self.path,
                            line=sec.where(key), hint=hint)
 
+    def where(self, sec: Section, key: str) -> Where:
+        prefix = (f"[{sec.type}] (layer {sec.index}): " if sec.index >= 0 else f"[{sec.type}]: ")
+        return Where(self.path, sec.where(key), key, prefix)
+
     def int_(self, sec: Section, key: str, default: int | None = None) -> int:
+        """An integer option; keys in POSITIVE / NON_NEGATIVE are range-checked too."""
         if key not in sec.options:
             if default is None:
                 raise self.error(sec, f"missing {key}=")
             return default
-        try:
-            return int(float(sec.options[key]))
-        except ValueError:
-            raise self.error(sec, f"{key}={sec.options[key]!r} is not a number", key) from None
+        minimum = 1 if key in POSITIVE else 0 if key in NON_NEGATIVE else None
+        return integer(sec.options[key], self.where(sec, key), minimum=minimum)
 
     def kernel(self, sec: Section, k: int) -> int:
         """``size=``, refused beyond ``MAX_KERNEL`` (the RF engine walks every tap)."""
@@ -152,10 +172,7 @@ class _Reader:
     def float_(self, sec: Section, key: str) -> float | None:
         if key not in sec.options:
             return None
-        try:
-            return float(sec.options[key])
-        except ValueError:
-            raise self.error(sec, f"{key}={sec.options[key]!r} is not a number", key) from None
+        return finite(sec.options[key], self.where(sec, key))
 
     def ints(self, sec: Section, key: str) -> list[int]:
         return self.numbers(sec, key, int, "integers")  # type: ignore[return-value]
@@ -164,12 +181,15 @@ class _Reader:
         return self.numbers(sec, key, float, "numbers")  # type: ignore[return-value]
 
     def numbers(self, sec: Section, key: str, cast: type, what: str) -> list[int | float]:
-        """A comma-separated option (``layers=-1,61``, ``anchors=10,13, 16,30``)."""
-        try:
-            return [cast(v) for v in sec.options[key].split(",") if v.strip()]
-        except ValueError:
-            raise self.error(sec, f"{key}= must be a comma-separated list of {what}", key) \
-                from None
+        """A comma-separated option (``layers=-1,61``, ``anchors=10,13, 16,30``): integers
+        where Darknet wants integers, positive finite numbers for anchors."""
+        where = self.where(sec, key)
+        values = [v for v in sec.options[key].split(",") if v.strip()]
+        if cast is int:
+            return [integer(v, where) for v in values]
+        if key == "anchors":
+            return [positive_finite(v, where) for v in values]
+        return [finite(v, where) for v in values]
 
     def ref(self, sec: Section, value: int, key: str) -> str:
         """Node of a layer reference: negative = relative to this layer, else absolute."""
@@ -187,7 +207,8 @@ class _Reader:
     def add(self, sec: Section, op: Any, inputs: list[str]) -> str:
         name = f"{_SHORT.get(sec.type, sec.type)}{sec.index}"
         try:
-            self.builder.add(op, inputs, name, source=f"{self.path.name}:{sec.line}")
+            self.builder.add(op, inputs, name, source=f"{self.path.name}:{sec.line}",
+                             origin=f"{self.path}:{sec.line}")
         except AnchorfitError as exc:
             raise self.error(sec, exc.message, hint=exc.hint) from None
         return name
@@ -395,6 +416,8 @@ def load(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
     except FormatError:
         raise
     except AnchorfitError as exc:  # e.g. a map smaller than a window at this input size
+        if exc.source is not None:  # located by the engine at the section that wrote the node
+            raise
         raise FormatError(exc.message, source=path, hint=exc.hint) from None
     graph = reader.builder.build()
     if levels:

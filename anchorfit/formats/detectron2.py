@@ -39,6 +39,14 @@ from anchorfit.formats.base import (
 )
 from anchorfit.formats.parsers.pyconfig import Budget, eval_expression
 from anchorfit.formats.parsers.yamlsrc import YMap, load_yaml
+from anchorfit.formats.validate import (
+    Where,
+    finite,
+    integer,
+    non_negative_finite,
+    positive_int,
+    positive_list,
+)
 from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
@@ -124,7 +132,7 @@ def load_config(path: Path, _stack: tuple[Path, ...] = (), _budget: Budget | Non
     data = _load(path, budget)
     if not isinstance(data, YMap):
         raise FormatError("expected a YAML mapping", source=path, line=1)
-    where = {k: (path, line) for k, line in data.key_lines.items()}
+    where = _key_lines(data, path)
     base_ref = data.pop("_BASE_", None)
     merged: dict = {}
     if base_ref is not None:
@@ -149,6 +157,27 @@ def load_config(path: Path, _stack: tuple[Path, ...] = (), _budget: Budget | Non
     return _merge(merged, dict(data)), where
 
 
+def _key_lines(data: YMap, path: Path, prefix: str = "") -> dict[str, tuple[Path, int]]:
+    """File and line of every key, top-level (``MODEL``) and nested (``MODEL.RPN.IN_FEATURES``),
+    so that a message about a nested value points at its own line."""
+    out: dict[str, tuple[Path, int]] = {}
+    for key, line in data.key_lines.items():
+        out[prefix + key] = (path, line)
+        value = data.get(key)
+        if isinstance(value, YMap):
+            out.update(_key_lines(value, path, f"{prefix}{key}."))
+    return out
+
+
+def _located(where: dict[str, tuple[Path, int]], key: str, path: Path) -> tuple[Path, int | None]:
+    """The line of ``key``, else of its nearest enclosing key that the files set."""
+    parts = key.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in where:
+            return where[".".join(parts[:n])]
+    return path, None
+
+
 def _per_feature(values: list, n: int, what: str) -> list:
     if len(values) == 1:
         return values * n
@@ -157,17 +186,31 @@ def _per_feature(values: list, n: int, what: str) -> list:
     return values
 
 
+def _thresholds(section: dict, where: Where) -> tuple[float, float]:
+    """``IOU_THRESHOLDS``: [negative below, positive from], finite numbers."""
+    value = section.get("IOU_THRESHOLDS")
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise where.error(f"expected [low, high] IoU thresholds, got {value!r}")
+    return finite(value[0], where), finite(value[1], where)
+
+
 def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
     """Read a detectron2 yaml (with ``_BASE_`` chain and built-in defaults) into a Detector."""
     path = Path(path)
     own, where = load_config(path)
     if "MODEL" not in own:
         raise FormatError("no MODEL section: not a detectron2 model config", source=path, line=1)
+    for section, value in own.items():
+        if section in DEFAULTS and isinstance(DEFAULTS[section], dict) and \
+                not isinstance(value, dict):
+            src, line = where.get(section, (path, None))
+            raise FormatError(f"must be a mapping of options, got {value!r}",
+                              source=src, line=line, key=section)
     cfg = _merge(DEFAULTS, own)
     model = cfg["MODEL"]
 
     def err(message: str, key: str) -> FormatError:
-        src, line = where.get(key.split(".")[0], (path, None))
+        src, line = _located(where, key, path)
         return FormatError(message, source=src, line=line, key=key)
 
     arch = model["META_ARCHITECTURE"]
@@ -179,15 +222,29 @@ def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> De
         raise err(f"backbone {backbone!r} is not supported ({', '.join(_BACKBONES)})",
                   "MODEL.BACKBONE.NAME")
     res = model["RESNETS"]
-    dil = int(res.get("RES5_DILATION", 1))
-    spec = _nets.ResNetSpec(depth=int(res.get("DEPTH", 50)),
+
+    def where_of(key: str) -> Where:
+        src, line = _located(where, key, path)
+        return Where(src, line, key)
+
+    def names(value: Any, key: str) -> list[str]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise err(f"expected a list of feature names such as ['p3', 'p4'], got {value!r}",
+                      key)
+        return list(value)
+
+    dil = positive_int(res.get("RES5_DILATION", 1), where_of("MODEL.RESNETS.RES5_DILATION"))
+    spec = _nets.ResNetSpec(depth=positive_int(res.get("DEPTH", 50),
+                                               where_of("MODEL.RESNETS.DEPTH")),
                             strides=(1, 2, 2, 1 if dil == 2 else 2), dilations=(1, 1, 1, dil),
                             stride_in_1x1=bool(res.get("STRIDE_IN_1X1", True)))
     retina = arch == "RetinaNet"
-    features = list(model["RETINANET"]["IN_FEATURES"] if retina else model["RPN"]["IN_FEATURES"])
+    features = names(model["RETINANET"]["IN_FEATURES"] if retina else model["RPN"]["IN_FEATURES"],
+                     "MODEL.RETINANET.IN_FEATURES" if retina else "MODEL.RPN.IN_FEATURES")
     fpn = backbone != "build_resnet_backbone"
     divisor = 32 if fpn else 0
-    short, long = int(cfg["INPUT"]["MIN_SIZE_TEST"]), int(cfg["INPUT"]["MAX_SIZE_TEST"])
+    short = positive_int(cfg["INPUT"]["MIN_SIZE_TEST"], where_of("INPUT.MIN_SIZE_TEST"))
+    long = positive_int(cfg["INPUT"]["MAX_SIZE_TEST"], where_of("INPUT.MAX_SIZE_TEST"))
     size = input_size or (short, long)
     notes = []
     if divisor and (size[0] % divisor or size[1] % divisor):
@@ -199,7 +256,7 @@ def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> De
     stages = _nets.resnet(b, b.input("input"), spec, "backbone.bottom_up.")
     maps = {f"res{i + 2}": node for i, node in enumerate(stages)}
     if fpn:
-        in_feats = list(model["FPN"]["IN_FEATURES"])
+        in_feats = names(model["FPN"]["IN_FEATURES"], "MODEL.FPN.IN_FEATURES")
         if not in_feats or any(f not in maps for f in in_feats):
             raise err(f"FPN.IN_FEATURES {in_feats!r} must name res2..res5", "MODEL.FPN")
         extras = 2 if backbone == "build_retinanet_resnet_fpn_backbone" else 1
@@ -222,14 +279,18 @@ def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> De
                               "ASPECT_RATIOS")
     except (ValueError, TypeError) as exc:
         raise err(str(exc), "MODEL.ANCHOR_GENERATOR") from None
-    offset = float(gen.get("OFFSET", 0.0))
+    for key, lists in (("SIZES", sizes), ("ASPECT_RATIOS", ratios)):
+        for values in lists:
+            positive_list(values, where_of(f"MODEL.ANCHOR_GENERATOR.{key}"))
+    offset = non_negative_finite(gen.get("OFFSET", 0.0), where_of("MODEL.ANCHOR_GENERATOR.OFFSET"))
     graph = b.build()
     analysis = analyze(graph, size)
     if retina:
-        lo, hi = model["RETINANET"]["IOU_THRESHOLDS"]
-        kernels = [3] * (int(model["RETINANET"].get("NUM_CONVS", 4)) + 1)
+        lo, hi = _thresholds(model["RETINANET"], where_of("MODEL.RETINANET.IOU_THRESHOLDS"))
+        kernels = [3] * (integer(model["RETINANET"].get("NUM_CONVS", 4),
+                                 where_of("MODEL.RETINANET.NUM_CONVS"), minimum=0) + 1)
     else:
-        lo, hi = model["RPN"]["IOU_THRESHOLDS"]
+        lo, hi = _thresholds(model["RPN"], where_of("MODEL.RPN.IOU_THRESHOLDS"))
         kernels = [3]
     assigner = Assigner("iou", float(hi), float(lo))
     levels = []

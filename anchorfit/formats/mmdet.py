@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,49 @@ from anchorfit.formats.base import (
 )
 from anchorfit.formats.mmdet_config import MMDetConfig, load_config, merge
 from anchorfit.formats.parsers.pyconfig import AttrDict
+from anchorfit.formats.validate import Where, index_in_range, positive_finite, positive_int
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
 # --------------------------------------------------------------------------- network
+
+
+def _select(cfg: MMDetConfig, stages: Sequence[str], idx: Any, kind: Any,
+            what: str = "stages") -> list[str]:
+    """The backbone outputs ``out_indices`` names: integers in range. mmdet's ResNet-family
+    backbones test ``i in out_indices``, so a negative or too large index is no output at all,
+    not Python's wrap-around: refused here with the line (ConvNeXt's -1 is read on its own)."""
+    src, line = cfg.line("out_indices")
+    where = Where(src, line, "model.backbone.out_indices", f"{kind}: ")
+    if isinstance(idx, (str, bytes)) or not isinstance(idx, (list, tuple)):
+        raise where.error(f"out_indices must be a tuple of integers, got {idx!r}")
+    return [stages[index_in_range(i, len(stages), where, what=what)] for i in idx]
+
+
+#: anchor generator keys whose every number is a positive finite size, ratio or stride
+_GENERATOR_POSITIVE = ("ratios", "scales", "strides", "base_sizes", "octave_base_scale",
+                       "min_sizes", "max_sizes", "basesize_ratio_range")
+
+
+def _check_generator(cfg: MMDetConfig, gen: dict, key: str) -> None:
+    """NaN, inf, zero or negative sizes, ratios and strides are errors at their line (they
+    divided by zero or gave negative anchors further on)."""
+    for name in _GENERATOR_POSITIVE:
+        if gen.get(name) is None:
+            continue
+        src, line = cfg.line(rf"\b{name}\s*=")
+        where = Where(src, line, f"{key}.{name}")
+        for value in _flat(gen[name]):
+            positive_finite(value, where)
+    if gen.get("scales_per_octave") is not None:
+        src, line = cfg.line(r"\bscales_per_octave\s*=")
+        positive_int(gen["scales_per_octave"], Where(src, line, f"{key}.scales_per_octave"))
+
+
+def _flat(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return [v for item in value for v in _flat(item)]
+    return [value]
 
 
 def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[str]) -> list[str]:
@@ -77,8 +117,7 @@ def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[s
             stride_in_1x1=bb.get("style", "pytorch") == "caffe",
             deep_stem=bool(bb.get("deep_stem", kind == "ResNetV1d")))
         stages = _nets.resnet(b, x, spec, "backbone.")
-        idx = bb.get("out_indices", tuple(range(spec.num_stages)))
-        return [stages[i] for i in idx]
+        return _select(cfg, stages, bb.get("out_indices", tuple(range(spec.num_stages))), kind)
     if kind == "Res2Net":
         if not bb.get("deep_stem", True) or not bb.get("avg_down", True) or \
                 int(bb.get("num_stages", 4)) != 4 or bb.get("dilations") or bb.get("strides"):
@@ -92,7 +131,7 @@ def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[s
                                         bb.get("style", "pytorch") == "caffe")
         except AnchorfitError as exc:
             raise cfg.error(exc.message, "Res2Net", "model.backbone") from None
-        return [stages[i] for i in bb.get("out_indices", (0, 1, 2, 3))]
+        return _select(cfg, stages, bb.get("out_indices", (0, 1, 2, 3)), kind)
     if kind in ("CSPDarknet", "CSPNeXt"):
         if bb.get("arch_ovewrite"):
             raise cfg.error(f"{kind}: arch_ovewrite is not read", "arch_ovewrite",
@@ -111,11 +150,8 @@ def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[s
         if spec.channel_attention:
             notes.append(f"{kind}: channel attention (a global average pool gates each CSP "
                          "stage) makes every feature depend on the whole image")
-        idx = bb.get("out_indices", (2, 3, 4))
-        if max(idx) >= len(stages):
-            raise cfg.error(f"{kind}: out_indices {tuple(idx)} beyond its {len(stages)} "
-                            "outputs (stem + stages)", "out_indices", "model.backbone")
-        return [stages[i] for i in idx]
+        return _select(cfg, stages, bb.get("out_indices", (2, 3, 4)), kind,
+                       "outputs (stem + stages)")
     if kind in ("mmpretrain.ConvNeXt", "mmcls.ConvNeXt", "ConvNeXt"):
         arch = bb.get("arch", "tiny")
         depths = (arch.get("depths") if isinstance(arch, dict) else
@@ -142,10 +178,10 @@ def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[s
         if int(bb.get("depth", 53)) != 53:
             raise cfg.error("Darknet: only depth 53 is supported", "Darknet", "model.backbone")
         stages = _nets.darknet53(b, x)
-        return [stages[i] for i in bb.get("out_indices", (3, 4, 5))]
+        return _select(cfg, stages, bb.get("out_indices", (3, 4, 5)), kind)
     if kind == "MobileNetV2":
         stages = _nets.mobilenet_v2(b, x)
-        return [stages[i] for i in bb.get("out_indices", (1, 2, 4, 7))]
+        return _select(cfg, stages, bb.get("out_indices", (1, 2, 4, 7)), kind)
     why = {"SwinTransformer": " (windowed self-attention: no convolutional RF to compute)"
            }.get(str(kind), "")
     raise cfg.error(f"backbone type {kind!r} is not supported{why} (ResNet, ResNeXt, Res2Net, "
@@ -378,6 +414,7 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
                         "bbox_head|rpn_head", head_key)
     gen = head[gen_key]
     key = f"{head_key}.{gen_key}"
+    _check_generator(cfg, gen, key)
     try:
         per_level, steps, offsets = generator_anchors(gen)
     except (ValueError, KeyError, TypeError) as exc:

@@ -13,14 +13,16 @@ Every error names the file and line of the offending entry.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from anchorfit.detector import Assigner, Detector
+from anchorfit.detector import Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError, FormatError, suggest
-from anchorfit.formats.base import Format, detector_network, top_level_keys
+from anchorfit.formats.base import Format, detector_network, set_origin, top_level_keys
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of, load_yaml
 from anchorfit.formats.spec_levels import assigner, level, resize
 from anchorfit.formats.spec_network import ALIASES, LAYER_TYPES, layer
 from anchorfit.formats.spec_values import Scope, SpecContext, hw, int_value
+from anchorfit.formats.validate import Where, index_in_range
 from anchorfit.rf.graph import GraphBuilder
 from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit
 
@@ -31,6 +33,19 @@ def sniff(path: Path, text: str) -> bool:
     """An anchorfit spec has a top-level ``layers:`` or ``levels:`` (or inherits a ``base:``)."""
     keys = top_level_keys(text)
     return bool(keys & {"layers", "levels"}) or ("base" in keys and "backbone" not in keys)
+
+
+def _check_masks(ctx: SpecContext, docs: list[Any], levels: list[Level]) -> None:
+    """A Darknet-style ``mask`` indexes the anchors of all masked levels in file order (the
+    cfg's one ``anchors=`` list): each index must be in range and one per anchor of its level."""
+    masked = [(doc, lv) for doc, lv in zip(docs, levels) if lv.mask]
+    total = sum(len(lv.anchors) for _, lv in masked)
+    for doc, lv in masked:
+        where = Where(ctx.path, line_of(doc, "mask"), "mask", f"level {lv.name}: ")
+        if len(lv.mask) != len(lv.anchors):
+            raise where.error(f"{len(lv.mask)} mask indices for {len(lv.anchors)} anchors")
+        for m in lv.mask:
+            index_in_range(m, total, where, what="anchors of the masked levels")
 
 
 def load(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
@@ -92,7 +107,9 @@ def build(doc: YMap, ctx: SpecContext, input_size: tuple[int, int] | None = None
     if not isinstance(layers, list) or not layers:
         raise ctx.error("'layers' must be a non-empty list of layers", doc, "layers")
     for index, entry in enumerate(layers):
+        before = len(builder.graph.nodes)
         layer(ctx, builder, scope, entry, index, blocks, channels, prefix="")
+        set_origin(builder.graph, before, f"{ctx.path}:{line_of(entry) or '?'}")
     builder.output(scope.order[-1])
     graph = builder.build()
     default_assigner = assigner(ctx, doc.get("assigner"), doc, Assigner())
@@ -100,6 +117,7 @@ def build(doc: YMap, ctx: SpecContext, input_size: tuple[int, int] | None = None
     if not isinstance(levels_doc, list) or not levels_doc:
         raise ctx.error("'levels' must be a non-empty list", doc, "levels")
     levels = [level(ctx, entry, scope, default_assigner, i) for i, entry in enumerate(levels_doc)]
+    _check_masks(ctx, levels_doc, levels)
     graph.outputs[:] = list(dict.fromkeys(lv.node for lv in levels if lv.node))
     policy, params = resize(ctx, doc.get("resize", "stretch"), doc)
     notes = [str(n) for n in doc.get("notes") or []]
@@ -114,6 +132,8 @@ def build(doc: YMap, ctx: SpecContext, input_size: tuple[int, int] | None = None
     except FormatError:
         raise
     except AnchorfitError as exc:  # e.g. a window larger than its input
+        if exc.source is not None:  # the engine located it at the layer entry (Node.origin)
+            raise
         raise FormatError(exc.message, source=ctx.path, hint=exc.hint) from None
     return det
 

@@ -12,6 +12,7 @@ from anchorfit.errors import suggest
 from anchorfit.formats.anchors import anchors_from_sizes, densified, ssd_anchors
 from anchorfit.formats.base import head_convs
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of
+from anchorfit.formats.validate import Where, integer, ordered, positive_finite, positive_list
 from anchorfit.formats.spec_values import (
     repeats,
     Scope,
@@ -66,7 +67,9 @@ def level(ctx: SpecContext, e: Any, scope: Scope, default: Assigner, index: int)
             raise ctx.error(f"unknown range_measure {level.range_measure!r}", e, "range_measure",
                             hint=", ".join(RANGE_MEASURES))
     if "mask" in e:
-        level.mask = [int(v) for v in e["mask"]]
+        where = Where(ctx.path, line_of(e, "mask"), "mask")
+        raw = e["mask"] if isinstance(e["mask"], list) else [e["mask"]]
+        level.mask = [integer(v, where, minimum=0) for v in raw]
     if "feature_size" in e:
         level.feature_size = int_pair(ctx, e, "feature_size", None)
     if not level.anchors and level.anchor_free_range is None:
@@ -85,29 +88,39 @@ def _keyed(e: YMap, key: str) -> YMap:
 def _step(ctx: SpecContext, e: YMap) -> tuple[float, float] | None:
     if "step" not in e:
         return None
-    sy, sx = float_list(ctx, e["step"], e, "step", 2, allow_scalar=True)
+    sy, sx = _positive(ctx, float_list(ctx, e["step"], e, "step", 2, allow_scalar=True), e,
+                       "step")
     return (sy, sx)
 
 
+def _positive(ctx: SpecContext, values: list[float], e: YMap, key: str) -> list[float]:
+    """Sizes, ratios, scales and steps: positive finite numbers (``formats.validate``)."""
+    where = Where(ctx.path, line_of(e, key), key)
+    return [positive_finite(v, where) for v in values]
+
+
 def _anchors(ctx: SpecContext, e: YMap, step: tuple[float, float] | None) -> list[Anchor]:
-    ratios = float_list(ctx, e.get("ratios", [1.0]), e, "ratios")
+    ratios = _positive(ctx, float_list(ctx, e.get("ratios", [1.0]), e, "ratios"), e, "ratios")
     if "anchors" in e:
         raw = e["anchors"]
         if not isinstance(raw, list) or not all(
                 isinstance(a, list) and len(a) == 2 for a in raw):
             raise ctx.error("'anchors' is a list of [w, h] pairs", e, "anchors")
-        return [Anchor(float(w), float(h)) for w, h in raw]
+        where = Where(ctx.path, line_of(e, "anchors"), "anchors")
+        return [Anchor(positive_finite(w, where), positive_finite(h, where)) for w, h in raw]
     if "sizes" in e:
-        return anchors_from_sizes(float_list(ctx, e["sizes"], e, "sizes"), ratios)
+        return anchors_from_sizes(_positive(ctx, float_list(ctx, e["sizes"], e, "sizes"), e,
+                                            "sizes"), ratios)
     if "scales" in e or "octave_base_scale" in e:
         if step is None:
             raise ctx.error("'scales' multiply the level's step: give 'step'", e)
         base = math.sqrt(step[0] * step[1])
         if "scales" in e:
-            scales = float_list(ctx, e["scales"], e, "scales")
+            scales = _positive(ctx, float_list(ctx, e["scales"], e, "scales"), e, "scales")
         else:
-            octave = float_list(ctx, e["octave_base_scale"], e, "octave_base_scale", 1,
-                             allow_scalar=True)[0]
+            octave = _positive(ctx, float_list(ctx, e["octave_base_scale"], e,
+                                               "octave_base_scale", 1, allow_scalar=True), e,
+                               "octave_base_scale")[0]
             per = int_value(ctx, e.get("scales_per_octave", 1), e, "scales_per_octave")
             scales = [octave * 2 ** (i / per) for i in range(per)]
         return anchors_from_sizes([base * s for s in scales], ratios)
@@ -115,8 +128,13 @@ def _anchors(ctx: SpecContext, e: YMap, step: tuple[float, float] | None) -> lis
         ssd = e["ssd"]
         if not isinstance(ssd, dict) or "min" not in ssd:
             raise ctx.error("'ssd' is {min: size, max: size, ratios: [2, 3]}", e, "ssd")
-        return ssd_anchors(float(ssd["min"]), None if ssd.get("max") is None else float(
-            ssd["max"]), [float(r) for r in ssd.get("ratios", [])])
+        where = Where(ctx.path, line_of(e, "ssd"), "ssd")
+        low = positive_finite(ssd["min"], where)
+        high = None if ssd.get("max") is None else positive_finite(ssd["max"], where)
+        if high is not None:
+            ordered(low, high, where, "min", "max")
+        ratios_ = ssd.get("ratios", [])
+        return ssd_anchors(low, high, positive_list(ratios_, where) if ratios_ else [])
     return []
 
 

@@ -8,24 +8,26 @@ a "did you mean" hint.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from anchorfit.errors import AnchorfitError, FormatError, suggest
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of
 from anchorfit.formats.spec_values import (
-    repeats,
     Scope,
     SpecContext,
     int_pair,
     int_value,
     opt_int_pair,
+    repeats,
     resolve_ref,
 )
+from anchorfit.formats.validate import Where, one_of
 from anchorfit.rf.graph import (
     Adaptive,
     GraphBuilder,
     PixelShuffle,
     Pointwise,
+    ResampleMode,
 )
 from anchorfit.safeinput import beyond_limit
 
@@ -94,6 +96,9 @@ def layer(ctx: SpecContext, b: GraphBuilder, scope: Scope, entry: Any, index: in
                         hint="it takes " + ", ".join(sorted(allowed)))
     name = str(entry.get("name") or f"{kind}{index}")
     repeat = repeats(ctx, entry.get("n", 1), entry, "n")
+    if repeat < 1:
+        raise ctx.error(f"'n' must be a positive integer (the number of repeats), got {repeat}",
+                        entry, "n")
     inputs = _inputs(ctx, scope, entry, kind)
     for r in range(repeat):
         node_name = prefix + (name if r == repeat - 1 else f"{name}.{r}")
@@ -131,7 +136,9 @@ def _add_op(ctx: SpecContext, b: GraphBuilder, kind: str, e: YMap, inputs: list[
                                 int_pair(ctx, e, "p", 0), int_pair(ctx, e, "output_padding", 0),
                                 int_pair(ctx, e, "d", 1), name=name)
         if kind == "upsample":
-            return b.upsample(x, int_pair(ctx, e, "scale", 2), mode=str(e.get("mode", "nearest")),
+            mode = one_of(e.get("mode", "nearest"), get_args(ResampleMode),
+                          Where(ctx.path, line_of(e, "mode"), "mode"))
+            return b.upsample(x, int_pair(ctx, e, "scale", 2), mode=mode,  # type: ignore[arg-type]
                               name=name, align_corners=bool(e.get("align_corners", False)))  # type: ignore[arg-type]
         if kind == "slice":
             start = opt_int_pair(ctx, e, "start")
@@ -184,6 +191,9 @@ def _block_call(ctx: SpecContext, b: GraphBuilder, scope: Scope, entry: YMap, in
     if not isinstance(args, dict):
         raise ctx.error("'with' maps block parameters to values", entry, "with")
     repeat = repeats(ctx, entry.get("n", 1), entry, "n")
+    if repeat < 1:
+        raise ctx.error(f"'n' must be a positive integer (the number of repeats), got {repeat}",
+                        entry, "n")
     (x,) = _inputs(ctx, scope, entry, "block")
     called = [str(entry[key]) for key in ("first", "block") if key in entry]
     loop = [c for c in called if c in ctx.blocks]

@@ -33,10 +33,12 @@ from anchorfit.formats.base import (
     head_convs,
     make_network,
     pyramid_name,
+    set_origin,
     top_level_keys,
     unique_names,
 )
 from anchorfit.formats.parsers.yamlsrc import YMap, load_yaml
+from anchorfit.formats.validate import Where, positive_finite, positive_int
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder, PixelShuffle, Pointwise
 from anchorfit.safeinput import MAX_REPEATS, beyond_limit
@@ -200,6 +202,7 @@ def _build_row(ctx: _Ctx, row: _Row, x: str | list[str], c1: int, gw: float) -> 
     def c2_of(value: Any) -> int:
         if not isinstance(value, (int, float)):
             raise _row_error(ctx, row, f"expected the output channels first in args, got {value!r}")
+        positive_finite(value, row_where(ctx, row, "channels"))
         return _make_divisible(float(value) * gw)
 
     def repeat(one: Callable[[str, str], str], first: str) -> str:
@@ -269,8 +272,7 @@ def _build_row(ctx: _Ctx, row: _Row, x: str | list[str], c1: int, gw: float) -> 
             if size is not None or scale is None:
                 raise _row_error(ctx, row, "only nn.Upsample(None, scale, mode) is supported "
                                            "(a fixed output size has no fixed stride)")
-            if float(scale) != int(scale):
-                raise _row_error(ctx, row, f"non-integer upsampling scale {scale!r}")
+            scale = positive_int(scale, row_where(ctx, row, "nn.Upsample scale"))
             if mode not in ("nearest", "bilinear"):
                 raise _row_error(ctx, row, f"unsupported upsampling mode {mode!r}")
             return repeat(lambda y, q: b.upsample(y, int(scale), mode, name=q), x), c1
@@ -319,6 +321,7 @@ def build_rows(ctx: _Ctx, rows: Sequence[_Row], image: str, in_ch: int, names: d
         chans = [in_ch if j == -1 else ctx.channels[j] for j in srcs]
         if row.module != "Concat" and len(ins) != 1:
             raise _row_error(ctx, row, f"takes one input, 'from' gives {len(ins)}")
+        before = len(ctx.b.graph.nodes)
         try:
             out, ch = build(ctx, row, ins if row.module == "Concat" else ins[0], chans[0])
         except FormatError:
@@ -327,6 +330,7 @@ def build_rows(ctx: _Ctx, rows: Sequence[_Row], image: str, in_ch: int, names: d
             raise _row_error(ctx, row, exc.message) from None
         except (TypeError, ValueError, IndexError, KeyError) as exc:
             raise _row_error(ctx, row, f"bad args {row.args!r}: {exc}") from None
+        set_origin(ctx.b.graph, before, f"{ctx.source}:{row.line}")
         if row.module == "Concat":
             ch = sum(chans)
         ctx.outputs.append(out)
@@ -343,6 +347,17 @@ def _resolve_arg(v: Any, names: dict[str, Any]) -> Any:
     if isinstance(v, list):
         return [_resolve_arg(u, names) for u in v]
     return v
+
+
+def row_where(ctx: _Ctx, row: _Row, key: str) -> Where:
+    """Where a value of one row was written, for ``formats.validate`` messages."""
+    return Where(ctx.source, row.line, key, f"row {row.index} ({row.module}): ")
+
+
+def multiples(data: YMap, path: Path) -> tuple[float, float]:
+    """``depth_multiple`` and ``width_multiple``: positive finite numbers (default 1)."""
+    return tuple(positive_finite(data.get(key, 1.0), Where(path, data.line_of(key), key))
+                 for key in ("depth_multiple", "width_multiple"))  # type: ignore[return-value]
 
 
 def _parse_rows(data: YMap, source: Path) -> list[_Row]:
@@ -391,6 +406,7 @@ def _sources(row: _Row, ctx: _Ctx, source: Path) -> list[int]:
 def _anchor_levels(anchors: Any, count: int, source: Path, line: int | None) -> list[list[Anchor]] | None:
     """Per-level anchors from the yaml, or None when only a count per level is given."""
     if isinstance(anchors, (int, float)) and not isinstance(anchors, bool):
+        positive_int(anchors, Where(source, line, "anchors", "a count of anchors per level: "))
         return None
     if not isinstance(anchors, list) or len(anchors) != count:
         raise FormatError(f"anchors must be a count or one list per Detect input ({count}), got "
@@ -421,8 +437,7 @@ def load_yolov5(path: Path, input_size: tuple[int, int] | None = None, *,
 
     if is_ultralytics_yaml({str(k) for k in data}):
         return load_ultralytics(path, input_size, data=data)  # the package's yamls: own rules
-    gd = float(data.get("depth_multiple", 1.0))
-    gw = float(data.get("width_multiple", 1.0))
+    gd, gw = multiples(data, path)
     nc = data.get("nc", 80)
     anchors_value = data.get("anchors")
     rows = _parse_rows(data, path)

@@ -51,8 +51,11 @@ from anchorfit.formats.ultralytics import (
     _row_error,
     _sources,
     build_rows,
+    multiples,
+    row_where,
 )
 from anchorfit.formats.parsers.yamlsrc import YMap, load_yaml
+from anchorfit.formats.validate import positive_finite
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
@@ -110,8 +113,7 @@ class _Scale:
 def _scale(data: YMap, path: Path, notes: list[str]) -> _Scale:
     scales = data.get("scales")
     if not scales:
-        return _Scale("", float(data.get("depth_multiple", 1.0)),
-                      float(data.get("width_multiple", 1.0)), float("inf"))
+        return _Scale("", *multiples(data, path), float("inf"))
     if not isinstance(scales, dict):
         raise FormatError("'scales' must map a letter to [depth, width, max_channels]",
                           source=path, line=data.key_lines.get("scales"), key="scales")
@@ -147,6 +149,7 @@ def _build(ctx: _Ctx, row: _Row, x: str | list[str], c1: int, sc: _Scale) -> tup
     if m in _BASE:
         if not a or not isinstance(a[0], (int, float)):
             raise _row_error(ctx, row, f"expected the output channels first in args, got {a!r}")
+        positive_finite(a[0], row_where(ctx, row, "channels"))
         c2 = _make_divisible(min(float(a[0]), sc.max_channels) * sc.width)
     inner_n = n if m in _REPEAT else 1
     copies = 1 if m in _REPEAT or m == "HGBlock" else n

@@ -767,31 +767,48 @@ def analyze(graph: Graph, input_size: int | Sequence[int],
     result = RFAnalysis(graph, (int(h), int(w)))
     out = result.nodes
     for node in graph.nodes.values():
-        op = node.op
-        if isinstance(op, Input):
-            h_in = 1 if node.spatial_dims == 1 else h
-            y_map, x_map = _input_map(h_in), _input_map(w)
-            rf = NodeRF(node.name, node.describe(), y_map, x_map, True, False,
-                        spatial_dims=node.spatial_dims, source=node.source,
-                        branches=((y_map.read_lo, y_map.read_hi, x_map.read_lo, x_map.read_hi),))
-        elif isinstance(op, Merge):
-            rf = _merge(node, [out[s] for s in node.inputs])
-        else:
-            (src,) = (out[s] for s in node.inputs)
-            rules = [_axis_rule(node, axis, amap.size) for axis, amap in enumerate(src.axes)]
-            branches = _branches_through(src.branches, rules)
-            summary = _summary(branches)
-            maps = [compose(amap, rule, size, summary[axis] if summary else None)
-                    for axis, (amap, (rule, size)) in enumerate(zip(src.axes, rules))]
-            own_global = isinstance(op, Global) or (isinstance(op, Pointwise) and op.global_context)
-            aligned = src.aligned and all(m.shift_invariant for m in maps)
-            rf = NodeRF(node.name, node.describe(), maps[0], maps[1], aligned,
-                        src.global_context or own_global, src.stride_conflict,
-                        node.spatial_dims, node.source, branches)
+        try:
+            rf = _node_rf(node, out, h, w)
+        except AnchorfitError as exc:
+            raise with_origin(exc, node) from None
         out[node.name] = rf
         if on_node is not None:
             on_node(node, rf)
     return result
+
+
+def with_origin(exc: AnchorfitError, node: Node) -> AnchorfitError:
+    """``exc`` located at the file and line that wrote ``node`` (its ``origin``), when the error
+    names no file yet: "yolov3.cfg:25: layer 'conv3' ...". The same error type is kept."""
+    if node.origin is None or exc.source is not None:
+        return exc
+    return type(exc)(exc.message, source=node.origin, key=exc.key, hint=exc.hint)
+
+
+def _node_rf(node: Node, out: dict[str, NodeRF], h: int, w: int) -> NodeRF:
+    """The RF of one node from the RFs of its inputs (``out``)."""
+    op = node.op
+    if isinstance(op, Input):
+        h_in = 1 if node.spatial_dims == 1 else h
+        y_map, x_map = _input_map(h_in), _input_map(w)
+        rf = NodeRF(node.name, node.describe(), y_map, x_map, True, False,
+                    spatial_dims=node.spatial_dims, source=node.source,
+                    branches=((y_map.read_lo, y_map.read_hi, x_map.read_lo, x_map.read_hi),))
+    elif isinstance(op, Merge):
+        rf = _merge(node, [out[s] for s in node.inputs])
+    else:
+        (src,) = (out[s] for s in node.inputs)
+        rules = [_axis_rule(node, axis, amap.size) for axis, amap in enumerate(src.axes)]
+        branches = _branches_through(src.branches, rules)
+        summary = _summary(branches)
+        maps = [compose(amap, rule, size, summary[axis] if summary else None)
+                for axis, (amap, (rule, size)) in enumerate(zip(src.axes, rules))]
+        own_global = isinstance(op, Global) or (isinstance(op, Pointwise) and op.global_context)
+        aligned = src.aligned and all(m.shift_invariant for m in maps)
+        rf = NodeRF(node.name, node.describe(), maps[0], maps[1], aligned,
+                    src.global_context or own_global, src.stride_conflict,
+                    node.spatial_dims, node.source, branches)
+    return rf
 
 
 def _merge(node: Node, srcs: list[NodeRF]) -> NodeRF:

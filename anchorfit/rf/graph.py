@@ -199,6 +199,9 @@ class Node:
     inputs: tuple[str, ...] = ()
     source: str | None = None  # e.g. "nn.Conv2d features.0" or "yolov3.cfg:line 25"
     spatial_dims: int = 2  # 2 for images, 1 for sequences (then only x varies), 0 after flatten
+    #: "file:line" of the cfg section / yaml row / prototxt layer that wrote this node, set by
+    #: file readers so that RF engine errors can point at the user's file (None: built in code)
+    origin: str | None = None
 
     def describe(self) -> str:
         return self.op.describe()
@@ -278,7 +281,7 @@ class GraphBuilder:
         return name or f"{kind}{self._count}"
 
     def add(self, op: Op, inputs: Sequence[str], name: str | None = None,
-            source: str | None = None, kind: str | None = None) -> str:
+            source: str | None = None, kind: str | None = None, origin: str | None = None) -> str:
         if len(self.graph.nodes) >= MAX_NODES:  # repeats of repeats (spec blocks, C3 n x depth)
             raise AnchorfitError(beyond_limit("layer count", f"over {MAX_NODES}", MAX_NODES),
                                  hint=f"adding {name or kind or type(op).__name__}")
@@ -287,7 +290,8 @@ class GraphBuilder:
                                              for k in kernel):
             # the engine enumerates every tap: refuse here, where the reader can name the line
             raise AnchorfitError(beyond_limit("kernel size", max(kernel), MAX_KERNEL))
-        node = Node(self._name(name, kind or type(op).__name__.lower()), op, tuple(inputs), source)
+        node = Node(self._name(name, kind or type(op).__name__.lower()), op, tuple(inputs), source,
+                    origin=origin)
         self.graph.add(node)
         return node.name
 

@@ -1,0 +1,258 @@
+"""Issue 12 item 1: hostile or broken values in real detector configs give one clear message
+(file, line or key), exit status 2 and no traceback; valid oddities (a UTF-8 BOM, an mmdet
+``model =`` past the first 64 KiB) are accepted.
+
+Every case copies a real config (``shared/data/configs`` or the package's own spec files) into
+``tmp_path``, changes one value, and runs the CLI on it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = REPO / "anchorfit" / "configs"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    src: str  # relative to shared/data/configs, or "spec:NAME" for anchorfit/configs/NAME
+    old: str  # a regular expression matched once in the file
+    new: str
+    expect: str  # a regular expression the message must match (names the key or the value)
+    cmd: str = "show"
+    line: bool = True  # the message names the line
+
+
+DARKNET_TINY = "darknet/pjreddie/yolov3-tiny.cfg"
+YOLOV5S = "yolov5/models/yolov5s.yaml"
+CAFFE_SSD = "caffe/ssd300_vgg_voc0712/deploy.prototxt"
+MMDET_RETINA = "mmdet/_base_/models/retinanet_r50_fpn.py"
+D2_RETINA = "detectron2/Base-RetinaNet.yaml"
+SPEC_RETINA = "spec:retinanet_r50_fpn.yaml"
+SPEC_TINY = "spec:yolov3-tiny.yaml"
+
+CASES = [
+    # ---------------------------------------------------------------- Darknet
+    Case("darknet-size-inf", DARKNET_TINY, r"size=3", "size=inf", r"size"),
+    Case("darknet-size-3.7", DARKNET_TINY, r"size=3", "size=3.7", r"size.*integer"),
+    Case("darknet-size-1e9", DARKNET_TINY, r"size=3", "size=1e9", r"size.*integer"),
+    Case("darknet-filters-neg", DARKNET_TINY, r"filters=16", "filters=-1", r"filters"),
+    Case("darknet-reorg-stride0", "darknet/pjreddie/yolov2.cfg", r"\[reorg\]\nstride=2",
+         "[reorg]\nstride=0", r"stride"),
+    Case("darknet-deconv-stride0", DARKNET_TINY, r"\[upsample\]\nstride=2",
+         "[deconvolutional]\nstride=0", r"stride"),
+    Case("darknet-anchors-zero-audit", DARKNET_TINY, r"anchors = 10,14,  23,27",
+         "anchors = 0,0,  23,27", r"anchors", cmd="audit"),
+    Case("darknet-anchors-nan", DARKNET_TINY, r"anchors = 10,14", "anchors = nan,14",
+         r"anchors"),
+    Case("darknet-anchors-inf", DARKNET_TINY, r"anchors = 10,14", "anchors = inf,14",
+         r"anchors"),
+    Case("darknet-anchors-negative", DARKNET_TINY, r"anchors = 10,14", "anchors = -10,14",
+         r"anchors"),
+    # ---------------------------------------------------------------- YOLOv5
+    Case("yolov5-depth-nan", YOLOV5S, r"depth_multiple: 0.33", "depth_multiple: .nan",
+         r"depth_multiple"),
+    Case("yolov5-upsample-zero", YOLOV5S, r"nn.Upsample, \[None, 2, \"nearest\"\]",
+         "nn.Upsample, [None, 0, \"nearest\"]", r"(scale|Upsample)"),
+    Case("yolov5-channels-zero", YOLOV5S, r"\[-1, 1, Conv, \[128, 3, 2\]\]",
+         "[-1, 1, Conv, [0, 3, 2]]", r"(channel|Conv)"),
+    Case("yolov5-channels-negative", YOLOV5S, r"\[-1, 1, Conv, \[128, 3, 2\]\]",
+         "[-1, 1, Conv, [-128, 3, 2]]", r"(channel|Conv)"),
+    Case("yolov5-anchors-minus3", YOLOV5S,
+         r"anchors:\n  - \[10, 13, 16, 30, 33, 23\].*\n  - .*\n  - .*\n", "anchors: -3\n",
+         r"anchors"),
+    Case("yolov5-anchors-zero", YOLOV5S, r"\[10, 13, 16, 30", "[0, 13, 16, 30", r"anchors"),
+    Case("yolov5-anchors-nan", YOLOV5S, r"\[10, 13, 16, 30", "[.nan, 13, 16, 30", r"anchors"),
+    Case("yolov5-anchors-negative", YOLOV5S, r"\[10, 13, 16, 30", "[-10, 13, 16, 30",
+         r"anchors"),
+    # ---------------------------------------------------------------- Caffe
+    Case("caffe-bad-escape", CAFFE_SSD, r'name: "conv1_1"', r'name: "\x"', r"(escape|\\x)"),
+    Case("caffe-aspect-ratio-zero", CAFFE_SSD, r"aspect_ratio: 2", "aspect_ratio: 0",
+         r"aspect_ratio"),
+    Case("caffe-kernel-abc", CAFFE_SSD, r"kernel_size: 3", "kernel_size: abc", r"kernel_size"),
+    Case("caffe-kernel-2.5", CAFFE_SSD, r"kernel_size: 3", "kernel_size: 2.5",
+         r"kernel_size.*integer"),
+    Case("caffe-step-zero", CAFFE_SSD, r"step: 8", "step: 0", r"step"),
+    Case("caffe-max-below-min", CAFFE_SSD, r"max_size: 60.0", "max_size: 20.0", r"max_size"),
+    Case("caffe-min-size-nan", CAFFE_SSD, r"min_size: 30.0", "min_size: nan", r"min_size"),
+    Case("caffe-min-size-negative", CAFFE_SSD, r"min_size: 30.0", "min_size: -30.0",
+         r"min_size"),
+    Case("caffe-min-size-zero", CAFFE_SSD, r"min_size: 30.0", "min_size: 0", r"min_size"),
+    # ---------------------------------------------------------------- anchorfit spec
+    Case("spec-ratios-zero", SPEC_RETINA, r"ratios: \[0.5, 1.0, 2.0\]", "ratios: [0]",
+         r"ratios"),
+    Case("spec-anchor-nan", SPEC_TINY, r"\[\[81, 82\]", "[[.nan, 82]", r"anchors"),
+    Case("spec-anchor-inf", SPEC_TINY, r"\[\[81, 82\]", "[[.inf, 82]", r"anchors"),
+    Case("spec-anchor-zero", SPEC_TINY, r"\[\[81, 82\]", "[[0, 82]", r"anchors"),
+    Case("spec-anchor-negative", SPEC_TINY, r"\[\[81, 82\]", "[[-81, 82]", r"anchors"),
+    Case("spec-octave-nan", SPEC_RETINA, r"octave_base_scale: 4", "octave_base_scale: .nan",
+         r"octave_base_scale"),
+    Case("spec-octave-inf", SPEC_RETINA, r"octave_base_scale: 4", "octave_base_scale: .inf",
+         r"octave_base_scale"),
+    Case("spec-upsample-cubicspline", "spec:faster_rcnn_r50_fpn.yaml",
+         r"type: upsample, scale: 2", "type: upsample, scale: 2, mode: cubicspline", r"mode"),
+    Case("spec-mask-99", SPEC_TINY, r"mask: \[3, 4, 5\]", "mask: [3, 4, 99]", r"mask"),
+    Case("spec-n-zero", SPEC_RETINA, r"bottleneck_down, n: 3", "bottleneck_down, n: 0",
+         r"'n'|\bn\b"),
+    Case("spec-ssd-min-zero", "spec:ssd300_vgg16.yaml", r"ssd: \{min: \d+", "ssd: {min: 0",
+         r"ssd"),
+    Case("spec-ssd-max-below-min", "spec:ssd300_vgg16.yaml", r"max: \d+", "max: 1",
+         r"ssd.*below"),
+    Case("spec-step-nan", SPEC_TINY, r"step: 32", "step: .nan", r"step"),
+    # ---------------------------------------------------------------- mmdet
+    Case("mmdet-ratios-zero", MMDET_RETINA, r"ratios=\[0.5, 1.0, 2.0\]", "ratios=[0.0]",
+         r"ratios"),
+    Case("mmdet-strides-zero", MMDET_RETINA, r"strides=\[8, 16", "strides=[0, 16", r"strides"),
+    Case("mmdet-strides-negative", MMDET_RETINA, r"strides=\[8, 16", "strides=[-8, 16",
+         r"strides"),
+    Case("mmdet-out-indices-10", MMDET_RETINA, r"out_indices=\(0, 1, 2, 3\)",
+         "out_indices=(0, 1, 2, 10)", r"out_indices"),
+    Case("mmdet-out-indices-negative", MMDET_RETINA, r"out_indices=\(0, 1, 2, 3\)",
+         "out_indices=(-1, 1, 2, 3)", r"out_indices"),
+    Case("mmdet-octave-nan", MMDET_RETINA, r"octave_base_scale=4",
+         "octave_base_scale=float('nan')", r"octave_base_scale"),
+    Case("mmdet-octave-negative", MMDET_RETINA, r"octave_base_scale=4",
+         "octave_base_scale=-4", r"octave_base_scale"),
+    # ---------------------------------------------------------------- detectron2
+    Case("d2-model-alone", D2_RETINA, r"(?s)MODEL:.*\Z", "MODEL:\n", r"MODEL"),
+    Case("d2-aspect-ratio-zero", D2_RETINA, r"  ANCHOR_GENERATOR:\n",
+         "  ANCHOR_GENERATOR:\n    ASPECT_RATIOS: [[0.0]]\n", r"ASPECT_RATIOS"),
+    Case("d2-aspect-ratio-string", D2_RETINA, r"  ANCHOR_GENERATOR:\n",
+         "  ANCHOR_GENERATOR:\n    ASPECT_RATIOS: [['wide']]\n", r"ASPECT_RATIOS"),
+    Case("d2-sizes-string", D2_RETINA, r"    SIZES: .*\n", "    SIZES: [['big']]\n",
+         r"SIZES"),
+    Case("d2-sizes-negative", D2_RETINA, r"    SIZES: .*\n",
+         "    SIZES: [[-32], [64], [128], [256], [512]]\n",
+         r"SIZES"),
+    Case("d2-sizes-nan", D2_RETINA, r"    SIZES: .*\n",
+         "    SIZES: [[.nan], [64], [128], [256], [512]]\n",
+         r"SIZES"),
+    Case("d2-depth-string", D2_RETINA, r"  RESNETS:\n", "  RESNETS:\n    DEPTH: fifty\n",
+         r"DEPTH"),
+    Case("d2-iou-thresholds-string", D2_RETINA, r"IOU_THRESHOLDS: \[0.4, 0.5\]",
+         "IOU_THRESHOLDS: [low, high]", r"IOU_THRESHOLDS"),
+    Case("d2-in-features-number", D2_RETINA, r"  FPN:\n    IN_FEATURES: .*\n",
+         "  FPN:\n    IN_FEATURES: 5\n", r"IN_FEATURES"),
+]
+
+
+def _source(src: str, shared_data: Path | None) -> Path:
+    if src.startswith("spec:"):
+        return SPEC / src[5:]
+    assert shared_data is not None
+    return shared_data / "configs" / src
+
+
+def _mutated(case: Case, tmp_path: Path, shared_data: Path | None) -> Path:
+    original = _source(case.src, shared_data)
+    text = original.read_text(encoding="utf-8")
+    new, count = re.subn(case.old, lambda _m: case.new, text, count=1)
+    assert count == 1, f"{case.id}: pattern {case.old!r} not in {original}"
+    assert new != text
+    target = tmp_path / original.name
+    target.write_text(new, encoding="utf-8")
+    return target
+
+
+@pytest.fixture
+def data(request: pytest.FixtureRequest) -> Path | None:
+    case: Case = request.node.callspec.params["case"]
+    if case.src.startswith("spec:"):
+        return None
+    return request.getfixturevalue("shared_data")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_value_is_one_clear_error(case: Case, tmp_path: Path, data: Path | None,
+                                          run_cli) -> None:
+    path = _mutated(case, tmp_path, data)
+    code, out, err = run_cli(case.cmd, str(path))
+    assert "Traceback" not in err, err
+    assert code == 2, (code, out[-500:], err)
+    message = err.strip()
+    assert str(path) in message or path.name in message, message
+    if case.line:
+        assert re.search(re.escape(path.name) + r":\d+", message), message
+    assert re.search(case.expect, message), message
+
+
+def test_cfg_with_utf8_bom_is_read(shared_data: Path, tmp_path: Path, run_cli) -> None:
+    src = shared_data / "configs" / DARKNET_TINY
+    plain = run_cli("show", str(src), "-f", "json")
+    target = tmp_path / "yolov3-tiny.cfg"
+    target.write_bytes(b"\xef\xbb\xbf" + src.read_bytes())
+    code, out, err = run_cli("show", str(target), "-f", "json")
+    assert code == 0, err
+    assert out == plain[1].replace(str(src), str(target))
+
+
+def test_yolov5_yaml_with_utf8_bom_is_read(shared_data: Path, tmp_path: Path, run_cli) -> None:
+    src = shared_data / "configs" / YOLOV5S
+    plain = run_cli("show", str(src), "-f", "json")
+    target = tmp_path / "yolov5s.yaml"
+    target.write_bytes(b"\xef\xbb\xbf" + src.read_bytes())
+    code, out, err = run_cli("show", str(target), "-f", "json")
+    assert code == 0, err
+    assert out == plain[1].replace(str(src), str(target))
+
+
+def test_mmdet_model_after_64_kib_is_read(shared_data: Path, tmp_path: Path, run_cli) -> None:
+    src = shared_data / "configs" / MMDET_RETINA
+    plain = run_cli("show", str(src), "-f", "json")
+    target = tmp_path / src.name
+    padding = "".join(f"# padding line {i:05d} so that model = starts past 64 KiB\n"
+                      for i in range(1500))
+    assert len(padding) > 1 << 16
+    target.write_text(padding + src.read_text(encoding="utf-8"), encoding="utf-8")
+    code, out, err = run_cli("show", str(target), "-f", "json")
+    assert code == 0, err
+    assert out == plain[1].replace(str(src), str(target))
+
+
+def test_darknet_duplicate_key_warns_and_keeps_the_first(shared_data: Path, tmp_path: Path) -> None:
+    """Darknet's option_find returns the first match and real cfgs repeat keys (yolo9000.cfg
+    repeats batch=); anchorfit keeps the first value too and says so in a note."""
+    from anchorfit.load import load_detector
+
+    src = shared_data / "configs" / DARKNET_TINY
+    text = src.read_text(encoding="utf-8")
+    pool = "[maxpool]\nsize=2\nstride=2\n"
+    mutated = text.replace(pool, pool + "stride=1\n", 1)
+    assert mutated != text
+    target = tmp_path / src.name
+    target.write_text(mutated, encoding="utf-8")
+    line = mutated[:mutated.index("[maxpool]\nsize=2\nstride=2\nstride=1")].count("\n") + 4
+    plain, dup = load_detector(str(src)), load_detector(str(target))
+    steps = [(32.0, 32.0), (16.0, 16.0)]
+    assert [lv.step for lv in dup.levels] == [lv.step for lv in plain.levels] == steps
+    assert any(n.startswith(f"{target}:{line}: [maxpool] stride=1 repeats line {line - 1}")
+               for n in dup.notes), dup.notes
+
+
+@pytest.mark.parametrize("src, layer, written", [
+    (SPEC_TINY, "maxpool9", "name: maxpool9"),
+    (CAFFE_SSD, "conv8_2", 'name: "conv8_2"'),
+    (YOLOV5S, "model.16", "Concat"),
+], ids=["spec", "caffe", "yolov5"])
+def test_rf_engine_error_names_the_line_that_wrote_the_layer(src: str, layer: str, written: str,
+                                                             request: pytest.FixtureRequest,
+                                                             run_cli) -> None:
+    """An input too small for the network fails in the RF engine, on an IR node; the message
+    starts with the file and line of the entry that wrote that node (``Node.origin``)."""
+    data = None if src.startswith("spec:") else request.getfixturevalue("shared_data")
+    path = _source(src, data)
+    code, _, err = run_cli("show", str(path), "--input", "20")
+    assert code == 2 and "Traceback" not in err, err
+    match = re.search(re.escape(str(path)) + r":(\d+): layer '([^']+)'", err)
+    assert match, err
+    assert match.group(2) == layer
+    lines = path.read_text(encoding="utf-8").splitlines()
+    line = int(match.group(1))
+    assert any(written in text for text in lines[line - 1:line + 2]), lines[line - 1:line + 2]
