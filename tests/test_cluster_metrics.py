@@ -97,3 +97,31 @@ def test_grid_recall_in_evaluate_by_bucket_and_seeded():
     assert set(rec) == {"all", "small", "medium", "large"}
     # tiled recall can never beat shape recall (the best co-centred placement)
     assert rec["all"] <= a.iou_recall["0.5"] + 1e-12
+
+
+def test_chunked_sums_equal_the_per_box_definitions():
+    """evaluate() keeps no per-box array beyond a chunk: its weighted sums over chunks of 7 boxes
+    equal the metrics computed from their per-box definitions over the whole set at once."""
+    rng = np.random.default_rng(3)
+    boxes = np.exp(rng.normal(3.5, 1.2, (1000, 2)))
+    weights = rng.random(1000) * 2
+    levels = [np.exp(rng.normal(3.5, 1.0, (3, 2))) for _ in range(2)]
+    m = evaluate(levels, None, boxes, anchor_t=4.0, weights=weights, grid=None, chunk=7)
+    anchors = np.concatenate(levels)
+    inter = np.minimum(boxes[:, None, 0], anchors[:, 0]) * np.minimum(boxes[:, None, 1],
+                                                                        anchors[:, 1])
+    iou = inter / (boxes.prod(1)[:, None] + anchors.prod(1) - inter)
+    r = boxes[:, None, :] / anchors
+    x = np.minimum(r, 1 / r).min(2)
+    best_x = x.max(1)
+    wmean = lambda v, sel=slice(None): float(v[sel] @ weights[sel] / weights[sel].sum())  # noqa
+    assert m.mean_best_iou == pytest.approx(wmean(iou.max(1)), rel=1e-12)
+    assert m.bpr == pytest.approx(wmean((best_x > 0.25).astype(float)), rel=1e-12)
+    assert m.fitness == pytest.approx(wmean(best_x * (best_x > 0.25)), rel=1e-12)
+    assert m.aat == pytest.approx(wmean((x > 0.25).sum(1).astype(float)), rel=1e-12)
+    assert m.per_level[1]["ratio_matched_share"] == pytest.approx(
+        wmean((x[:, 3:] > 0.25).any(1).astype(float)), rel=1e-12)
+    small = boxes.prod(1) < 32 ** 2
+    assert m.by_bucket["mean_best_iou"]["small"] == pytest.approx(
+        wmean(iou.max(1), small), rel=1e-12)
+    assert m.buckets["small"] == pytest.approx(float(weights[small].sum()), rel=1e-12)

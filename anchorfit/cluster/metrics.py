@@ -163,44 +163,73 @@ def evaluate(anchors_by_level: Sequence[np.ndarray], strides: Sequence[float | N
     k = anchors.shape[0]
     w_all = None if weights is None else np.asarray(weights, dtype=np.float64)
     thr = 1.0 / anchor_t
-    # accumulators over chunks
-    best_iou = np.empty(n)
-    best_x = np.empty(n)
-    best_iou_arg = np.empty(n, dtype=np.int64)
-    x_sum = np.zeros(n)
-    above = np.zeros(n)
-    x_above_sum = np.zeros(n)
+    s_list = list(strides) if strides is not None else [None] * len(levels)
+    a_scale = np.sqrt(anchors[:, 0] * anchors[:, 1])
+    lo, hi = a_scale.min() / anchor_t, a_scale.max() * anchor_t
+    # Weighted sums, accumulated chunk by chunk: no per-box array outlives its chunk, so memory
+    # stays flat in the number of boxes (10 M boxes would otherwise hold ~1 GB of per-box
+    # metrics). Row 0 of each (1 + buckets) table is every box, row 1 + i bucket i.
+    groups = 1 + len(buckets)
+    weight_sum = np.zeros(groups)
+    count = np.zeros(groups)
+    iou_sum, bpr_sum, fit_sum = np.zeros(groups), np.zeros(groups), np.zeros(groups)
+    recall_sum = np.zeros(len(taus))
+    totals = dict.fromkeys(("focal", "ce", "above", "x_above", "metric_all", "best_x", "below",
+                            "beyond"), 0.0)
+    best_counts = np.zeros(k)
     ratio_hits = np.zeros(k)
+    level_hit_sum = np.zeros(len(levels))
     for s in range(0, n, chunk):
         wh = np.asarray(boxes[s:s + chunk], dtype=np.float64)
-        ww = None if w_all is None else w_all[s:s + chunk]
+        ww = np.ones(wh.shape[0]) if w_all is None else w_all[s:s + chunk]
         inter = np.minimum(wh[:, None, 0], anchors[None, :, 0]) * \
             np.minimum(wh[:, None, 1], anchors[None, :, 1])
         iou = inter / (wh[:, None, 0] * wh[:, None, 1] + anchors[None, :, 0] * anchors[None, :, 1]
                        - inter)
-        best_iou_arg[s:s + chunk] = iou.argmax(1)
-        best_iou[s:s + chunk] = iou.max(1)
+        best_counts += np.bincount(iou.argmax(1), weights=ww, minlength=k)
+        best_iou = iou.max(1)
+        del inter, iou
         r = wh[:, None, :] / anchors[None, :, :]      # YOLOv5's ratio form, exact at the
         x = np.minimum(r, 1.0 / r).min(2)             # threshold (10/40 is 0.25, not above)
-        best_x[s:s + chunk] = x.max(1)
-        x_sum[s:s + chunk] = x.sum(1)
+        del r
+        best_x = x.max(1)
         hit = x > thr
-        above[s:s + chunk] = hit.sum(1)
-        x_above_sum[s:s + chunk] = (x * hit).sum(1)
-        ratio_hits += hit.sum(0) if ww is None else ww @ hit
-    wsum = float(n if w_all is None else w_all.sum())
-    m_iou = np.clip(best_iou, 1e-12, 1.0)
-    iou_recall = {f"{t:g}": _wmean((best_iou >= t).astype(float), w_all) for t in taus}
-    best_counts = np.bincount(best_iou_arg, weights=w_all, minlength=k)
-    past = _wmean(x_above_sum, w_all) / max(_wmean(above, w_all), 1e-12)
-    scale = np.sqrt(boxes[:, 0].astype(np.float64) * boxes[:, 1])
-    a_scale = np.sqrt(anchors[:, 0] * anchors[:, 1])
-    lo, hi = a_scale.min() / anchor_t, a_scale.max() * anchor_t
-    area = boxes[:, 0].astype(np.float64) * boxes[:, 1]
-    b_idx = _bucket_of(area, buckets)
-    bucket_counts = {name: float(np.sum((b_idx == i) * (1 if w_all is None else w_all)))
-                     for i, (name, _, _) in enumerate(buckets)}
-    s_list = list(strides) if strides is not None else [None] * len(levels)
+        ratio_hits += ww @ hit
+        above = hit.sum(1)
+        totals["above"] += float(ww @ above)
+        totals["x_above"] += float(ww @ (x * hit).sum(1))
+        totals["metric_all"] += float(ww @ (x.sum(1) / k))
+        totals["best_x"] += float(ww @ best_x)
+        for lvl in range(len(levels)):
+            level_hit_sum[lvl] += float(ww @ hit[:, level_of == lvl].any(1))
+        del x, hit
+        m_iou = np.clip(best_iou, 1e-12, 1.0)
+        totals["focal"] += float(ww @ (-np.square(1 - m_iou) * np.log(m_iou)))
+        totals["ce"] += float(ww @ -np.log(m_iou))
+        recall_sum += np.array([ww @ (best_iou >= t) for t in taus])
+        scale = np.sqrt(wh[:, 0] * wh[:, 1])
+        totals["below"] += float(ww @ (scale < lo))
+        totals["beyond"] += float(ww @ (scale > hi))
+        passed = best_x > thr
+        bpr, fit = passed.astype(float), best_x * passed
+        b_idx = _bucket_of(wh[:, 0] * wh[:, 1], buckets)
+        for g in range(groups):
+            sel = slice(None) if g == 0 else (b_idx == g - 1)
+            wg = ww[sel]
+            count[g] += wg.size
+            weight_sum[g] += wg.sum()
+            iou_sum[g] += wg @ best_iou[sel]
+            bpr_sum[g] += wg @ bpr[sel]
+            fit_sum[g] += wg @ fit[sel]
+    wsum = float(n if w_all is None else weight_sum[0])
+
+    def mean(total: float, g: int = 0) -> float:
+        """A weighted mean over group ``g`` (NaN for an empty group, as numpy's mean of none)."""
+        return float(total / weight_sum[g]) if count[g] and weight_sum[g] else float("nan")
+
+    iou_recall = {f"{t:g}": mean(recall_sum[i]) for i, t in enumerate(taus)}
+    past = mean(totals["x_above"]) / max(mean(totals["above"]), 1e-12)
+    bucket_counts = {name: float(weight_sum[1 + i]) for i, (name, _, _) in enumerate(buckets)}
     per_anchor = []
     for j in range(k):
         lvl = int(level_of[j])
@@ -213,44 +242,28 @@ def evaluate(anchors_by_level: Sequence[np.ndarray], strides: Sequence[float | N
         sel = level_of == lvl
         per_level.append({"level": lvl, "stride": s_list[lvl], "anchors": int(len(a)),
                           "best_iou_share": float(best_counts[sel].sum() / wsum),
-                          "ratio_matched_share": _wmean(
-                              _level_hits(boxes, a, thr).astype(float), w_all)})
+                          "ratio_matched_share": mean(level_hit_sum[lvl])})
     dead = [{"level": p["level"], "index": j, "w": p["w"], "h": p["h"]}
             for j, p in enumerate(per_anchor) if p["ratio_matched_share"] == 0.0]
     result = AnchorMetrics(
         n_boxes=wsum, anchor_t=anchor_t, iou_thresholds=taus,
-        mean_best_iou=_wmean(best_iou, w_all), iou_recall=iou_recall,
-        focal_loss=_wmean(-np.square(1 - m_iou) * np.log(m_iou), w_all),
-        ce_loss=_wmean(-np.log(m_iou), w_all),
-        bpr=_wmean((best_x > thr).astype(float), w_all), aat=_wmean(above, w_all),
-        fitness=_wmean(best_x * (best_x > thr), w_all), metric_all=_wmean(x_sum / k, w_all),
-        best_ratio_mean=_wmean(best_x, w_all), past_thr=float(past),
-        coverage={"low": float(lo), "high": float(hi),
-                  "below": _wmean((scale < lo).astype(float), w_all),
-                  "above": _wmean((scale > hi).astype(float), w_all)},
+        mean_best_iou=mean(iou_sum[0]), iou_recall=iou_recall,
+        focal_loss=mean(totals["focal"]), ce_loss=mean(totals["ce"]),
+        bpr=mean(bpr_sum[0]), aat=mean(totals["above"]), fitness=mean(fit_sum[0]),
+        metric_all=mean(totals["metric_all"]), best_ratio_mean=mean(totals["best_x"]),
+        past_thr=float(past),
+        coverage={"low": float(lo), "high": float(hi), "below": mean(totals["below"]),
+                  "above": mean(totals["beyond"])},
         per_anchor=per_anchor, per_level=per_level, dead_anchors=dead, buckets=bucket_counts)
-    groups = [("all", np.ones(n, dtype=bool))] + \
-        [(name, b_idx == i) for i, (name, _, _) in enumerate(buckets)]
-    for key, values in (("mean_best_iou", best_iou), ("bpr", (best_x > thr).astype(float)),
-                        ("fitness", best_x * (best_x > thr))):
-        result.by_bucket[key] = {name: _wmean(values[m], None if w_all is None else w_all[m])
-                                 for name, m in groups}
+    names = ["all"] + [name for name, _, _ in buckets]
+    for key, sums in (("mean_best_iou", iou_sum), ("bpr", bpr_sum), ("fitness", fit_sum)):
+        result.by_bucket[key] = {name: mean(sums[g], g) for g, name in enumerate(names)}
     if grid is not None and strides is not None and all(s for s in s_list):
         result.grid = grid_recall(levels, [float(s) for s in s_list], boxes, taus,
                                   spec=grid, xy=xy, weights=w_all, buckets=buckets)
     elif grid is not None:
         result.notes.append("grid recall needs a stride per level; not computed")
     return result
-
-
-def _level_hits(boxes: np.ndarray, anchors: np.ndarray, thr: float) -> np.ndarray:
-    """True for boxes with at least one anchor of this level inside the ratio threshold."""
-    wh = np.asarray(boxes, dtype=np.float64)
-    out = np.zeros(wh.shape[0], dtype=bool)
-    for a in anchors:
-        r = wh / a
-        out |= np.minimum(r, 1.0 / r).min(1) > thr
-    return out
 
 
 # --------------------------------------------------------------------------- grid recall
