@@ -22,22 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent / "anchorfit"
 BOTTOM = ("anchorfit.rf", "anchorfit.data", "anchorfit.cluster")
 BOTTOM_MAY_IMPORT = BOTTOM + ("anchorfit.errors", "anchorfit.safeinput", "anchorfit.schemas")
 
-#: Known findings that other parts of issue 14 remove (each names who and how). A finding not
-#: listed here fails the tests; delete an entry when its move lands.
-PENDING_CYCLES = {
-    # the YOLOv5 and Ultralytics readers share row machinery; it moves to one module below both
-    ("anchorfit.formats.ultralytics", "anchorfit.formats.ultralytics_modern",
-     "anchorfit.formats.ultralytics_modules"),
-}
-PENDING_PRIVATE = {
-    "anchorfit.formats.ultralytics._build_row",  # with the ultralytics row module above
-    "anchorfit.formats.ultralytics._Ctx",
-    "anchorfit.formats.ultralytics._make_divisible",
-    "anchorfit.formats.ultralytics._parse_rows",
-    "anchorfit.formats.ultralytics._Row",
-    "anchorfit.formats.ultralytics._row_error",
-    "anchorfit.formats.ultralytics._sources",
-}
+#: Known findings still to be removed (each with who and how); a finding not listed fails the
+#: tests. Empty: every cycle and private import the scan found is gone.
+PENDING_CYCLES: frozenset[tuple[str, ...]] = frozenset()
+PENDING_PRIVATE: frozenset[str] = frozenset()
 
 
 def _module_name(path: Path) -> str:

@@ -41,20 +41,20 @@ from anchorfit.formats.base import (
     top_level_keys,
     unique_names,
 )
-from anchorfit.formats.ultralytics import (
-    DEFAULT_INPUT,
-    _build_row,
-    _Ctx,
-    _make_divisible,
-    _parse_rows,
-    _Row,
-    _row_error,
-    _sources,
-    build_rows,
-    multiples,
-    row_where,
-)
 from anchorfit.formats.parsers.yamlsrc import YMap, load_yaml
+from anchorfit.formats.ultralytics_rows import (
+    DEFAULT_INPUT,
+    Ctx,
+    Row,
+    build_row,
+    build_rows,
+    make_divisible,
+    multiples,
+    parse_rows,
+    row_error,
+    row_where,
+    sources,
+)
 from anchorfit.formats.validate import positive_finite
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
@@ -141,16 +141,16 @@ def _arg(a: list[Any], i: int, default: Any) -> Any:
     return a[i] if len(a) > i and a[i] is not None else default
 
 
-def _build(ctx: _Ctx, row: _Row, x: str | list[str], c1: int, sc: _Scale) -> tuple[str, int]:
+def _build(ctx: Ctx, row: Row, x: str | list[str], c1: int, sc: _Scale) -> tuple[str, int]:
     """One row's subgraph and output channels, following parse_model."""
     m, a, p = row.module, row.args, f"model.{row.index}"
     n = row.number
     c2 = c1
     if m in _BASE:
         if not a or not isinstance(a[0], (int, float)):
-            raise _row_error(ctx, row, f"expected the output channels first in args, got {a!r}")
+            raise row_error(ctx, row, f"expected the output channels first in args, got {a!r}")
         positive_finite(a[0], row_where(ctx, row, "channels"))
-        c2 = _make_divisible(min(float(a[0]), sc.max_channels) * sc.width)
+        c2 = make_divisible(min(float(a[0]), sc.max_channels) * sc.width)
     inner_n = n if m in _REPEAT else 1
     copies = 1 if m in _REPEAT or m == "HGBlock" else n
 
@@ -161,8 +161,8 @@ def _build(ctx: _Ctx, row: _Row, x: str | list[str], c1: int, sc: _Scale) -> tup
         return y
 
     if m in _FROM_V5:
-        v5row = _Row(row.index, row.frm, n, m, a, row.line)
-        out, ch = _build_row(ctx, v5row, x, c1, sc.width)
+        v5row = Row(row.index, row.frm, n, m, a, row.line)
+        out, ch = build_row(ctx, v5row, x, c1, sc.width)
         return out, (c2 if m in _BASE else ch)
     assert isinstance(x, str)
     c = ctx
@@ -238,9 +238,9 @@ def _build(ctx: _Ctx, row: _Row, x: str | list[str], c1: int, sc: _Scale) -> tup
         out = rep(lambda y, q: um.resnet_layer(c, y, q, cin, cmid, s, first, blocks, e), x)
         return out, cmid if first else cmid * e
     if m in OTHER_HEADS:
-        raise _row_error(ctx, row, f"a {OTHER_HEADS[m]} head, not a detection head anchorfit "
+        raise row_error(ctx, row, f"a {OTHER_HEADS[m]} head, not a detection head anchorfit "
                                    "reads (Detect, OBB, v10Detect, RTDETRDecoder)")
-    raise _row_error(ctx, row, f"unknown module {m!r}; anchorfit reads {', '.join(SUPPORTED)}")
+    raise row_error(ctx, row, f"unknown module {m!r}; anchorfit reads {', '.join(SUPPORTED)}")
 
 
 def load_ultralytics(path: Path, input_size: tuple[int, int] | None = None, *,
@@ -257,7 +257,7 @@ def load_ultralytics(path: Path, input_size: tuple[int, int] | None = None, *,
     nc = data.get("nc", 80)
     reg_max = int(data.get("reg_max", 16))
     end2end = bool(data.get("end2end", False))
-    rows = _parse_rows(data, path)
+    rows = parse_rows(data, path)
     head = rows[-1] if rows else None
     if head is None or head.module not in HEADS:
         if head is not None and head.module in OTHER_HEADS:
@@ -267,16 +267,16 @@ def load_ultralytics(path: Path, input_size: tuple[int, int] | None = None, *,
                           "RTDETRDecoder)", source=path,
                           line=head.line if head else data.key_lines.get("head"), key="head")
     size = input_size or (DEFAULT_INPUT, DEFAULT_INPUT)
-    ctx = _Ctx(GraphBuilder(path.stem), path)
+    ctx = Ctx(GraphBuilder(path.stem), path)
     image = ctx.b.input("images")
     in_ch = int(data.get("ch", 3))
     names = {"nc": nc}
     layer_names: dict[str, str] = {}
     build_rows(ctx, rows[:-1], image, in_ch, names, sc.depth, layer_names,
                lambda c, row, x, c1: _build(c, row, x, c1, sc))
-    srcs = _sources(head, ctx, path)
+    srcs = sources(head, ctx, path)
     if any(j == -1 for j in srcs):
-        raise _row_error(ctx, head, f"{head.module} must read earlier rows")
+        raise row_error(ctx, head, f"{head.module} must read earlier rows")
     if head.module == "v10Detect":
         end2end = True
     p = f"model.{head.index}"
