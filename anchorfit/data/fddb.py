@@ -39,6 +39,9 @@ def read_fddb(path: str | Path, *, sizes: SizeTable | None = None) -> Boxes:
         if i >= len(lines):
             raise FormatError("file ends early: expected a face count", source=path, line=i + 1)
         count = integer(lines[i], path, i + 1, "a face count")
+        if count < 0:
+            raise FormatError(f"expected a face count of 0 or more, found {count}", source=path,
+                              line=i + 1)
         i += 1
         wh = sizes.get(name) if sizes else None
         img = b.image(name, *(wh or (float("nan"), float("nan"))))

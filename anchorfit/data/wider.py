@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anchorfit.data._parse import integer, number
+from anchorfit.data._parse import decode_error, integer, number
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.sizes import SizeTable
 from anchorfit.errors import AnchorfitError, FormatError
@@ -29,16 +29,22 @@ def read_wider(path: str | Path, *, sizes: SizeTable | None = None) -> Boxes:
     with fh:
         lineno = 0
 
+        def readline() -> str:
+            try:
+                return fh.readline()
+            except UnicodeDecodeError as exc:
+                raise decode_error(exc, path) from None
+
         def next_line(what: str) -> str:
             nonlocal lineno
-            text = fh.readline()
+            text = readline()
             lineno += 1
             if not text:
                 raise FormatError(f"file ends early: expected {what}", source=path, line=lineno)
             return text
 
         while True:
-            name = fh.readline()
+            name = readline()
             lineno += 1
             if not name:
                 break
@@ -49,6 +55,9 @@ def read_wider(path: str | Path, *, sizes: SizeTable | None = None) -> Boxes:
                 raise FormatError(f"expected an image path, found {name!r}", source=path,
                                   line=lineno)
             count = integer(next_line("a box count"), path, lineno, "a box count")
+            if count < 0:
+                raise FormatError(f"expected a box count of 0 or more, found {count}",
+                                  source=path, line=lineno)
             wh = sizes.get(name) if sizes else None
             img = b.image(name, *(wh or (float("nan"), float("nan"))))
             for _ in range(max(count, 1)):
