@@ -18,7 +18,10 @@ from anchorfit.errors import FormatError
 
 def ellipse_box(a: float, b: float, theta: float, cx: float, cy: float
                 ) -> tuple[float, float, float, float]:
-    """(x, y, w, h) of the bounding box of an ellipse."""
+    """(x, y, w, h) of the bounding box of an ellipse; NaN when a value is not finite (math.cos
+    raises on inf), so validation counts the row as ``nan_size`` like every other reader's."""
+    if not all(math.isfinite(v) for v in (a, b, theta, cx, cy)):
+        return (math.nan,) * 4
     hw = math.hypot(a * math.cos(theta), b * math.sin(theta))
     hh = math.hypot(a * math.sin(theta), b * math.cos(theta))
     return cx - hw, cy - hh, 2 * hw, 2 * hh

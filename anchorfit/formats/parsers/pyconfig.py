@@ -82,6 +82,9 @@ class SafeEvaluator:
         except SyntaxError as exc:
             raise FormatError(f"Python syntax error: {exc.msg}", source=self.source,
                               line=exc.lineno) from None
+        except (MemoryError, RecursionError):  # CPython's parser on deeply nested brackets
+            raise FormatError("Python syntax error: nested too deeply", source=self.source
+                              ) from None
 
     def run_module(self, text: str) -> dict[str, Any]:
         """Evaluate every top-level ``NAME = value``; return the names bound (in order)."""

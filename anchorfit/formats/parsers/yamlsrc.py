@@ -76,6 +76,8 @@ def load_yaml(path: Path, text: str | None = None) -> Any:
                           source=path, line=line) from None
     except yaml.YAMLError as exc:
         raise FormatError(f"bad YAML: {exc}", source=path) from None
+    except RecursionError:  # PyYAML composes and constructs recursively
+        raise FormatError("bad YAML: nested too deeply", source=path) from None
 
 
 def line_of(value: Any, key: str | None = None) -> int | None:
