@@ -139,6 +139,7 @@ class Level:
             "mask": self.mask,
             "rf": None if rf is None else list(rf.rf),
             "head_rf": None if self.head_rf is None else list(self.head_rf.rf),
+            "head_global_context": None if self.head_rf is None else self.head_rf.global_context,
             "rf_center": None if rf is None else [json_number(c) for c in rf.center],
             "padding": None if rf is None else [json_number(p) for p in rf.padding],
             "feature_size": (list(rf.feature_size) if rf is not None else
@@ -204,7 +205,9 @@ class Detector:
                 "map": ("-" if rf is None and level.feature_size is None else
                         "x".join(str(v) for v in (rf.feature_size if rf else level.feature_size))),
                 "rf": "-" if rf is None else fmt_axes(*rf.rf),
-                "head_rf": "-" if level.head_rf is None else fmt_axes(*level.head_rf.rf),
+                "head_rf": "-" if level.head_rf is None else fmt_axes(*level.head_rf.rf) + (
+                    " (global)" if level.head_rf.global_context and not (
+                        rf is not None and rf.global_context) else ""),
                 "rf_center": "-" if rf is None else fmt_axes(*rf.center),
                 "anchor_center": {"top-left": "i*S", "cell-center": "(i+0.5)*S",
                                   "explicit": "explicit"}[level.center],

@@ -1,19 +1,31 @@
-"""Write the example notebooks of this folder from the cell sources below (without outputs).
+"""Write the example notebooks of this folder from the cell sources below, executed, with outputs.
 
-The notebooks are stored without outputs so the repository stays small; edit the cells here and
-run ``python notebooks/_build.py`` to regenerate them (``tests/test_notebooks.py`` executes them).
-Every notebook reads the real data from ``../../shared/data`` (the folder beside the repository,
-relative to this one) and never copies it.
+Edit the cells here and run ``python notebooks/_build.py`` (from any folder, with anchorfit and the
+``[dev]`` extra installed): it writes each notebook, executes it with this interpreter as the
+kernel and stores it with its outputs (tables and figures), so a reader on a code host sees the
+results. ``tests/test_notebooks.py`` re-executes them and compares the outputs loosely (same
+tables and columns, figures present).
+
+The notebooks read the small real files shipped in ``tests/data`` (same layout as the shared data
+folder; origin and licence in ``tests/data/SOURCES.md``). Notebook 01 also reads WIDER FACE, which
+cannot be shipped: its path is one variable (``WIDER_VAL``); without the file it falls back to the
+shipped COCO128 boxes. The stored outputs of notebook 01 are from WIDER FACE when the builder had it
+(the first output line says which data was used).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # this checkout's anchorfit first
 
 SETUP = '''\
 import tempfile
@@ -27,8 +39,10 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 pd.set_option("display.max_colwidth", 90)
 
-DATA = Path("../../shared/data")  # beside the repository; read in place, never copied
-assert DATA.is_dir(), f"shared data not found at {DATA.resolve()}"
+# Small real configs and annotations shipped with anchorfit (tests/data/SOURCES.md gives origin
+# and licence of each file); same layout as the shared data folder.
+DATA = Path("../tests/data")
+assert (DATA / "annotations").is_dir(), f"shipped data not found at {DATA.resolve()}"
 FIGURES = Path(tempfile.mkdtemp(prefix="anchorfit-notebook-"))  # figures are drawn to PNG here
 
 
@@ -37,9 +51,10 @@ def show_png(path):
 
 
 def findings_frame(findings):
-    """Plan warnings (``Finding`` objects) as a table."""
+    """Plan warnings (``Finding`` objects) as a table (same columns when there are none)."""
     return pd.DataFrame([{"code": f.code, "severity": f.severity, "level": f.level or "-",
-                          "finding": f.message, "remedy": f.remedy} for f in findings])
+                          "finding": f.message, "remedy": f.remedy} for f in findings],
+                        columns=["code", "severity", "level", "finding", "remedy"])
 '''
 
 
@@ -77,6 +92,11 @@ from anchorfit.design.plan import measure_erf, plan
 from anchorfit.report.figures.design import box_scatter, ladder
 
 SEED = 0
+# WIDER FACE cannot ship with anchorfit (its terms: non-commercial research only). Get
+# wider_face_split.zip from the WIDER FACE page (http://shuoyang1213.me/WIDERFACE/), unzip it and
+# point WIDER_VAL at its wider_face_val_bbx_gt.txt. Default: the shared data folder beside the
+# repository, if there is one. Without the file the notebook runs on the shipped COCO128 boxes.
+WIDER_VAL = Path("../../shared/data/annotations/wider_face/wider_face_val_bbx_gt.txt")
 '''),
     md('''
 ## The network and its levels
@@ -139,13 +159,23 @@ to about 3x, and testing is at 1x. The spec's own policy, `stretch` to 640 x 640
 whole images into a square (S3FD never distorts the aspect ratio) and needs image sizes the file
 does not have. **We use the policy `none`: boxes in original image pixels.**
 
+(Without `WIDER_VAL` the cell below reads the shipped COCO128 boxes instead: it says so, and the
+numbers in this notebook's text are those of WIDER FACE.)
+
 The reader drops zero-size boxes (the val file's 4 placeholder images and a few others; see
-SOURCES.md, note W2), exact duplicates and boxes under 2 px; WIDER's `invalid` flag is counted,
+WIDER FACE's quirks in the shared data's SOURCES.md, note W2), exact duplicates and boxes under 2 px; WIDER's `invalid` flag is counted,
 not dropped.
 '''),
     code('''
 spec = resize_spec_for(detector, "none", seed=SEED)
-prepared = prepare_boxes(DATA / "annotations/wider_face/wider_face_val_bbx_gt.txt", spec=spec)
+if WIDER_VAL.is_file():
+    print(f"data: WIDER FACE val ({WIDER_VAL})")
+    prepared = prepare_boxes(WIDER_VAL, spec=spec)
+else:
+    print(f"data: WIDER_VAL not found ({WIDER_VAL}); falling back to the shipped COCO128 boxes "
+          "(objects, not faces: the numbers below will differ from the text)")
+    prepared = prepare_boxes(DATA / "annotations/coco128_cocojson/instances_train2017.json",
+                             spec=spec)
 wh = prepared.boxes.wh()
 print(f"{len(wh)} faces ({spec.describe()}); read {prepared.rows_read}, "
       f"dropped {prepared.dropped}, counted {prepared.issues}")
@@ -304,7 +334,7 @@ display(levels_frame(pjreddie))
 
 COCO128's YOLO labels are normalised; `image_sizes.csv` gives the image sizes, and Darknet
 stretches every image to the 416 x 416 input (the detector's own policy). The 12 boxes of the two
-label files without an image in COCO128 are dropped (SOURCES.md, note C1).
+label files without an image in COCO128 are dropped (`tests/data/SOURCES.md`, note C1).
 '''),
     code('''
 spec = resize_spec_for(prn, seed=SEED)
@@ -547,22 +577,67 @@ decision, rerun on the full training set with more restarts.
 ]
 
 
+NOTEBOOKS = [("01_plan_s3fd_wider_face.ipynb", NB01),
+             ("02_audit_yolov3_tiny_coco128.ipynb", NB02),
+             ("03_compare_ssd300_voc.ipynb", NB03)]
+
+
+def kernel_manager(root: Path):
+    """A kernel running this interpreter (``sys.executable``), whatever kernelspecs are installed
+    elsewhere: a kernelspec written under ``root`` is the only one the manager can see."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    spec_dir = root / "kernels" / "anchorfit-python"
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    import anchorfit  # the kernel imports this anchorfit (the checkout beside this folder)
+
+    package_root = str(Path(anchorfit.__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "anchorfit", "language": "python", "env": {"PYTHONPATH": path}}))
+    specs = KernelSpecManager(kernel_dirs=[str(root / "kernels")], ensure_native_kernel=False)
+    return KernelManager(kernel_name="anchorfit-python", kernel_spec_manager=specs)
+
+
+def execute(nb, root: Path, timeout: int = 600):
+    """Run every cell of ``nb`` in place (cwd: this folder), stopping at the first error."""
+    import nbclient
+
+    nbclient.NotebookClient(nb, km=kernel_manager(root), timeout=timeout,
+                            resources={"metadata": {"path": str(HERE)}}).execute()
+    return nb
+
+
+def strip_volatile(nb):
+    """Drop what changes on every run (timings, execution counts' gaps) so diffs show content."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    return nb
+
+
 def write(name: str, cells: list) -> Path:
     nb = new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"}})
+    with tempfile.TemporaryDirectory() as root:
+        execute(nb, Path(root))
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python",
+                                 "name": "python3"}
+    strip_volatile(nb)
     path = HERE / name
     nbformat.validate(nb)
     nbformat.write(nb, path)
     return path
 
 
-def main() -> None:
-    for name, cells in [("01_plan_s3fd_wider_face.ipynb", NB01),
-                        ("02_audit_yolov3_tiny_coco128.ipynb", NB02),
-                        ("03_compare_ssd300_voc.ipynb", NB03)]:
-        print(write(name, cells))
+def main(names: list[str]) -> None:
+    for name, cells in NOTEBOOKS:
+        if not names or name in names or name[:2] in names:
+            print(write(name, cells))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -30,13 +30,13 @@ SCHEMAS = {name: json.loads((Path(__file__).resolve().parents[1] / "anchorfit" /
 
 
 @pytest.fixture(scope="module")
-def paths(shared_data):
-    ultra = shared_data / "configs" / "ultralytics" / "models"
+def paths(shipped_data):
+    ultra = shipped_data / "configs" / "ultralytics" / "models"
     return {"v8": ultra / "v8" / "yolov8.yaml", "y26": ultra / "26" / "yolo26.yaml",
-            "mmdet": shared_data / "configs" / "mmdet",
-            "labels": shared_data / "annotations" / "coco128_yolo" / "labels" / "train2017",
-            "sizes": shared_data / "annotations" / "coco128_yolo" / "image_sizes.csv",
-            "json": shared_data / "annotations" / "coco128_cocojson" / "instances_train2017.json"}
+            "mmdet": shipped_data / "configs" / "mmdet",
+            "labels": shipped_data / "annotations" / "coco128_yolo" / "labels" / "train2017",
+            "sizes": shipped_data / "annotations" / "coco128_yolo" / "image_sizes.csv",
+            "json": shipped_data / "annotations" / "coco128_cocojson" / "instances_train2017.json"}
 
 
 @pytest.fixture(scope="module")
@@ -421,14 +421,14 @@ def test_simota_gives_every_box_a_point(paths, coco_wh):
 # --------------------------------------------------------------------------- audit / compare
 
 
-def test_audit_runs_anchor_free_checks_only_on_anchor_free_detectors(shared_data, v8, coco_wh):
+def test_audit_runs_anchor_free_checks_only_on_anchor_free_detectors(shipped_data, v8, coco_wh):
     report = audit(v8, coco_wh)
     assert "AF301" in report.codes()
     assert "AF301" not in audit(v8).codes()  # needs boxes
     anchors = audit(load_detector("yolov3"), coco_wh)
     assert not {c for c in anchors.codes() if c.startswith("AF3")}
     # YOLOv5's 'anchors: 3' levels have no anchors yet but are not anchor-free
-    hub = load_detector(str(shared_data / "configs" / "yolov5" / "models" / "hub" /
+    hub = load_detector(str(shipped_data / "configs" / "yolov5" / "models" / "hub" /
                             "yolov5-p6.yaml"))
     assert all(lv.anchor_free for lv in hub.levels) and not af.is_anchor_free(hub)
     assert not {c for c in audit(hub, coco_wh).codes() if c.startswith("AF3")}

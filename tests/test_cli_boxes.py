@@ -14,9 +14,10 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "anchorfit" / "schema
 A = "annotations"
 
 
-def test_coco_json_statistics(shared_data, run_cli, tmp_path):
+def test_coco_json_statistics(shipped_data, run_cli, tmp_path):
     out = tmp_path / "b.json"
-    code, _, err = run_cli("boxes", str(shared_data / A / "coco128_cocojson/instances_train2017.json"),
+    code, _, err = run_cli("boxes",
+                           str(shipped_data / A / "coco128_cocojson/instances_train2017.json"),
                            "--format", "json", "-o", str(out))
     assert code == 0 and "iscrowd" in err
     data = json.loads(out.read_text())
@@ -29,24 +30,24 @@ def test_coco_json_statistics(shared_data, run_cli, tmp_path):
     assert data["percentiles"]["w"]["p100"] <= 640 and data["percentiles"]["h"]["p100"] <= 640
 
 
-def test_yolo_with_sizes_table_and_plot(shared_data, run_cli, tmp_path):
+def test_yolo_with_sizes_table_and_plot(shipped_data, run_cli, tmp_path):
     png = tmp_path / "sizes.png"
-    code, out, _ = run_cli("boxes", str(shared_data / A / "coco128_yolo/labels/train2017"),
+    code, out, _ = run_cli("boxes", str(shipped_data / A / "coco128_yolo/labels/train2017"),
                            "--from", "yolo", "--image-sizes",
-                           str(shared_data / A / "coco128_yolo/image_sizes.csv"),
+                           str(shipped_data / A / "coco128_yolo/image_sizes.csv"),
                            "--plot", str(png), "--format", "md")
     assert code == 0 and "| dropped: no_image_size | 12 |" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_stretch_works_without_sizes_like_darknet(shared_data, run_cli):
-    code, out, _ = run_cli("boxes", str(shared_data / A / "voc2012_subset100/yolo/obj_train_data"),
+def test_stretch_works_without_sizes_like_darknet(shipped_data, run_cli):
+    code, out, _ = run_cli("boxes", str(shipped_data / A / "voc2012_subset100/yolo/obj_train_data"),
                            "--policy", "stretch", "--input", "416", "--format", "csv")
     assert code == 0 and out.startswith("quantity,p0,")
 
 
-def test_wider_without_sizes_needs_policy(shared_data, run_cli):
-    path = shared_data / A / "wider_face/wider_face_val_bbx_gt.txt"
+def test_wider_without_sizes_needs_policy(shared_wider, run_cli):
+    path = shared_wider / A / "wider_face/wider_face_val_bbx_gt.txt"
     code, _, err = run_cli("boxes", str(path))
     assert code == 2 and "image sizes are unknown" in err and "--policy none" in err
     assert "Traceback" not in err

@@ -13,8 +13,8 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "anchorfit" / "schema
 COCO = "annotations/coco2014_val_sample100/sampled_gts_bbox_area.json"
 
 
-def test_json_output_is_complete_and_deterministic(shared_data, run_cli, tmp_path):
-    args = ["kmeans", str(shared_data / COCO), "-k", "9", "--levels", "8,16,32", "--seed", "5",
+def test_json_output_is_complete_and_deterministic(shipped_data, run_cli, tmp_path):
+    args = ["kmeans", str(shipped_data / COCO), "-k", "9", "--levels", "8,16,32", "--seed", "5",
             "--format", "json"]
     code, out, err = run_cli(*args)
     assert code == 0, err
@@ -29,8 +29,8 @@ def test_json_output_is_complete_and_deterministic(shared_data, run_cli, tmp_pat
     assert json.loads(out2)["levels"] == data["levels"]
 
 
-def test_table_md_csv(shared_data, run_cli, tmp_path):
-    path = str(shared_data / "annotations/voc2012_subset100/pascalvoc_xml")
+def test_table_md_csv(shipped_data, run_cli, tmp_path):
+    path = str(shipped_data / "annotations/voc2012_subset100/pascalvoc_xml")
     code, out, _ = run_cli("kmeans", path, "-k", "5")
     assert code == 0 and "mean_best_iou" in out and "bpr@4" in out
     code, out, _ = run_cli("kmeans", path, "-k", "5", "--format", "md")
@@ -41,9 +41,9 @@ def test_table_md_csv(shared_data, run_cli, tmp_path):
     assert code == 0 and rows[0].startswith("level,stride,w,h") and len(rows) == 6
 
 
-def test_yolov5_method_and_plot(shared_data, run_cli, tmp_path):
+def test_yolov5_method_and_plot(shipped_data, run_cli, tmp_path):
     png = tmp_path / "k.png"
-    code, out, err = run_cli("kmeans", str(shared_data / COCO), "--method", "yolov5",
+    code, out, err = run_cli("kmeans", str(shipped_data / COCO), "--method", "yolov5",
                              "--levels", "8,16,32", "--plot", str(png), "-f", "json")
     data = json.loads(out)
     assert code == 0 and data["assign"] == "area" and data["method"] == "yolov5"
@@ -52,8 +52,8 @@ def test_yolov5_method_and_plot(shared_data, run_cli, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_actual_positions_with_border(shared_data, run_cli):
-    code, out, err = run_cli("kmeans", str(shared_data / COCO), "--levels", "8,16,32",
+def test_actual_positions_with_border(shipped_data, run_cli):
+    code, out, err = run_cli("kmeans", str(shipped_data / COCO), "--levels", "8,16,32",
                              "--grid-positions", "actual", "--offset", "top-left", "-f", "json")
     assert code == 0, err
     spec = json.loads(out)["metrics"]["grid"]["spec"]
@@ -61,11 +61,11 @@ def test_actual_positions_with_border(shared_data, run_cli):
     assert spec["image_size"] == [640, 640]
 
 
-def test_bad_options_exit_2_without_output(shared_data, run_cli, tmp_path):
+def test_bad_options_exit_2_without_output(shipped_data, run_cli, tmp_path):
     out = tmp_path / "o.json"
     for extra in (["--levels", "8,x"], ["-k", "0"], ["--anchor-t", "0.5"],
                   ["--level-range", "8,2"], ["-k", "2", "--levels", "8,16,32"]):
-        code, _, err = run_cli("kmeans", str(shared_data / COCO), *extra, "-o", str(out))
+        code, _, err = run_cli("kmeans", str(shipped_data / COCO), *extra, "-o", str(out))
         assert code == 2 and "error" in err and "Traceback" not in err, extra
     assert not out.exists()
 

@@ -32,10 +32,10 @@ def test_plan_without_arguments_is_s3fd_table_1_with_erf(run_cli):
     assert "ERF: 2 samples" in err
 
 
-def test_plan_with_wider_face_and_figures(run_cli, shared_data, tmp_path):
+def test_plan_with_wider_face_and_figures(run_cli, wider_val_or_coco128, tmp_path):
     ladder, scatter = tmp_path / "ladder.png", tmp_path / "boxes.png"
     code, out, err = run_cli("plan", "s3fd", "--no-erf", "--boxes",
-                             str(shared_data / "annotations/wider_face/wider_face_val_bbx_gt.txt"),
+                             str(wider_val_or_coco128),
                              "--policy", "none", "-k", "6", "--plot", str(ladder),
                              "--plot-boxes", str(scatter), "-f", "json")
     assert code == 0, err
@@ -46,8 +46,8 @@ def test_plan_with_wider_face_and_figures(run_cli, shared_data, tmp_path):
     assert ladder.stat().st_size > 10_000 and scatter.stat().st_size > 10_000
 
 
-def test_audit_flags_mask_1_2_3(run_cli, shared_data):
-    cfg = shared_data / "configs/darknet/alexeyab/yolov4-tiny.cfg"
+def test_audit_flags_mask_1_2_3(run_cli, shipped_data):
+    cfg = shipped_data / "configs/darknet/alexeyab/yolov4-tiny.cfg"
     code, out, err = run_cli("audit", str(cfg), "-f", "json")
     assert code == 0
     data = json.loads(out)
@@ -56,8 +56,8 @@ def test_audit_flags_mask_1_2_3(run_cli, shared_data):
     assert any("anchors [0]" in m for m in af106) and any("anchor 3 is used" in m for m in af106)
 
 
-def test_pjreddie_yolov3_tiny_masks_are_fine_but_half_a_cell_off(run_cli, shared_data):
-    cfg = shared_data / "configs/darknet/pjreddie/yolov3-tiny.cfg"
+def test_pjreddie_yolov3_tiny_masks_are_fine_but_half_a_cell_off(run_cli, shipped_data):
+    cfg = shipped_data / "configs/darknet/pjreddie/yolov3-tiny.cfg"
     code, out, _ = run_cli("audit", str(cfg), "-f", "json")
     codes = {f["code"] for f in json.loads(out)["findings"]}
     assert "AF106" not in codes  # its masks are 3,4,5 / 0,1,2
@@ -78,12 +78,12 @@ def test_audit_flags_torchvision_faster_rcnn_p6_step(run_cli):
         ("P6", 61.0, 64.0)]
 
 
-def test_audit_fail_on_and_dataset_checks(run_cli, shared_data):
-    cfg = shared_data / "configs/darknet/alexeyab/yolov4-tiny.cfg"
+def test_audit_fail_on_and_dataset_checks(run_cli, shipped_data):
+    cfg = shipped_data / "configs/darknet/alexeyab/yolov4-tiny.cfg"
     assert run_cli("audit", str(cfg), "--fail-on", "warning")[0] == 1
     assert run_cli("audit", str(cfg), "--fail-on", "error")[0] == 0
-    ann = shared_data / "annotations/coco128_yolo/labels/train2017"
-    sizes = shared_data / "annotations/coco128_yolo/image_sizes.csv"
+    ann = shipped_data / "annotations/coco128_yolo/labels/train2017"
+    sizes = shipped_data / "annotations/coco128_yolo/image_sizes.csv"
     code, out, err = run_cli("audit", str(cfg), "--boxes", str(ann), "--image-sizes", str(sizes),
                              "-f", "json")
     assert code == 0, err
@@ -91,8 +91,8 @@ def test_audit_fail_on_and_dataset_checks(run_cli, shared_data):
     assert {"AF110", "AF111", "AF112"} <= set(data["checks_run"])
 
 
-def test_compare_yolov3_on_coco128_and_export_round_trip(run_cli, shared_data, tmp_path):
-    ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"
+def test_compare_yolov3_on_coco128_and_export_round_trip(run_cli, shipped_data, tmp_path):
+    ann = shipped_data / "annotations/coco128_cocojson/instances_train2017.json"
     target = tmp_path / "yolov3_fitted.yaml"
     recall = tmp_path / "recall.png"
     code, out, err = run_cli("compare", str(REPO / "anchorfit/configs/yolov3.yaml"), "--boxes", str(ann),
@@ -113,8 +113,8 @@ def test_compare_yolov3_on_coco128_and_export_round_trip(run_cli, shared_data, t
     assert recall.stat().st_size > 10_000
 
 
-def test_compare_s3fd_on_wider_face(run_cli, shared_data):
-    ann = shared_data / "annotations/wider_face/wider_face_val_bbx_gt.txt"
+def test_compare_s3fd_on_wider_face(run_cli, wider_val_or_coco128):
+    ann = wider_val_or_coco128
     code, out, err = run_cli("compare", "s3fd", "--boxes", str(ann), "--policy", "none",
                              "--restarts", "2", "-f", "csv")
     assert code == 0, err
@@ -123,10 +123,10 @@ def test_compare_s3fd_on_wider_face(run_cli, shared_data):
     assert any(line.startswith("grid_recall@0.35 small") for line in out.splitlines())
 
 
-def test_compare_never_overwrites_the_original(run_cli, shared_data, tmp_path):
+def test_compare_never_overwrites_the_original(run_cli, shipped_data, tmp_path):
     cfg = tmp_path / "yolov3-tiny.cfg"
-    cfg.write_text((shared_data / "configs/darknet/pjreddie/yolov3-tiny.cfg").read_text())
-    ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"
+    cfg.write_text((shipped_data / "configs/darknet/pjreddie/yolov3-tiny.cfg").read_text())
+    ann = shipped_data / "annotations/coco128_cocojson/instances_train2017.json"
     before = cfg.read_text()
     code, _, err = run_cli("compare", str(cfg), "--boxes", str(ann), "--restarts", "2",
                            "--export", "k-means", "--export-to", str(cfg))
@@ -141,7 +141,7 @@ def test_compare_never_overwrites_the_original(run_cli, shared_data, tmp_path):
     (["plan", "nosuchmodel"], "no such file"),
     (["plan", "--samples", "0"], "--samples 0"),
     (["plan", "--no-erf", "--plot-boxes", "x.png"], "--plot-boxes needs --boxes"),
-    (["plan", "--no-erf", "--ratio", "-1"], "--ratio must be positive"),
+    (["plan", "--no-erf", "--ratio", "-1"], "argument --ratio: expected a finite number above 0"),
     (["audit"], "give a detector to audit"),
     (["audit", "s3fd", "--only", "AF999"], "unknown check code"),
     (["audit", "s3fd", "--erf", "conv3_3=abc"], "--erf 'conv3_3=abc'"),
@@ -155,8 +155,8 @@ def test_bad_input_exit_2(run_cli, args, message):
     assert message in err and "Traceback" not in err
 
 
-def test_bad_export_set_name(run_cli, shared_data):
-    ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"
+def test_bad_export_set_name(run_cli, shipped_data):
+    ann = shipped_data / "annotations/coco128_cocojson/instances_train2017.json"
     code, _, err = run_cli("compare", "s3fd", "--boxes", str(ann), "--restarts", "1",
                            "--export", "magic")
     assert code == 2 and "is not a compared set" in err and "level-aware k-means" in err

@@ -124,3 +124,38 @@ def test_verify_probes_global_layers_with_their_global_paths_cut(run_cli):
     assert [(lay["rf"][0], lay["global_context"], lay["verified"]) for lay in layers] == [
         (7, True, True), (19, True, True), (67, True, True)]
     assert "--verify probes it with the global paths cut" in err
+
+
+# --------------------------------------------------------------------------- issue 16
+
+
+def test_fcos_at_600x800_has_the_geometry_of_608x800(run_cli):
+    """FPN nearest 38 -> 75 reads what x2 reads on every cell: 459/8/245, period 4, both axes."""
+    code, out, err = run_cli("rf", "torchvision:fcos_resnet50_fpn", "--input", "600x800",
+                             "--layers", "0", "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    jsonschema.validate(doc, load_schema("rf"))
+    (layer,) = doc["layers"]
+    assert (layer["rf"], layer["stride"], layer["padding"], layer["period"]) == (
+        [459, 459], [8, 8], [245, 245], [4, 4])
+    assert layer["phase_centers"] == [[-16, 0, 0, 16], [-16, 0, 0, 16]]
+    assert layer["cell_reads"]["first"] == [[0, 213], [0, 213]]  # cell 0 reads [-245, 213]
+    assert layer["head_global_context"] is True
+
+
+@pytest.mark.parametrize("model, size", [
+    ("fcos_resnet50_fpn", "481x643"),
+    pytest.param("fasterrcnn_resnet50_fpn", "500x500", marks=pytest.mark.slow),
+    pytest.param("maskrcnn_resnet50_fpn", "496x496", marks=pytest.mark.slow),
+    pytest.param("fcos_resnet50_fpn", "800x1199", marks=pytest.mark.slow),
+    pytest.param("retinanet_resnet50_fpn", "600x1000", marks=pytest.mark.slow),
+])
+def test_fpn_detectors_at_any_size_never_exit_2(run_cli, model, size):
+    code, out, err = run_cli("rf", f"torchvision:{model}", "--input", size, "--format", "json")
+    assert code == 0, err
+    layers = json.loads(out)["layers"]
+    # the finest levels keep the stride-8/16 geometry; nothing is 'too irregular'
+    assert [row["stride"] for row in layers[:2]] == [[4, 4], [8, 8]] if "rcnn" in model else \
+        [[8, 8], [16, 16]]
+    assert all(row["rf"][0] == row["rf"][1] for row in layers)

@@ -49,8 +49,8 @@ def test_input_override_and_output_file(run_cli, tmp_path: Path) -> None:
     assert data["levels"][0]["feature_size"] == [10, 10]
 
 
-def test_darknet_backbone_says_it_has_no_levels(run_cli, shared_data: Path) -> None:
-    code, _, err = run_cli("show", str(shared_data / "configs/darknet/pjreddie/darknet53.cfg"))
+def test_darknet_backbone_says_it_has_no_levels(run_cli, shipped_data: Path) -> None:
+    code, _, err = run_cli("show", str(shipped_data / "configs/darknet/pjreddie/darknet53.cfg"))
     assert code == 0 and "no detection levels" in err
 
 

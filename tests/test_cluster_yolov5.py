@@ -56,11 +56,12 @@ def test_tiny_labels_filtered_and_warned():
 # the boxes one by one (no compression, no log space, float64 ratios), one run at a time.
 
 
-def _wider_val(shared_data, step: int = 1) -> np.ndarray:
+def _wider_val(gt, step: int = 1) -> np.ndarray:
+    """WIDER FACE val's faces in original pixels (or, in a clone without ../shared/data, the
+    shipped COCO128 boxes: see the ``wider_val_or_coco128`` fixture)."""
     from anchorfit.data import ResizeSpec
     from anchorfit.data.prepare import prepare_boxes
 
-    gt = shared_data / "annotations/wider_face/wider_face_val_bbx_gt.txt"
     wh = prepare_boxes(gt, spec=ResizeSpec(policy="none")).boxes.wh().astype(np.float64)
     wh = wh[(wh >= 2.0).any(1)]
     return wh[::step]
@@ -114,12 +115,12 @@ def _ref_evolve(wh: np.ndarray, k: np.ndarray, rng: np.random.Generator, gen: in
     return k, f
 
 
-def test_lloyd_on_weighted_sizes_is_scipy_kmeans_on_boxes(shared_data):
+def test_lloyd_on_weighted_sizes_is_scipy_kmeans_on_boxes(wider_val_or_coco128):
     """Same starts: the batched weighted Lloyd runs give scipy's centroids and mean distance."""
     from anchorfit.cluster.compress import compress
     from anchorfit.cluster.yolov5 import lloyd_runs
 
-    wh = _wider_val(shared_data, step=8)
+    wh = _wider_val(wider_val_or_coco128, step=8)
     c = compress(wh.astype(np.float32))
     s = wh.std(0)
     rng = np.random.default_rng(4)
@@ -132,13 +133,13 @@ def test_lloyd_on_weighted_sizes_is_scipy_kmeans_on_boxes(shared_data):
         assert dist[r] == pytest.approx(d, rel=1e-9)
 
 
-def test_evolution_on_compressed_log_sizes_is_the_plain_search_on_boxes(shared_data):
+def test_evolution_on_compressed_log_sizes_is_the_plain_search_on_boxes(wider_val_or_coco128):
     """Fast path (unique sizes with counts, float32 log-space fitness) vs plain path (every box,
     float64 ratios): the same draws accept the same candidates and end on the same anchors."""
     from anchorfit.cluster.compress import compress
     from anchorfit.cluster.yolov5 import _LogFitness, evolve
 
-    wh = _wider_val(shared_data, step=4)
+    wh = _wider_val(wider_val_or_coco128, step=4)
     c = compress(wh.astype(np.float32))
     start = np.array([[4, 5], [7, 9], [11, 14], [17, 21], [26, 32], [40, 50], [65, 80],
                       [110, 135], [220, 270]], dtype=np.float64)
@@ -151,7 +152,7 @@ def test_evolution_on_compressed_log_sizes_is_the_plain_search_on_boxes(shared_d
                                                                          abs=1e-6)
 
 
-def test_kmeans_start_as_good_as_yolov5s_on_wider_val(shared_data):
+def test_kmeans_start_as_good_as_yolov5s_on_wider_val(wider_val_or_coco128):
     """The whitened k-means start reaches scipy's distortion (best of 30) on WIDER FACE val.
 
     Before the fix, runs whose mean distance went *up* counted as converged: best distortion
@@ -161,7 +162,7 @@ def test_kmeans_start_as_good_as_yolov5s_on_wider_val(shared_data):
     from anchorfit.cluster.compress import compress
     from anchorfit.cluster.yolov5 import whitened_kmeans
 
-    wh = _wider_val(shared_data, step=8)
+    wh = _wider_val(wider_val_or_coco128, step=8)
     c = compress(wh.astype(np.float32))
     ours = whitened_kmeans(c.wh, 9, weight=c.weight, seed=0)
     s = wh.std(0)

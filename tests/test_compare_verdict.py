@@ -95,10 +95,10 @@ def test_compare_names_the_best_value_of_every_row():
     assert data["strides"] == [[8, 8], [16, 16], [32, 32]] and data["levels"] == ["p3", "p4", "p5"]
 
 
-def test_compare_cli_recommends_and_exports_the_recommendation(run_cli, shared_data, tmp_path):
+def test_compare_cli_recommends_and_exports_the_recommendation(run_cli, shipped_data, tmp_path):
     cfg = tmp_path / "yolov3-tiny.cfg"
-    cfg.write_text((shared_data / "configs/darknet/pjreddie/yolov3-tiny.cfg").read_text())
-    ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"
+    cfg.write_text((shipped_data / "configs/darknet/pjreddie/yolov3-tiny.cfg").read_text())
+    ann = shipped_data / "annotations/coco128_cocojson/instances_train2017.json"
     out_cfg = tmp_path / "fitted.cfg"
     code, out, err = run_cli("compare", str(cfg), "--boxes", str(ann), "--restarts", "2",
                              "--export", "recommended", "--export-to", str(out_cfg), "-f", "json")
@@ -122,11 +122,11 @@ def test_compare_help_explains_every_metric(run_cli):
     assert " ".join(METRIC_HELP["past_thr"].split()) in text
 
 
-def test_a_yolov5_yaml_waiting_for_anchors_is_not_anchor_free(run_cli, shared_data):
+def test_a_yolov5_yaml_waiting_for_anchors_is_not_anchor_free(run_cli, shipped_data):
     """`anchors: 3` (AutoAnchor fills them in) leaves the levels without anchors, but the head
     assigns by the ratio test: the verdict ranks the sets by BPR, not "anchor-free"."""
-    cfg = shared_data / "configs/yolov5/models/hub/yolov5-p6.yaml"
-    ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"
+    cfg = shipped_data / "configs/yolov5/models/hub/yolov5-p6.yaml"
+    ann = shipped_data / "annotations/coco128_cocojson/instances_train2017.json"
     code, out, err = run_cli("compare", str(cfg), "--boxes", str(ann), "--restarts", "1",
                              "-f", "json")
     assert code == 0, err

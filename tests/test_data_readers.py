@@ -1,4 +1,5 @@
-"""Every reader on the real annotation files of ../shared/data, counts from SOURCES.md."""
+"""Every reader on real annotation files (shipped in tests/data, or from ../shared/data for WIDER
+FACE and FDDB, which cannot be shipped), counts from SOURCES.md."""
 
 from __future__ import annotations
 
@@ -16,10 +17,14 @@ from anchorfit.errors import AnchorfitError, FormatError
 
 A = "annotations"
 
-COUNTS = [  # path, format, images, boxes (SOURCES.md "verified box counts")
+#: WIDER FACE and FDDB cannot be shipped (tests/data/SOURCES.md): their counts are checked by the
+#: WIDER and FDDB tests below, which read ../shared/data and skip without it
+UNSHIPPABLE_COUNTS = [
     ("wider_face/wider_face_train_bbx_gt.txt", "wider", 12880, 159420),
     ("wider_face/wider_face_val_bbx_gt.txt", "wider", 3226, 39708),
     ("fddb/FDDB_annotation_ellipseList_new.txt", "fddb", 2845, 5409),
+]
+COUNTS = [  # path, format, images, boxes (SOURCES.md "verified box counts")
     ("coco128_yolo/labels/train2017", "yolo", 128, 941),
     ("coco128_yolo/labels/val2017", "yolo", 128, 898),
     ("voc2012_subset100/yolo/obj_train_data", "yolo", 100, 273),
@@ -35,24 +40,30 @@ COUNTS = [  # path, format, images, boxes (SOURCES.md "verified box counts")
 ]
 
 
-@pytest.mark.parametrize("rel, fmt, images, boxes", COUNTS)
-def test_counts_match_sources(shared_data, rel, fmt, images, boxes):
-    path = shared_data / A / rel
+def _check_counts(path, fmt: str, images: int, boxes: int):
     assert detect_format(path) == fmt
     b = read_annotations(path)
     assert (b.n_images, len(b)) == (images, boxes)
+    return b
 
 
-def test_coco_iscrowd_skipped_and_counted(shared_data):
-    path = shared_data / A / "coco128_cocojson/instances_train2017.json"
+@pytest.mark.parametrize("rel, fmt, images, boxes", COUNTS)
+def test_counts_match_sources(shipped_data, rel, fmt, images, boxes):
+    _check_counts(shipped_data / A / rel, fmt, images, boxes)
+
+
+def test_coco_iscrowd_skipped_and_counted(shipped_data):
+    path = shipped_data / A / "coco128_cocojson/instances_train2017.json"
     b = read_annotations(path)
     assert len(b) == 929 and b.skipped == {"iscrowd": 10}
     assert len(read_annotations(path, include_crowd=True)) == 939
 
 
-def test_wider_zero_size_quirks(shared_data):
-    train = read_annotations(shared_data / A / "wider_face/wider_face_train_bbx_gt.txt")
-    val = read_annotations(shared_data / A / "wider_face/wider_face_val_bbx_gt.txt")
+def test_wider_face_counts_quirks_and_image_sizes(shared_wider):
+    """Everything about the real WIDER FACE files in one test: they cannot be shipped, so a clone
+    without ../shared/data skips this one test (counts, W2 zero-size quirks, W3 size subset)."""
+    train, val = (_check_counts(shared_wider / A / rel, *counts)
+                  for rel, *counts in UNSHIPPABLE_COUNTS if rel.startswith("wider_face"))
     # W2: 27 train and 11 val boxes with w or h = 0; the val count includes 4 placeholders
     assert int(((train.w == 0) | (train.h == 0)).sum()) == 27
     assert int(((val.w == 0) | (val.h == 0)).sum()) == 11
@@ -60,34 +71,34 @@ def test_wider_zero_size_quirks(shared_data):
     kept, rep = validate(val)
     assert rep.dropped["zero_size"] == 11 and len(kept) == 39708 - 11 - rep.dropped.get(
         "duplicate", 0)
-
-
-def test_wider_image_sizes_subset(shared_data):
-    b = read_annotations(shared_data / A / "wider_face/wider_face_train_bbx_gt.txt",
-                         image_sizes=shared_data / A / "wider_face/wider_train_image_sizes_subset.csv")
+    # W3: the image sizes of a subset of the train images
+    wider = shared_wider / A / "wider_face"
+    b = read_annotations(wider / "wider_face_train_bbx_gt.txt",
+                         image_sizes=wider / "wider_train_image_sizes_subset.csv")
     known = np.isfinite(b.image_width)
     assert int(known.sum()) == 2102
     assert int(known[b.image].sum()) == 57739  # W3: all GT boxes of those images
     assert set(b.image_width[known]) == {1024.0}
 
 
-def test_voc_difficult_kept(shared_data):
-    b = read_annotations(shared_data / A / "voc2012_subset100/pascalvoc_xml")
+def test_voc_difficult_kept(shipped_data):
+    b = read_annotations(shipped_data / A / "voc2012_subset100/pascalvoc_xml")
     assert int(b.difficult.sum()) == 38 and len(b) == 273
 
 
-def test_yolo_label_files_without_images(shared_data):
+def test_yolo_label_files_without_images(shipped_data):
     # C1: 000000000656/659 have no image, hence no size: their 3 + 9 boxes are counted, not lost
-    b = read_annotations(shared_data / A / "coco128_yolo/labels/train2017",
-                         image_sizes=shared_data / A / "coco128_yolo/image_sizes.csv")
+    b = read_annotations(shipped_data / A / "coco128_yolo/labels/train2017",
+                         image_sizes=shipped_data / A / "coco128_yolo/image_sizes.csv")
     assert b.units == "px" and len(b) == 929 and b.skipped == {"no_image_size": 12}
     assert b.classes[0] == "person" and len(b.classes) == 80  # names from config.yaml
-    no_sizes = read_annotations(shared_data / A / "coco128_yolo/labels/train2017")
+    no_sizes = read_annotations(shipped_data / A / "coco128_yolo/labels/train2017")
     assert no_sizes.units == "normalized" and len(no_sizes) == 941
 
 
-def test_openimages_decimal_commas(shared_data):
-    b = read_annotations(shared_data / A / "voc2012_subset100/openimages_csv/all_bounding_boxes.csv")
+def test_openimages_decimal_commas(shipped_data):
+    b = read_annotations(
+        shipped_data / A / "voc2012_subset100/openimages_csv/all_bounding_boxes.csv")
     assert b.units == "normalized"
     row = int(np.flatnonzero(np.array(b.image_names)[b.image] == "2007_000027.jpg")[0])
     # "0,3580246914","0,7181069959" → x 0.358..., w 0.360...
@@ -102,8 +113,8 @@ def _key(b):
     return names[order], cls[order], np.stack([b.x, b.y, b.w, b.h], 1)[order]
 
 
-def test_voc_subset_same_boxes_in_five_formats(shared_data):
-    root = shared_data / A / "voc2012_subset100"
+def test_voc_subset_same_boxes_in_five_formats(shipped_data):
+    root = shipped_data / A / "voc2012_subset100"
     voc = read_annotations(root / "pascalvoc_xml")
     sizes = voc.image_sizes()
     others = [read_annotations(root / "coco_json/instances_default.json"),
@@ -119,14 +130,18 @@ def test_voc_subset_same_boxes_in_five_formats(shared_data):
         np.testing.assert_allclose(xywh, ref_xywh, atol=0.01)
 
 
-def test_fddb_ellipse_to_box_hand_computed(shared_data):
+def test_fddb_ellipse_to_box_hand_computed():
     # an upright ellipse (theta = pi/2): major axis vertical
     x, y, w, h = ellipse_box(60.0, 40.0, math.pi / 2, 100.0, 200.0)
     assert (x, y, w, h) == pytest.approx((60.0, 140.0, 80.0, 120.0))
     # 45 degrees: both half-extents sqrt((a² + b²)/2)
     _, _, w, h = ellipse_box(60.0, 40.0, math.pi / 4, 0.0, 0.0)
     assert w == pytest.approx(2 * math.sqrt((60 ** 2 + 40 ** 2) / 2)) and w == pytest.approx(h)
-    b = read_annotations(shared_data / A / "fddb/FDDB_annotation_ellipseList_new.txt")
+
+
+def test_fddb_file_count_and_first_face(shared_fddb):
+    rel, *counts = UNSHIPPABLE_COUNTS[2]
+    b = _check_counts(shared_fddb / A / rel, *counts)
     # first face: 123.5833 85.5495 1.265839 269.6934 161.7812
     hw = math.hypot(123.5833 * math.cos(1.265839), 85.5495 * math.sin(1.265839))
     assert b.w[0] == pytest.approx(2 * hw, rel=1e-5)
@@ -158,10 +173,10 @@ def test_yolo_sizes_from_image_headers(tmp_path):
     assert b.units == "px" and (b.w[0], b.h[0]) == (200.0, 300.0) and b.x[0] == 300.0
 
 
-def test_sizes_table_formats(shared_data):
-    t = load_sizes(shared_data / A / "voc2007/test_name_size.txt")  # "id height width"
+def test_sizes_table_formats(shipped_data):
+    t = load_sizes(shipped_data / A / "voc2007/test_name_size.txt")  # "id height width"
     assert t.get("000001") == (353.0, 500.0)  # height 500, width 353 and len(t) == 4952
-    c = load_sizes(shared_data / A / "coco128_yolo/image_sizes.csv")
+    c = load_sizes(shipped_data / A / "coco128_yolo/image_sizes.csv")
     assert c.get("train2017/000000000009") == (640.0, 480.0)
 
 

@@ -58,11 +58,11 @@ def jpeg_header(w: int, h: int, orientation: int | None = None) -> bytes:
 # --------------------------------------------------------------------------- the dataset
 
 @pytest.fixture(scope="module")
-def coco128(shared_data, tmp_path_factory) -> Path:
+def coco128(shipped_data, tmp_path_factory) -> Path:
     """An Ultralytics-layout COCO128: images/{train2017,val2017} (train as JPEG headers, val as
     PNG headers, of the sizes in image_sizes.csv) and the real labels/ beside them."""
     root = tmp_path_factory.mktemp("coco128")
-    src = shared_data / SRC
+    src = shipped_data / SRC
     for row in csv.DictReader(open(src / "image_sizes.csv")):
         folder = root / "images" / row["split"]
         folder.mkdir(parents=True, exist_ok=True)
@@ -80,9 +80,9 @@ def coco128(shared_data, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(shared_data):
+def reference(shipped_data):
     """The YOLO folder reader with the size table: the boxes every form must reproduce."""
-    src = shared_data / SRC
+    src = shipped_data / SRC
     return {split: read_annotations(src / "labels" / split, image_sizes=src / "image_sizes.csv")
             for split in ("train2017", "val2017")}
 
@@ -241,8 +241,8 @@ def test_tiff_and_jpeg2000_headers(tmp_path):
     assert image_size(tmp_path / "x.heic") is None
 
 
-def test_real_ultralytics_yamls_parse(shared_data):
-    folder = shared_data / "configs/ultralytics/datasets"
+def test_real_ultralytics_yamls_parse(shipped_data):
+    folder = shipped_data / "configs/ultralytics/datasets"
     counts = {"coco8.yaml": 80, "coco128.yaml": 80, "VOC.yaml": 20, "lvis.yaml": 1203,
               "open-images-v7.yaml": 601, "Objects365.yaml": 365, "SKU-110K.yaml": 1,
               "DOTAv1.yaml": 15, "VisDrone.yaml": 10}
@@ -264,7 +264,7 @@ def test_real_ultralytics_yamls_parse(shared_data):
 
 # --------------------------------------------------------------------------- CLI
 
-def test_cli_boxes_kmeans(coco128, shared_data, run_cli):
+def test_cli_boxes_kmeans(coco128, shipped_data, run_cli):
     import jsonschema
 
     data = str(coco128 / "data.yaml")
@@ -283,15 +283,15 @@ def test_cli_boxes_kmeans(coco128, shared_data, run_cli):
     got = json.loads(out)
     assert sum(len(lv["anchors"]) for lv in got["levels"]) == 9
     # the same anchors as from the YOLO folder with the size table (same 928 boxes, same seed)
-    src = shared_data / SRC
+    src = shipped_data / SRC
     code, out, err = run_cli("kmeans", str(src / "labels/train2017"), "--image-sizes",
                              str(src / "image_sizes.csv"), "-k", "9", "--restarts", "2",
                              "-f", "json")
     assert code == 0 and json.loads(out)["levels"] == got["levels"]
 
 
-def test_cli_plan_with_data_yaml(coco128, shared_data, run_cli):
-    cfg = shared_data / "configs/darknet/alexeyab/yolov4-tiny.cfg"
+def test_cli_plan_with_data_yaml(coco128, shipped_data, run_cli):
+    cfg = shipped_data / "configs/darknet/alexeyab/yolov4-tiny.cfg"
     if not cfg.is_file():
         pytest.skip("yolov4-tiny.cfg not in shared data")
     code, out, err = run_cli("plan", str(cfg), "--boxes", str(coco128 / "data.yaml"),
@@ -322,11 +322,11 @@ def test_cli_errors_name_file_and_key(coco128, run_cli, content, key, words):
     assert f"bad.yaml: {key}:" in err and words in err
 
 
-def test_cli_other_errors(coco128, shared_data, run_cli, tmp_path):
+def test_cli_other_errors(coco128, shipped_data, run_cli, tmp_path):
     other = _write(tmp_path, "model.yaml", {"nc": 80, "backbone": []})
     code, _, err = run_cli("boxes", str(other))
     assert code == 2 and "not an Ultralytics data yaml" in err
-    code, _, err = run_cli("boxes", str(shared_data / "annotations/coco128_cocojson/"
+    code, _, err = run_cli("boxes", str(shipped_data / "annotations/coco128_cocojson/"
                                         "instances_train2017.json"), "--split", "val")
     assert code == 2 and "--split" in err
     # images without any label file
@@ -359,18 +359,6 @@ def test_shipped_coco8_fixture(run_cli):
     code, out, err = run_cli("boxes", str(COCO8 / "data.yaml"), "--split", "val",
                              "--policy", "none", "-f", "json")
     assert code == 0 and json.loads(out)["counts"]["boxes"] == 17
-
-
-def test_shipped_coco8_fixture_matches_shared_data(shared_data):
-    src = shared_data / SRC
-    sizes = {r["image"]: (int(r["width"]), int(r["height"]))
-             for r in csv.DictReader(open(src / "image_sizes.csv")) if r["split"] == "train2017"}
-    labels = sorted((COCO8 / "labels").rglob("*.txt"))
-    assert len(labels) == 8
-    for lab in labels:
-        assert lab.read_bytes() == (src / "labels/train2017" / lab.name).read_bytes()
-        img = COCO8 / "images" / lab.parent.name / f"{lab.stem}.jpg"
-        assert image_size(img) == sizes[img.name]
 
 
 def test_size_table_fills_unreadable_headers(tmp_path):

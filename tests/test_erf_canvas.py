@@ -65,8 +65,8 @@ def test_plan_ssd300_measures_on_the_canvas_and_reports_native_rf(run_cli):
         assert all(0 < e < r for e, r in zip(lv["erf"]["value"], lv["rf"])), lv["name"]
 
 
-def test_plan_yolov3_with_boxes(run_cli, shared_data):
-    labels = shared_data / "annotations" / "coco128_yolo"
+def test_plan_yolov3_with_boxes(run_cli, shipped_data):
+    labels = shipped_data / "annotations" / "coco128_yolo"
     code, out, err = run_cli("plan", "yolov3", "--boxes", str(labels / "labels" / "train2017"),
                              "--image-sizes", str(labels / "image_sizes.csv"), "--samples", "1",
                              "--format", "json")
@@ -130,8 +130,8 @@ def test_audit_measures_the_erf_with_erf_alone(run_cli):
     assert json.loads(out)["checks_run"] == ["AF102"]
 
 
-def test_compare_caps_level_aware_kmeans_at_the_measured_erf(run_cli, shared_data):
-    labels = shared_data / "annotations" / "coco128_yolo"
+def test_compare_caps_level_aware_kmeans_at_the_measured_erf(run_cli, shipped_data):
+    labels = shipped_data / "annotations" / "coco128_yolo"
     code, out, err = run_cli("compare", "yolov3-tiny", "--boxes",
                              str(labels / "labels" / "train2017"), "--image-sizes",
                              str(labels / "image_sizes.csv"), "--restarts", "2", "--erf",
@@ -163,10 +163,10 @@ def test_a_detector_without_a_source_is_rebuilt_from_its_ir():
     assert b[ref.levels[-1].node].feature_size == (13, 13)
 
 
-def test_a_global_level_is_measured_at_the_detector_input(run_cli, shared_data):
+def test_a_global_level_is_measured_at_the_detector_input(run_cli, shipped_data):
     # YOLOv1's detection layer reads a connected layer: every cell sees the whole input at any
     # size, so no canvas makes its RF "fit"; it is measured at 448 x 448, on the whole input
-    cfg = shared_data / "configs" / "darknet" / "pjreddie" / "yolov1-tiny.cfg"
+    cfg = shipped_data / "configs" / "darknet" / "pjreddie" / "yolov1-tiny.cfg"
     code, out, err = run_cli("plan", str(cfg), "--samples", "1", "--format", "json")
     assert code == 0, err
     assert "canvas 448x448 (the detector's input)" in err

@@ -130,7 +130,7 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(run_cli, tmp_path):
     code, _, err = run_cli("erf", "torchvision:nosuchnet")
     assert code == 2 and "unknown torchvision model" in err
     code, _, err = run_cli("erf", TINY, "--input", "40", "--plot", str(tmp_path / "x.gif"))
-    assert code == 2 and "unsupported figure type" in err
+    assert code == 2 and "unknown figure type '.gif'" in err
 
 
 def test_schedule_and_channels_last_flags_reach_the_json(run_cli):

@@ -70,7 +70,9 @@ def test_cone_of_two_valid_convs_and_no_cone_for_one():
 
 
 @pytest.mark.parametrize("name, layers, size, schedule", [
-    ("torchvision:resnet18", ["layer2", "layer3"], (288, 288), "per-level"),
+    # ResNet-18 at 288 px in float64 is the slowest case of the default run: the full run does it
+    pytest.param("torchvision:resnet18", ["layer2", "layer3"], (288, 288), "per-level",
+                 marks=pytest.mark.slow),
     ("tests/nets/erf_nets.py:s3fd", ["relu4_3", "fc7"], None, "per-level"),
     ("tests/nets/erf_nets.py:s3fd", ["relu3_3", "relu4_3", "fc7"], None, "joint"),
 ])

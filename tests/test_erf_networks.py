@@ -34,7 +34,8 @@ def check_levels(result, decreasing_from: int = 0, decreasing_to: int | None = N
 
 # resnet50's layer4 measures about the same 4σ/RF as layer3 at random init (0.386 [0.382,
 # 0.391] vs 0.379 [0.375, 0.387] with 8 samples, seed 0): it is not asserted to decrease there.
-@pytest.mark.parametrize("name, samples, last", [("resnet18", 4, None), ("resnet50", 2, 3)])
+@pytest.mark.parametrize("name, samples, last", [
+    ("resnet18", 4, None), pytest.param("resnet50", 2, 3, marks=pytest.mark.slow)])
 def test_resnet_stages(name, samples, last):
     layers = ["layer1", "layer2", "layer3", "layer4"]
     net = load_erf_network(f"torchvision:{name}", None, layers)
@@ -44,6 +45,7 @@ def test_resnet_stages(name, samples, last):
     assert ratios[-1] < ratios[1]
 
 
+@pytest.mark.slow  # whole-network ERF sampling: the full run does it
 def test_ssd300_levels():
     net = load_erf_network("torchvision:ssd300_vgg16")
     result = estimate(net, config=ErfConfig(samples=2, n_boot=200))
@@ -54,6 +56,7 @@ def test_ssd300_levels():
     assert ratios[1] > ratios[0]
 
 
+@pytest.mark.slow  # whole-network ERF sampling: the full run does it
 def test_s3fd_levels():
     net = load_erf_network(f"{NETS}:s3fd")
     analysis = net.analyze()
@@ -97,6 +100,7 @@ def test_windows_schedules_and_memory_formats_give_the_same_maps():
     assert per_level.levels[1].window == ((24, 134), (24, 134))
 
 
+@pytest.mark.slow  # whole-network ERF sampling: the full run does it
 def test_ssd300_windows_and_auto_schedule():
     from anchorfit.erf.cells import plan_levels
     from anchorfit.erf.window import compute_window, schedule_passes
@@ -139,6 +143,7 @@ def test_train_mode_batchnorm_trips_the_zero_outside_rf_check():
     assert any("not zero outside the theoretical RF" in n for n in result.notes)
 
 
+@pytest.mark.slow  # whole-network ERF sampling: the full run does it
 def test_until_ci_stops_when_sigma_is_tight():
     net = load_erf_network(f"{NETS}:tiny_bn", (40, 40))
     result = estimate(net, config=ErfConfig(until_ci=True, samples=8, max_samples=256,

@@ -43,12 +43,12 @@ def assert_same_maps(net, layers=None, variants=VARIANTS, tol=1e-12):
     return whole
 
 
-def test_yolov3_tiny_window_equals_whole_input(shared_data):
+def test_yolov3_tiny_window_equals_whole_input(shipped_data):
     # the reported case: the default (auto, cropped) path gave yolo16 4σ = 172.6 with 29 % of
     # the mass outside the RF (blob in a corner), --no-crop 208.1 centred. Cause: auto ordered
     # a group's levels by window size (yolo23's is smaller) while the pass lists them in level
     # order, so each level read the other level's cell.
-    cfg = shared_data / "configs" / "darknet" / "pjreddie" / "yolov3-tiny.cfg"
+    cfg = shipped_data / "configs" / "darknet" / "pjreddie" / "yolov3-tiny.cfg"
     net = load_erf_network(str(cfg), None, None, seed=0)
     analysis = net.analyze()
     plans = plan_levels(net, net.default_layers, analysis)
@@ -109,11 +109,11 @@ ZOO = builtin_names()
 
 
 @pytest.mark.parametrize("source", ZOO + [f"shared:{s}" for s in SHARED])
-def test_every_schedule_gives_the_whole_input_maps(shared_data, monkeypatch, source):
+def test_every_schedule_gives_the_whole_input_maps(shipped_data, monkeypatch, source):
     """Each detector's two finest levels (in the detector's own order, so that grouped passes
     meet levels listed coarse first) on the smallest canvas that holds them, built 4 channels
     wide: every schedule's maps equal the whole input's in float64."""
-    path = str(shared_data / "configs" / source[7:]) if source.startswith("shared:") else source
+    path = str(shipped_data / "configs" / source[7:]) if source.startswith("shared:") else source
     _check_schedules(monkeypatch, path, WIDTH.get(source, 4))
 
 

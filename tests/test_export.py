@@ -16,8 +16,8 @@ NEW3 = [[(12, 15), (20, 33), (35, 25)], [(40, 70), (70, 50), (65, 130)],
         [(120, 95), (160, 200), (380, 330)]]
 
 
-def test_darknet_yolov3_rewrites_anchors_masks_filters(shared_data):
-    text = (shared_data / "configs/darknet/pjreddie/yolov3.cfg").read_text()
+def test_darknet_yolov3_rewrites_anchors_masks_filters(shipped_data):
+    text = (shipped_data / "configs/darknet/pjreddie/yolov3.cfg").read_text()
     out = export_darknet(text, NEW3)
     anchors = re.findall(r"^anchors\s*=\s*(.*)$", out, re.M)
     assert len(anchors) == 3 and len(set(anchors)) == 1
@@ -32,8 +32,8 @@ def test_darknet_yolov3_rewrites_anchors_masks_filters(shared_data):
     assert len(text.splitlines()) == len(out.splitlines())
 
 
-def test_darknet_filters_follow_mask_size(shared_data):
-    text = (shared_data / "configs/darknet/pjreddie/yolov3-tiny.cfg").read_text()
+def test_darknet_filters_follow_mask_size(shipped_data):
+    text = (shipped_data / "configs/darknet/pjreddie/yolov3-tiny.cfg").read_text()
     out = export_darknet(text, [[(10, 14), (23, 27)], [(37, 58), (81, 82), (135, 169),
                                                         (344, 319)]])
     assert re.findall(r"^mask\s*=\s*(.*)$", out, re.M) == ["2,3,4,5", "0,1"]
@@ -42,14 +42,14 @@ def test_darknet_filters_follow_mask_size(shared_data):
     assert re.findall(r"^num=(\d+)$", out, re.M) == ["6", "6"]
 
 
-def test_darknet_level_count_mismatch(shared_data):
-    text = (shared_data / "configs/darknet/pjreddie/yolov3.cfg").read_text()
+def test_darknet_level_count_mismatch(shipped_data):
+    text = (shipped_data / "configs/darknet/pjreddie/yolov3.cfg").read_text()
     with pytest.raises(FormatError, match="3 \\[yolo\\] heads but 2"):
         export_darknet(text, NEW3[:2], source="yolov3.cfg")
 
 
-def test_yolov5_anchor_block(shared_data):
-    text = (shared_data / "configs/yolov5/models/yolov5s.yaml").read_text()
+def test_yolov5_anchor_block(shipped_data):
+    text = (shipped_data / "configs/yolov5/models/yolov5s.yaml").read_text()
     out = export_yolov5(text, NEW3)
     import yaml
 
@@ -61,8 +61,8 @@ def test_yolov5_anchor_block(shared_data):
     assert "# Parameters" in out  # comments kept
 
 
-def test_yolov5_bare_count(shared_data):
-    text = (shared_data / "configs/yolov5/models/hub/yolov5s6.yaml").read_text()
+def test_yolov5_bare_count(shipped_data):
+    text = (shipped_data / "configs/yolov5/models/hub/yolov5s6.yaml").read_text()
     out = export_yolov5(text, NEW3 + [[(400, 400), (500, 420), (600, 600)]])
     import yaml
 
@@ -106,7 +106,7 @@ def test_write_export_never_overwrites_without_in_place(tmp_path):
 # --------------------------------------------------------------------------- round trips
 #
 # Every export goes to a *different* folder than the config it came from (both copied from
-# shared/data into tmp_path), is read back with anchorfit's reader for that format, and must give
+# tests/data into tmp_path), is read back with anchorfit's reader for that format, and must give
 # the same anchors (as a multiset per level, to the pixel) and the same anchor centres.
 
 
@@ -123,14 +123,14 @@ def _new_anchors(det):
     return [new[order.index(i)] for i in range(len(det.levels))]
 
 
-def _copy_config(shared_data, tmp_path, source: str) -> Path:
+def _copy_config(shipped_data, tmp_path, source: str) -> Path:
     """The config's folder tree copied into tmp_path/src (mmdet needs its _base_ files)."""
     if source.startswith("configs/"):  # an anchorfit spec shipped in the repository
         src = Path(__file__).resolve().parents[1] / "anchorfit" / "configs"
         shutil.copytree(src, tmp_path / "src" / "configs")
         return tmp_path / "src" / source
     top = source.split("/")[0]
-    shutil.copytree(shared_data / "configs" / top, tmp_path / "src" / top)
+    shutil.copytree(shipped_data / "configs" / top, tmp_path / "src" / top)
     return tmp_path / "src" / source
 
 
@@ -148,11 +148,11 @@ def _reload_check(det, again, new):
     "yolov5/models/yolov5s.yaml",                               # YOLOv5
     "mmdet/yolo/yolov3_d53_8xb8-ms-416-273e_coco.py",           # mmdet, YOLOAnchorGenerator
 ])
-def test_exports_reload_from_another_folder(shared_data, tmp_path, source):
+def test_exports_reload_from_another_folder(shipped_data, tmp_path, source):
     from anchorfit.design.export import save_export
     from anchorfit.load import load_detector
 
-    path = _copy_config(shared_data, tmp_path, source)
+    path = _copy_config(shipped_data, tmp_path, source)
     det = load_detector(str(path))
     new = _new_anchors(det)
     if source.endswith("ssd300_vgg16_coco.yaml"):
@@ -174,11 +174,11 @@ def test_exports_reload_from_another_folder(shared_data, tmp_path, source):
     "mmdet/retinanet/retinanet_r50_fpn_1x_coco.py",
     "caffe/ssd300_vgg_voc0712/deploy.prototxt",
 ])
-def test_in_place_export_loads_and_keeps_a_backup(shared_data, tmp_path, source):
+def test_in_place_export_loads_and_keeps_a_backup(shipped_data, tmp_path, source):
     from anchorfit.design.export import save_export
     from anchorfit.load import load_detector
 
-    path = _copy_config(shared_data, tmp_path, source)
+    path = _copy_config(shipped_data, tmp_path, source)
     before = path.read_text()
     det = load_detector(str(path))
     new = [[(a.w * 1.25, a.h * 1.25) for a in lv.anchors] for lv in det.levels]
@@ -189,16 +189,22 @@ def test_in_place_export_loads_and_keeps_a_backup(shared_data, tmp_path, source)
     assert [lv.center_offset for lv in again.levels] == [lv.center_offset for lv in det.levels]
     backup = out.backup or path.with_name(path.name + ".bak")
     assert backup.read_text() == before
-    # a second in-place export: an mmdet override keeps inheriting the original (its backup is
-    # not overwritten by the override, which would make the config inherit itself); other
-    # formats back up the file they replace
+    # a second in-place export keeps every earlier version: the first backup still holds the
+    # original (an mmdet override keeps inheriting it), and the file the second export replaced
+    # is kept under the next number (FILE.bak.1; mmdet NAME.bak.1.py, which loads: it inherits
+    # the original too)
     first = path.read_text()
     save_export(again, new, in_place=True)
-    assert backup.read_text() == (before if out.backup else first)
+    assert backup.read_text() == before
+    second = (path.with_name(path.stem + ".bak.1.py") if out.backup
+              else path.with_name(path.name + ".bak.1"))
+    assert second.read_text() == first
     assert _anchors(load_detector(str(path))) == _anchors(again)
+    if out.backup:
+        assert _anchors(load_detector(str(second))) == _anchors(again)
 
 
-def test_mmdet_retinanet_grid_keeps_anchor_generator_and_top_left_centres(shared_data,
+def test_mmdet_retinanet_grid_keeps_anchor_generator_and_top_left_centres(shipped_data,
                                                                           tmp_path):
     """RetinaNet's own anchors scaled x2 are still an octave x ratio grid: the export stays an
     AnchorGenerator (centres at i*S, as the detector has them) and replaces the old generator
@@ -207,7 +213,7 @@ def test_mmdet_retinanet_grid_keeps_anchor_generator_and_top_left_centres(shared
     from anchorfit.formats.mmdet import load_config
     from anchorfit.load import load_detector
 
-    path = _copy_config(shared_data, tmp_path, "mmdet/retinanet/retinanet_r50_fpn_1x_coco.py")
+    path = _copy_config(shipped_data, tmp_path, "mmdet/retinanet/retinanet_r50_fpn_1x_coco.py")
     det = load_detector(str(path))
     new = [[(2 * a.w, 2 * a.h) for a in lv.anchors] for lv in det.levels]
     out, written = save_export(det, new, target=tmp_path / "retina_x2.py")
@@ -221,7 +227,7 @@ def test_mmdet_retinanet_grid_keeps_anchor_generator_and_top_left_centres(shared
     assert [lv.center_offset for lv in again.levels] == [0.0] * 5
 
 
-def test_mmdet_non_grid_anchors_say_and_score_the_moved_centres(shared_data, tmp_path):
+def test_mmdet_non_grid_anchors_say_and_score_the_moved_centres(shipped_data, tmp_path):
     """k-means-like anchors do not fit AnchorGenerator: the export switches to
     YOLOAnchorGenerator, says that centres move from i*S to (i+0.5)*S, and the re-read detector
     has them there; the generator's old keys are gone."""
@@ -229,7 +235,7 @@ def test_mmdet_non_grid_anchors_say_and_score_the_moved_centres(shared_data, tmp
     from anchorfit.formats.mmdet import load_config
     from anchorfit.load import load_detector
 
-    path = _copy_config(shared_data, tmp_path, "mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py")
+    path = _copy_config(shipped_data, tmp_path, "mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py")
     det = load_detector(str(path))
     assert [lv.center_offset for lv in det.levels] == [0.0] * 5
     new = _new_anchors(det)
@@ -243,11 +249,11 @@ def test_mmdet_non_grid_anchors_say_and_score_the_moved_centres(shared_data, tmp
     assert [lv.center_offset for lv in again.levels] == [0.5] * 5
 
 
-def test_caffe_prototxt_export_reloads_and_refuses_non_grids(shared_data, tmp_path):
+def test_caffe_prototxt_export_reloads_and_refuses_non_grids(shipped_data, tmp_path):
     from anchorfit.design.export import save_export
     from anchorfit.load import load_detector
 
-    path = _copy_config(shared_data, tmp_path, "caffe/ssd300_vgg_voc0712/deploy.prototxt")
+    path = _copy_config(shipped_data, tmp_path, "caffe/ssd300_vgg_voc0712/deploy.prototxt")
     det = load_detector(str(path))
     # SSD's own boxes with every size x 1.5: min_size, max_size and ratios survive
     new = [[(1.5 * a.w, 1.5 * a.h) for a in lv.anchors] for lv in det.levels]
@@ -290,7 +296,7 @@ def test_torchvision_snippet_builds_the_same_cell_anchors(grid):
                    for c in gen.cell_anchors)  # centred on the cell origin (i * stride)
 
 
-def test_compare_cli_mmdet_export_from_another_folder_scores_moved_centres(run_cli, shared_data,
+def test_compare_cli_mmdet_export_from_another_folder_scores_moved_centres(run_cli, shipped_data,
                                                                            tmp_path):
     """``compare --export k-means --export-to`` on an mmdet AnchorGenerator config (centres at
     i*S): the file written elsewhere loads with the k-means anchors, the notes say the centres
@@ -299,8 +305,8 @@ def test_compare_cli_mmdet_export_from_another_folder_scores_moved_centres(run_c
 
     from anchorfit.load import load_detector
 
-    path = _copy_config(shared_data, tmp_path, "mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py")
-    ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"
+    path = _copy_config(shipped_data, tmp_path, "mmdet/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py")
+    ann = shipped_data / "annotations/coco128_cocojson/instances_train2017.json"
     (tmp_path / "out").mkdir()
     target = tmp_path / "out" / "fitted.py"
     code, out, err = run_cli("compare", str(path), "--boxes", str(ann), "--restarts", "1",

@@ -13,8 +13,8 @@ from formats_helpers import probe_levels, rf_row, write
 
 
 @pytest.fixture
-def caffe(shared_data):
-    return shared_data / "configs" / "caffe"
+def caffe(shipped_data):
+    return shipped_data / "configs" / "caffe"
 
 
 def test_ssd300_gold(caffe):
@@ -104,6 +104,7 @@ def test_opencv_res10_face(caffe):
     ("s3fd", "deploy.prototxt", 800),
     ("faceboxes", "deploy.prototxt", 800),
 ])
+@pytest.mark.slow
 def test_probe_agrees_on_every_level(caffe, folder, name, size):
     det = load_caffe(caffe / folder / name, (size, size))
     checks = probe_levels(det)

@@ -15,13 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BACKBONES = {"darknet19", "darknet53", "csdarknet53-omega", "efficientnet_b0"}
 
 
-def _cfgs(shared_data: Path) -> list[Path]:
-    return sorted((shared_data / "configs" / "darknet").rglob("*.cfg"))
+def _cfgs(shipped_data: Path) -> list[Path]:
+    return sorted((shipped_data / "configs" / "darknet").rglob("*.cfg"))
 
 
-def test_every_shared_cfg_loads(shared_data: Path) -> None:
-    """The whole darknet folder: detectors get levels; classifier/backbone cfgs say so."""
-    cfgs = _cfgs(shared_data)
+def test_every_shared_cfg_loads(shipped_data: Path) -> None:
+    """The whole darknet folder (all 37 shared cfgs are shipped): detectors get levels;
+    classifier/backbone cfgs say so."""
+    cfgs = _cfgs(shipped_data)
     assert len(cfgs) >= 30
     for path in cfgs:
         det = load_detector(path)
@@ -37,8 +38,8 @@ def test_every_shared_cfg_loads(shared_data: Path) -> None:
                 assert level.anchors, (path.name, level.name)
 
 
-def test_yolov3_cfg_agrees_with_the_spec(shared_data: Path) -> None:
-    cfg = load_detector(shared_data / "configs/darknet/pjreddie/yolov3.cfg", (416, 416))
+def test_yolov3_cfg_agrees_with_the_spec(shipped_data: Path) -> None:
+    cfg = load_detector(shipped_data / "configs/darknet/pjreddie/yolov3.cfg", (416, 416))
     spec = load_detector(ROOT / "anchorfit" / "configs" / "yolov3.yaml")
     assert cfg.input_size == spec.input_size == (416, 416)
     assert len(cfg.levels) == len(spec.levels) == 3
@@ -55,8 +56,8 @@ def test_yolov3_cfg_agrees_with_the_spec(shared_data: Path) -> None:
     assert cfg.num_classes == 80
 
 
-def test_yolov3_tiny_cfg_gold_and_probe(shared_data: Path) -> None:
-    det = load_detector(shared_data / "configs/darknet/pjreddie/yolov3-tiny.cfg")
+def test_yolov3_tiny_cfg_gold_and_probe(shipped_data: Path) -> None:
+    det = load_detector(shipped_data / "configs/darknet/pjreddie/yolov3-tiny.cfg")
     p5, p4 = det.levels
     assert (p5.rf.rf[0], p5.rf.center[0], p5.rf.stride[0]) == (318, Fraction(63, 2), 32)
     assert [c - 16 * i for i, c in enumerate(p4.rf.x.centers())] == [Fraction(31, 2),
@@ -67,17 +68,17 @@ def test_yolov3_tiny_cfg_gold_and_probe(shared_data: Path) -> None:
     assert_probe_agrees(det)
 
 
-def test_yolov4_options(shared_data: Path) -> None:
-    det = load_detector(shared_data / "configs/darknet/alexeyab/yolov4.cfg")
+def test_yolov4_options(shipped_data: Path) -> None:
+    det = load_detector(shipped_data / "configs/darknet/alexeyab/yolov4.cfg")
     assert [lv.rf.stride[0] for lv in det.levels] == [8, 16, 32]
     assert det.levels[0].assigner.pos_iou == 0.213
     assert det.levels[0].extra["scale_x_y"] == "1.2"
-    csp = load_detector(shared_data / "configs/darknet/alexeyab/yolov4-csp.cfg")
+    csp = load_detector(shipped_data / "configs/darknet/alexeyab/yolov4-csp.cfg")
     assert csp.resize_policy == "letterbox"
 
 
-def test_region_anchors_are_grid_units(shared_data: Path) -> None:
-    det = load_detector(shared_data / "configs/darknet/pjreddie/yolov2-voc.cfg")
+def test_region_anchors_are_grid_units(shipped_data: Path) -> None:
+    det = load_detector(shipped_data / "configs/darknet/pjreddie/yolov2-voc.cfg")
     (level,) = det.levels
     assert level.rf.stride[0] == 32 and len(level.anchors) == 5
     assert level.anchors[0].w == pytest.approx(1.3221 * 32)
@@ -156,8 +157,8 @@ def test_cfg_without_net_section(tmp_path: Path) -> None:
     assert info.value.line == 2
 
 
-def test_rf_command_on_a_cfg(shared_data: Path, run_cli) -> None:
-    code, out, err = run_cli("rf", str(shared_data / "configs/darknet/pjreddie/yolov3-tiny.cfg"),
+def test_rf_command_on_a_cfg(shipped_data: Path, run_cli) -> None:
+    code, out, err = run_cli("rf", str(shipped_data / "configs/darknet/pjreddie/yolov3-tiny.cfg"),
                              "--format", "csv")
     assert code == 0
     assert out.splitlines()[1].startswith("yolo16,318,32,127,31.5,13x13")

@@ -12,8 +12,8 @@ from formats_helpers import write
 
 
 @pytest.fixture
-def d2(shared_data):
-    return shared_data / "configs" / "detectron2"
+def d2(shipped_data):
+    return shipped_data / "configs" / "detectron2"
 
 
 def test_faster_rcnn_fpn(d2):
@@ -36,12 +36,12 @@ def test_retinanet_eval_tag_sizes(d2):
     assert len(p3.head) == 5 and (p3.assigner.pos_iou, p3.assigner.neg_iou) == (0.5, 0.4)
 
 
-def test_retinanet_matches_mmdet_caffe_style(d2, shared_data):
+def test_retinanet_matches_mmdet_caffe_style(d2, shipped_data):
     """Same architecture (MSRA ResNet, P6/P7 from res5, 4+1 head convs) in two formats."""
     from anchorfit.formats.mmdet import load_mmdet
 
     d = load_detectron2(d2 / "COCO-Detection" / "retinanet_R_50_FPN_1x.yaml")
-    m = load_mmdet(shared_data / "configs" / "mmdet" / "retinanet" /
+    m = load_mmdet(shipped_data / "configs" / "mmdet" / "retinanet" /
                    "retinanet_r50-caffe_fpn_1x_coco.py")
     assert [(a.rf.rf, a.rf.stride, a.rf.center, a.head_rf.rf) for a in d.levels] == [
         (b.rf.rf, b.rf.stride, b.rf.center, b.head_rf.rf) for b in m.levels]

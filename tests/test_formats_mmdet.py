@@ -15,8 +15,8 @@ from formats_helpers import probe_levels, write
 
 
 @pytest.fixture
-def mmdet(shared_data):
-    return shared_data / "configs" / "mmdet"
+def mmdet(shipped_data):
+    return shipped_data / "configs" / "mmdet"
 
 
 @pytest.mark.parametrize("size, rng, n, mins, maxs", [
@@ -37,11 +37,11 @@ def test_ssd_other_input_size_is_an_error(tmp_path, mmdet, run_cli):
     assert code == 2 and "only knows 300" in err and "ssd300.py:" in err
 
 
-def test_ssd300_voc_matches_caffe(mmdet, shared_data):
+def test_ssd300_voc_matches_caffe(mmdet, shipped_data):
     from anchorfit.formats.caffe import load_caffe
 
     m = load_mmdet(mmdet / "pascal_voc" / "ssd300_voc0712.py")
-    c = load_caffe(shared_data / "configs" / "caffe" / "ssd300_vgg_voc0712" / "deploy.prototxt")
+    c = load_caffe(shipped_data / "configs" / "caffe" / "ssd300_vgg_voc0712" / "deploy.prototxt")
     assert m.input_size == (300, 300) and m.resize_policy == "stretch"
     for a, b in zip(m.levels, c.levels):
         assert (a.rf.rf, a.rf.stride, a.rf.center, a.head_rf.rf, a.step) == (
@@ -114,13 +114,13 @@ def test_mobilenet_v2_matches_torchvision():
         assert (ours[outs[idx]].rf, ours[outs[idx]].padding) == (theirs.rf, theirs.padding)
 
 
-def test_yolov3_agrees_with_yolov5_hub_yaml(mmdet, shared_data):
+def test_yolov3_agrees_with_yolov5_hub_yaml(mmdet, shipped_data):
     """Same detector in two formats: strides, anchors per level, head RF (mmdet counts the 3x3
     bridge conv in its head, YOLOv5 in its neck, so the prediction's RF is what must agree)."""
     from anchorfit.formats.ultralytics import load_yolov5
 
     m = load_mmdet(mmdet / "yolo" / "yolov3_d53_8xb8-ms-608-273e_coco.py")
-    y = load_yolov5(shared_data / "configs" / "yolov5" / "models" / "hub" / "yolov3.yaml",
+    y = load_yolov5(shipped_data / "configs" / "yolov5" / "models" / "hub" / "yolov3.yaml",
                     m.input_size)
     ms = sorted(m.levels, key=lambda lv: lv.rf.stride)
     assert [lv.rf.stride for lv in ms] == [lv.rf.stride for lv in y.levels]
@@ -155,6 +155,7 @@ def test_ssdlite_and_guided_anchoring_load(mmdet):
     ("yolo/yolov3_d53_8xb8-320-273e_coco.py", (992, 992)),
     ("ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py", (2048, 2048)),
 ])
+@pytest.mark.slow
 def test_probe_agrees_on_every_level(mmdet, config, size):
     checks = probe_levels(load_mmdet(mmdet / config, size))
     assert all(c.agree for c in checks.values()), {k: c.detail for k, c in checks.items()}

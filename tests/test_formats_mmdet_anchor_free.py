@@ -24,8 +24,8 @@ INF = math.inf
 
 
 @pytest.fixture
-def mmdet(shared_data):
-    return shared_data / "configs" / "mmdet"
+def mmdet(shipped_data):
+    return shipped_data / "configs" / "mmdet"
 
 
 def _probe(graph, size, nodes):
@@ -210,6 +210,7 @@ def test_csp_backbone_probe(kind, deepen):
         assert agree is True, detail
 
 
+@pytest.mark.slow
 def test_csp_pafpn_probe():
     """The YOLOXPAFPN / CSPNeXtPAFPN wiring, on a small stand-in backbone (three strided convs)
     so the P3..P5 outputs fit a 384x384 probe."""
@@ -263,6 +264,7 @@ def test_fcos_caffe_backbone_probe(mmdet):
         assert agree is True, detail
 
 
+@pytest.mark.slow
 def test_ct_resnet_neck_probe(mmdet):
     det = load_mmdet(mmdet / "centernet" / "centernet_r18_8xb16-crop512-140e_coco.py", (704, 704))
     [(rf, agree, detail)] = _probe(det.network.graph, (704, 704), [det.levels[0].node])

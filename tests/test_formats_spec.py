@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from anchorfit import formats, models
+from anchorfit import formats
+from anchorfit import load as models
 from anchorfit.errors import AnchorfitError, FormatError
 from anchorfit.formats import load_detector, reader_for
 

@@ -34,11 +34,11 @@ def test_retinanet_truncated_octave_sizes():
     assert len(det.levels[0].head) == 5
 
 
-def test_ssd300_matches_caffe_rf_and_coco_sizes(shared_data):
+def test_ssd300_matches_caffe_rf_and_coco_sizes(shipped_data):
     from anchorfit.formats.caffe import load_caffe
 
     tv = load_torchvision_detector("ssd300_vgg16")
-    caffe = load_caffe(shared_data / "configs" / "caffe" / "ssd300_vgg_voc0712" / "deploy.prototxt")
+    caffe = load_caffe(shipped_data / "configs/caffe/ssd300_vgg_voc0712/deploy.prototxt")
     assert [(lv.rf.rf, lv.rf.center, lv.head_rf.rf, lv.step) for lv in tv.levels] == [
         (lv.rf.rf, lv.rf.center, lv.head_rf.rf, lv.step) for lv in caffe.levels]
     assert [lv.anchors[0].w for lv in tv.levels] == pytest.approx([21, 45, 99, 153, 207, 261])
@@ -68,6 +68,7 @@ def test_show_path_and_layer_names():
     assert det.to_frame()["step"].tolist()[-1] == "64"  # 512 // 8 = 64 at this size
 
 
+@pytest.mark.slow
 def test_probe_agrees_on_ssd300_first_level():
     """The traced torchvision module itself against the gradient probe (modest input)."""
     from anchorfit import load as models

@@ -21,8 +21,8 @@ anchors:
 
 
 @pytest.fixture
-def models(shared_data):
-    return shared_data / "configs" / "yolov5" / "models"
+def models(shipped_data):
+    return shipped_data / "configs" / "yolov5" / "models"
 
 
 def test_yolov3_tiny_gold(models):
@@ -159,7 +159,7 @@ def test_bad_yaml_syntax(tmp_path, run_cli):
     assert code == 2 and f"{path}:" in err and "YAML" in err
 
 
-def test_non_model_yolov5_files_say_what_they_are(shared_data, run_cli):
-    hyp = shared_data / "configs" / "yolov5" / "data" / "hyps" / "hyp.scratch-low.yaml"
+def test_non_model_yolov5_files_say_what_they_are(shipped_data, run_cli):
+    hyp = shipped_data / "configs" / "yolov5" / "data" / "hyps" / "hyp.scratch-low.yaml"
     code, _, err = run_cli("rf", str(hyp))
     assert code == 2 and "a YOLOv5 hyperparameter file, not a model" in err

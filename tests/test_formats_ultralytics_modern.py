@@ -21,8 +21,8 @@ from formats_helpers import write
 
 
 @pytest.fixture
-def models(shared_data):
-    return shared_data / "configs" / "ultralytics" / "models"
+def models(shipped_data):
+    return shipped_data / "configs" / "ultralytics" / "models"
 
 
 def _channels(det):
@@ -121,23 +121,23 @@ def test_dfl_head_ranges_and_assigners(models):
     assert [lv.extra["proposal_box"] for lv in detr.levels] == [(32, 32), (64, 64), (128, 128)]
 
 
-def test_yolov5u_equals_yolov5_reader(models, shared_data, tmp_path):
+def test_yolov5u_equals_yolov5_reader(models, shipped_data, tmp_path):
     """Same network, two files: Ultralytics' yolov5.yaml at scale s and YOLOv5's yolov5s.yaml
     give identical strides, RF and centres per level (C3 bottlenecks are 1x1 then 3x3 in both)."""
     path = tmp_path / "yolov5s.yaml"
     shutil.copy(models / "v5" / "yolov5.yaml", path)
     new = load_ultralytics(path, (320, 320))
-    old = load_yolov5(shared_data / "configs" / "yolov5" / "models" / "yolov5s.yaml", (320, 320))
+    old = load_yolov5(shipped_data / "configs" / "yolov5" / "models" / "yolov5s.yaml", (320, 320))
     assert [(lv.rf.stride, lv.rf.rf, lv.rf.center, lv.rf.aligned) for lv in new.levels] == \
         [(lv.rf.stride, lv.rf.rf, lv.rf.center, lv.rf.aligned) for lv in old.levels]
     assert _channels(new) == [128, 256, 512]
 
 
-def test_yolov3u_differs_from_yolov5_hub_by_bottleneck_kernels(models, shared_data):
+def test_yolov3u_differs_from_yolov5_hub_by_bottleneck_kernels(models, shipped_data):
     """yolov3-tiny has no Bottleneck: both readers give research §2.5's 286/318. YOLOv3u's
     Bottleneck is 3x3+3x3 where YOLOv5's is 1x1+3x3, so each one adds 2*stride to the RF:
     P5 gains 2*(1*2 + 2*4 + 8*8 + 8*16 + 4*32) in the backbone plus 2*32 for the head's one."""
-    hub = shared_data / "configs" / "yolov5" / "models" / "hub"
+    hub = shipped_data / "configs" / "yolov5" / "models" / "hub"
     tiny_u = load_ultralytics(models / "v3" / "yolov3-tiny.yaml", (416, 416))
     tiny_5 = load_yolov5(hub / "yolov3-tiny.yaml", (416, 416))
     assert [lv.rf.rf[0] for lv in tiny_u.levels] == [lv.rf.rf[0] for lv in tiny_5.levels] == \
@@ -150,6 +150,7 @@ def test_yolov3u_differs_from_yolov5_hub_by_bottleneck_kernels(models, shared_da
     assert p5u.rf.rf[0] - p55.rf.rf[0] == 2 * (1 * 2 + 2 * 4 + 8 * 8 + 8 * 16 + 4 * 32) + 2 * 32
 
 
+@pytest.mark.slow
 def test_full_yolov8n_matches_probe(models):
     """The whole YOLOv8n (C2f, SPPF, upsampled misaligned P3/P4) against the probe; 1280 px so
     some P5 cell's 1135-px RF fits inside the image."""
@@ -274,7 +275,7 @@ def test_block_geometry_by_hand(tmp_path):
     assert (det.levels[0].rf.rf[0], det.levels[0].rf.stride[0]) == (11, 4)
 
 
-def test_messages(tmp_path, run_cli, shared_data):
+def test_messages(tmp_path, run_cli, shipped_data):
     bad = write(tmp_path, "yolo-bad.yaml", HEAD + "backbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n"
                 "  - [-1, 1, Frobnicate, [16]]\nhead:\n  - [[1], 1, Detect, [nc]]\n")
     code, out, err = run_cli("rf", str(bad))
@@ -283,12 +284,12 @@ def test_messages(tmp_path, run_cli, shared_data):
                 "head:\n  - [[0], 1, Segment, [nc, 32, 64]]\n")
     code, _, err = run_cli("rf", str(seg))
     assert code == 2 and "a segmentation model, not a detector" in err
-    code, _, err = run_cli("rf", str(shared_data / "configs" / "ultralytics" / "datasets" /
+    code, _, err = run_cli("rf", str(shipped_data / "configs" / "ultralytics" / "datasets" /
                                      "coco8.yaml"))
     assert code == 2 and "an Ultralytics dataset file, not a model" in err
     # YOLOv5's own files keep their reader
-    det = load_detector(shared_data / "configs" / "yolov5" / "models" / "yolov5s.yaml")
+    det = load_detector(shipped_data / "configs" / "yolov5" / "models" / "yolov5s.yaml")
     assert det.extra["format"] == "yolov5"
     # and the YOLOv5 entry point hands the package's yamls to their reader
-    assert load_yolov5(shared_data / "configs" / "ultralytics" / "models" / "v8" /
+    assert load_yolov5(shipped_data / "configs" / "ultralytics" / "models" / "v8" /
                        "yolov8.yaml").extra["format"] == "ultralytics"

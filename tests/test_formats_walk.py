@@ -57,6 +57,7 @@ def _expected_error(rel: str) -> str | None:
     return None
 
 
+@pytest.mark.slow  # ~870 files of ../shared/data: the full run (README) walks them
 @pytest.mark.parametrize("rel", FILES or ["<no shared data>"])
 def test_every_config_file(shared_data, run_cli, rel):
     path = shared_data / "configs" / rel
@@ -92,10 +93,10 @@ def _levels(det):
     return sorted(det.levels, key=lambda lv: lv.rf.stride)
 
 
-def test_yolov3_four_formats_agree(shared_data):
+def test_yolov3_four_formats_agree(shipped_data):
     """YOLOv3 from the Darknet cfg, the packaged zoo spec, the YOLOv5 hub yaml and the mmdet
     config: same strides, anchors per level, prediction RF (head_rf) and RF centres."""
-    cfg = shared_data / "configs"
+    cfg = shipped_data / "configs"
     sources = {
         "yolov5": cfg / "yolov5" / "models" / "hub" / "yolov3.yaml",
         "mmdet": cfg / "mmdet" / "yolo" / "yolov3_d53_8xb8-ms-608-273e_coco.py",
@@ -112,7 +113,7 @@ def test_yolov3_four_formats_agree(shared_data):
                 continue
             raise
     assert {"yolov5", "mmdet"} <= set(dets)
-    assert set(dets) == set(sources) or not (shared_data / "configs" / "darknet").is_dir() or \
+    assert set(dets) == set(sources) or not (shipped_data / "configs" / "darknet").is_dir() or \
         "zoo" not in dets
     ref = _levels(dets["yolov5"])
     for name, det in dets.items():
@@ -126,9 +127,9 @@ def test_yolov3_four_formats_agree(shared_data):
     assert [lv.head_rf.rf[0] for lv in ref] == [981, 949, 917]
 
 
-def test_ssd300_three_formats_agree(shared_data):
+def test_ssd300_three_formats_agree(shipped_data):
     """SSD300 from Caffe, mmdet and the packaged zoo: RF, head RF, steps."""
-    cfg = shared_data / "configs"
+    cfg = shipped_data / "configs"
     caffe = load_detector(cfg / "caffe" / "ssd300_vgg_voc0712" / "deploy.prototxt")
     mm = load_detector(cfg / "mmdet" / "pascal_voc" / "ssd300_voc0712.py")
     rows = [[(lv.rf.rf, lv.head_rf.rf, lv.rf.center, lv.step) for lv in d.levels]

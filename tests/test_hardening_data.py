@@ -64,7 +64,7 @@ CASES = [
      "a.json: malformed JSON: nested too deeply"),
     ("coco-duplicate-image-id", "coco", "a.json",
      _coco(images=[_IMG, {**_IMG, "file_name": "b.jpg"}]),
-     "a.json: images[1].id: image id 1 appears twice (also images[0])"),
+     "a.json: images[1].id: image id 1 appears twice in 'images'"),
     ("coco-bool-in-bbox", "coco", "a.json", _coco(annotations=_ann(bbox=[True, 20, 30, 40])),
      "a.json: annotations[0].bbox[0]: expected a number in bbox, found True"),
     ("coco-string-in-bbox", "coco", "a.json", _coco(annotations=_ann(bbox=[10, "20", 30, 40])),

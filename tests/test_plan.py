@@ -104,6 +104,7 @@ def test_bad_rule_and_ratio():
         plan(s3fd_detector(), ratio=0)
 
 
+@pytest.mark.slow
 def test_measured_erf_repeats_for_a_seed():
     from anchorfit.load import load_detector
     from anchorfit.design.plan import measure_erf

@@ -130,8 +130,8 @@ def test_plan_json_is_per_axis():
     assert lv["anchors"] == [[16, 16]]  # anchors stay [w, h], as every anchor config lists them
 
 
-def test_plan_and_audit_refuse_a_network_without_detection_levels(run_cli, shared_data):
-    cfg = shared_data / "configs/darknet/pjreddie/darknet53.cfg"
+def test_plan_and_audit_refuse_a_network_without_detection_levels(run_cli, shipped_data):
+    cfg = shipped_data / "configs/darknet/pjreddie/darknet53.cfg"
     for command in (["plan", str(cfg), "--no-erf"], ["audit", str(cfg)]):
         code, out, err = run_cli(*command)
         assert code == 2 and out == "", err
@@ -142,18 +142,18 @@ def test_bad_plan_options_exit_2(run_cli):
     for args, message in [(["--aspect-ratios", "1,0"], "--aspect-ratios '1,0'"),
                           (["--aspect-ratios", "nan"], "--aspect-ratios 'nan'"),
                           (["--scales-per-octave", "0"], "--scales-per-octave 0"),
-                          (["--ratio", "inf"], "--ratio must be positive")]:
+                          (["--ratio", "inf"], "argument --ratio: expected a finite number")]:
         code, out, err = run_cli("plan", "s3fd", "--no-erf", *args)
         assert code == 2 and out == "" and message in err, (args, err)
     with pytest.raises(AnchorfitError, match="aspect ratios must be positive"):
         plan(s3fd_detector(), aspect_ratios=[-1.0])
 
 
-def test_a_dfl_reach_is_no_routing_range(shared_data):
+def test_a_dfl_reach_is_no_routing_range(shipped_data):
     """YOLOv8's (0, 2 (reg_max - 1) stride] bounds how far a head reaches, not which objects it
     gets: no nominal object, so no anchor < ERF finding however small the ERF, and no
     anchor/stride ratio; FCOS's regress ranges do route objects and are checked."""
-    v8 = load_detector(shared_data / "configs/ultralytics/models/v8/yolov8.yaml")  # a Path
+    v8 = load_detector(shipped_data / "configs/ultralytics/models/v8/yolov8.yaml")  # a Path
     erf = {lv.name: ErfSize(20.0) for lv in v8.levels}
     p = plan(v8, erf=erf)
     assert p.rule == "fcos" and all(lv.anchor_side is None for lv in p.levels)

@@ -43,6 +43,7 @@ def _check(p, det) -> None:
     json.dumps(p.to_dict(), allow_nan=True)
 
 
+@pytest.mark.slow  # every detector file of ../shared/data: the full run (README) walks them
 @pytest.mark.parametrize("rel", DETECTOR_FILES or ["<no shared data>"])
 def test_plan_every_shared_detector(shared_data, rel):
     det = load_detector(shared_data / "configs" / rel)

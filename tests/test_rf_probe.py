@@ -55,6 +55,7 @@ def test_probe_detects_a_wrong_engine():
     assert check.agree is False and "probe rows" in check.detail
 
 
+@pytest.mark.slow
 def test_probe_on_resnet18_stages():
     net = models.load("torchvision:resnet18", (480, 480))  # layer4's RF (435) must fit
     checks = verify(net.traced, net.analyze(), [net.node(n) for n in net.default_layers])

@@ -132,7 +132,12 @@ def _probe_cells(rf, size: tuple[int, int]) -> list[tuple[int, int]]:
     return [(0, 0)] + (inside or [(rf.y.size - 1, rf.x.size - 1)])
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+#: probing these whole networks takes 5-20 s each on 2 cores: the full run (README) does them
+SLOW_FAMILIES = {"convnext", "efficientnet", "inception", "mobilenet_v3", "regnet", "swin"}
+
+
+@pytest.mark.parametrize("family", [
+    pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FAMILIES else f for f in sorted(FAMILIES)])
 def test_default_layers_against_the_probe(family):
     name, build, size, flags = FAMILIES[family]
     with warnings.catch_warnings():
@@ -241,6 +246,7 @@ def _narrow_convnext_at_512():
     return models.load_torch_network(module, "narrow convnext_tiny", (512, 512))
 
 
+@pytest.mark.slow
 def test_convnext_tiny_channel_layernorm_is_local_at_512():
     """Issue 16 oracle: features.1 76/4/36, features.3 224/8/108, aligned, not global."""
     named = models.load("torchvision:convnext_tiny", (512, 512))

@@ -16,6 +16,7 @@ from types import ModuleType
 
 from anchorfit import __version__
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.escape import terminal_safe
 
 
 def _command_modules() -> list[ModuleType]:
@@ -43,15 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; returns the exit status (2: a user error, 130: interrupted).
+
+    Everything that can take time, imports of the command modules included, runs inside the
+    ``try``: Ctrl-C at any point after this module is imported exits 130 without a traceback.
+    """
     try:
+        args = build_parser().parse_args(argv)
         with warnings.catch_warnings():
             # the library warns Python users; the CLI prints the same text as notes on stderr
             warnings.filterwarnings("ignore", category=UserWarning, module=r"anchorfit\.")
             return int(args.handler(args) or 0)
     except AnchorfitError as exc:
-        print(f"anchorfit: error: {exc.format()}", file=sys.stderr)
+        print(f"anchorfit: error: {terminal_safe(exc.format())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("anchorfit: interrupted", file=sys.stderr)
@@ -61,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # the disk, the permissions or the network, not a bug: one line naming the file
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(terminal_safe(f"anchorfit: error: {where}{exc.strerror or exc}"), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 
+from anchorfit.cli import validate
 from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
     emit, parse_optional_hw, split_list
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
@@ -45,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", metavar="CODES", help="run only these checks, e.g. AF105,AF106")
     p.add_argument("--skip", metavar="CODES", help="skip these checks")
     p.add_argument("--list-checks", action="store_true", help="print the catalogue and exit")
-    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=validate.seed, default=0, help=argparse.SUPPRESS)
     add_format_options(p)
     p.set_defaults(handler=run)
 
@@ -73,7 +75,7 @@ def parse_erf(text: str | None) -> dict[str, float] | None:
             out[name.strip()] = float(value)
         except ValueError:
             sep = ""
-        if not sep or out.get(name.strip(), 0) <= 0:
+        if not sep or not 0 < out.get(name.strip(), 0) < math.inf:
             raise AnchorfitError(f"--erf {text!r}: expected LEVEL=PIXELS pairs such as "
                                  "conv3_3=20,conv4_3=45", key="--erf")
     return out

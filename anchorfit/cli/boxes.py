@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from anchorfit.cli import validate
 from anchorfit.cli.common import add_format_options, emit_sections
 from anchorfit.cli.dataset import add_box_input_options, load_prepared
 
@@ -24,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "96², large) in input pixels.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_box_input_options(p)
-    p.add_argument("--plot", metavar="PNG", help="write a size histogram and w-h scatter")
+    p.add_argument("--plot", metavar="PNG", type=validate.figure_file,
+                   help="write a size histogram and w-h scatter (.png, .svg, .pdf)")
     add_format_options(p)
     p.set_defaults(handler=run)
 

@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
+from anchorfit.cli import validate
 from anchorfit.errors import AnchorfitError
-from anchorfit.report.output import FORMATS, Renderable, frame_to_markdown, frame_to_table, \
-    render, to_json, write_atomic
+from anchorfit.report.escape import markdown_safe, terminal_safe
+from anchorfit.report.output import FORMATS, Renderable, frame_to_csv, frame_to_markdown, \
+    frame_to_table, render, to_json
+from anchorfit.report.safe_write import write_output
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_SIDE = 65536  # px: no detector input comes near it; larger sizes only exhaust memory
+_HW = re.compile(r"\s*([0-9]{1,12})\s*(?:[x,*]\s*([0-9]{1,12})\s*)?")
 
 MODEL_HELP = "detector file, zoo name (s3fd) or torchvision:NAME"
 INPUT_HELP = "input size (default: the detector's)"
@@ -39,7 +47,7 @@ def add_input(p: argparse.ArgumentParser, help: str = INPUT_HELP, **kwargs) -> N
 
 
 def add_seed(p: argparse.ArgumentParser, help: str = SEED_HELP) -> None:
-    p.add_argument("--seed", type=int, default=0, help=help)
+    p.add_argument("--seed", type=validate.seed, default=0, help=help)
 
 
 def add_erf_input(p: argparse.ArgumentParser, help: str = ERF_INPUT_HELP) -> None:
@@ -49,10 +57,13 @@ def add_erf_input(p: argparse.ArgumentParser, help: str = ERF_INPUT_HELP) -> Non
 def add_format_options(parser: argparse.ArgumentParser, *,
                        format_help: str = "output format: a terminal table (default), JSON for "
                                           "scripts, CSV or Markdown",
-                       output_help: str = "write the output to FILE (atomically) instead of "
-                                          "standard output") -> None:
+                       output_help: str = "write the output to FILE instead of standard output "
+                                          "(a regular file is replaced atomically, keeping its "
+                                          "mode; devices, FIFOs and '-' are written through)"
+                       ) -> None:
     parser.add_argument("--format", "-f", choices=FORMATS, default="table", help=format_help)
-    parser.add_argument("--output", "-o", metavar="FILE", type=Path, help=output_help)
+    parser.add_argument("--output", "-o", metavar="FILE", type=validate.output_file,
+                        help=output_help)
 
 
 @contextmanager
@@ -88,17 +99,16 @@ def parse_optional_hw(text: str | None, option: str = "--input") -> tuple[int, i
 
 def parse_hw(text: str, *, option: str = "--input") -> tuple[int, int]:
     """Parse '640', '640x480' or '640,480' as (H, W); H first, like every (y, x) pair here."""
-    raw = text.lower().replace(",", "x").replace("*", "x")
-    parts = [p for p in raw.split("x") if p != ""]
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
+    match = _HW.fullmatch(text.lower())
+    values = [int(v) for v in match.groups() if v is not None] if match else []
     if len(values) == 1:
         values = values * 2
     if len(values) != 2 or min(values) <= 0:
         raise AnchorfitError(f"{option} {text!r} is not a size; expected HxW with positive "
-                             "integers, e.g. 640 or 480x640 (height first)")
+                             "integers, e.g. 640 or 480x640 (height first)", key=option)
+    if max(values) > MAX_SIDE:
+        raise AnchorfitError(f"{option} {text!r}: a side above {MAX_SIDE} px; no detector "
+                             "input is that large", key=option)
     return values[0], values[1]
 
 
@@ -114,17 +124,33 @@ def parse_floats(text: str, option: str) -> list[float]:
     return values
 
 
-def emit(result: Renderable, args: argparse.Namespace, *, title: str | None = None,
-         caption: str | None = None, notes: list[str] | None = None) -> None:
-    """Print (or write) a result in the format the user asked for; notes go to stderr."""
-    text = render(result, args.format, title=title, caption=caption)
+def input_paths(args: argparse.Namespace) -> list[str]:
+    """The files a command reads (detector, annotations, image sizes, weights): outputs must
+    never replace them."""
+    names = ("file", "model", "annotations", "boxes", "image_sizes", "weights")
+    return [str(v) for v in (getattr(args, n, None) for n in names) if v]
+
+
+def write_text(text: str, args: argparse.Namespace) -> None:
+    """The command's output on standard output, or written to ``--output`` (report.safe_write)."""
     if getattr(args, "output", None):
-        write_atomic(args.output, text)
+        write_output(args.output, text, what="--output", protect=input_paths(args))
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    for note in notes or []:
-        print(note, file=sys.stderr)
+
+
+def print_notes(notes: Iterable[str]) -> None:
+    """Notes on stderr, control characters escaped (they quote names from config files)."""
+    for note in notes:
+        print(terminal_safe(note), file=sys.stderr)
+
+
+def emit(result: Renderable, args: argparse.Namespace, *, title: str | None = None,
+         caption: str | None = None, notes: list[str] | None = None) -> None:
+    """Print (or write) a result in the format the user asked for; notes go to stderr."""
+    write_text(render(result, args.format, title=title, caption=caption), args)
+    print_notes(notes or [])
 
 
 def emit_sections(result: Renderable, args: argparse.Namespace,
@@ -133,15 +159,11 @@ def emit_sections(result: Renderable, args: argparse.Namespace,
     if args.format == "json":
         text = to_json(result.to_dict())
     elif args.format == "csv":
-        text = sections[0][1].to_csv(index=False)
+        text = frame_to_csv(sections[0][1])
     elif args.format == "md":
-        text = "\n".join(f"**{title}**\n\n{frame_to_markdown(frame)}" for title, frame in sections)
+        text = "\n".join(f"**{markdown_safe(title)}**\n\n{frame_to_markdown(frame)}"
+                         for title, frame in sections)
     else:
         text = "\n".join(frame_to_table(frame, title=title) for title, frame in sections)
-    if args.output:
-        write_atomic(args.output, text)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    for note in notes:
-        print(note, file=sys.stderr)
+    write_text(text, args)
+    print_notes(notes)

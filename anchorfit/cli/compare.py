@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from anchorfit.cli import validate
 from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
     add_seed, emit_sections, flags, parse_optional_hw
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
 from anchorfit.design.compare import RATIO, RESTARTS
 from anchorfit.errors import AnchorfitError
+from anchorfit.report.escape import terminal_safe
 
 EXAMPLES = """examples:
   anchorfit compare configs/yolov3.yaml --boxes coco128/instances_train2017.json
@@ -48,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_dataset_options(p, required=True)
     p.add_argument("-k", type=int, help="anchors to cluster (default: as many as the detector "
                                         "has, or one per level)")
-    p.add_argument("--ratio", type=float, default=RATIO,
+    p.add_argument("--ratio", type=validate.finite_float(above=0), default=RATIO,
                    help=f"RF-derived anchors are RATIO x stride (default {RATIO:g}, S3FD)")
     p.add_argument("--restarts", type=int, default=RESTARTS,
                    help=f"k-means restarts (default {RESTARTS})")
@@ -58,16 +59,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_erf_input(p, help="with --erf: the input the ERF is measured on (default: the "
                           "detector's, or the canvas its deepest level's RF needs)")
     add_seed(p)
-    p.add_argument("--plot-boxes", metavar="PNG", help="box sizes with every anchor set")
-    p.add_argument("--plot-recall", metavar="PNG", help="grid recall by object size per set")
+    p.add_argument("--plot-boxes", metavar="PNG", type=validate.figure_file,
+                   help="box sizes with every anchor set")
+    p.add_argument("--plot-recall", metavar="PNG", type=validate.figure_file,
+                   help="grid recall by object size per set")
     p.add_argument("--export", metavar="SET",
                    help="write this anchor set (a column name, e.g. 'level-aware k-means', "
                         "or 'recommended') in the detector's format")
-    p.add_argument("--export-to", metavar="FILE", type=Path,
-                   help="where to write the export (default: standard error shows it; the "
-                        "original file is never overwritten without --in-place)")
+    p.add_argument("--export-to", metavar="FILE", type=validate.output_file,
+                   help="where to write the export (default: standard error shows it); an "
+                        "existing file is never replaced without --force, the detector's own "
+                        "file never without --in-place")
     p.add_argument("--in-place", action="store_true",
-                   help="replace the detector file itself (atomically, keeping FILE.bak)")
+                   help="replace the detector file itself (atomically, keeping the original as "
+                        "FILE.bak, FILE.bak.1, ...; not for built-in zoo names)")
+    p.add_argument("--force", action="store_true",
+                   help="let --export-to replace an existing file (a numbered .bak of it is "
+                        "kept)")
     add_format_options(p, format_help="output format of the comparison (default: table)",
                        output_help="write the comparison to FILE instead of standard output")
     p.set_defaults(handler=run)
@@ -80,13 +88,29 @@ def run(args: argparse.Namespace) -> int:
 
     with flags(FLAGS):  # before the slow part: reading the detector and the boxes
         check_options(k=args.k, ratio=args.ratio, restarts=args.restarts)
+    from anchorfit.cluster.api import check_restarts
+
+    check_restarts(args.restarts, "--restarts")
     if (args.export_to or args.in_place) and not args.export:
         raise AnchorfitError("--export-to/--in-place need --export SET", key="--export")
+    if args.force and not args.export_to:
+        raise AnchorfitError("--force is for --export-to FILE", key="--force")
     if args.erf_input and not args.erf:
         raise AnchorfitError("--erf-input needs --erf", key="--erf-input")
     erf_input = parse_optional_hw(args.erf_input, "--erf-input")
     size = parse_optional_hw(args.input)
     detector = models.load_detector(args.model, size)
+    if args.in_place or args.export_to:  # refuse before the work, not after it
+        from pathlib import Path
+
+        from anchorfit.design.export import check_export_target, refuse_builtin
+
+        source = Path(str(detector.source or ""))
+        if args.in_place:
+            refuse_builtin(source)
+        else:
+            check_export_target(args.export_to, source if detector.source else None,
+                                force=args.force)
     prepared = load_dataset(args, detector)
     erf, erf_notes = None, []
     if args.erf:
@@ -124,12 +148,13 @@ def run(args: argparse.Namespace) -> int:
     if args.export:
         with flags(FLAGS):
             done = export_set(result, detector, prepared.boxes.wh(), args.export,
-                              target=args.export_to, in_place=args.in_place)
+                              target=args.export_to, in_place=args.in_place, force=args.force)
         out = done.export
         if done.target is not None:
             notes.append(f"wrote {done.name} anchors ({out.format}) to {done.target}")
         else:
-            print(f"# {done.name} anchors in {out.format} format:\n{out.text}", file=sys.stderr)
+            print(terminal_safe(f"# {done.name} anchors in {out.format} format:\n{out.text}"),
+                  file=sys.stderr)
         notes += [f"export: {n}" for n in out.notes]
     sections = [("comparison", result.to_frame()),
                 ("anchors per level", result.anchors_frame())]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from anchorfit.cli import validate
 from anchorfit.cli.common import add_seed, parse_hw, split_list
 from anchorfit.data.boxes import POLICIES, POLICY_HELP, ResizeSpec
 from anchorfit.data.io import FORMATS
@@ -37,7 +38,7 @@ def add_box_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jitter", metavar="LO,HI",
                    help="per-image random scale factor range, e.g. 0.9,1.1 (YOLOv5 check)")
     add_seed(p)
-    p.add_argument("--min-size", type=float, default=2.0, metavar="PX",
+    p.add_argument("--min-size", type=validate.finite_float(at_least=0), default=2.0, metavar="PX",
                    help="drop boxes smaller than PX on both sides after resizing (default 2, "
                         "like YOLOv5)")
     p.add_argument("--strict", action="store_true",
@@ -58,7 +59,7 @@ def resize_spec(args: argparse.Namespace) -> ResizeSpec:
         except ValueError:
             raise AnchorfitError(f"--jitter {args.jitter!r}: expected LO,HI such as 0.9,1.1",
                                  key="--jitter") from None
-        if not 0 < lo <= hi:
+        if not 0 < lo <= hi < float("inf"):
             raise AnchorfitError(f"--jitter {args.jitter!r}: expected 0 < LO <= HI",
                                  key="--jitter")
         jitter = (lo, hi)
@@ -95,7 +96,7 @@ def add_dataset_options(p: argparse.ArgumentParser, required: bool = False) -> N
     p.add_argument("--policy", choices=POLICIES,
                    help="override the detector's resize policy (letterbox: YOLOv5/mmdet; "
                         "stretch: Darknet/SSD; shortside: Faster R-CNN; none: original pixels)")
-    p.add_argument("--min-size", type=float, default=2.0, metavar="PX",
+    p.add_argument("--min-size", type=validate.finite_float(at_least=0), default=2.0, metavar="PX",
                    help="drop boxes smaller than PX on both sides after resizing (default 2)")
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anchorfit.cli.common import add_format_options, emit, parse_hw
+from anchorfit.cli import validate
+from anchorfit.cli.common import add_format_options, emit, input_paths, parse_hw
 from anchorfit.errors import AnchorfitError
 from anchorfit.rf.engine import CONVENTION
 
@@ -22,8 +23,6 @@ EXAMPLES = """examples:
   anchorfit erf configs/s3fd.yaml --device cuda
   anchorfit erf yolov3-tiny --samples 8
 """
-
-FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 #: ErfConfig field -> the flag that sets it (the CLI only maps; the library validates)
 FLAGS = {"samples": "--samples", "until_ci": "--until-ci", "max_samples": "--max-samples",
@@ -69,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     how_many.add_argument("--until-ci", action="store_true",
                           help="keep sampling until every sigma's 95%% CI half-width is under "
                                "--ci-target of sigma, or --max-samples")
-    p.add_argument("--ci-target", type=float, default=None,
+    p.add_argument("--ci-target", type=validate.finite_float(above=0, below=1), default=None,
                    help=f"relative half-width that stops --until-ci (default {d.ci_target})")
     p.add_argument("--max-samples", type=int, default=None,
                    help=f"sample cap of --until-ci (default {d.max_samples})")
@@ -92,8 +91,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also fit a 2-D Gaussian to each map and report its R2")
     p.add_argument("--anchors", metavar="A,B,...",
                    help="anchor side per level (S or HxW) for anchor/4sigma; default 4 x stride")
-    p.add_argument("--seed", type=int, default=None, help="seed of weights, inputs, cotangents "
-                                                          f"and bootstrap (default {d.seed})")
+    p.add_argument("--seed", type=validate.seed, default=None,
+                   help=f"seed of weights, inputs, cotangents and bootstrap (default {d.seed})")
     p.add_argument("--device", default=None, help=f"{d.device} (default) or cuda[:N]")
     p.add_argument("--batch-size", type=int, default=None,
                    help="samples per forward pass (default: from a memory budget per pass; "
@@ -116,9 +115,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unknown", choices=("error", "pointwise"), default="error",
                    help="what to do with an op anchorfit has no geometry rule for")
     add_format_options(p)
-    p.add_argument("--plot", metavar="PNG", type=Path,
+    p.add_argument("--plot", metavar="PNG", type=validate.figure_file,
                    help="save heatmaps (one panel per level) to this .png/.svg/.pdf")
-    p.add_argument("--save", metavar="NPZ", type=Path, help="save the mean maps to this .npz")
+    p.add_argument("--save", metavar="NPZ", type=validate.output_file,
+                   help="save the mean maps to this .npz")
     p.set_defaults(handler=run)
 
 
@@ -133,7 +133,7 @@ def parse_anchors(text: str, layers: list[str]) -> dict[str, tuple[float, float]
             sides = []
         if len(sides) == 1:
             sides = sides * 2
-        if len(sides) != 2 or min(sides) <= 0:
+        if len(sides) != 2 or not all(0 < s < math.inf for s in sides):
             raise AnchorfitError(f"--anchors {text!r}: {part!r} is not a side (S or HxW)")
         values.append((sides[0], sides[1]))
     if len(values) != len(layers):
@@ -162,11 +162,8 @@ def run(args: argparse.Namespace) -> int:
     from anchorfit.erf import estimate
     from anchorfit.report.figures.erf import save_erf_figure
     from anchorfit.report.maps import maps_npz
-    from anchorfit.report.output import write_atomic
+    from anchorfit.report.safe_write import write_output
 
-    if args.plot is not None and args.plot.suffix.lower() not in FIGURE_SUFFIXES:
-        raise AnchorfitError(f"--plot {args.plot}: unsupported figure type",
-                             hint="use " + ", ".join(FIGURE_SUFFIXES))
     config = erf_config(args)
     requested = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     size = parse_hw(args.input) if args.input else None
@@ -186,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
         if args.plot is not None:
             save_erf_figure(result, args.plot)
         if args.save is not None:
-            write_atomic(args.save, maps_npz(result))
+            write_output(args.save, maps_npz(result), what="--save",
+                         protect=input_paths(args))
     except OSError as exc:
         raise AnchorfitError(f"cannot write {exc.filename or 'output'}: {exc.strerror}") from None
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from anchorfit.cli import validate
 from anchorfit.cli.common import add_format_options, emit_sections, parse_floats
 from anchorfit.cli.dataset import add_box_input_options, load_prepared
 from anchorfit.errors import AnchorfitError
@@ -43,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--restarts", type=int, default=10, help="k-means restarts (default 10)")
     p.add_argument("--update", choices=("mean", "median"), default="mean",
                    help="k-means centre update (default mean, like Darknet)")
-    p.add_argument("--anchor-t", type=float, default=4.0,
+    p.add_argument("--anchor-t", type=validate.finite_float(above=1), default=4.0,
                    help="YOLOv5 anchor_t: ratio threshold of BPR/aat/fitness (default 4.0)")
     p.add_argument("--offset", choices=("center", "top-left"), default="center",
                    help="anchor centre convention for grid recall: (i+0.5)*S or i*S")
@@ -52,7 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "own positions with the image border")
     p.add_argument("--compression", choices=("auto", "exact", "histogram"), default="auto",
                    help="cluster exact distinct sizes or a 0.01 log-size histogram (auto)")
-    p.add_argument("--plot", metavar="PNG", help="write boxes and anchors as a w-h scatter")
+    p.add_argument("--plot", metavar="PNG", type=validate.figure_file,
+                   help="write boxes and anchors as a w-h scatter (.png, .svg, .pdf)")
     add_format_options(p)
     p.set_defaults(handler=run)
 
@@ -66,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         raise AnchorfitError(f"-k {args.k}: expected at least 1 anchor", key="-k")
     if args.restarts < 1:
         raise AnchorfitError(f"--restarts {args.restarts}: expected at least 1", key="--restarts")
+    from anchorfit.cluster.api import check_restarts
+
+    check_restarts(args.restarts, "--restarts")
     if args.anchor_t <= 1:
         raise AnchorfitError(f"--anchor-t {args.anchor_t}: expected a ratio above 1",
                              key="--anchor-t")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from anchorfit.cli import validate
 from anchorfit.cli.common import add_erf_input, add_format_options, add_input, add_model, \
     add_seed, emit, flags, parse_floats, parse_optional_hw
 from anchorfit.cli.dataset import add_dataset_options, dataset_note, load_dataset
@@ -51,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "anchors a level); fcos: anchor-free ranges (the detector's own, else "
                         "(4s, 8s]) checked against ERF and head RF (default: fcos for "
                         "anchor-free detectors, else s3fd)")
-    p.add_argument("--ratio", type=float, default=RATIO,
+    p.add_argument("--ratio", type=validate.finite_float(above=0), default=RATIO,
                    help="anchor/stride (S3FD: 4); the octave base for --rule octave")
     p.add_argument("--aspect-ratios", metavar="R1,R2,...",
                    help="anchor aspect ratios h/w for every level (default: the ratios each "
@@ -71,8 +72,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "on a CPU; more samples narrow the intervals)")
     add_erf_input(p)
     add_seed(p)
-    p.add_argument("--plot", metavar="PNG", help="the per-level ladder: stride, anchor, ERF, RF")
-    p.add_argument("--plot-boxes", metavar="PNG",
+    p.add_argument("--plot", metavar="PNG", type=validate.figure_file,
+                   help="the per-level ladder: stride, anchor, ERF, RF")
+    p.add_argument("--plot-boxes", metavar="PNG", type=validate.figure_file,
                    help="with --boxes: box sizes with the planned anchors and level boundaries")
     add_format_options(p)
     p.set_defaults(handler=run)
@@ -85,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     with flags(FLAGS):  # before the slow part: reading the detector, measuring the ERF
         check_options(ratio=args.ratio, k=args.k, samples=args.samples,
                       scales_per_octave=args.scales_per_octave)
+    from anchorfit.cluster.api import check_restarts
+
+    check_restarts(args.restarts, "--restarts")
     if args.plot_boxes and not args.boxes:
         raise AnchorfitError("--plot-boxes needs --boxes", key="--plot-boxes")
     if args.erf_input and args.no_erf:

@@ -23,6 +23,7 @@ from anchorfit.cluster.levels import level_kmeans, level_label, split_by_area, s
 from anchorfit.cluster.metrics import AnchorMetrics, GridSpec, evaluate
 from anchorfit.cluster.yolov5 import yolov5_anchors
 from anchorfit.errors import AnchorfitError
+from anchorfit.safeinput import MAX_RESTARTS
 
 METHODS = ("iou", "yolov5", "sklearn")
 
@@ -105,6 +106,18 @@ def sklearn_log_kmeans(points: np.ndarray, weight: np.ndarray, k: int, *, restar
     return np.exp(km.cluster_centers_), [], [float(-km.inertia_)]
 
 
+def check_restarts(restarts: int, key: str = "restarts") -> int:
+    """A restart count between 1 and ``MAX_RESTARTS`` (every restart holds a copy of the
+    assignments, so 10⁸ restarts would exhaust memory long before finishing)."""
+    if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
+        raise AnchorfitError(f"expected at least 1 restart, got {restarts!r}", key=key)
+    if restarts > MAX_RESTARTS:
+        raise AnchorfitError(f"{restarts} restarts is beyond the limit of {MAX_RESTARTS} "
+                             "(the default is 10; more restarts than a few hundred never change "
+                             "the result)", key=key)
+    return int(restarts)
+
+
 def cluster_anchors(wh: np.ndarray, k: int = 9, *, method: str = "iou",
                     strides: Sequence[float] | None = None, assign: str = "auto",
                     restarts: int = 10, seed: int = 0, update: str = "mean",
@@ -127,6 +140,7 @@ def cluster_anchors(wh: np.ndarray, k: int = 9, *, method: str = "iou",
                              key="method")
     if k < 1:
         raise AnchorfitError(f"k must be at least 1, not {k}", key="k")
+    check_restarts(restarts)
     wh = np.asarray(wh, dtype=np.float32).reshape(-1, 2)
     comp = compress(wh, mode=compression, bin_width=bin_width)
     stride_list: list[float | None] = list(strides) if strides else [None]

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.safeinput import check_regular
 
 
 def number(token: str, source: str | Path, line: int | None, what: str = "a number") -> float:
@@ -33,7 +34,9 @@ def integer(token: str, source: str | Path, line: int | None, what: str = "an in
 
 
 def read_text(path: Path) -> str:
-    """The whole file as text; unreadable or binary files become user errors."""
+    """The whole file as text; unreadable or binary files, devices and FIFOs (``/dev/zero``
+    never ends) become user errors."""
+    check_regular(path, AnchorfitError)
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -43,9 +46,9 @@ def read_text(path: Path) -> str:
         raise AnchorfitError(f"cannot read: {exc.strerror or exc}", source=path) from None
 
 
-def parse_xml(path: Path) -> ET.Element:
-    """Parse an XML file; a syntax error names the line."""
-    text = read_text(path)
+def parse_xml(path: Path, text: str | None = None) -> ET.Element:
+    """Parse an XML file (or its text, already read); a syntax error names the line."""
+    text = read_text(path) if text is None else text
     try:
         return ET.fromstring(text)
     except ET.ParseError as exc:
@@ -109,3 +112,37 @@ def decode_error(exc: UnicodeDecodeError, source: Path) -> FormatError:
     except OSError:
         pass
     return FormatError(f"not a UTF-8 text file ({reason})", source=source, line=line)
+
+
+class Utf8Lines:
+    """A text file opened for streaming whose invalid UTF-8 is a FormatError naming the line
+    (``decode_error``), wherever the read happens: ``readline``, iteration (``csv.reader``).
+    Everything else (``seek``, ``buffer``, the context manager) is the file's own."""
+
+    def __init__(self, path: Path, encoding: str = "utf-8", newline: str | None = None) -> None:
+        self.path = path
+        self._fh = open(path, encoding=encoding, newline=newline)
+
+    def readline(self) -> str:
+        try:
+            return self._fh.readline()
+        except UnicodeDecodeError as exc:
+            raise decode_error(exc, self.path) from None
+
+    def __iter__(self) -> "Utf8Lines":
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._fh)
+        except UnicodeDecodeError as exc:
+            raise decode_error(exc, self.path) from None
+
+    def __enter__(self) -> "Utf8Lines":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._fh, name)

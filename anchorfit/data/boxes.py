@@ -318,12 +318,43 @@ def validate(boxes: Boxes, *, strict: bool = False, drop_duplicates: bool = True
 
 
 def _duplicates(boxes: Boxes) -> np.ndarray:
-    """True for every row that repeats an earlier identical row."""
+    """True for every row that repeats an earlier identical row.
+
+    Rows are compared as raw bytes (NaN positions, i.e. unknown, then match each other, which is
+    what we want). A 64-bit hash of each row is sorted once; only rows whose hash occurs twice
+    or more (the duplicates and rare collisions) go through the exact byte comparison. At 10 M
+    rows that is several times faster, and much smaller, than ``np.unique`` on 24-byte records.
+    """
+    n = len(boxes)
+    if n < 2:
+        return np.zeros(n, dtype=bool)
+    u64 = np.uint64
+
+    def word(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        return (hi.view(np.uint32).astype(u64) << u64(32)) | lo.view(np.uint32).astype(u64)
+
+    h = word(boxes.image.astype(np.int32), boxes.cls.astype(np.int32))
+    with np.errstate(over="ignore"):
+        for hi, lo in ((boxes.x, boxes.y), (boxes.w, boxes.h)):
+            h *= u64(0x9E3779B97F4A7C15)
+            h ^= word(hi.astype(np.float32), lo.astype(np.float32))
+            h ^= h >> u64(29)
+    s = np.sort(h)
+    repeated = s[1:][s[1:] == s[:-1]]
+    del s
+    dup = np.zeros(n, dtype=bool)
+    if len(repeated):
+        rows = np.flatnonzero(np.isin(h, repeated))
+        dup[rows] = _duplicates_reference(boxes.select(rows))
+    return dup
+
+
+def _duplicates_reference(boxes: Boxes) -> np.ndarray:
+    """The void-record np.unique version _duplicates replaces (kept for its test)."""
     keys = np.empty(len(boxes), dtype=[("i", np.int32), ("c", np.int32), ("x", np.float32),
                                        ("y", np.float32), ("w", np.float32), ("h", np.float32)])
     keys["i"], keys["c"] = boxes.image, boxes.cls
     keys["x"], keys["y"], keys["w"], keys["h"] = boxes.x, boxes.y, boxes.w, boxes.h
-    # compare raw bytes: NaN positions (unknown) then match each other, which is what we want
     raw = keys.view(f"V{keys.dtype.itemsize}")
     _, first_idx = np.unique(raw, return_index=True)
     dup = np.ones(len(boxes), dtype=bool)

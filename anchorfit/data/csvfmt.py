@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 
-from anchorfit.data._parse import decode_error, number
+from anchorfit.data import progress as _progress
+from anchorfit.data._parse import Utf8Lines, number
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.sizes import SizeTable
 from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.safeinput import check_regular
 
 ALIASES = {
     "image": ("image", "filename", "file_name", "file", "imageid", "image_id", "path", "img"),
@@ -39,56 +40,58 @@ ALIASES = {
 def read_csv(path: str | Path, *, columns: dict[str, str] | None = None,
              normalized: bool | None = None, sizes: SizeTable | None = None) -> Boxes:
     path = Path(path)
+    check_regular(path, AnchorfitError)  # a device or FIFO would be read forever
     try:
-        fh = open(path, encoding="utf-8-sig", newline="")
+        fh = Utf8Lines(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise AnchorfitError(f"cannot read: {exc.strerror or exc}", source=path) from None
-    try:
-        with fh:
-            return _read_rows(fh, path, columns, normalized, sizes)
-    except UnicodeDecodeError as exc:
-        raise decode_error(exc, path) from None
-
-
-def _read_rows(fh: TextIO, path: Path, columns: dict[str, str] | None, normalized: bool | None,
-               sizes: SizeTable | None) -> Boxes:
-    first = fh.readline()
-    fh.seek(0)
-    delimiter = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(fh, delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise FormatError("empty CSV file", source=path, line=1) from None
-    col = _map_columns([c.strip() for c in header], columns, path)
-    corner, has_img_size = "x2" in col, "image_width" in col
-    b = BoxBuilder("csv", str(path))
-    origin = b.file(str(path))
-    biggest = 0.0
-    try:
-        for row in reader:
-            if not row or all(not c.strip() for c in row):
-                continue
-            line = reader.line_num
-            if len(row) < len(header):
-                raise FormatError(f"expected {len(header)} fields, found {len(row)}",
-                                  source=path, line=line)
-            v = {k: number(row[i], path, line, f"a number in column {header[i]!r}")
-                 for k, i in col.items() if k not in ("image", "class")}
-            name = row[col["image"]].strip()
-            if has_img_size:
-                iw, ih = v["image_width"], v["image_height"]
-            else:
-                iw, ih = (sizes.get(name) if sizes else None) or (float("nan"),) * 2
-            if corner:
-                x, y, w, h = v["x1"], v["y1"], v["x2"] - v["x1"], v["y2"] - v["y1"]
-            else:
-                x, y, w, h = v["x"], v["y"], v["w"], v["h"]
-            biggest = max(biggest, abs(x), abs(y), abs(x + w), abs(y + h))
-            cls = b.cls(row[col["class"]].strip()) if "class" in col else -1
-            b.add(b.image(name, iw, ih), cls, x, y, w, h, origin=origin, line=line)
-    except csv.Error as exc:
-        raise FormatError(f"malformed CSV: {exc}", source=path, line=reader.line_num) from None
+    with fh:
+        first = fh.readline()
+        fh.seek(0)
+        delimiter = ";" if first.count(";") > first.count(",") else ","
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise FormatError("empty CSV file", source=path, line=1) from None
+        col = _map_columns([c.strip() for c in header], columns, path)
+        corner, has_img_size = "x2" in col, "image_width" in col
+        b = BoxBuilder("csv", str(path))
+        origin = b.file(str(path))
+        biggest = 0.0
+        meter = _progress.current()
+        meter.start(f"reading {path.name}", _size(path), "B")
+        told = 0
+        try:
+            for row in reader:
+                if reader.line_num & 0xFFFF == 0:  # rows stream through; report bytes read
+                    now = fh.buffer.tell()
+                    meter.advance(now - told)
+                    told = now
+                if not row or all(not c.strip() for c in row):
+                    continue
+                line = reader.line_num
+                if len(row) < len(header):
+                    raise FormatError(f"expected {len(header)} fields, found {len(row)}",
+                                      source=path, line=line)
+                v = {k: number(row[i], path, line, f"a number in column {header[i]!r}")
+                     for k, i in col.items() if k not in ("image", "class")}
+                name = row[col["image"]].strip()
+                if has_img_size:
+                    iw, ih = v["image_width"], v["image_height"]
+                else:
+                    iw, ih = (sizes.get(name) if sizes else None) or (float("nan"),) * 2
+                if corner:
+                    x, y, w, h = v["x1"], v["y1"], v["x2"] - v["x1"], v["y2"] - v["y1"]
+                else:
+                    x, y, w, h = v["x"], v["y"], v["w"], v["h"]
+                biggest = max(biggest, abs(x), abs(y), abs(x + w), abs(y + h))
+                cls = b.cls(row[col["class"]].strip()) if "class" in col else -1
+                b.add(b.image(name, iw, ih), cls, x, y, w, h, origin=origin, line=line)
+        except csv.Error as exc:
+            raise FormatError(f"malformed CSV: {exc}", source=path, line=reader.line_num) from None
+        finally:
+            meter.finish()
     boxes = b.build()
     if not len(boxes):
         raise FormatError("CSV file has a header but no rows", source=path, line=2)
@@ -108,6 +111,13 @@ def _read_rows(fh: TextIO, path: Path, columns: dict[str, str] | None, normalize
         boxes.skipped["no_image_size"] = int((~known).sum())
         boxes.notes.append(f"{int((~known).sum())} normalised boxes skipped: image size unknown")
     return boxes
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _map_columns(header: list[str], given: dict[str, str] | None, path: Path) -> dict[str, int]:

@@ -12,6 +12,7 @@ from typing import Any
 from anchorfit.data.boxes import Boxes
 from anchorfit.data.sizes import SizeTable, load_sizes
 from anchorfit.errors import AnchorfitError
+from anchorfit.safeinput import check_regular
 
 FORMATS = ("coco", "voc", "yolo", "wider", "fddb", "csv", "cvat", "ultralytics")
 
@@ -62,6 +63,7 @@ def detect_format(path: str | Path) -> str:
 
 
 def _head(path: Path, n: int) -> str:
+    check_regular(path, AnchorfitError)  # opening a FIFO would wait for a writer forever
     try:
         with open(path, "rb") as fh:
             return fh.read(n).decode("utf-8", errors="replace")
@@ -79,14 +81,14 @@ def read_annotations(path: str | Path, fmt: str | None = None, *,
     (``include_crowd`` for COCO, ``columns``/``normalized`` for CSV, ``image_size_wh`` for YOLO,
     ``split`` for an Ultralytics data yaml).
     """
-    from anchorfit.data.coco import read_coco
+    from anchorfit.data.coco_stream import read_coco_stream
     from anchorfit.data.csvfmt import read_csv
     from anchorfit.data.cvat import read_cvat
     from anchorfit.data.fddb import read_fddb
     from anchorfit.data.ultralytics import read_ultralytics
     from anchorfit.data.voc import read_voc
     from anchorfit.data.wider import read_wider
-    from anchorfit.data.yolo import read_yolo
+    from anchorfit.data.yolo_stream import read_yolo_stream
 
     path = Path(path)
     if not path.exists():
@@ -103,13 +105,13 @@ def read_annotations(path: str | Path, fmt: str | None = None, *,
     if fmt == "ultralytics":
         return read_ultralytics(path, split=split, sizes=sizes, **options)
     if fmt == "coco":
-        return read_coco(path, **options)
+        return read_coco_stream(path, **options)
     if fmt == "voc":
         return read_voc(path)
     if fmt == "cvat":
         return read_cvat(path)
     if fmt == "yolo":
-        return read_yolo(path, sizes=sizes, **options)
+        return read_yolo_stream(path, sizes=sizes, **options)
     if fmt == "wider":
         return read_wider(path, sizes=sizes)
     if fmt == "fddb":

@@ -43,8 +43,11 @@ def prepare_boxes(path: str | Path | Boxes, *, fmt: str | None = None, image_siz
     raw = path if isinstance(path, Boxes) else read_annotations(
         path, fmt, image_sizes=image_sizes, **reader_options)
     read = len(raw) + sum(raw.skipped.values())
+    source, notes = raw.source, list(raw.notes)
     clean, rep = validate(raw, strict=strict)
+    del raw  # at 10 M boxes each copy is ~350 MB: keep at most two alive
     resized = to_input(clean, spec)
+    del clean
     dropped = dict(resized.skipped)  # the reader's skips plus images of unknown size
     for reason, n in rep.dropped.items():
         dropped[reason] = dropped.get(reason, 0) + n
@@ -57,10 +60,9 @@ def prepare_boxes(path: str | Path | Boxes, *, fmt: str | None = None, image_siz
                                             "partly_outside_image")}}
     if len(final) == 0:
         detail = ", ".join(f"{k}: {v}" for k, v in dropped.items()) or "the file has no boxes"
-        raise AnchorfitError(f"no usable boxes ({detail})", source=raw.source,
+        raise AnchorfitError(f"no usable boxes ({detail})", source=source,
                              hint="check the format (--from) and image sizes (--image-sizes)")
-    return PreparedBoxes(final, read, dropped, issues, {**rep.first, **rep2.first}, spec,
-                         list(raw.notes))
+    return PreparedBoxes(final, read, dropped, issues, {**rep.first, **rep2.first}, spec, notes)
 
 
 def resize_spec_for(detector: Any, policy: str | None = None, seed: int = 0) -> ResizeSpec:

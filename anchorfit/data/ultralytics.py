@@ -31,19 +31,22 @@ Ultralytics' ``exif_size``), unless a size table or a fixed size is given.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from anchorfit.data import progress as _progress
 from anchorfit.data._parse import read_text
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.imagesize import image_size
 from anchorfit.data.sizes import SizeTable
-from anchorfit.data.yolo import LabelledImage, pack_labels, parse_labels
+from anchorfit.data.yolo import LabelledImage, pack_labels, parse_label_text, parse_labels
+from anchorfit.data.yolo_stream import default_workers
 from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.safeinput import check_regular, safe_load
 
 # the image suffixes Ultralytics reads (ultralytics.data.utils.IMG_FORMATS)
 IMG_FORMATS = frozenset({"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png",
@@ -106,9 +109,10 @@ class DataYaml:
 def is_data_yaml(path: str | Path) -> bool:
     """True for a yaml mapping with a train or val key (an Ultralytics data yaml; whether its
     names/nc are right is checked when it is read, so the message can name the key)."""
+    check_regular(Path(path), AnchorfitError)  # a FIFO or device: say so, do not guess
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = safe_load(read_text(Path(path)), path)
+    except AnchorfitError:  # unreadable, bad YAML: not a data yaml
         return False
     return isinstance(data, dict) and any(k in data for k in ("train", "val"))
 
@@ -117,12 +121,7 @@ def load_data_yaml(path: str | Path) -> DataYaml:
     """Parse and check a data yaml: key types and names/nc (the root is resolved when used)."""
     path = Path(path)
     text = read_text(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise FormatError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", source=path,
-                          line=mark.line + 1 if mark else None) from None
+    data = safe_load(text, path)  # bad YAML, alias bombs, deep nesting, duplicate keys: file:line
     if not isinstance(data, dict):
         raise FormatError("expected a mapping with path/train/val/names keys (an Ultralytics "
                           "data yaml)", source=path)
@@ -299,30 +298,34 @@ def read_ultralytics(path: str | Path, *, split: str | None = None,
     labelled = 0
     unreadable: list[Path] = []
     pose_fields = data.pose_fields()
-    for f in files:
-        label = label_path(f)
-        rows: list[tuple] = []
-        if label.is_file():
-            labelled += 1
-            rows = parse_labels(label, pose_fields)
-            why = _corrupt(rows, len(data.names))
-            if why:
-                b.skip("corrupt_label", len(rows))
-                corrupt.append(f"{label}:{why}")
+    meter = _progress.current()
+    meter.start(f"reading {data.source.name} [{split}]", len(files), "images")
+    try:
+        for f, (label, text, name, wh, size) in zip(files, _prefetch(files, root, sizes,
+                                                                    image_size_wh, meter)):
+            rows: list[tuple] = []
+            if text is not None:
+                labelled += 1
+                if isinstance(text, AnchorfitError):
+                    raise text
+                rows = parse_label_text(text, label, pose_fields)
+                why = _corrupt(rows, len(data.names))
+                if why:
+                    b.skip("corrupt_label", len(rows))
+                    corrupt.append(f"{label}:{why}")
+                    rows = []
+            if wh is None:
+                if size is None:
+                    unreadable.append(f)
+                wh = (float(size[0]), float(size[1])) if size else None
+            if wh is not None and min(wh) < 10:  # Ultralytics' check_image: under 10 px
+                if rows:
+                    b.skip("corrupt_image", len(rows))
+                tiny.append(f"{f} ({wh[0]:g}x{wh[1]:g})")
                 rows = []
-        name = _name(f, root)
-        wh = image_size_wh or (sizes.get(name) if sizes else None)
-        if wh is None:
-            size = image_size(f)
-            if size is None:
-                unreadable.append(f)
-            wh = (float(size[0]), float(size[1])) if size else None
-        if wh is not None and min(wh) < 10:  # Ultralytics' check_image: under 10 px is corrupt
-            if rows:
-                b.skip("corrupt_image", len(rows))
-            tiny.append(f"{f} ({wh[0]:g}x{wh[1]:g})")
-            rows = []
-        images.append(LabelledImage(name, wh, label if label.is_file() else None, rows))
+            images.append(LabelledImage(name, wh, label if text is not None else None, rows))
+    finally:
+        meter.finish()
     if files and not labelled:
         raise AnchorfitError(
             f"none of the {len(files)} images of the {split!r} split has a label file; the "
@@ -350,6 +353,42 @@ def read_ultralytics(path: str | Path, *, split: str | None = None,
     if background:
         out.notes.append(f"{background} of {len(files)} images have no label file (background)")
     return out
+
+
+def _prefetch(files: list[Path], root: Path, sizes: SizeTable | None,
+              image_size_wh: tuple[float, float] | None, meter: _progress.Meter,
+              batch: int = 1024) -> Iterator[tuple]:
+    """Per image, in order: (label path, label text (None: no label file; an error: unreadable),
+    name, known size, header size). The file-system work of read_ultralytics' loop, done by
+    threads a few batches ahead, so a million small files are not read one after another."""
+    def one(f: Path) -> tuple:
+        label = label_path(f)
+        text: str | AnchorfitError | None = None
+        if label.is_file():
+            try:
+                text = read_text(label)
+            except AnchorfitError as exc:
+                text = exc
+        name = _name(f, root)
+        wh = image_size_wh or (sizes.get(name) if sizes else None)
+        return label, text, name, wh, image_size(f) if wh is None else None
+
+    def run(chunk: list[Path]) -> list[tuple]:
+        return [one(f) for f in chunk]
+
+    workers = default_workers()
+    with ThreadPoolExecutor(workers) as pool:
+        pending: list = []
+        for start in range(0, len(files), batch):
+            pending.append(pool.submit(run, files[start:start + batch]))
+            if len(pending) > 2 * workers:
+                done = pending.pop(0).result()
+                meter.advance(len(done))
+                yield from done
+        for future in pending:
+            done = future.result()
+            meter.advance(len(done))
+            yield from done
 
 
 def _corrupt(rows: list[tuple], nc: int) -> str | None:

@@ -7,24 +7,60 @@ boxes agree. ``difficult`` is kept as a flag: whether to train on it is the dete
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from anchorfit.data._parse import child_number, list_files, parse_xml
+from anchorfit.data import progress as _progress
+from anchorfit.data._parse import child_number, list_files, parse_xml, read_text
 from anchorfit.data.boxes import BoxBuilder, Boxes
-from anchorfit.errors import FormatError
+from anchorfit.errors import AnchorfitError, FormatError
 
 
 def read_voc(path: str | Path) -> Boxes:
     path = Path(path)
     files = [path] if path.is_file() else list_files(path, (".xml",))
     b = BoxBuilder("voc", str(path))
-    for f in files:
-        _read_one(f, b)
+    meter = _progress.current()
+    meter.start(f"reading {path.name}", len(files), "files")
+    try:
+        for f, text in zip(files, _texts(files)):
+            _read_one(f, b, text)
+            meter.advance(1)
+    finally:
+        meter.finish()
     return b.build()
 
 
-def _read_one(path: Path, b: BoxBuilder) -> None:
-    root = parse_xml(path)
+def _texts(files: list[Path], batch: int = 256) -> Iterator[str | AnchorfitError]:
+    """The files' texts in order, read by threads a few batches ahead (an unreadable file
+    yields its error, raised in turn by parse_xml's caller)."""
+    def run(chunk: list[Path]) -> list[str | AnchorfitError]:
+        out: list[str | AnchorfitError] = []
+        for f in chunk:
+            try:
+                out.append(read_text(f))
+            except AnchorfitError as exc:
+                out.append(exc)
+        return out
+
+    if len(files) < 2 * batch:
+        yield from run(files)
+        return
+    with ThreadPoolExecutor(4) as pool:
+        pending: list = []
+        for start in range(0, len(files), batch):
+            pending.append(pool.submit(run, files[start:start + batch]))
+            if len(pending) > 8:
+                yield from pending.pop(0).result()
+        for future in pending:
+            yield from future.result()
+
+
+def _read_one(path: Path, b: BoxBuilder, text: str | AnchorfitError | None = None) -> None:
+    if isinstance(text, AnchorfitError):
+        raise text
+    root = parse_xml(path, text)
     if root.tag != "annotation":
         raise FormatError(f"expected a Pascal VOC <annotation> root, found <{root.tag}>",
                           source=path)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anchorfit.data._parse import decode_error, integer, number
+from anchorfit.data._parse import Utf8Lines, integer, number
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.sizes import SizeTable
 from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.safeinput import check_regular
 
 
 def read_wider(path: str | Path, *, sizes: SizeTable | None = None) -> Boxes:
@@ -22,29 +23,24 @@ def read_wider(path: str | Path, *, sizes: SizeTable | None = None) -> Boxes:
     b = BoxBuilder("wider", str(path))
     origin = b.file(str(path))
     cls = b.cls("face")
+    check_regular(path, AnchorfitError)  # a device or FIFO would be read forever
     try:
-        fh = open(path, encoding="utf-8")
+        fh = Utf8Lines(path)
     except OSError as exc:
         raise AnchorfitError(f"cannot read: {exc.strerror or exc}", source=path) from None
     with fh:
         lineno = 0
 
-        def readline() -> str:
-            try:
-                return fh.readline()
-            except UnicodeDecodeError as exc:
-                raise decode_error(exc, path) from None
-
         def next_line(what: str) -> str:
             nonlocal lineno
-            text = readline()
+            text = fh.readline()
             lineno += 1
             if not text:
                 raise FormatError(f"file ends early: expected {what}", source=path, line=lineno)
             return text
 
         while True:
-            name = readline()
+            name = fh.readline()
             lineno += 1
             if not name:
                 break

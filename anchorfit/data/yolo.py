@@ -12,16 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from anchorfit.data._parse import integer, list_files, number, read_text
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.imagesize import image_size
 from anchorfit.data.sizes import SizeTable
-from anchorfit.errors import FormatError
+from anchorfit.errors import AnchorfitError, FormatError
+from anchorfit.safeinput import safe_load
 
 LIST_FILES = {"train.txt", "val.txt", "valid.txt", "test.txt", "classes.txt", "labels.txt"}
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 
 
 def read_yolo(path: str | Path, *, sizes: SizeTable | None = None,
@@ -33,7 +32,7 @@ def read_yolo(path: str | Path, *, sizes: SizeTable | None = None,
         files = [f for f in list_files(path, (".txt",)) if f.name not in LIST_FILES]
         root = path
     b = BoxBuilder("yolo", str(path))
-    b.set_classes(_class_names(root))
+    b.set_classes(class_names(root))
     images = []
     for f in files:
         wh = image_size_wh or (sizes.get(str(f.with_suffix(""))) if sizes else None) \
@@ -89,8 +88,13 @@ def parse_labels(path: Path, pose_fields: int | None = None) -> list[tuple]:
     ``pose_fields``: rows with exactly this many fields are pose labels (box + keypoints, as an
     Ultralytics ``kpt_shape`` says); their box is the first five fields.
     """
+    return parse_label_text(read_text(path), path, pose_fields)
+
+
+def parse_label_text(content: str, path: Path, pose_fields: int | None = None) -> list[tuple]:
+    """``parse_labels`` on text already read (the folder stream reads files in threads)."""
     rows = []
-    for i, text in enumerate(read_text(path).splitlines(), 1):
+    for i, text in enumerate(content.splitlines(), 1):
         parts = text.split()
         if not parts:
             continue
@@ -119,7 +123,7 @@ def _header_size(label: Path) -> tuple[float, float] | None:
         j = len(parts) - 1 - parts[::-1].index("labels")
         candidates.append(Path(*parts[:j], "images", *parts[j + 1:]))
     for folder in candidates:
-        for suffix in _IMAGE_SUFFIXES:
+        for suffix in IMAGE_SUFFIXES:
             img = folder / (label.stem + suffix)
             if img.is_file():
                 size = image_size(img)
@@ -128,7 +132,7 @@ def _header_size(label: Path) -> tuple[float, float] | None:
     return None
 
 
-def _class_names(root: Path) -> list[str]:
+def class_names(root: Path) -> list[str]:
     """Class names from obj.names / classes.txt / *.names or a data yaml near the labels."""
     for folder in (root, root.parent, root.parent.parent):
         for name in ("obj.names", "classes.txt", "classes.names"):
@@ -138,8 +142,8 @@ def _class_names(root: Path) -> list[str]:
             return [ln.strip() for ln in read_text(f).splitlines() if ln.strip()]
         for f in sorted(folder.glob("*.yaml")):
             try:
-                names = (yaml.safe_load(read_text(f)) or {}).get("names")
-            except (yaml.YAMLError, AttributeError):
+                names = (safe_load(read_text(f), f) or {}).get("names")
+            except (AnchorfitError, AttributeError):
                 continue
             if isinstance(names, dict):
                 return [str(names[k]) for k in sorted(names)]

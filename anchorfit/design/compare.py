@@ -454,10 +454,11 @@ class SetExport:
 
 
 def export_set(result: Comparison, detector: Detector, wh: np.ndarray, name: str, *,
-               target: Path | None = None, in_place: bool = False) -> SetExport:
+               target: Path | None = None, in_place: bool = False,
+               force: bool = False) -> SetExport:
     """Export set ``name`` of ``result`` ('recommended': the set the verdict recommends).
 
-    Written to ``target``, or over the detector's own file with ``in_place`` (atomically, keeping
+    Written to ``target`` (an existing file only with ``force``), or over the detector's own file with ``in_place`` (atomically, keeping
     a .bak copy); with neither, only made. The export's notes join ``result.notes``; an export
     that moves the anchor centres (mmdet i*S -> (i+0.5)*S) adds the set scored as exported to
     ``result.sets``, so the comparison says what the written file will do.
@@ -477,7 +478,8 @@ def export_set(result: Comparison, detector: Detector, wh: np.ndarray, name: str
     anchors = [a.tolist() for a in chosen.anchors]
     written = None
     if in_place or target:
-        out, written = save_export(detector, anchors, target=target, in_place=in_place)
+        out, written = save_export(detector, anchors, target=target, in_place=in_place,
+                                   force=force)
     else:
         out = make_export(detector, anchors)
     result.notes += [f"export: {n}" for n in out.notes]

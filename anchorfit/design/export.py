@@ -19,7 +19,11 @@ were — so the result diffs cleanly against the original:
 
 Nothing overwrites the user's file unless ``in_place`` is asked, and then the file is replaced
 atomically after a backup copy (``.bak``; mmdet ``NAME.bak.py``, which the override inherits,
-since a config cannot inherit itself).
+since a config cannot inherit itself). Backups are numbered and never overwritten (``.bak.1``,
+``NAME.bak.1.py``, ...); an export never replaces another existing file unless ``force`` is
+given (then that file is backed up the same way), and built-in zoo configs, which live inside the
+installed package, are never changed: they need a target. Files are written by
+``report.safe_write`` (modes kept, symlinks followed, devices and FIFOs written through).
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.report.output import write_atomic
+from anchorfit.report.safe_write import (backup_names, check_output, make_backup, next_backup,
+                                         write_output)
 
 Anchors = Sequence[Sequence[Sequence[float]]]  # per level, (w, h) pairs
 
@@ -433,22 +437,83 @@ def _rewrite_priorboxes(text: str, layer_names: Sequence[str],
 
 
 def write_export(target: Path, text: str, *, in_place: bool = False,
-                 original: Path | None = None, backup: Path | None = None) -> Path:
-    """Write an export; with ``in_place`` replace ``original`` atomically after a backup copy
-    (``backup``, default ``original.bak``; kept as it is when ``text`` already inherits it)."""
+                 original: Path | None = None, backup: Path | None = None,
+                 force: bool = False, kept: list[Path] | None = None) -> Path:
+    """Write an export (``report.safe_write`` rules); backups written are appended to ``kept``.
+
+    ``in_place``: replace ``original`` atomically after a backup copy: to ``backup`` when it does
+    not exist yet (mmdet: the base the new text inherits), else to the next free numbered name
+    (``FILE.bak``, ``FILE.bak.1``, ...; an existing backup is never overwritten). Built-in zoo
+    configs are refused. Otherwise ``target`` must not be ``original`` and must not exist, unless
+    ``force``, which replaces it after a numbered backup.
+    """
     if in_place:
         if original is None:
             raise AnchorfitError("in_place needs the original file", key="in_place")
-        backup = backup or original.with_name(original.name + ".bak")
-        if not (backup.is_file() and _inherits(original, backup)):
-            shutil.copy2(original, backup)
-        write_atomic(original, text)
+        refuse_builtin(original)
+        check_output(original, what="--in-place")  # every refusal before the backup is made
+        if backup is not None and not os.path.lexists(backup):
+            saved = make_backup(original, backup)
+        else:  # the inherited mmdet base stays; the file replaced is kept beside it
+            saved = make_backup(original, keep_suffix=backup is not None)
+        if kept is not None:
+            kept.append(saved)
+        write_output(original, text, what="--in-place")
         return original
-    if original is not None and target.resolve() == original.resolve():
+    kind = check_export_target(target, original, force=force)
+    if kind == "replace":  # only with force
+        saved = make_backup(target, what="--export-to")
+        if kept is not None:
+            kept.append(saved)
+    write_output(target, text, what="--export-to", existing="replace" if force else "refuse",
+                 refuse_hint=_EXISTS_HINT)
+    return target
+
+
+_EXISTS_HINT = "pass --force to replace it (a numbered .bak copy is kept), or choose another name"
+
+
+def check_export_target(target: Path, original: Path | None, *, force: bool = False) -> str:
+    """Refuse an export target before any work is done: the detector's own file (that is
+    ``--in-place``), or any existing file without ``force``. Returns ``check_output``'s kind."""
+    if original is not None and os.path.lexists(original) and _same_file(target, original):
         raise AnchorfitError(f"refusing to overwrite {original}; pass --in-place to replace it "
                              "(a .bak copy is kept)")
-    write_atomic(target, text)
-    return target
+    kind, _, _ = check_output(target, what="--export-to",
+                              existing="replace" if force else "refuse",
+                              refuse_hint=_EXISTS_HINT)
+    return kind
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (symlinks and hard links included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(os.path.abspath(a)).resolve() == Path(os.path.abspath(b)).resolve()
+
+
+def refuse_builtin(original: Path) -> None:
+    """Built-in zoo configs live inside the installed package: never changed in place."""
+    package = Path(__file__).resolve().parents[1]  # anchorfit/, above design/
+    real = Path(os.path.abspath(original)).resolve()
+    if package in real.parents:
+        raise AnchorfitError(f"{original.name} is a built-in zoo config inside the installed "
+                             f"anchorfit package ({real}), which --in-place never changes",
+                             key="--in-place",
+                             hint="built-in zoo names need --export-to FILE")
+
+
+def _inherited_backup(source: Path) -> Path:
+    """Where an mmdet in-place export keeps the original: the backup ``source`` already
+    inherits (a second in-place export keeps inheriting the first original), else the first
+    free ``NAME.bak.py``, ``NAME.bak.1.py``, ..."""
+    for name in backup_names(source, keep_suffix=True):
+        if not os.path.lexists(name):
+            break
+        if name.is_file() and _inherits(source, name):
+            return name
+    return next_backup(source, keep_suffix=True)
 
 
 def _inherits(path: Path, base: Path) -> bool:
@@ -573,7 +638,7 @@ def _make_mmdet(source: Path, anchors: Anchors, kept: list[float], folder: Path 
         raise AnchorfitError(f"{source.name}: guided anchoring (approx_anchor_generator and "
                              "square_anchor_generator) is not exported; edit the config by hand")
     old = dict(hd.get(gen_key) or {})
-    backup = source.with_name(source.stem + ".bak.py") if in_place else None
+    backup = _inherited_backup(source) if in_place else None
     ref = _relative_ref(backup or source, folder)
     strides = list(old.get("strides") or [])
     _, gtype, offsets = _mmdet_generator(anchors, strides, original=old)
@@ -596,9 +661,10 @@ def _centre_text(offset: float) -> str:
 
 
 def save_export(detector: object, anchors: Anchors, *, target: Path | None = None,
-                in_place: bool = False) -> tuple[Export, Path]:
-    """``make_export`` and write it: to ``target``, or over the detector's file with
-    ``in_place`` (atomically, after a backup copy)."""
+                in_place: bool = False, force: bool = False) -> tuple[Export, Path]:
+    """``make_export`` and write it: to ``target`` (an existing file only with ``force``, which
+    keeps a numbered backup of it), or over the detector's file with ``in_place`` (atomically,
+    after a numbered backup copy); see ``write_export``."""
     source = Path(str(getattr(detector, "source", "")))
     original = source if source.is_file() else None
     if not in_place and target is None:
@@ -606,9 +672,13 @@ def save_export(detector: object, anchors: Anchors, *, target: Path | None = Non
     if in_place and original is None:
         raise AnchorfitError("in_place needs the detector's own file (a torchvision model "
                              "has none); export to a target file instead", key="in_place")
+    if in_place:
+        refuse_builtin(source)
     out = make_export(detector, anchors, target=target, in_place=in_place)
+    kept: list[Path] = []
     written = write_export(target or source, out.text, in_place=in_place,
-                           original=original, backup=out.backup)
+                           original=original, backup=out.backup, force=force, kept=kept)
+    out.notes += [f"the file replaced is kept as {p}" for p in kept if p != out.backup]
     return out, written
 
 
@@ -646,12 +716,9 @@ def export_spec(text: str, anchors: Anchors, level_names: Sequence[str], *,
     new anchors). With ``path`` (the spec's file), ``base:`` is rewritten to point at the same
     file from ``folder`` (where the export goes; absolute when None).
     """
-    import yaml
+    from anchorfit.safeinput import safe_load
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise FormatError(f"not valid YAML: {exc}", source=source) from None
+    data = safe_load(text, source)
     if not isinstance(data, dict):
         raise FormatError("not an anchorfit spec (a YAML mapping)", source=source)
     levels = data.get("levels")
@@ -689,11 +756,11 @@ def export_spec(text: str, anchors: Anchors, level_names: Sequence[str], *,
 
 def _inherited_levels(path: Path, source: str, depth: int = 0) -> list | None:
     """The ``levels:`` a spec inherits through its ``base:`` chain (the nearest one)."""
-    import yaml
-
     if depth > 20 or not path.is_file():
         raise FormatError(f"base file {path} not found (or a base: cycle)", source=source)
-    data = yaml.safe_load(path.read_text()) or {}
+    from anchorfit.safeinput import read_config_text, safe_load
+
+    data = safe_load(read_config_text(path), path) or {}
     if isinstance(data.get("levels"), list):
         return data["levels"]
     if isinstance(data.get("base"), str):

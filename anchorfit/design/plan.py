@@ -100,6 +100,7 @@ class LevelPlan:
     head_rf_yx: tuple[int, int] | None = None
     range_measure: str = "max-ltrb"  # what anchor_free_range bounds (detector.RANGE_MEASURES)
     learnable: dict[str, Any] | None = None  # anchor_free.LevelSpec.bounds(): sides and why
+    head_global_context: bool | None = None  # the head has GroupNorm/global ops (FCOS)
 
     @property
     def anchor_side(self) -> float | None:
@@ -138,6 +139,7 @@ class LevelPlan:
 
         return {"name": self.name, "stride": yx(self.stride_yx, self.stride),
                 "rf": yx(self.rf_yx, self.rf), "head_rf": yx(self.head_rf_yx, self.head_rf),
+                "head_global_context": self.head_global_context,
                 "erf": None if self.erf is None else self.erf.to_dict(),
                 "anchors": [a.to_list() for a in self.anchors],
                 "anchor_offsets": [None if a.offsets is None else [list(o) for o in a.offsets]
@@ -451,7 +453,9 @@ def plan(detector: Detector, *, rule: str | None = None, ratio: float = RATIO,
                                anchor_free_range=free, stride_yx=lv.true_stride(),
                                rf_yx=None if lv.rf is None else lv.rf.rf,
                                head_rf_yx=None if lv.head_rf is None else lv.head_rf.rf,
-                               range_measure=measure))
+                               range_measure=measure,
+                               head_global_context=None if lv.head_rf is None else
+                               lv.head_rf.global_context))
     result = Plan(detector.name, detector.input_size, rule, ratio, plans, seed=seed)
     if wh is not None:
         if rule == "fcos":

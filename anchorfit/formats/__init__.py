@@ -80,7 +80,9 @@ def resolve(source: str | Path) -> Path:
     if path.is_file():
         return path
     if path.exists():
-        raise FormatError("is a directory, not a detector file", source=path)
+        raise FormatError("is a directory, not a detector file" if path.is_dir() else
+                          "not a regular file (a device, FIFO or socket), not a detector file",
+                          source=path)
     name = str(source)
     if "/" not in name and "\\" not in name:
         stem = name[:-5] if name.endswith(".yaml") else name

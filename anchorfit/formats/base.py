@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anchorfit.errors import FormatError
+from anchorfit.safeinput import check_regular, read_bytes_limited
 from anchorfit.rf.graph import Graph, Window
 from anchorfit.rf.network import GraphNetwork, Network
 
@@ -41,7 +42,7 @@ class Format:
 
     ``sniff`` decides between formats that share a suffix (``.yaml``: anchorfit spec, YOLOv5,
     Ultralytics, detectron2, mmdet metafile); ``None`` claims every file with one of the suffixes
-    and is tried after the sniffers. ``export`` names the writer in ``anchorfit.export`` that
+    and is tried after the sniffers. ``export`` names the writer in ``anchorfit.design.export`` that
     puts new anchors back into such a file (``None``: no exporter).
     """
 
@@ -74,6 +75,7 @@ def top_level_keys(text: str) -> set[str]:
 
 def read_head(path: Path) -> str:
     """The first ``SNIFF_BYTES`` of a file as text (undecodable bytes replaced, BOM dropped)."""
+    check_regular(path)  # opening a FIFO would wait for a writer forever
     try:
         with open(path, "rb") as fh:
             return fh.read(SNIFF_BYTES).decode("utf-8-sig", errors="replace")
@@ -86,12 +88,10 @@ def read_text(path: Path, *, errors: str = "strict") -> str:
 
     Unreadable files, and (with ``errors="strict"``) non-UTF-8 files, are a ``FormatError``
     naming the file; ``errors="replace"`` is for formats whose comments may carry other
-    encodings (Darknet, YOLOv5 yamls).
+    encodings (Darknet, YOLOv5 yamls). Devices and FIFOs (``/dev/zero`` never ends) and files
+    over ``safeinput.MAX_CONFIG_BYTES`` are refused before reading.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"cannot read: {exc.strerror or exc}", source=path) from None
+    data = read_bytes_limited(Path(path))
     try:
         return data.decode("utf-8-sig", errors=errors)
     except UnicodeDecodeError:

@@ -33,6 +33,7 @@ from anchorfit.formats.base import Format, finish, make_network, unique_names
 from anchorfit.formats.parsers.prototxt import Message, read_prototxt
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import Global, GraphBuilder, Merge, Pointwise, Transposed, Window
+from anchorfit.safeinput import MAX_KERNEL, beyond_limit
 
 DATA_LAYERS = {"Input", "Data", "AnnotatedData", "ImageData", "DummyData", "MemoryData",
                "HDF5Data", "WindowData", "VideoData"}
@@ -95,6 +96,9 @@ def _hw(p: Message, base: str, default: int, source: Path) -> tuple[int, int]:
 
 def _window(p: Message, source: Path, kind: str, ceil: bool = False) -> Window:
     k = _hw(p, "kernel", 0, source)
+    if max(k) > MAX_KERNEL:  # the RF engine walks every tap
+        raise FormatError(beyond_limit("kernel_size", max(k), MAX_KERNEL), source=source,
+                          line=p.line_of("kernel_size" if p.has("kernel_size") else "kernel_h"))
     if k == (0, 0):
         raise FormatError(f"missing kernel_size (a {kind} layer needs its kernel)", source=source,
                           line=p.line)

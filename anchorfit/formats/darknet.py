@@ -46,6 +46,7 @@ from anchorfit.rf.graph import (
     Transposed,
     Window,
 )
+from anchorfit.safeinput import MAX_KERNEL, beyond_limit
 
 #: per-cell sections (no geometry)
 POINTWISE = {"dropout", "batchnorm", "activation", "softmax", "cost", "l2norm", "logistic",
@@ -142,6 +143,12 @@ class _Reader:
         except ValueError:
             raise self.error(sec, f"{key}={sec.options[key]!r} is not a number", key) from None
 
+    def kernel(self, sec: Section, k: int) -> int:
+        """``size=``, refused beyond ``MAX_KERNEL`` (the RF engine walks every tap)."""
+        if k > MAX_KERNEL:
+            raise self.error(sec, beyond_limit("size", k, MAX_KERNEL), "size")
+        return k
+
     def float_(self, sec: Section, key: str) -> float | None:
         if key not in sec.options:
             return None
@@ -203,7 +210,7 @@ class _Reader:
         if t in ("convolutional", "conv", "local"):
             return self.conv(sec, x)
         if t in ("deconvolutional", "deconv"):
-            k = self.int_(sec, "size", 1)
+            k = self.kernel(sec, self.int_(sec, "size", 1))
             s = self.int_(sec, "stride", 1)
             p = k // 2 if self.int_(sec, "pad", 0) else self.int_(sec, "padding", 0)
             return self.with_channels(sec, self.add(sec, Transposed((k, k), (s, s), (p, p)), [x]))
@@ -252,7 +259,7 @@ class _Reader:
         return self.add(sec, Pointwise(t), [x])  # POINTWISE
 
     def conv(self, sec: Section, x: str) -> str:
-        k = self.int_(sec, "size", 1)
+        k = self.kernel(sec, self.int_(sec, "size", 1))
         s = self.int_(sec, "stride", 1)
         sy, sx = self.int_(sec, "stride_y", s), self.int_(sec, "stride_x", s)
         d = self.int_(sec, "dilation", 1) if k > 1 else 1
@@ -268,7 +275,7 @@ class _Reader:
     def pool(self, sec: Section, x: str) -> str:
         s = self.int_(sec, "stride", 1)
         sy, sx = self.int_(sec, "stride_y", s), self.int_(sec, "stride_x", s)
-        k = self.int_(sec, "size", s)
+        k = self.kernel(sec, self.int_(sec, "size", s))
         total = self.int_(sec, "padding", k - 1)
         left = total // 2
         if self.int_(sec, "maxpool_depth", 0):

@@ -37,8 +37,9 @@ from anchorfit.formats.base import (
     read_text,
     top_level_keys,
 )
-from anchorfit.formats.parsers.pyconfig import eval_expression
+from anchorfit.formats.parsers.pyconfig import Budget, eval_expression
 from anchorfit.formats.parsers.yamlsrc import YMap, load_yaml
+from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
@@ -75,7 +76,7 @@ _EVAL_TAG = re.compile(r"!!python/object/apply:eval\s*\[\s*(\"(?:[^\"\\]|\\.)*\"
 _EVAL_MARK = "\x00eval:"
 
 
-def _load(path: Path) -> Any:
+def _load(path: Path, budget: Budget | None = None) -> Any:
     """YAML with detectron2's ``!!python/object/apply:eval ["EXPR"]`` evaluated safely.
 
     ``yaml.safe_load`` rejects the tag; it is rewritten (on its own line, so line numbers stay
@@ -85,8 +86,14 @@ def _load(path: Path) -> Any:
     lines = {}
 
     def mark(m: re.Match[str]) -> str:
-        expr = yaml.safe_load(m.group(1))
-        lines[expr] = text.count("\n", 0, m.start()) + 1
+        line = text.count("\n", 0, m.start()) + 1
+        try:
+            expr = str(yaml.safe_load(m.group(1)))  # one quoted scalar: no aliases, no nesting
+        except yaml.YAMLError as exc:
+            raise FormatError(f"bad quoted expression after !!python/object/apply:eval: "
+                              f"{getattr(exc, 'problem', None) or exc}", source=path,
+                              line=line) from None
+        lines[expr] = line
         return yaml.safe_dump(_EVAL_MARK + expr, default_style='"').strip()
 
     data = load_yaml(path, _EVAL_TAG.sub(mark, text))
@@ -94,7 +101,7 @@ def _load(path: Path) -> Any:
     def walk(value: Any) -> Any:
         if isinstance(value, str) and value.startswith(_EVAL_MARK):
             expr = value[len(_EVAL_MARK):]
-            return eval_expression(expr, path, lines.get(expr))
+            return eval_expression(expr, path, lines.get(expr), budget)
         if isinstance(value, dict):
             for k in list(value):
                 value[k] = walk(value[k])
@@ -105,9 +112,16 @@ def _load(path: Path) -> Any:
     return walk(data)
 
 
-def load_config(path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict, dict[str, tuple[Path, int]]]:
-    """The merged config of ``path`` and its ``_BASE_`` chain, and where each top key was set."""
-    data = _load(path)
+def load_config(path: Path, _stack: tuple[Path, ...] = (), _budget: Budget | None = None
+                ) -> tuple[dict, dict[str, tuple[Path, int]]]:
+    """The merged config of ``path`` and its ``_BASE_`` chain, and where each top key was set.
+
+    ``_BASE_`` is followed wherever it points (relative to the file, or absolute), as detectron2
+    does; bases are only read as YAML data. Chains deeper than ``MAX_BASE_DEPTH`` are refused,
+    and one evaluation ``Budget`` covers every ``!!python/object/apply:eval`` of the chain.
+    """
+    budget = Budget() if _budget is None else _budget
+    data = _load(path, budget)
     if not isinstance(data, YMap):
         raise FormatError("expected a YAML mapping", source=path, line=1)
     where = {k: (path, line) for k, line in data.key_lines.items()}
@@ -115,15 +129,22 @@ def load_config(path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict, dict[s
     merged: dict = {}
     if base_ref is not None:
         line = data.key_lines.get("_BASE_")
-        bpath = (path.parent / str(base_ref)).resolve()
+        if not isinstance(base_ref, str):
+            raise FormatError(f"_BASE_ must be a file path, not {type(base_ref).__name__}",
+                              source=path, line=line, key="_BASE_")
+        if len(_stack) >= MAX_BASE_DEPTH:
+            raise FormatError(beyond_limit("_BASE_ chain depth", len(_stack) + 1, MAX_BASE_DEPTH),
+                              source=path, line=line, key="_BASE_")
+        bpath = (path.parent / base_ref).resolve()
         here = path.resolve()
         if bpath in (*_stack, here):
             chain = " → ".join(p.name for p in (*_stack, here, bpath))
             raise FormatError(f"_BASE_ cycle: {chain}", source=path, line=line, key="_BASE_")
         if not bpath.is_file():
-            raise FormatError(f"_BASE_ file {base_ref!r} not found", source=path, line=line,
+            what = "not found" if not bpath.exists() else "not a regular file"
+            raise FormatError(f"_BASE_ file {base_ref!r} {what}", source=path, line=line,
                               key="_BASE_")
-        merged, base_where = load_config(bpath, (*_stack, here))
+        merged, base_where = load_config(bpath, (*_stack, here), budget)
         where = {**base_where, **where}
     return _merge(merged, dict(data)), where
 

@@ -362,7 +362,8 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
             points = mmdet_heads.point_head(head, train)
         except (ValueError, KeyError, TypeError) as exc:
             msg = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-            where = getattr(exc, "key", None) or f"type=['\"]{head.get('type')}['\"]"
+            kind = re.escape(str(head.get("type")))  # config text: never a regex of its own
+            where = getattr(exc, "key", None) or f"type=['\"]{kind}['\"]"
             raise cfg.error(msg, where, head_key) from None
         return _load_points(cfg, path, model, head, points, input_size)
     gen_key = next((k for k in ("anchor_generator", "prior_generator", "approx_anchor_generator")
@@ -381,7 +382,7 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
         per_level, steps, offsets = generator_anchors(gen)
     except (ValueError, KeyError, TypeError) as exc:
         msg = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise cfg.error(msg, f"type=['\"]{gen.get('type')}['\"]", key) from None
+        raise cfg.error(msg, f"type=['\"]{re.escape(str(gen.get('type')))}['\"]", key) from None
     size, policy, params, notes = _input(cfg, gen, input_size)
     b = GraphBuilder(path.stem)
     outs = _network(cfg, model, b, size, notes)
@@ -443,7 +444,12 @@ def _network(cfg: MMDetConfig, model: dict, b: GraphBuilder, size: tuple[int, in
     if not isinstance(bb, dict):
         raise cfg.error("the model has no backbone", "model", "model.backbone")
     feats = _backbone(cfg, b, x, bb, notes)
-    return _neck(cfg, b, feats, model.get("neck"), size)
+    try:
+        return _neck(cfg, b, feats, model.get("neck"), size)
+    except FormatError:
+        raise
+    except AnchorfitError as exc:  # a limit of the graph builder (num_outs=10**6): name the key
+        raise cfg.error(exc.message, r"\bneck\b", "model.neck") from None
 
 
 def _load_points(cfg: MMDetConfig, path: Path, model: dict, head: dict,

@@ -17,12 +17,15 @@ from anchorfit.errors import FormatError
 from anchorfit.formats.base import read_text
 from anchorfit.formats.parsers.pyconfig import (
     AttrDict,
+    Budget,
     SafeEvaluator,
     find_line,
     substitute_base_refs,
 )
+from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit
 
 BASE_VAR = "__base__"
+_VIA = "read as a _base_ of "
 _BARE_BASE = re.compile(r"\b_base_\.(?=[A-Za-z_])")
 
 
@@ -64,12 +67,23 @@ def _strip_delete(value: Any) -> Any:
     return value
 
 
-def load_config(path: Path, _stack: tuple[Path, ...] = ()) -> MMDetConfig:
-    """Read an mmdet config with its ``_base_`` chain (cycles and missing bases are errors)."""
+def load_config(path: Path, _stack: tuple[Path, ...] = (),
+                _memo: dict[Path, MMDetConfig] | None = None, _budget: Budget | None = None
+                ) -> MMDetConfig:
+    """Read an mmdet config with its ``_base_`` chain (cycles and missing bases are errors).
+
+    Bases are followed wherever they point, as mmengine does (relative to the including file,
+    or absolute); they are only read as data by the safe evaluator, never run. Each base file
+    is evaluated once per load (``_memo``), so diamonds of shared bases cost one read per file;
+    chains deeper than ``MAX_BASE_DEPTH`` are refused, and one ``Budget`` covers the config and
+    all its bases.
+    """
     path = Path(path)
+    memo: dict[Path, MMDetConfig] = {} if _memo is None else _memo
+    budget = Budget() if _budget is None else _budget
     text = read_text(path)
     code = _BARE_BASE.sub(f"{BASE_VAR}.", substitute_base_refs(text))
-    ev = SafeEvaluator(path)
+    ev = SafeEvaluator(path, budget=budget)
     tree = ev.parse(code)
     base_paths: list[str] = []
     base_line = None
@@ -78,28 +92,38 @@ def load_config(path: Path, _stack: tuple[Path, ...] = ()) -> MMDetConfig:
         if any(getattr(t, "id", None) == "_base_" for t in targets):
             value = ev.eval(stmt.value)  # type: ignore[attr-defined]
             base_line = stmt.lineno
-            base_paths = [value] if isinstance(value, str) else list(value)
+            base_paths = [value] if isinstance(value, str) else \
+                list(value) if isinstance(value, (list, tuple)) else [value]
             if not all(isinstance(b, str) for b in base_paths):
                 raise FormatError("_base_ must be a path or a list of paths", source=path,
-                                  line=base_line)
+                                  line=base_line, key="_base_")
     merged = AttrDict()
     texts: dict[Path, str] = {path: text}
     resolved = path.resolve()
+    if base_paths and len(_stack) >= MAX_BASE_DEPTH:
+        raise FormatError(beyond_limit("_base_ chain depth", len(_stack) + 1, MAX_BASE_DEPTH),
+                          source=path, line=base_line, key="_base_")
     for rel in base_paths:
         bpath = (path.parent / rel).resolve()
         if bpath in (*_stack, resolved):
             chain = " → ".join(p.name for p in (*_stack, resolved, bpath))
             raise FormatError(f"_base_ cycle: {chain}", source=path, line=base_line, key="_base_")
         if not bpath.is_file():
-            raise FormatError(f"_base_ file {rel!r} not found (looked for {bpath})", source=path,
+            what = "not found" if not bpath.exists() else "not a regular file"
+            raise FormatError(f"_base_ file {rel!r} {what} (looked for {bpath})", source=path,
                               line=base_line, key="_base_")
-        try:
-            sub = load_config(bpath, (*_stack, resolved))
-        except FormatError as exc:  # name the file the user gave too, not only the base
-            via = f"read as a _base_ of {path}"
-            exc.hint = f"{exc.hint}; {via}" if exc.hint else via
-            exc.args = (exc.format(),)
-            raise
+        sub = memo.get(bpath)
+        if sub is None:
+            try:
+                sub = load_config(bpath, (*_stack, resolved), memo, budget)
+            except FormatError as exc:  # name the file the user gave too, not only the base
+                own, _, inner = (exc.hint or "").partition(_VIA)  # one 'via', the outermost
+                own = own.removesuffix("; ")
+                via = f"{_VIA}a _base_ of {path}" if inner else f"{_VIA}{path}"
+                exc.hint = f"{own}; {via}" if own else via
+                exc.args = (exc.format(),)
+                raise
+            memo[bpath] = sub
         merged = merge(merged, sub.data)
         for p, t in sub.texts.items():
             texts.setdefault(p, t)

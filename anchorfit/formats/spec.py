@@ -22,6 +22,7 @@ from anchorfit.formats.spec_levels import assigner, level, resize
 from anchorfit.formats.spec_network import ALIASES, LAYER_TYPES, layer
 from anchorfit.formats.spec_values import Scope, SpecContext, hw, int_value
 from anchorfit.rf.graph import GraphBuilder
+from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit
 
 TOP_KEYS = {"name", "base", "source", "input", "channels", "resize", "classes", "blocks",
             "layers", "levels", "assigner", "notes"}
@@ -53,6 +54,9 @@ def _load_with_base(ctx: SpecContext, path: Path, seen: set[Path]) -> YMap:
     base_path = (path.parent / base).resolve()
     if base_path in seen or base_path == path.resolve():
         raise FormatError(f"'base' cycle through {base}", source=path, line=doc.line_of("base"))
+    if len(seen) >= MAX_BASE_DEPTH:
+        raise FormatError(beyond_limit("'base' chain depth", len(seen) + 1, MAX_BASE_DEPTH),
+                          source=path, line=doc.line_of("base"), key="base")
     if not base_path.is_file():
         raise FormatError(f"base file {base} not found", source=path, line=doc.line_of("base"))
     parent = _load_with_base(ctx, base_path, seen | {path.resolve()})

@@ -13,6 +13,7 @@ from anchorfit.formats.anchors import anchors_from_sizes, densified, ssd_anchors
 from anchorfit.formats.base import head_convs
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of
 from anchorfit.formats.spec_values import (
+    repeats,
     Scope,
     SpecContext,
     float_list,
@@ -141,7 +142,7 @@ def _head(ctx: SpecContext, e: YMap) -> list[Any]:
     raw = e.get("head", [])
     if isinstance(raw, dict):
         k = raw.get("k", 3)
-        n = int_value(ctx, raw.get("n", 1), e, "head")
+        n = repeats(ctx, raw.get("n", 1), e, "head")
         return head_convs([k] * n)
     if isinstance(raw, int):
         return head_convs([raw])

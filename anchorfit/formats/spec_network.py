@@ -13,6 +13,7 @@ from typing import Any
 from anchorfit.errors import AnchorfitError, FormatError, suggest
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of
 from anchorfit.formats.spec_values import (
+    repeats,
     Scope,
     SpecContext,
     int_pair,
@@ -26,6 +27,10 @@ from anchorfit.rf.graph import (
     PixelShuffle,
     Pointwise,
 )
+from anchorfit.safeinput import beyond_limit
+
+#: Nesting of block calls (a block whose body calls a block ...); real specs nest 2 or 3.
+MAX_BLOCK_DEPTH = 16
 
 # layer type -> the keys it accepts (besides the common ones)
 _COMMON = {"name", "type", "from", "c", "n"}
@@ -88,7 +93,7 @@ def layer(ctx: SpecContext, b: GraphBuilder, scope: Scope, entry: Any, index: in
         raise ctx.error(f"{kind} layer does not take {key!r}", entry, key,
                         hint="it takes " + ", ".join(sorted(allowed)))
     name = str(entry.get("name") or f"{kind}{index}")
-    repeat = int_value(ctx, entry.get("n", 1), entry, "n")
+    repeat = repeats(ctx, entry.get("n", 1), entry, "n")
     inputs = _inputs(ctx, scope, entry, kind)
     for r in range(repeat):
         node_name = prefix + (name if r == repeat - 1 else f"{name}.{r}")
@@ -178,8 +183,17 @@ def _block_call(ctx: SpecContext, b: GraphBuilder, scope: Scope, entry: YMap, in
     args = entry.get("with") or {}
     if not isinstance(args, dict):
         raise ctx.error("'with' maps block parameters to values", entry, "with")
-    repeat = int_value(ctx, entry.get("n", 1), entry, "n")
+    repeat = repeats(ctx, entry.get("n", 1), entry, "n")
     (x,) = _inputs(ctx, scope, entry, "block")
+    called = [str(entry[key]) for key in ("first", "block") if key in entry]
+    loop = [c for c in called if c in ctx.blocks]
+    if loop:
+        raise ctx.error(f"block {loop[0]!r} calls itself (through "
+                        f"{' → '.join([*ctx.blocks, loop[0]])})", entry, "block")
+    if len(ctx.blocks) >= MAX_BLOCK_DEPTH:
+        raise ctx.error(beyond_limit("block nesting depth", len(ctx.blocks) + 1, MAX_BLOCK_DEPTH),
+                        entry, "block")
+    ctx.blocks.append(called[-1])
     for r in range(repeat):
         inner = Scope(block_input=x, order=[x])
         body = bodies[0] if r == 0 else bodies[-1]
@@ -189,6 +203,7 @@ def _block_call(ctx: SpecContext, b: GraphBuilder, scope: Scope, entry: YMap, in
         last = prefix + (name if r == repeat - 1 else f"{name}.{r}")
         _rename_last(b, inner.order[-1], last, channels)
         x = last
+    ctx.blocks.pop()
     scope.names[name] = x
     scope.order.append(x)
 

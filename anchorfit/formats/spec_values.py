@@ -4,6 +4,7 @@ integer pairs, number lists). Used by ``spec_network`` (layers) and ``spec_level
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from anchorfit.errors import AnchorfitError, FormatError, suggest
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of
 from anchorfit.rf.graph import pair
+from anchorfit.safeinput import MAX_REPEATS, beyond_limit
 
 
 @dataclass
@@ -19,6 +21,7 @@ class SpecContext:
     """Where we are in the file, for messages."""
 
     path: Path
+    blocks: list[str] = field(default_factory=list)  # block calls being expanded (outermost first)
 
     def error(self, message: str, where: Any = None, key: str | None = None,
               hint: str | None = None) -> FormatError:
@@ -95,9 +98,18 @@ def opt_int_pair(ctx: SpecContext, e: YMap, key: str) -> tuple[int | None, int |
 
 
 def int_value(ctx: SpecContext, value: Any, where: YMap, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or int(value) != value:
         raise ctx.error(f"'{key}' must be an integer, got {value!r}", where, key)
     return int(value)
+
+
+def repeats(ctx: SpecContext, value: Any, where: YMap, key: str) -> int:
+    """A repeat count ``n``: an integer no larger than ``MAX_REPEATS``."""
+    n = int_value(ctx, value, where, key)
+    if n > MAX_REPEATS:
+        raise ctx.error(beyond_limit(f"repeat count '{key}:'", n, MAX_REPEATS), where, key)
+    return n
 
 
 def float_list(ctx: SpecContext, value: Any, where: YMap, key: str, count: int | None = None,

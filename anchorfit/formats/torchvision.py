@@ -145,8 +145,11 @@ def load_network(name: str, input_size: tuple[int, int] | None = None, *,
                              hint=f"drop --input or pass --input {fixed}")
     net = load_torch_network(module, model, size, unknown)
     if family:
+        from anchorfit.rf.convert import context_ops
+
         count = _TV_DETECTORS[family][1]
-        net.heads = {layer: head_window(3, count) for layer in net.default_layers}
+        context = context_ops(module.head) if hasattr(module, "head") else []
+        net.heads = {layer: [*head_window(3, count), *context] for layer in net.default_layers}
     return net
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from anchorfit.detector import Anchor, Assigner, Detector, Level
-from anchorfit.errors import FormatError
+from anchorfit.errors import AnchorfitError, FormatError
 from anchorfit.formats.base import (
     Format,
     finish,
@@ -39,6 +39,7 @@ from anchorfit.formats.base import (
 from anchorfit.formats.parsers.yamlsrc import YMap, load_yaml
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder, PixelShuffle, Pointwise
+from anchorfit.safeinput import MAX_REPEATS, beyond_limit
 
 DEFAULT_INPUT = 640
 DEFAULT_ANCHOR_T = 4.0  # hyp.scratch-low.yaml (the default hyperparameters)
@@ -307,7 +308,12 @@ def build_rows(ctx: _Ctx, rows: Sequence[_Row], image: str, in_ch: int, names: d
     """
     for row in rows:
         row.args = _resolve_arg(row.args, names)
-        row.number = max(round(row.number * depth), 1) if row.number > 1 else row.number
+        if row.number > 1:
+            scaled = row.number * depth
+            if not math.isfinite(scaled) or scaled > MAX_REPEATS:
+                shown = row.number if depth == 1 else f"{row.number} x depth {depth:g}"
+                raise _row_error(ctx, row, beyond_limit("repeat count", shown, MAX_REPEATS))
+            row.number = max(round(scaled), 1)
         srcs = _sources(row, ctx, ctx.source)
         ins = [image if j == -1 else ctx.outputs[j] for j in srcs]
         chans = [in_ch if j == -1 else ctx.channels[j] for j in srcs]
@@ -317,6 +323,8 @@ def build_rows(ctx: _Ctx, rows: Sequence[_Row], image: str, in_ch: int, names: d
             out, ch = build(ctx, row, ins if row.module == "Concat" else ins[0], chans[0])
         except FormatError:
             raise
+        except AnchorfitError as exc:  # a limit or a rule of the graph builder: name the row
+            raise _row_error(ctx, row, exc.message) from None
         except (TypeError, ValueError, IndexError, KeyError) as exc:
             raise _row_error(ctx, row, f"bad args {row.args!r}: {exc}") from None
         if row.module == "Concat":

@@ -1,8 +1,10 @@
-"""Render any result object as a table, JSON, CSV or Markdown, and write files atomically.
+"""Render any result object as a table, JSON, CSV or Markdown, and write files safely.
 
 Every result in anchorfit is a dataclass with ``to_frame()`` (a pandas DataFrame for the table,
 CSV and Markdown views) and ``to_dict()`` (a JSON-ready dict that scripts rely on). This module is
-the single place that turns those into text, so all commands look and behave alike.
+the single place that turns those into text, so all commands look and behave alike. Names from
+other people's files are escaped here (``report.escape``) and files are written by
+``report.safe_write`` (devices and FIFOs written through, modes kept, atomic replacement).
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
+
+from anchorfit.report.escape import csv_safe, markdown_safe, terminal_safe
+from anchorfit.report.safe_write import save_figure, write_output
 
 FORMATS = ("table", "json", "csv", "md")
 
@@ -57,10 +60,10 @@ def _clean_nan(value: Any) -> Any:
 
 def frame_to_markdown(frame: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table without the optional ``tabulate`` dependency."""
-    cols = [str(c) for c in frame.columns]
+    cols = [markdown_safe(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+        lines.append("| " + " | ".join(markdown_safe(_cell(v)) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -80,17 +83,32 @@ def frame_to_table(frame: pd.DataFrame, title: str | None = None, caption: str |
     from rich.text import Text
 
     # Text objects, not strings: cells such as "[yolo]" or "[12, 16]" are data, not markup.
-    table = Table(title=None if title is None else Text(title),
-                  caption=None if caption is None else Text(caption), show_lines=False)
+    # Names from config files are escaped: no escape sequence reaches the terminal.
+    table = Table(title=None if title is None else Text(terminal_safe(title)),
+                  caption=None if caption is None else Text(terminal_safe(caption)),
+                  show_lines=False)
     for col in frame.columns:
         numeric = pd.api.types.is_numeric_dtype(frame[col])
-        table.add_column(Text(str(col)), justify="right" if numeric else "left")
+        table.add_column(Text(terminal_safe(col, one_line=True)),
+                         justify="right" if numeric else "left")
     for row in frame.itertuples(index=False):
-        table.add_row(*(Text(_cell(v)) for v in row))
+        table.add_row(*(Text(terminal_safe(_cell(v), one_line=True)) for v in row))
     buf = io.StringIO()
     console = Console(file=buf, width=width or 200, force_terminal=False, color_system=None)
     console.print(table)
     return buf.getvalue()
+
+
+def frame_to_csv(frame: pd.DataFrame) -> str:
+    """CSV whose text cells and header are escaped (``csv_safe``): no control characters, and
+    no cell a spreadsheet would run as a formula."""
+    columns = [frame.iloc[:, i] if pd.api.types.is_numeric_dtype(frame.iloc[:, i])
+               else frame.iloc[:, i].map(csv_safe) for i in range(frame.shape[1])]
+    if not columns:
+        return frame.to_csv(index=False)
+    safe = pd.concat(columns, axis=1, ignore_index=True)
+    safe.columns = [csv_safe(str(c)) for c in frame.columns]
+    return safe.to_csv(index=False)
 
 
 def render(result: Renderable, fmt: str, *, title: str | None = None,
@@ -100,7 +118,7 @@ def render(result: Renderable, fmt: str, *, title: str | None = None,
         return to_json(result.to_dict())
     frame = result.to_frame()
     if fmt == "csv":
-        return frame.to_csv(index=False)
+        return frame_to_csv(frame)
     if fmt == "md":
         return frame_to_markdown(frame)
     if fmt == "table":
@@ -109,25 +127,12 @@ def render(result: Renderable, fmt: str, *, title: str | None = None,
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` by the rules of ``report.safe_write`` (kept for callers of
+    the old name): atomic for regular files, written through for devices, FIFOs and ``-``."""
+    write_output(path, data)
 
 
 def save_figure_atomic(fig: Any, path: str | Path, **kwargs: Any) -> None:
-    """Save a matplotlib figure atomically; the format follows the suffix (png, svg, pdf)."""
-    path = Path(path)
-    buf = io.BytesIO()
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    fig.savefig(buf, format=fmt, **kwargs)
-    write_atomic(path, buf.getvalue())
+    """Save a matplotlib figure (the format follows the suffix: png, svg, pdf) by the rules of
+    ``report.safe_write``."""
+    save_figure(fig, path, **kwargs)

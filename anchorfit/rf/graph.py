@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import Literal, Union
 
 from anchorfit.errors import AnchorfitError, suggest
+from anchorfit.safeinput import MAX_KERNEL, beyond_limit
 
 Pair = tuple[int, int]
 AXES = ("y", "x")
@@ -253,6 +254,10 @@ def suggest_layer(name: str, names: Iterable[str], limit: int = 5) -> str:
                    otherwise=f"layers include {shown}")
 
 
+#: Nodes one reader may build (repeats of repeats); real detectors have a few hundred.
+MAX_NODES = 20_000
+
+
 class GraphBuilder:
     """A small fluent API to write networks by hand (tests, the YAML spec, format readers).
 
@@ -274,6 +279,14 @@ class GraphBuilder:
 
     def add(self, op: Op, inputs: Sequence[str], name: str | None = None,
             source: str | None = None, kind: str | None = None) -> str:
+        if len(self.graph.nodes) >= MAX_NODES:  # repeats of repeats (spec blocks, C3 n x depth)
+            raise AnchorfitError(beyond_limit("layer count", f"over {MAX_NODES}", MAX_NODES),
+                                 hint=f"adding {name or kind or type(op).__name__}")
+        kernel = getattr(op, "kernel", None)
+        if isinstance(kernel, tuple) and any(isinstance(k, int) and k > MAX_KERNEL
+                                             for k in kernel):
+            # the engine enumerates every tap: refuse here, where the reader can name the line
+            raise AnchorfitError(beyond_limit("kernel size", max(kernel), MAX_KERNEL))
         node = Node(self._name(name, kind or type(op).__name__.lower()), op, tuple(inputs), source)
         self.graph.add(node)
         return node.name

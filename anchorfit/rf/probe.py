@@ -30,9 +30,10 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from anchorfit.rf.convert import GLOBAL_NORMS, POINTWISE_FUNCS, POINTWISE_METHODS, \
+    POINTWISE_MODULES
 from anchorfit.rf.engine import NodeRF, RFAnalysis
-from anchorfit.rf.trace import _GLOBAL_NORMS, _POINTWISE_FUNCS, _POINTWISE_METHODS, \
-    _POINTWISE_MODULES, TracedGraph
+from anchorfit.rf.trace import TracedGraph
 
 
 class _WindowAverage(nn.Module):
@@ -128,7 +129,7 @@ def linearize(traced: TracedGraph, local: bool = False) -> torch.fx.GraphModule:
             replacement = nn.AdaptiveAvgPool2d(mod.output_size)
         elif isinstance(mod, nn.AdaptiveMaxPool1d):
             replacement = nn.AdaptiveAvgPool1d(mod.output_size)
-        elif isinstance(mod, _POINTWISE_MODULES + _GLOBAL_NORMS + (
+        elif isinstance(mod, POINTWISE_MODULES + GLOBAL_NORMS + (
                 nn.LayerNorm, nn.Softmax, nn.LogSoftmax)) and not isinstance(
                 mod, nn.ChannelShuffle):
             replacement = nn.Identity()
@@ -149,10 +150,10 @@ def linearize(traced: TracedGraph, local: bool = False) -> torch.fx.GraphModule:
         if node.op == "call_function":
             if node.target in replace_funcs:
                 node.target = replace_funcs[node.target]
-            elif node.target in _POINTWISE_FUNCS and node.target not in (torch.clone,):
+            elif node.target in POINTWISE_FUNCS and node.target not in (torch.clone,):
                 node.target = _identity
         elif node.op == "call_method":
-            if node.target in _POINTWISE_METHODS and node.target not in (
+            if node.target in POINTWISE_METHODS and node.target not in (
                     "contiguous", "clone", "float", "double", "half", "to", "type_as", "detach",
                     "expand_as", "requires_grad_", "masked_fill"):
                 node.op, node.target = "call_function", _identity
@@ -275,15 +276,25 @@ def cells_to_probe(rf: NodeRF, input_size: tuple[int, int], extra: int = 1
             if i0 + t in rows and j0 + t in cols]
 
 
+def border_and_inside(rf: NodeRF, input_size: tuple[int, int]) -> list[tuple[int, int]]:
+    """``cells_to_probe``'s inside cells, then the first and the last cell of the map."""
+    chosen = cells_to_probe(rf, input_size)
+    for cell in ((0, 0), (rf.y.size - 1, rf.x.size - 1)):
+        if cell not in chosen:
+            chosen.append(cell)
+    return chosen
+
+
 def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
            in_channels: int = 3, local: bool = False,
            cells: Callable[[NodeRF, tuple[int, int]], Sequence[tuple[int, int]]] | None = None
            ) -> list[LayerCheck]:
-    """Compare the engine with the probe on ``layers`` (engine intervals clipped to the image).
+    """Compare the engine with the probe on ``layers``: each probed cell's gradient support must be
+    the engine's read interval (``AxisMap.read``: the RF clipped to what the network reads).
 
     ``local``: probe global-context layers too, with their global paths cut, against the local
-    RF. ``cells(rf, input_size)``: the cells to probe on a layer (border cells are compared
-    clipped to the image) instead of ``cells_to_probe``'s.
+    RF. ``cells(rf, input_size)``: the cells to probe on a layer instead of ``cells_to_probe``'s
+    plus the first and the last cell (border truth).
     """
     h, w = analysis.input_size
     lin = linearize(traced, local=local)
@@ -294,7 +305,7 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
             checks.append(LayerCheck(name, None, (), "global context: the probe sees the whole "
                                                      "image, the engine reports the local RF"))
             continue
-        chosen = list(cells(rf, (h, w))) if cells is not None else cells_to_probe(rf, (h, w))
+        chosen = list(cells(rf, (h, w))) if cells is not None else border_and_inside(rf, (h, w))
         if not chosen:
             checks.append(LayerCheck(name, None, (), "no cell's RF fits inside the input: "
                                                      "verify with a larger --input"))
@@ -303,10 +314,16 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
         agree = True
         details = []
         for cell in found:
-            want_rows = _clip(rf.y.start(cell.i), rf.y.end(cell.i), h)
-            want_cols = _clip(rf.x.start(cell.j), rf.x.end(cell.j), w)
-            if want_rows is None or want_cols is None:  # a cell that sees nothing on one axis
-                want_rows = want_cols = None  # sees nothing at all
+            want_rows, want_cols = rf.read_interval(cell.i, cell.j)
+            # a cell whose Distill RF lies inside the image reads exactly that RF: this checks
+            # r, S, P and centres, computed apart from the reads
+            rows = (rf.y.start(cell.i), rf.y.end(cell.i))
+            cols = (rf.x.start(cell.j), rf.x.end(cell.j))
+            if _inside(rows, h) and _inside(cols, w) and (want_rows, want_cols) != (rows, cols):
+                details.append(f"cell ({cell.i},{cell.j}): engine RF rows {rows} cols {cols} but "
+                               f"engine reads rows {want_rows} cols {want_cols}")
+                want_rows, want_cols = rows, cols
+                agree = False
             if cell.rows != want_rows or cell.cols != want_cols:
                 agree = False
                 details.append(f"cell ({cell.i},{cell.j}): probe rows {cell.rows} cols {cell.cols}"
@@ -315,8 +332,6 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
     return checks
 
 
-def _clip(lo: int | None, hi: int | None, n: int) -> tuple[int, int] | None:
-    if lo is None or hi is None:
-        return None
-    lo, hi = max(lo, 0), min(hi, n - 1)
-    return (lo, hi) if lo <= hi else None
+def _inside(interval: tuple[int | None, int | None], n: int) -> bool:
+    lo, hi = interval
+    return lo is not None and hi is not None and 0 <= lo and hi <= n - 1

@@ -26,6 +26,7 @@ class LayerReport:
         data["node"] = data.pop("name")
         data = {"name": self.name, **data}
         data["head_rf"] = list(self.head.rf) if self.head is not None else None
+        data["head_global_context"] = self.head.global_context if self.head is not None else None
         if self.check is not None:
             data["verified"] = self.check.agree
         return data
@@ -67,7 +68,9 @@ class RFReport:
                 "map": f"{rf.y.size}x{rf.x.size}",
             }
             if show_head:
-                row["head_rf"] = fmt_axes(*layer.head.rf) if layer.head is not None else "-"
+                head = layer.head
+                row["head_rf"] = "-" if head is None else fmt_axes(*head.rf) + (
+                    " (global)" if head.global_context and not rf.global_context else "")
             row["aligned"] = "yes" if rf.aligned else "NO"
             row["global"] = "yes" if rf.global_context else "no"
             if show_check:
@@ -108,6 +111,16 @@ def build_report(net: Any, layers: Sequence[str], verify: bool = False) -> RFRep
             rep.check = chk
             if chk.agree is False:
                 notes.append(f"probe disagrees on {rep.name}: {chk.detail}")
+    for rep in reports:
+        unread = rep.rf.unread(net.input_size)
+        if unread:
+            notes.append(f"{rep.name}: no cell reads input {', '.join(unread)}; the border cells' "
+                         "rf/padding count padding pixels, JSON cell_reads gives what the first and "
+                         "last cells really read")
+    if any(r.head is not None and r.head.global_context and not r.rf.global_context
+           for r in reports):
+        notes.append("head_rf (global): the head has GroupNorm/LayerNorm over space or global "
+                     "pooling, so its outputs depend on the whole image; head_rf is the local RF")
     if any(not r.rf.aligned for r in reports):
         notes.append("aligned=NO: paths into this layer disagree on stride or centre, or it is "
                      "upsampled; rf is the maximum over cell phases and JSON lists the per-phase "

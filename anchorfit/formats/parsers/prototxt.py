@@ -27,6 +27,8 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE)
 
 Scalar = Union[str, int, float, bool]
+#: Nesting of ``{ }`` blocks; Caffe's deepest messages (layer > param > filler) nest 3 or 4.
+MAX_DEPTH = 100
 
 
 @dataclass
@@ -63,6 +65,7 @@ class _Parser:
         self.source = source
         self.tokens = list(self._tokenize(text))
         self.pos = 0
+        self.depth = 0
 
     def _tokenize(self, text: str) -> Iterator[tuple[str, str, int]]:
         line, pos = 1, 0
@@ -91,6 +94,16 @@ class _Parser:
         return tok
 
     def message(self, closing: str | None, line: int) -> Message:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:  # the parser recurses per block: stop before the stack
+                raise FormatError(f"prototxt blocks nested more than {MAX_DEPTH} levels deep (no "
+                                  "real network comes near it)", source=self.source, line=line)
+            return self._message(closing, line)
+        finally:
+            self.depth -= 1
+
+    def _message(self, closing: str | None, line: int) -> Message:
         msg = Message(line=line)
         while True:
             tok = self.peek()
@@ -138,11 +151,11 @@ class _Parser:
 
     def scalar(self, kind: str, text: str) -> Scalar:
         if kind == "string":
-            value = bytes(text[1:-1], "utf-8").decode("unicode_escape")
+            value = self._unescape(text)
             # adjacent string literals concatenate
             while (tok := self.peek()) is not None and tok[0] == "string":
                 self.pos += 1
-                value += bytes(tok[1][1:-1], "utf-8").decode("unicode_escape")
+                value += self._unescape(tok[1])
             return value
         if kind == "number":
             t = text.rstrip("fF")
@@ -155,6 +168,16 @@ class _Parser:
         if text in ("false", "False"):
             return False
         return text  # an enum value such as MAX or SOFTMAX
+
+
+    def _unescape(self, text: str) -> str:
+        """A quoted string's value; a bad escape (``"\\x"``) is a syntax error with its line."""
+        try:
+            return bytes(text[1:-1], "utf-8").decode("unicode_escape")
+        except UnicodeDecodeError as exc:
+            line = self.tokens[self.pos - 1][2] if 0 < self.pos <= len(self.tokens) else None
+            raise FormatError(f"prototxt syntax error: bad escape in the string {text[:40]}: "
+                              f"{exc.reason}", source=self.source, line=line) from None
 
 
 def parse_prototxt(text: str, source: str | Path = "<prototxt>") -> Message:

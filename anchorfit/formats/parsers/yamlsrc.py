@@ -2,7 +2,9 @@
 
 ``yaml.safe_load`` forgets where a value came from. Here mappings load as ``YMap`` (a dict with
 the line of the mapping and of each key) and sequences as ``YSeq`` (a list with its line), which
-is all a reader needs to point at the offending entry.
+is all a reader needs to point at the offending entry. The loader subclasses
+``safeinput.BoundedLoader``, so nesting depth, alias bombs and duplicate keys are refused with
+``file:line``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from anchorfit.errors import FormatError
+from anchorfit.safeinput import BoundedLoader, load_yaml_text, read_config_text
 
 
 class YMap(dict):  # type: ignore[type-arg]
@@ -31,7 +33,7 @@ class YSeq(list):  # type: ignore[type-arg]
     line: int | None = None
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(BoundedLoader):
     """A safe loader whose mappings and sequences carry line numbers."""
 
 
@@ -58,26 +60,10 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _co
 
 
 def load_yaml(path: Path, text: str | None = None) -> Any:
-    """Parse a YAML file; a syntax error becomes a FormatError with the file and line."""
+    """Parse a YAML file; a syntax error or a limit becomes a FormatError with the file and line."""
     if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise FormatError(f"cannot read: {exc.strerror or exc}", source=path) from None
-        except UnicodeDecodeError:
-            raise FormatError("not a UTF-8 text file", source=path) from None
-    try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or "syntax error"
-        raise FormatError(f"bad YAML: {problem}" + (f" ({exc.context})" if exc.context else ""),
-                          source=path, line=line) from None
-    except yaml.YAMLError as exc:
-        raise FormatError(f"bad YAML: {exc}", source=path) from None
-    except RecursionError:  # PyYAML composes and constructs recursively
-        raise FormatError("bad YAML: nested too deeply", source=path) from None
+        text = read_config_text(path)
+    return load_yaml_text(text, path, _LineLoader)
 
 
 def line_of(value: Any, key: str | None = None) -> int | None:
