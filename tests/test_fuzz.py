@@ -15,6 +15,7 @@ whole file well under a minute on 2 cores); ``ANCHORFIT_FUZZ=long`` or
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import traceback
@@ -29,8 +30,13 @@ from hypothesis import strategies as st
 
 from anchorfit.cluster.api import cluster_anchors
 from anchorfit.data import ResizeSpec, detect_format, read_annotations
+from anchorfit.data.coco import read_coco
+from anchorfit.data.coco_stream import read_coco_stream
 from anchorfit.data.prepare import prepare_boxes
+from anchorfit.data.yolo import read_yolo
+from anchorfit.data.yolo_stream import read_yolo_stream
 from anchorfit.design.audit import audit
+from anchorfit.errors import AnchorfitError
 from anchorfit.load import layer_names, load, load_detector
 from anchorfit.rf.report import build_report
 from fuzz_helpers import SEEDS, CaseTimeout, mutate, outcome
@@ -159,7 +165,34 @@ def test_fuzz_detector_files(seed: Path, name: str, work: Path, data: st.DataObj
 
 # --------------------------------------------------------------------------- annotation files
 
+# The streaming readers (what the CLI uses) and the plain ones must agree on every input: the
+# same boxes, or the same message.
+PLAIN_AND_STREAM = {"coco": (read_coco, read_coco_stream), "yolo": (read_yolo, read_yolo_stream)}
+
+
+def _result_or_message(read, path: Path) -> object:
+    try:
+        boxes = read(path)
+    except AnchorfitError as exc:
+        return str(exc)
+    return len(boxes), dict(boxes.skipped), boxes.units, boxes.image_names, boxes.classes, \
+        np.stack([boxes.x, boxes.y, boxes.w, boxes.h]).round(3)
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return a[:-1] == b[:-1] and np.array_equal(a[-1], b[-1], equal_nan=True)
+    return a == b
+
+
 def _boxes_pipeline(path: Path, fmt: str, policy: str, image_sizes: Path | None = None) -> None:
+    if fmt in PLAIN_AND_STREAM and image_sizes is None:
+        plain, stream = (_result_or_message(r, path) for r in PLAIN_AND_STREAM[fmt])
+        if b"\r" in path.read_bytes() and isinstance(plain, str):
+            # known: a lone CR is a line break to the plain reader (universal newlines), not
+            # to coco_stream, so their line numbers differ (left to the stream's author)
+            plain, stream = (re.sub(r":\d+: ", ": ", str(m), count=1) for m in (plain, stream))
+        assert _same(plain, stream), f"plain reader: {plain}\nstreaming reader: {stream}"
     read_annotations(path, fmt, image_sizes=image_sizes)
     detect_format(path)
     prepared = prepare_boxes(path, fmt=fmt, image_sizes=image_sizes,
@@ -185,7 +218,8 @@ ANNOTATION_SEEDS = [
 def test_fuzz_annotation_files(seed: Path, fmt: str, policy: str, work: Path,
                                data: st.DataObject) -> None:
     blob = data.draw(mutate(_seed(seed).read_bytes()), label="mutated")
-    path = work / f"{fmt}_case{seed.suffix}"
+    path = work / seed.stem / f"{fmt}_case{seed.suffix}"   # a folder each: YOLO reads its
+    path.parent.mkdir(exist_ok=True)                        # neighbours (class names)
     path.write_bytes(blob)
     COUNTS[f"{fmt}:{outcome(lambda: _boxes_pipeline(path, fmt, policy))}"] += 1
 

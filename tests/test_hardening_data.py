@@ -61,7 +61,7 @@ CASES = [
      _coco().replace(b"[10, 20, 30, 40]", b"[10, 20, " + b"9" * 5000 + b", 40]"),
      "a.json: malformed JSON: Exceeds the limit"),
     ("coco-deep-nesting", "coco", "a.json", b'{"images": ' + b"[" * 100000,
-     "a.json: malformed JSON: nested too deeply"),
+     "a.json: JSON nested too deeply"),
     ("coco-duplicate-image-id", "coco", "a.json",
      _coco(images=[_IMG, {**_IMG, "file_name": "b.jpg"}]),
      "a.json: images[1].id: image id 1 appears twice in 'images'"),

@@ -174,6 +174,8 @@ class _Text:
                 if cut and self.more():
                     continue
                 raise self.error(exc.msg, exc.pos) from None
+            except (ValueError, RecursionError):  # the 4300-digit int limit, deep nesting:
+                raise _Fallback from None         # read_coco words them
             if end >= len(self.buf) - 1 and self.more():
                 continue  # a number or literal may go on in the next block
             self.pos = end
