@@ -188,7 +188,7 @@ def _same(a: object, b: object) -> bool:
 def _boxes_pipeline(path: Path, fmt: str, policy: str, image_sizes: Path | None = None) -> None:
     if fmt in PLAIN_AND_STREAM and image_sizes is None:
         plain, stream = (_result_or_message(r, path) for r in PLAIN_AND_STREAM[fmt])
-        if b"\r" in path.read_bytes() and isinstance(plain, str):
+        if path.is_file() and b"\r" in path.read_bytes() and isinstance(plain, str):
             # known: a lone CR is a line break to the plain reader (universal newlines), not
             # to coco_stream, so their line numbers differ (left to the stream's author)
             plain, stream = (re.sub(r":\d+: ", ": ", str(m), count=1) for m in (plain, stream))

@@ -142,3 +142,20 @@ def test_truncated_png_next_to_yolo_labels(tmp_path: Path, run_cli, cut: int) ->
     (tmp_path / "a.png").write_bytes(_png_header(500, 281))   # the whole header: pixels
     boxes = read_annotations(tmp_path, "yolo")
     assert boxes.units == "px" and boxes.w.tolist()[0] == pytest.approx(0.036 * 500)
+
+
+@pytest.mark.parametrize("token", ["-1", "1" + "0" * 40, "2147483648"])
+def test_yolo_class_id_out_of_range(tmp_path: Path, token: str) -> None:
+    """A negative class id names no class; one past int32 cannot be stored (it was an
+    OverflowError in the plain reader and a wrapped value in the streaming one)."""
+    (tmp_path / "a.txt").write_text(f"0 0.5 0.5 0.1 0.1\n{token} 0.5 0.5 0.2 0.2\n")
+    for fmt_reader in ("yolo",):
+        with pytest.raises(AnchorfitError) as exc:
+            read_annotations(tmp_path, fmt_reader)
+        assert f"a.txt:2: expected a class id from 0 to 2147483647, found '{token}'" \
+            in str(exc.value)
+    from anchorfit.data.yolo import read_yolo
+
+    with pytest.raises(AnchorfitError) as plain:
+        read_yolo(tmp_path)
+    assert str(plain.value) == str(exc.value)

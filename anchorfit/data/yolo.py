@@ -19,6 +19,7 @@ from anchorfit.data.sizes import SizeTable
 from anchorfit.errors import AnchorfitError, FormatError
 from anchorfit.safeinput import safe_load
 
+MAX_CLASS_ID = 1 << 31      # class ids are stored as int32; negative ids name no class
 LIST_FILES = {"train.txt", "val.txt", "valid.txt", "test.txt", "classes.txt", "labels.txt"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 
@@ -101,6 +102,9 @@ def parse_label_text(content: str, path: Path, pose_fields: int | None = None) -
         if pose_fields and len(parts) == pose_fields:
             parts = parts[:5]
         cls = integer(parts[0], path, i, "an integer class id")
+        if not 0 <= cls < MAX_CLASS_ID:
+            raise FormatError(f"expected a class id from 0 to {MAX_CLASS_ID - 1}, found "
+                              f"{parts[0]!r}", source=path, line=i)
         if len(parts) == 5:
             cx, cy, w, h = (number(p, path, i) for p in parts[1:])
         elif len(parts) >= 7 and len(parts) % 2 == 1:
