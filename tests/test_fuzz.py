@@ -96,14 +96,11 @@ def _report_counts():
 KNOWN_FORMAT_CRASHES = {
     ("OverflowError", "anchorfit/formats/darknet.py", "int_"),           # size=inf
     ("ValueError", "anchorfit/design/findings.py", "_side"),             # anchors = -1,82
-    ("CaseTimeout", "anchorfit/rf/engine.py", "<listcomp>"),             # size=2.5e9 (hang)
     ("TypeError", "anchorfit/formats/caffe.py", "<listcomp>"),           # kernel_size: {}
-    ("TypeError", "anchorfit/formats/detectron2.py", "load_detectron2"),  # MODEL: moved/None
+    ("TypeError", "anchorfit/formats/detectron2.py", "load_detectron2"),  # "MODEL:" alone
     ("ValueError", "anchorfit/formats/detectron2.py", "load_detectron2"),  # IOU_THRESHOLDS: [0.4]
-    ("YAMLError", "anchorfit/formats/detectron2.py", "mark"),  # \x0c or "\x" in the eval tag
     ("ZeroDivisionError", "anchorfit/design/findings.py", "check_sparse_tiling"),  # size 1e-400
     ("ZeroDivisionError", "anchorfit/rf/engine.py", "_resample_axis"),   # upsample scale: 0
-    ("OverflowError", "anchorfit/formats/spec_values.py", "int_value"),  # c: .inf
     ("ValueError", "anchorfit/formats/ultralytics.py", "load_yolov5"),   # width_multiple: xxx
 }
 _STRICT = os.environ.get("ANCHORFIT_FUZZ_STRICT") == "1"

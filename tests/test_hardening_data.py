@@ -159,3 +159,37 @@ def test_yolo_class_id_out_of_range(tmp_path: Path, token: str) -> None:
     with pytest.raises(AnchorfitError) as plain:
         read_yolo(tmp_path)
     assert str(plain.value) == str(exc.value)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (("  0: person", "  .inf: person"), "data.yaml: names: class ids must be integers, found inf"),
+    (("names:", "nc: .inf\nnames:"), "data.yaml: nc: expected a positive integer class count, "
+                                     "found inf"),
+])
+def test_ultralytics_infinite_class_ids(tmp_path: Path, run_cli, edit, expected) -> None:
+    """``int(inf)`` raises OverflowError, which the class-id checks did not catch."""
+    import shutil
+
+    root = tmp_path / "coco8"
+    shutil.copytree(Path(__file__).resolve().parent / "data" / "ultralytics_coco8", root)
+    yaml_path = root / "data.yaml"
+    text = yaml_path.read_text()
+    assert edit[0] in text
+    yaml_path.write_text(text.replace(edit[0], edit[1], 1))
+    code, _, err = run_cli("boxes", str(yaml_path))
+    assert code == 2 and "Traceback" not in err
+    assert expected.replace("data.yaml", str(yaml_path)) in err, err
+
+
+def test_yolo_empty_label_of_unknown_size_skips_nothing(tmp_path: Path) -> None:
+    """An empty label file whose image size is unknown adds no ``no_image_size: 0`` entry (the
+    plain and the streaming reader now report the same skips)."""
+    from anchorfit.data.yolo import read_yolo
+    from anchorfit.data.yolo_stream import read_yolo_stream
+
+    (tmp_path / "a.txt").write_bytes((SEEDS / "yolo" / "2007_000032.txt").read_bytes())
+    (tmp_path / "a.png").write_bytes(_png_header(500, 281))
+    (tmp_path / "b.txt").write_text("")
+    plain, stream = read_yolo(tmp_path), read_yolo_stream(tmp_path)
+    assert plain.skipped == stream.skipped == {}
+    assert len(plain) == len(stream) == 4

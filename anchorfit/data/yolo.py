@@ -70,7 +70,8 @@ def pack_labels(b: BoxBuilder, images: list[LabelledImage], unknown_why: str) ->
     for img, origin, rows in placed:
         iw, ih = b._iw[img], b._ih[img]
         if units == "px" and iw != iw:  # NaN: this image's size is unknown
-            b.skip("no_image_size", len(rows))
+            if rows:   # an empty label file skips nothing (the streaming reader agrees)
+                b.skip("no_image_size", len(rows))
             continue
         sx, sy = (iw, ih) if units == "px" else (1.0, 1.0)
         for line, cls, cx, cy, w, h in rows:
