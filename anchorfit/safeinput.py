@@ -207,7 +207,12 @@ def load_yaml_text(text: str, source: str | Path | None = None,
     """Parse YAML text with ``loader`` (a ``BoundedLoader``); every YAML problem or limit is a
     ``FormatError`` naming ``source`` and the line."""
     src = None if source is None else str(source)
-    ld = loader(text)
+    try:
+        ld = loader(text)   # PyYAML's reader refuses control characters here, before parsing
+    except yaml.reader.ReaderError as exc:
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or " ")
+        raise FormatError(f"bad YAML: unacceptable character #x{char:04x} ({exc.reason})",
+                          source=src, line=text.count("\n", 0, exc.position) + 1) from None
     ld.source = src
     try:
         return ld.get_single_data()

@@ -342,7 +342,6 @@ YOLO_FILES = {
     "exponent.txt": "7 5e-1 0.5 1E-1 2.5e-01\n",
     "integral_float_class.txt": "3.0 0.5 0.5 0.2 0.2\n",
     "new_class_ids.txt": "90 0.5 0.5 0.2 0.2\n95 0.5 0.5 0.1 0.1\n1 0.2 0.2 0.1 0.1\n",
-    "negative_class.txt": "-1 0.5 0.5 0.2 0.2\n",
     "decimal_comma.txt": "0 0,5 0.5 0.2 0.2\n",
     "bom.txt": "\ufeff0 0.5 0.5 0.2 0.2\n",
     "unicode_space.txt": "0\u00a00.5 0.5 0.2 0.2\n",
@@ -361,6 +360,8 @@ BAD_FILES = {
     "six_fields.txt": "0 0.5 0.5 0.2 0.2 0.9\n",
     "word.txt": "0 0.5 wide 0.2 0.2\n",
     "half_class.txt": "1.5 0.5 0.5 0.2 0.2\n",
+    "negative_class.txt": "-1 0.5 0.5 0.2 0.2\n",       # class ids are 0 or more
+    "huge_class.txt": "0 0.5 0.5 0.2 0.2\n2147483648 0.5 0.5 0.2 0.2\n",   # past int32
     "bad_exponent.txt": "0 1e 0.5 0.2 0.2\n",
     "dash.txt": "0 - 0.5 0.2 0.2\n",
     "latin1.txt": b"0 0.5 0.5 0.2 0.2 \xe9\n",

@@ -73,3 +73,76 @@ def list_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     if not found:
         raise AnchorfitError(f"no {'/'.join(suffixes)} files found", source=folder)
     return found
+
+
+def describe(value: object, limit: int = 40) -> str:
+    """A short, always-computable repr for messages (a 10,000-digit int has no str())."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"a {value.bit_length()}-bit integer"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def json_number(value: object, source: str | Path, key: str, what: str = "a number") -> float:
+    """A JSON number as a finite float. Booleans and strings are refused (``true`` is not 1,
+    ``"12"`` is not 12: both mean the file was written by something else than it claims), and
+    so are values that do not fit a float (``1e400``, which json reads as inf, or a 400-digit
+    integer)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FormatError(f"expected {what}, found {describe(value)}", source=source, key=key)
+    try:
+        number_ = float(value)
+    except OverflowError:
+        number_ = math.inf
+    if not math.isfinite(number_):
+        raise FormatError(f"expected {what}, found {describe(value)} (not a finite float)",
+                          source=source, key=key)
+    return number_
+
+
+def decode_error(exc: UnicodeDecodeError, source: Path) -> FormatError:
+    """The message for invalid UTF-8 met while streaming a file. A text stream decodes in
+    chunks, so its error knows neither the line nor the file offset: find them once, here."""
+    reason, line = exc.reason, None
+    try:
+        data = source.read_bytes()
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as full:
+        reason, line = full.reason, data.count(b"\n", 0, full.start) + 1
+    except OSError:
+        pass
+    return FormatError(f"not a UTF-8 text file ({reason})", source=source, line=line)
+
+
+class Utf8Lines:
+    """A text file opened for streaming whose invalid UTF-8 is a FormatError naming the line
+    (``decode_error``), wherever the read happens: ``readline``, iteration (``csv.reader``).
+    Everything else (``seek``, ``buffer``, the context manager) is the file's own."""
+
+    def __init__(self, path: Path, encoding: str = "utf-8", newline: str | None = None) -> None:
+        self.path = path
+        self._fh = open(path, encoding=encoding, newline=newline)
+
+    def readline(self) -> str:
+        try:
+            return self._fh.readline()
+        except UnicodeDecodeError as exc:
+            raise decode_error(exc, self.path) from None
+
+    def __iter__(self) -> "Utf8Lines":
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._fh)
+        except UnicodeDecodeError as exc:
+            raise decode_error(exc, self.path) from None
+
+    def __enter__(self) -> "Utf8Lines":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._fh, name)

@@ -168,7 +168,9 @@ class BoxBuilder:
 
     def _flush(self) -> None:
         if self._rows:
-            self._chunks.append(np.array(self._rows, dtype=_ROW_DTYPE))
+            # a coordinate beyond float32 becomes inf (validation drops it as nan_size, counted)
+            with np.errstate(over="ignore"):
+                self._chunks.append(np.array(self._rows, dtype=_ROW_DTYPE))
             self._rows = []
 
     def build(self, units: str = "px", synthetic: bool = False) -> Boxes:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from anchorfit.data._parse import read_text
+from anchorfit.data._parse import describe, json_number, read_text
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.errors import FormatError
 
@@ -25,9 +25,15 @@ def read_coco(path: str | Path, *, include_crowd: bool = False) -> Boxes:
     except RecursionError:  # the C decoder recurses per nesting level ('[' * 100000)
         raise FormatError("JSON nested too deeply (no real annotation file comes near it)",
                           source=path) from None
+    except ValueError as exc:  # an integer past Python's 4300-digit conversion limit
+        raise FormatError(f"malformed JSON: {exc}", source=path) from None
     if not isinstance(data, dict) or "annotations" not in data or "images" not in data:
         raise FormatError("not a COCO instances file: expected a JSON object with 'images' and "
                           "'annotations'", source=path, key="annotations")
+    for name in ("images", "annotations"):
+        if not isinstance(data[name], list):
+            raise FormatError(f"expected a list, found {describe(data[name])}", source=path,
+                              key=name)
     b = BoxBuilder("coco", str(path))
     origin = b.file(str(path))
     cats = add_categories(b, data.get("categories"), path)
@@ -53,6 +59,9 @@ def read_coco(path: str | Path, *, include_crowd: bool = False) -> Boxes:
 
 def add_categories(b: BoxBuilder, categories: Any, path: Path) -> dict:
     """{category id: class index}, classes named and ordered as in ``categories``."""
+    if categories is not None and not isinstance(categories, list):
+        raise FormatError(f"expected a list, found {describe(categories)}", source=path,
+                          key="categories")
     cats = {}
     for i, cat in enumerate(categories or []):
         try:
@@ -64,14 +73,28 @@ def add_categories(b: BoxBuilder, categories: Any, path: Path) -> dict:
 
 
 def add_image(b: BoxBuilder, images: dict, img: Any, i: int, path: Path) -> None:
-    """Register ``images[i]`` (its id maps to an image index of ``b``)."""
-    try:
-        images[img["id"]] = b.image(str(img.get("file_name", img["id"])),
-                                    float(img.get("width", "nan")),
-                                    float(img.get("height", "nan")))
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise FormatError("image without 'id' (or with a non-numeric width/height)",
-                          source=path, key=f"images[{i}]") from None
+    """Register ``images[i]`` (its id maps to an image index of ``b``). A repeated id is an
+    error: merging two images' boxes silently would change the statistics."""
+    key = f"images[{i}]"
+    if not isinstance(img, dict) or "id" not in img:
+        raise FormatError("image without 'id'", source=path, key=key)
+    image_id = check_id(img["id"], path, f"{key}.id")
+    if image_id in images:
+        raise FormatError(f"image id {describe(image_id)} appears twice in 'images'",
+                          source=path, key=f"{key}.id")
+    width, height = (float("nan") if img.get(side) is None
+                     else json_number(img[side], path, f"{key}.{side}", f"a number for {side}")
+                     for side in ("width", "height"))
+    images[image_id] = b.image(str(img.get("file_name", image_id)), width, height)
+
+
+def check_id(value: Any, path: Path, key: str) -> Any:
+    """An image/category id: a JSON integer or string (COCO writes integers, some exporters
+    file names) or null. Lists, objects, floats and booleans are refused, not matched."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, str))):
+        raise FormatError(f"expected an integer or string id, found {describe(value)}",
+                          source=path, key=key)
+    return value
 
 
 def annotation_row(ann: Any, i: int, images: dict, path: Path, include_crowd: bool
@@ -80,22 +103,25 @@ def annotation_row(ann: Any, i: int, images: dict, path: Path, include_crowd: bo
     key = f"annotations[{i}]"
     if not isinstance(ann, dict):
         raise FormatError("expected an object", source=path, key=key)
-    if ann.get("iscrowd", 0) and not include_crowd:
+    crowd = ann.get("iscrowd", 0)
+    if crowd is not None and (type(crowd) not in (int, bool) or crowd not in (0, 1)):
+        raise FormatError(f"expected 0 or 1 for iscrowd, found {describe(crowd)}", source=path,
+                          key=f"{key}.iscrowd")
+    if crowd and not include_crowd:
         return None
     bbox = ann.get("bbox")
     if not isinstance(bbox, list) or len(bbox) != 4:
-        raise FormatError(f"expected 'bbox' as [x, y, w, h], found {bbox!r}", source=path,
-                          key=f"{key}.bbox")
-    try:
-        x, y, w, h = (float("nan") if v is None else float(v) for v in bbox)
-    except (TypeError, ValueError):
-        raise FormatError(f"non-numeric bbox {bbox!r}", source=path,
-                          key=f"{key}.bbox") from None
-    img = images.get(ann.get("image_id"))
+        raise FormatError(f"expected 'bbox' as [x, y, w, h], found {describe(bbox)}",
+                          source=path, key=f"{key}.bbox")
+    x, y, w, h = (float("nan") if v is None else
+                  json_number(v, path, f"{key}.bbox[{j}]", "a number in bbox")
+                  for j, v in enumerate(bbox))
+    image_id = check_id(ann.get("image_id"), path, f"{key}.image_id")
+    img = images.get(image_id)
     if img is None:
-        raise FormatError(f"image_id {ann.get('image_id')!r} is not in 'images'",
+        raise FormatError(f"image_id {describe(image_id)} is not in 'images'",
                           source=path, key=f"{key}.image_id")
-    return x, y, w, h, img, ann.get("category_id")
+    return x, y, w, h, img, check_id(ann.get("category_id"), path, f"{key}.category_id")
 
 
 def crowd_note(b: BoxBuilder) -> None:

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from anchorfit.data import progress as _progress
+from anchorfit.data._parse import json_number
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.coco import (add_categories, add_image, annotation_row, crowd_note,
                                  read_coco)
@@ -70,7 +71,7 @@ _CAPTURE = {
             rf"{_WS}({_BOX_NUM}){_WS}\]",
     "image_id": _INT,
     "category_id": _INT,
-    "iscrowd": rf"((?>{_NUM}|true|false|null))",
+    "iscrowd": r"(0|1|true|false|null)",   # anything else: the exact path refuses it
 }
 _GROUPS = {"bbox": 4, "image_id": 1, "category_id": 1, "iscrowd": 1}
 _WS_RE = re.compile(_WS)
@@ -173,6 +174,8 @@ class _Text:
                 if cut and self.more():
                     continue
                 raise self.error(exc.msg, exc.pos) from None
+            except (ValueError, RecursionError):  # the 4300-digit int limit, deep nesting:
+                raise _Fallback from None         # read_coco words them
             if end >= len(self.buf) - 1 and self.more():
                 continue  # a number or literal may go on in the next block
             self.pos = end
@@ -221,12 +224,19 @@ class _Annotations:
         box = [np.fromiter(map(float, column("bbox", k)), np.float64, n)[keep] for k in range(4)]
         ids = column("image_id")
         img = np.fromiter(map(image_of.get, ids, itertools.repeat(-1, n)), np.int64, n)[keep]
-        if self.error is None and (img < 0).any():
-            first = int(np.flatnonzero(keep)[np.argmax(img < 0)])
-            token = ids[first]
-            self.error = FormatError(f"image_id {int(token)!r} is not in 'images'",
-                                     key=f"annotations[{self.seen + first}].image_id",
-                                     source="")
+        huge = ~np.isfinite(box[0]) | ~np.isfinite(box[1]) | ~np.isfinite(box[2]) \
+            | ~np.isfinite(box[3])   # 1e400 or a 400-digit integer: annotation_row refuses it
+        if self.error is None and (huge | (img < 0)).any():
+            j = int(np.argmax(huge | (img < 0)))
+            first = int(np.flatnonzero(keep)[j])
+            if huge[j]:
+                k = next(k for k in range(4) if not np.isfinite(box[k][j]))
+                self.error = _bbox_error(column("bbox", k)[first],
+                                         f"annotations[{self.seen + first}].bbox[{k}]")
+            else:
+                self.error = FormatError(f"image_id {int(ids[first])!r} is not in 'images'",
+                                         key=f"annotations[{self.seen + first}].image_id",
+                                         source="")
         cid = np.fromiter(map(int, column("category_id")), np.int64, n)[keep]
         self._store(box, img, cid)
         self.seen += n
@@ -288,6 +298,17 @@ def read_coco_stream(path: str | Path, *, include_crowd: bool = False,
         return read_coco(path, include_crowd=include_crowd)
     finally:
         meter.finish()
+
+
+def _bbox_error(token: str, key: str) -> FormatError:
+    """The exact path's error for a bbox number that is no finite float (same message)."""
+    try:
+        json_number(json.loads(token), "", key, "a number in bbox")
+    except ValueError as exc:  # past the 4300-digit limit: json.loads of the file says so
+        return FormatError(f"malformed JSON: {exc}", source="")
+    except FormatError as exc:
+        return exc
+    raise AssertionError(f"{token!r} is a finite float")
 
 
 def _read(t: _Text, path: Path, include_crowd: bool) -> Boxes:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from anchorfit.data import progress as _progress
-from anchorfit.data._parse import number
+from anchorfit.data._parse import Utf8Lines, number
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.sizes import SizeTable
 from anchorfit.errors import AnchorfitError, FormatError
@@ -42,7 +42,7 @@ def read_csv(path: str | Path, *, columns: dict[str, str] | None = None,
     path = Path(path)
     check_regular(path, AnchorfitError)  # a device or FIFO would be read forever
     try:
-        fh = open(path, encoding="utf-8-sig", newline="")
+        fh = Utf8Lines(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise AnchorfitError(f"cannot read: {exc.strerror or exc}", source=path) from None
     with fh:

@@ -18,7 +18,10 @@ from anchorfit.errors import FormatError
 
 def ellipse_box(a: float, b: float, theta: float, cx: float, cy: float
                 ) -> tuple[float, float, float, float]:
-    """(x, y, w, h) of the bounding box of an ellipse."""
+    """(x, y, w, h) of the bounding box of an ellipse; NaN when a value is not finite (math.cos
+    raises on inf), so validation counts the row as ``nan_size`` like every other reader's."""
+    if not all(math.isfinite(v) for v in (a, b, theta, cx, cy)):
+        return (math.nan,) * 4
     hw = math.hypot(a * math.cos(theta), b * math.sin(theta))
     hh = math.hypot(a * math.sin(theta), b * math.cos(theta))
     return cx - hw, cy - hh, 2 * hw, 2 * hh
@@ -39,6 +42,9 @@ def read_fddb(path: str | Path, *, sizes: SizeTable | None = None) -> Boxes:
         if i >= len(lines):
             raise FormatError("file ends early: expected a face count", source=path, line=i + 1)
         count = integer(lines[i], path, i + 1, "a face count")
+        if count < 0:
+            raise FormatError(f"expected a face count of 0 or more, found {count}", source=path,
+                              line=i + 1)
         i += 1
         wh = sizes.get(name) if sizes else None
         img = b.image(name, *(wh or (float("nan"), float("nan"))))

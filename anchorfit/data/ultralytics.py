@@ -143,8 +143,10 @@ def _names(path: Path, data: dict[str, Any]) -> list[str]:
                               key="nc")
         try:
             as_float = float(nc)
-        except ValueError:
+        except (ValueError, OverflowError):
             as_float = float("nan")
+        if as_float in (float("inf"), float("-inf")):
+            as_float = float("nan")   # int(inf) raises: refused below like any non-integer
         if as_float != as_float or as_float != int(as_float) or as_float < 1:
             raise FormatError(f"expected a positive integer class count, found {nc!r}",
                               source=path, key="nc")
@@ -158,7 +160,7 @@ def _names(path: Path, data: dict[str, Any]) -> list[str]:
     if isinstance(names, dict):
         try:
             by_id = {int(k): str(v) for k, v in names.items()}
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             bad = next(k for k in names if not _is_int(k))
             raise FormatError(f"class ids must be integers, found {bad!r}", source=path,
                               key="names") from None
@@ -180,7 +182,7 @@ def _is_int(value: Any) -> bool:
     try:
         int(value)
         return True
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False
 
 

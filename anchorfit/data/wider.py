@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anchorfit.data._parse import integer, number
+from anchorfit.data._parse import Utf8Lines, integer, number
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.sizes import SizeTable
 from anchorfit.errors import AnchorfitError, FormatError
@@ -25,7 +25,7 @@ def read_wider(path: str | Path, *, sizes: SizeTable | None = None) -> Boxes:
     cls = b.cls("face")
     check_regular(path, AnchorfitError)  # a device or FIFO would be read forever
     try:
-        fh = open(path, encoding="utf-8")
+        fh = Utf8Lines(path)
     except OSError as exc:
         raise AnchorfitError(f"cannot read: {exc.strerror or exc}", source=path) from None
     with fh:
@@ -51,6 +51,9 @@ def read_wider(path: str | Path, *, sizes: SizeTable | None = None) -> Boxes:
                 raise FormatError(f"expected an image path, found {name!r}", source=path,
                                   line=lineno)
             count = integer(next_line("a box count"), path, lineno, "a box count")
+            if count < 0:
+                raise FormatError(f"expected a box count of 0 or more, found {count}",
+                                  source=path, line=lineno)
             wh = sizes.get(name) if sizes else None
             img = b.image(name, *(wh or (float("nan"), float("nan"))))
             for _ in range(max(count, 1)):

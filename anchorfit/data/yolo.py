@@ -19,6 +19,7 @@ from anchorfit.data.sizes import SizeTable
 from anchorfit.errors import AnchorfitError, FormatError
 from anchorfit.safeinput import safe_load
 
+MAX_CLASS_ID = 1 << 31      # class ids are stored as int32; negative ids name no class
 LIST_FILES = {"train.txt", "val.txt", "valid.txt", "test.txt", "classes.txt", "labels.txt"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 
@@ -69,7 +70,8 @@ def pack_labels(b: BoxBuilder, images: list[LabelledImage], unknown_why: str) ->
     for img, origin, rows in placed:
         iw, ih = b._iw[img], b._ih[img]
         if units == "px" and iw != iw:  # NaN: this image's size is unknown
-            b.skip("no_image_size", len(rows))
+            if rows:   # an empty label file skips nothing (the streaming reader agrees)
+                b.skip("no_image_size", len(rows))
             continue
         sx, sy = (iw, ih) if units == "px" else (1.0, 1.0)
         for line, cls, cx, cy, w, h in rows:
@@ -101,6 +103,9 @@ def parse_label_text(content: str, path: Path, pose_fields: int | None = None) -
         if pose_fields and len(parts) == pose_fields:
             parts = parts[:5]
         cls = integer(parts[0], path, i, "an integer class id")
+        if not 0 <= cls < MAX_CLASS_ID:
+            raise FormatError(f"expected a class id from 0 to {MAX_CLASS_ID - 1}, found "
+                              f"{parts[0]!r}", source=path, line=i)
         if len(parts) == 5:
             cx, cy, w, h = (number(p, path, i) for p in parts[1:])
         elif len(parts) >= 7 and len(parts) % 2 == 1:

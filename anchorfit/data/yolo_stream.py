@@ -31,8 +31,8 @@ from anchorfit.data import progress as _progress
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.imagesize import image_size
 from anchorfit.data.sizes import SizeTable
-from anchorfit.data.yolo import (IMAGE_SUFFIXES, LIST_FILES, class_names, parse_label_text,
-                                 read_yolo)
+from anchorfit.data.yolo import (IMAGE_SUFFIXES, LIST_FILES, MAX_CLASS_ID, class_names,
+                                 parse_label_text, read_yolo)
 from anchorfit.data._parse import read_text
 from anchorfit.errors import AnchorfitError
 
@@ -282,7 +282,8 @@ class _Labels:
         except ValueError:
             return None
         cls = v[:, 0]
-        if not (np.isfinite(cls).all() and (cls == np.floor(cls)).all()):
+        if not (np.isfinite(cls).all() and (cls == np.floor(cls)).all()) \
+                or not ((cls >= 0) & (cls < MAX_CLASS_ID)).all():
             return None
         starts = np.cumsum(per_file) - np.asarray(per_file)
         index = np.flatnonzero(keep)
