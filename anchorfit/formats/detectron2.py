@@ -194,18 +194,28 @@ def _thresholds(section: dict, where: Where) -> tuple[float, float]:
     return finite(value[0], where), finite(value[1], where)
 
 
+def _check_sections(defaults: dict, own: dict, prefix: str,
+                    where: dict[str, tuple[Path, int]], path: Path) -> None:
+    """Every key whose default is a section (``MODEL.BACKBONE``) must be a mapping in the file
+    too: ``BACKBONE:`` left empty reads as None, which would otherwise fail far from its line."""
+    for key, value in own.items():
+        default = defaults.get(key)
+        full = f"{prefix}{key}"
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                src, line = _located(where, full, path)
+                raise FormatError(f"must be a mapping of options, got {value!r}",
+                                  source=src, line=line, key=full)
+            _check_sections(default, value, full + ".", where, path)
+
+
 def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
     """Read a detectron2 yaml (with ``_BASE_`` chain and built-in defaults) into a Detector."""
     path = Path(path)
     own, where = load_config(path)
     if "MODEL" not in own:
         raise FormatError("no MODEL section: not a detectron2 model config", source=path, line=1)
-    for section, value in own.items():
-        if section in DEFAULTS and isinstance(DEFAULTS[section], dict) and \
-                not isinstance(value, dict):
-            src, line = where.get(section, (path, None))
-            raise FormatError(f"must be a mapping of options, got {value!r}",
-                              source=src, line=line, key=section)
+    _check_sections(DEFAULTS, own, "", where, path)
     cfg = _merge(DEFAULTS, own)
     model = cfg["MODEL"]
 
