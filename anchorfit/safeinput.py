@@ -191,8 +191,11 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 def _check_duplicates(node: yaml.MappingNode, source: str | None) -> None:
     first: dict[tuple[str, str], int] = {}
     for key_node, _ in node.value:
-        if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+        if key_node.tag == _MERGE_TAG:
             continue
+        if not isinstance(key_node, yaml.ScalarNode):  # a list or mapping as a key: unhashable
+            raise FormatError("a mapping key must be a plain value, not a list or mapping",
+                              source=source, line=key_node.start_mark.line + 1)
         ident = (key_node.tag, key_node.value)
         line = key_node.start_mark.line + 1
         if ident in first:

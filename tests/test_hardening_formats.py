@@ -256,3 +256,25 @@ def test_rf_engine_error_names_the_line_that_wrote_the_layer(src: str, layer: st
     lines = path.read_text(encoding="utf-8").splitlines()
     line = int(match.group(1))
     assert any(written in text for text in lines[line - 1:line + 2]), lines[line - 1:line + 2]
+
+
+SEEDS = Path(__file__).parent / "data" / "fuzz_seeds"
+
+
+@pytest.mark.parametrize("seed, old, new, expected", [
+    # found by the strict fuzz run (tests/test_fuzz.py), each once a traceback
+    ("yolov3-tiny.cfg", "filters=512\nsize=3\nstride=1", "filters=512\nsize=3\nstride=" + "9" * 60,
+     "stride"),
+    ("mmdet_retinanet_r50_fpn.py", "strides=[8, 16", "strides=[[], 16", "a stride is a number"),
+    ("detectron2_Base-RetinaNet.yaml", "  META_ARCHITECTURE:", "  []:", "mapping key"),
+    ("detectron2_Base-RetinaNet.yaml", '    NAME: "build_retinanet_resnet_fpn_backbone"\n', "",
+     "must be a mapping"),
+], ids=["darknet-huge-stride", "mmdet-empty-stride", "yaml-list-key", "detectron2-empty-section"])
+def test_fuzz_findings_are_clear_errors(seed, old, new, expected, tmp_path, run_cli):
+    text = (SEEDS / seed).read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / seed.replace("detectron2_", "").replace("mmdet_", "")
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    code, _, err = run_cli("show", str(path))
+    assert code == 2 and "Traceback" not in err
+    assert expected in err and path.name in err

@@ -84,6 +84,10 @@ def _check_generator(cfg: MMDetConfig, gen: dict, key: str) -> None:
             continue
         src, line = cfg.line(rf"\b{name}\s*=")
         where = Where(src, line, f"{key}.{name}")
+        if name == "strides":  # each an int or a (w, h) pair
+            for value in gen[name] if isinstance(gen[name], (list, tuple)) else [gen[name]]:
+                if isinstance(value, (list, tuple)) and len(value) != 2:
+                    raise where.error(f"{list(value)!r}: a stride is a number or a (w, h) pair")
         for value in _flat(gen[name]):
             positive_finite(value, where)
     if gen.get("scales_per_octave") is not None:

@@ -285,11 +285,16 @@ class GraphBuilder:
         if len(self.graph.nodes) >= MAX_NODES:  # repeats of repeats (spec blocks, C3 n x depth)
             raise AnchorfitError(beyond_limit("layer count", f"over {MAX_NODES}", MAX_NODES),
                                  hint=f"adding {name or kind or type(op).__name__}")
-        kernel = getattr(op, "kernel", None)
-        if isinstance(kernel, tuple) and any(isinstance(k, int) and k > MAX_KERNEL
-                                             for k in kernel):
-            # the engine enumerates every tap: refuse here, where the reader can name the line
-            raise AnchorfitError(beyond_limit("kernel size", max(kernel), MAX_KERNEL))
+        for field_name in ("kernel", "stride", "dilation", "padding", "step", "size",
+                           "output_size", "factor"):
+            value = getattr(op, field_name, None)
+            values = value if isinstance(value, tuple) else (value,)
+            big = [v for v in values if isinstance(v, int) and abs(v) > MAX_KERNEL]
+            if big:
+                # the engine enumerates taps and cells: refuse here, where the reader can name
+                # the line (a stride of 10**40 also overflows the engine's integer arrays)
+                what = "kernel size" if field_name == "kernel" else field_name.replace("_", " ")
+                raise AnchorfitError(beyond_limit(what, big[0], MAX_KERNEL))
         node = Node(self._name(name, kind or type(op).__name__.lower()), op, tuple(inputs), source,
                     origin=origin)
         self.graph.add(node)
