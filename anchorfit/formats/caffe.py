@@ -31,7 +31,7 @@ from anchorfit.errors import FormatError
 from anchorfit.formats.anchors import prior_box
 from anchorfit.formats.base import Format, finish, make_network, unique_names
 from anchorfit.formats.parsers.prototxt import Message, read_prototxt
-from anchorfit.formats.validate import Where, integer, ordered, positive_finite
+from anchorfit.formats.validate import Where, finite, integer, ordered, positive_finite
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import Global, GraphBuilder, Merge, Pointwise, Transposed, Window
 from anchorfit.safeinput import MAX_KERNEL, beyond_limit
@@ -267,7 +267,9 @@ def prior_anchors(p: Message, source: Path) -> list[Anchor]:
 
 def _faceboxes_signature(priors: Sequence[Message]) -> bool:
     """The FaceBoxes fork's first PriorBox: min_size 32, 64 and 128 together."""
-    return any({32.0, 64.0, 128.0} <= {float(v) for v in p.getall("min_size")} for p in priors)
+    return any({32.0, 64.0, 128.0} <= {v for v in p.getall("min_size")
+                                        if isinstance(v, (int, float)) and not isinstance(v, bool)}
+               for p in priors)
 
 
 def _densify(anchors: list[Anchor]) -> list[Anchor]:
@@ -348,8 +350,10 @@ def load_caffe(path: Path, input_size: tuple[int, int] | None = None, *,
                                             "spatial feature map")
         node = st.blobs[feature]
         rf = analysis[node]
-        img_h = float(p.get("img_h", p.get("img_size", size[0])))
-        img_w = float(p.get("img_w", p.get("img_size", size[1])))
+        img_h = positive_finite(p.get("img_h", p.get("img_size", size[0])),
+                                Where(path, p.line_of("img_h") or p.line_of("img_size"), "img_h"))
+        img_w = positive_finite(p.get("img_w", p.get("img_size", size[1])),
+                                Where(path, p.line_of("img_w") or p.line_of("img_size"), "img_w"))
         if p.has("step_h") or p.has("step_w"):
             step = (positive_finite(p.get("step_h"), Where(path, p.line_of("step_h"), "step_h")),
                     positive_finite(p.get("step_w"), Where(path, p.line_of("step_w"), "step_w")))
@@ -357,7 +361,7 @@ def load_caffe(path: Path, input_size: tuple[int, int] | None = None, *,
             step = (positive_finite(p.get("step"), Where(path, p.line_of("step"), "step")),) * 2
         else:
             step = (img_h / rf.feature_size[0], img_w / rf.feature_size[1])
-        offset = float(p.get("offset", 0.5))
+        offset = finite(p.get("offset", 0.5), Where(path, p.line_of("offset"), "offset"))
         anchors = prior_anchors(p, path)
         if use_dense:
             anchors = _densify(anchors)
@@ -368,7 +372,8 @@ def load_caffe(path: Path, input_size: tuple[int, int] | None = None, *,
             name=lname, node=node, step=step, anchors=anchors, center=center,  # type: ignore[arg-type]
             center_offset=offset, head=_head(feature, consumers, path), assigner=assigner,
             extra={"prior_layer": layer.get("name"), "clip": bool(p.get("clip", False)),
-                   "variance": [float(v) for v in p.getall("variance")] or [0.1]}))
+                   "variance": [finite(v, Where(path, p.line_of("variance"), "variance"))
+                                for v in p.getall("variance")] or [0.1]}))
     notes = []
     if use_dense:
         notes.append("FaceBoxes densification applied (the fork's C++ PriorBox tiles 32-px anchors "

@@ -114,10 +114,23 @@ def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[s
             notes.append(f"{kind}: deformable 3x3 convs ({bb['dcn'].get('type', 'DCN')}) in "
                          f"{', '.join(on)}; drawn as their regular 3x3 grid (the zero-offset "
                          "RF; learned offsets move the samples per image)")
+        def where(name: str) -> Where:
+            src, line = cfg.line(rf"\b{name}\s*=")
+            return Where(src, line, f"model.backbone.{name}")
+
+        num_stages = positive_int(bb.get("num_stages", 4), where("num_stages"))
+        if num_stages > 4:
+            raise where("num_stages").error(f"{kind} has at most 4 stages, not {num_stages}")
+        per_stage = {}
+        for name, default in (("strides", (1, 2, 2, 2)), ("dilations", (1, 1, 1, 1))):
+            values = bb.get(name, default)
+            if not isinstance(values, (list, tuple)) or len(values) < num_stages:
+                raise where(name).error(f"expected {num_stages} values (one per stage), "
+                                        f"got {values!r}")
+            per_stage[name] = tuple(positive_int(v, where(name)) for v in values)
         spec = _nets.ResNetSpec(
-            depth=int(bb.get("depth", 50)), num_stages=int(bb.get("num_stages", 4)),
-            strides=tuple(bb.get("strides", (1, 2, 2, 2))),
-            dilations=tuple(bb.get("dilations", (1, 1, 1, 1))),
+            depth=positive_int(bb.get("depth", 50), where("depth")), num_stages=num_stages,
+            strides=per_stage["strides"], dilations=per_stage["dilations"],
             stride_in_1x1=bb.get("style", "pytorch") == "caffe",
             deep_stem=bool(bb.get("deep_stem", kind == "ResNetV1d")))
         stages = _nets.resnet(b, x, spec, "backbone.")
@@ -307,7 +320,9 @@ def _input(cfg: MMDetConfig, gen: dict, input_size: tuple[int, int] | None
     notes: list[str] = []
     model = cfg.data["model"]
     pre = model.get("data_preprocessor") or {}
-    divisor = int(pre.get("pad_size_divisor", 1) or 1)
+    src, line = cfg.line(r"\bpad_size_divisor\s*=")
+    divisor = positive_int(pre.get("pad_size_divisor", 1) or 1,
+                           Where(src, line, "model.data_preprocessor.pad_size_divisor"))
     resize = _resize(_pipeline(cfg.data))
     policy, params = "stretch", {}
     if resize is not None and resize.get("scale") is not None:

@@ -81,7 +81,10 @@ def finite(value: Any, where: Where) -> float:
         except ValueError:
             raise where.error(f"{value!r} is not a number") from None
     elif _is_number(value):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int past float range: not a size any network has
+            raise where.error(f"{value!r} is not a finite number") from None
     else:
         raise where.error(f"{value!r} is not a number")
     if not math.isfinite(number):
