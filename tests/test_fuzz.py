@@ -87,22 +87,12 @@ def _report_counts():
 
 # --------------------------------------------------------------------------- detector files
 
-# Crashes of the detector-file readers that this suite found and left to the per-format
-# validation of issue 12 item 1 (a parallel branch, harden-formats): (exception, file, function)
-# of the innermost anchorfit frame. A case ending at one of these sites counts as "known" rather
-# than failing, so the suite guards everything else now; delete an entry once its fix lands
-# (ANCHORFIT_FUZZ_STRICT=1 ignores the list, to check). Reproducers: the closing note of branch
-# fuzz.
-KNOWN_FORMAT_CRASHES = {
-    ("OverflowError", "anchorfit/formats/darknet.py", "int_"),           # size=inf
-    ("ValueError", "anchorfit/design/findings.py", "_side"),             # anchors = -1,82
-    ("TypeError", "anchorfit/formats/caffe.py", "<listcomp>"),           # kernel_size: {}
-    ("TypeError", "anchorfit/formats/detectron2.py", "load_detectron2"),  # "MODEL:" alone
-    ("ValueError", "anchorfit/formats/detectron2.py", "load_detectron2"),  # IOU_THRESHOLDS: [0.4]
-    ("ZeroDivisionError", "anchorfit/design/findings.py", "check_sparse_tiling"),  # size 1e-400
-    ("ZeroDivisionError", "anchorfit/rf/engine.py", "_resample_axis"),   # upsample scale: 0
-    ("ValueError", "anchorfit/formats/ultralytics.py", "load_yolov5"),   # width_multiple: xxx
-}
+# Crashes of the detector-file readers that this suite found and that wait for their reader's
+# validation: (exception, file, function) of the innermost anchorfit frame. A case ending at one of
+# these sites counts as "known" rather than failing; delete an entry once its fix lands
+# (ANCHORFIT_FUZZ_STRICT=1 ignores the list, to check). Empty: every crash found so far is fixed,
+# each with a test in tests/test_hardening_*.py.
+KNOWN_FORMAT_CRASHES: frozenset[tuple[str, str, str]] = frozenset()  # every one found is fixed
 _STRICT = os.environ.get("ANCHORFIT_FUZZ_STRICT") == "1"
 
 

@@ -278,3 +278,14 @@ def test_fuzz_findings_are_clear_errors(seed, old, new, expected, tmp_path, run_
     code, _, err = run_cli("show", str(path))
     assert code == 2 and "Traceback" not in err
     assert expected in err and path.name in err
+
+
+def test_spec_head_kernel_must_be_a_kernel(tmp_path, run_cli):
+    """Found by the strict fuzz run: ``head: [[]]`` or ``head: [null]`` crashed in head_convs."""
+    text = (Path(__file__).resolve().parents[1] / "anchorfit" / "configs" / "s3fd.yaml").read_text()
+    for bad in ("[[]]", "[null]", "[0]"):
+        path = tmp_path / "s3fd.yaml"
+        path.write_text(text.replace("sizes: [16], head: [3]}", f"sizes: [16], head: {bad}}}"))
+        code, _, err = run_cli("show", str(path))
+        assert code == 2 and "Traceback" not in err and "head kernel" in err, bad
+        assert "s3fd.yaml:" in err

@@ -9,6 +9,7 @@ from typing import Any
 
 from anchorfit.detector import RANGE_MEASURES, Anchor, Assigner, Level
 from anchorfit.errors import suggest
+from anchorfit.safeinput import MAX_KERNEL
 from anchorfit.formats.anchors import anchors_from_sizes, densified, ssd_anchors
 from anchorfit.formats.base import head_convs
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of
@@ -159,14 +160,24 @@ def _densify(ctx: SpecContext, e: YMap, anchors: list[Anchor], densify: dict[Any
 def _head(ctx: SpecContext, e: YMap) -> list[Any]:
     raw = e.get("head", [])
     if isinstance(raw, dict):
-        k = raw.get("k", 3)
+        k = _head_kernel(ctx, raw.get("k", 3), e)
         n = repeats(ctx, raw.get("n", 1), e, "head")
         return head_convs([k] * n)
-    if isinstance(raw, int):
-        return head_convs([raw])
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return head_convs([_head_kernel(ctx, raw, e)])
     if not isinstance(raw, list):
         raise ctx.error("'head' is a kernel, a list of kernels or {k: 3, n: 4}", e, "head")
-    return head_convs(raw)
+    return head_convs([_head_kernel(ctx, k, e) for k in raw])
+
+
+def _head_kernel(ctx: SpecContext, k: Any, e: YMap) -> int | tuple[int, int]:
+    """A head conv's kernel: a positive integer or a [ky, kx] pair of them."""
+    pair = k if isinstance(k, (list, tuple)) else [k]
+    if len(pair) not in (1, 2) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                          and 0 < v <= MAX_KERNEL for v in pair):
+        raise ctx.error(f"head kernel {k!r}: expected a positive integer or [ky, kx] "
+                        f"(at most {MAX_KERNEL})", e, "head")
+    return pair[0] if len(pair) == 1 else (pair[0], pair[1])
 
 
 def assigner(ctx: SpecContext, raw: Any, where: YMap, default: Assigner) -> Assigner:
