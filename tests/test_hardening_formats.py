@@ -266,10 +266,11 @@ SEEDS = Path(__file__).parent / "data" / "fuzz_seeds"
     ("yolov3-tiny.cfg", "filters=512\nsize=3\nstride=1", "filters=512\nsize=3\nstride=" + "9" * 60,
      "stride"),
     ("mmdet_retinanet_r50_fpn.py", "strides=[8, 16", "strides=[[], 16", "a stride is a number"),
+    ("mmdet_retinanet_r50_fpn.py", "stacked_convs=4", "stacked_convs=100000000", "stacked_convs"),
     ("detectron2_Base-RetinaNet.yaml", "  META_ARCHITECTURE:", "  []:", "mapping key"),
     ("detectron2_Base-RetinaNet.yaml", '    NAME: "build_retinanet_resnet_fpn_backbone"\n', "",
      "must be a mapping"),
-], ids=["darknet-huge-stride", "mmdet-empty-stride", "yaml-list-key", "detectron2-empty-section"])
+], ids=["darknet-huge-stride", "mmdet-empty-stride", "mmdet-huge-conv-count", "yaml-list-key", "detectron2-empty-section"])
 def test_fuzz_findings_are_clear_errors(seed, old, new, expected, tmp_path, run_cli):
     text = (SEEDS / seed).read_text(encoding="utf-8")
     assert old in text

@@ -52,7 +52,8 @@ from anchorfit.formats.base import (
 )
 from anchorfit.formats.mmdet_config import MMDetConfig, load_config, merge
 from anchorfit.formats.parsers.pyconfig import AttrDict
-from anchorfit.formats.validate import Where, index_in_range, positive_finite, positive_int
+from anchorfit.formats.validate import Where, index_in_range, integer, positive_finite, positive_int
+from anchorfit.safeinput import MAX_REPEATS, beyond_limit
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
@@ -390,6 +391,18 @@ def _assigner(model: dict, two_stage: bool) -> tuple[Assigner, str | None]:
 # --------------------------------------------------------------------------- entry point
 
 
+def _check_conv_counts(cfg: MMDetConfig, head: dict, head_key: str) -> None:
+    """A head's conv counts are whole numbers no real head comes near 1000 of (``[3] * n`` would
+    otherwise build a list of 10**8 kernels, or overflow)."""
+    for name in ("stacked_convs", "num_convs"):
+        if head.get(name) is None:
+            continue
+        src, line = cfg.line(rf"\b{name}\s*=")
+        where = Where(src, line, f"{head_key}.{name}")
+        if integer(head[name], where, minimum=0) > MAX_REPEATS:
+            raise where.error(beyond_limit(name, head[name], MAX_REPEATS))
+
+
 def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
     """Read an mmdetection config (with its ``_base_`` chain) into a Detector."""
     path = Path(path)
@@ -409,6 +422,7 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
                             "it has no anchors or dense levels to read", "roi_head", "model")
         raise cfg.error("the model has no rpn_head or bbox_head", "model", "model")
     head_key = f"model.{'rpn_head' if two_stage else 'bbox_head'}"
+    _check_conv_counts(cfg, head, head_key)
     train = model.get("train_cfg") or {}
     if two_stage and isinstance(train.get("rpn"), dict):
         train = train["rpn"]
