@@ -290,3 +290,17 @@ def test_spec_head_kernel_must_be_a_kernel(tmp_path, run_cli):
         code, _, err = run_cli("show", str(path))
         assert code == 2 and "Traceback" not in err and "head kernel" in err, bad
         assert "s3fd.yaml:" in err
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("[10, 13, 16, 30", "[1" + "0" * 400 + ", 13, 16, 30", "anchors level 0"),
+    ("[-1, 1, Conv, [64, 6, 2, 2]]", "[-1, 1" + "0" * 400 + ", Conv, [64, 6, 2, 2]]", "repeat count"),
+], ids=["anchor-past-float-range", "repeat-past-float-range"])
+def test_yolov5_ints_past_float_range(old, new, expected, shipped_data, tmp_path, run_cli):
+    """Found by the strict fuzz run: integers too large for a float raised OverflowError."""
+    text = (shipped_data / "configs/yolov5/models/yolov5s.yaml").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "yolov5s.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    code, _, err = run_cli("show", str(path))
+    assert code == 2 and "Traceback" not in err and expected in err and "yolov5s.yaml:" in err

@@ -99,7 +99,7 @@ def opt_int_pair(ctx: SpecContext, e: YMap, key: str) -> tuple[int | None, int |
 
 def int_value(ctx: SpecContext, value: Any, where: YMap, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not math.isfinite(value) or int(value) != value:
+            (isinstance(value, float) and not math.isfinite(value)) or int(value) != value:
         raise ctx.error(f"'{key}' must be an integer, got {value!r}", where, key)
     return int(value)
 

@@ -70,7 +70,8 @@ def _anchor_levels(anchors: Any, count: int, source: Path, line: int | None) -> 
     levels = []
     for i, flat in enumerate(anchors):
         if not isinstance(flat, list) or len(flat) % 2 or not all(
-                isinstance(v, (int, float)) and v > 0 for v in flat):
+                isinstance(v, (int, float)) and not isinstance(v, bool)
+                and 0 < v < 1e300 for v in flat):  # also NaN, inf and ints past float range
             raise FormatError(f"anchors level {i}: expected w1,h1,w2,h2,... positive numbers, got "
                               f"{flat!r}", source=source, line=yaml_line(flat) or line, key="anchors")
         levels.append([Anchor(float(flat[j]), float(flat[j + 1])) for j in range(0, len(flat), 2)])

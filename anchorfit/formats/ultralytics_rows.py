@@ -288,7 +288,7 @@ def build_rows(ctx: Ctx, rows: Sequence[Row], image: str, in_ch: int, names: dic
     for row in rows:
         row.args = resolve_arg(row.args, names)
         if row.number > 1:
-            scaled = row.number * depth
+            scaled = row.number * depth if row.number <= MAX_REPEATS else math.inf
             if not math.isfinite(scaled) or scaled > MAX_REPEATS:
                 shown = row.number if depth == 1 else f"{row.number} x depth {depth:g}"
                 raise row_error(ctx, row, beyond_limit("repeat count", shown, MAX_REPEATS))
