@@ -52,6 +52,14 @@ def shipped_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def config_data() -> Path:
+    """../shared/data when it is beside the repository (every file), else tests/data (the
+    shipped copies, same relative paths): for tests that read configs and annotations the
+    repository ships, with the whole shared folder as extra coverage where present."""
+    return SHARED_DATA if SHARED_DATA.is_dir() else SHIPPED_DATA
+
+
+@pytest.fixture(scope="session")
 def wider_val_or_coco128() -> Path:
     """Many real boxes for tests whose point is not WIDER FACE itself (clustering against a
     reference, CLI plumbing): WIDER FACE val from ../shared/data when it is there, else the

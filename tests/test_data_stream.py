@@ -57,8 +57,8 @@ def small_windows(monkeypatch):
     monkeypatch.setattr(coco_stream, "_MAX_RUN", 500)
 
 
-def test_every_shared_coco_file(shared_data):
-    files = sorted((shared_data / A).rglob("*.json"))
+def test_every_shared_coco_file(config_data):
+    files = sorted((config_data / A).rglob("*.json"))
     assert len(files) >= 3
     for path in files:
         for crowd in (False, True):
@@ -66,8 +66,8 @@ def test_every_shared_coco_file(shared_data):
                         read_coco_stream(path, include_crowd=crowd))
 
 
-def test_every_shared_coco_file_small_windows(shared_data, small_windows):
-    for path in sorted((shared_data / A).rglob("*.json")):
+def test_every_shared_coco_file_small_windows(config_data, small_windows):
+    for path in sorted((config_data / A).rglob("*.json")):
         assert_same(read_coco(path), read_coco_stream(path))
 
 
@@ -260,10 +260,10 @@ def test_semantic_error_loses_to_a_later_syntax_error(tmp_path):
         read_coco_stream(path)
 
 
-def test_same_boxes_through_read_annotations(shared_data):
+def test_same_boxes_through_read_annotations(config_data):
     from anchorfit.data import read_annotations
 
-    path = shared_data / A / "coco128_cocojson/instances_train2017.json"
+    path = config_data / A / "coco128_cocojson/instances_train2017.json"
     b = read_annotations(path)
     assert len(b) == 929 and b.skipped == {"iscrowd": 10}
     assert_same(read_coco(path), b)
@@ -313,16 +313,16 @@ def same_yolo(path, **kw):
 
 
 @pytest.mark.parametrize("rel", YOLO_SHARED)
-def test_every_shared_yolo_folder(shared_data, rel, monkeypatch):
+def test_every_shared_yolo_folder(config_data, rel, monkeypatch):
     from anchorfit.data.sizes import load_sizes
 
     monkeypatch.setattr(yolo_stream, "BATCH", 7)  # many batches, threads out of step
-    sizes = load_sizes(shared_data / A / "coco128_yolo/image_sizes.csv")
-    same_yolo(shared_data / A / rel)
-    b = same_yolo(shared_data / A / rel, sizes=sizes)
+    sizes = load_sizes(config_data / A / "coco128_yolo/image_sizes.csv")
+    same_yolo(config_data / A / rel)
+    b = same_yolo(config_data / A / rel, sizes=sizes)
     if rel.startswith("coco128"):
         assert b.skipped == {"no_image_size": 12}
-    same_yolo(shared_data / A / rel, image_size_wh=(640.0, 480.0))
+    same_yolo(config_data / A / rel, image_size_wh=(640.0, 480.0))
 
 
 def _png(path: Path, w: int, h: int) -> None:
@@ -466,7 +466,7 @@ def _voc_xml(i: int) -> str:
 
 
 @pytest.mark.parametrize("bad", [None, "<annotation><object></annotation>", b"\xff\xfe<a/>"])
-def test_voc_folder_read_ahead_same_as_sequential(tmp_path, shared_data, bad):
+def test_voc_folder_read_ahead_same_as_sequential(tmp_path, config_data, bad):
     from anchorfit.data.voc import read_voc
 
     root = tmp_path / "voc"
@@ -483,13 +483,13 @@ def test_voc_folder_read_ahead_same_as_sequential(tmp_path, shared_data, bad):
         assert str(got.value) == str(exact.value) and "0555.xml" in str(got.value)
         return
     assert_same(_voc_sequential(root), read_voc(root))
-    assert_same(_voc_sequential(shared_data / A / "raccoon/annotations"),
-                read_voc(shared_data / A / "raccoon/annotations"))
+    assert_same(_voc_sequential(config_data / A / "raccoon/annotations"),
+                read_voc(config_data / A / "raccoon/annotations"))
 
 
 # --------------------------------------------------------------------------- progress
 
-def test_progress_lines_off_a_terminal(shared_data):
+def test_progress_lines_off_a_terminal(config_data):
     import io
 
     from anchorfit.data import read_annotations
@@ -497,17 +497,17 @@ def test_progress_lines_off_a_terminal(shared_data):
 
     stream = io.StringIO()
     with status("reading", stream=stream, interval=0):
-        read_annotations(shared_data / A / "coco128_cocojson/instances_train2017.json")
-        read_annotations(shared_data / A / "coco128_yolo/labels/train2017")
+        read_annotations(config_data / A / "coco128_cocojson/instances_train2017.json")
+        read_annotations(config_data / A / "coco128_yolo/labels/train2017")
     lines = stream.getvalue().splitlines()
-    size = (shared_data / A / "coco128_cocojson/instances_train2017.json").stat().st_size
+    size = (config_data / A / "coco128_cocojson/instances_train2017.json").stat().st_size
     coco = [ln for ln in lines if ln.startswith("reading instances_train2017.json: ")]
     assert coco and f"{size / 1e3:.1f} kB of {size / 1e3:.1f} kB (100%)" in coco[-1]
     assert "B/s, ETA 0 s" in coco[-1]
     assert any(ln.startswith("reading train2017: 128 of 128 files (100%)") for ln in lines)
     quiet = io.StringIO()  # the default interval: nothing for a read shorter than 10 s
     with status("reading", stream=quiet):
-        read_annotations(shared_data / A / "coco128_cocojson/instances_train2017.json")
+        read_annotations(config_data / A / "coco128_cocojson/instances_train2017.json")
     assert quiet.getvalue() == ""
     m = Meter()
     m.start("x", 3_000_000_000)

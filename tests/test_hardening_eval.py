@@ -287,7 +287,7 @@ CASES: list[tuple[str, str, "str | Maker", list[str], list[str], bool]] = [
 def test_hostile_input_is_one_message(cid: str, name: str, make: "str | Maker", args: list[str],
                                       want: list[str], needs_shared: bool, tmp_path: Path,
                                       request: pytest.FixtureRequest, run_cli) -> None:
-    shared = request.getfixturevalue("shared_data") if needs_shared else None
+    shared = request.getfixturevalue("config_data") if needs_shared else None
     made = make if isinstance(make, str) else make(tmp_path, shared)
     if isinstance(made, Path):
         path = made
@@ -350,14 +350,14 @@ def test_evaluator_keeps_real_arithmetic() -> None:
     assert got["h"] == 45 and got["i"] == 1
 
 
-def test_mmdet_base_diamond_22_levels_reads_each_file_once(tmp_path: Path, shared_data: Path,
+def test_mmdet_base_diamond_22_levels_reads_each_file_once(tmp_path: Path, config_data: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A diamond 22 levels deep (each level's two files both inherit both files of the next
     level: 2^22 paths) is read once per file, and the model of the real config at its bottom
     comes through the merge."""
     from anchorfit.formats import mmdet_config as mmdet
 
-    real = shared_data / "configs/mmdet/retinanet/retinanet_r50_fpn_1x_coco.py"
+    real = config_data / "configs/mmdet/retinanet/retinanet_r50_fpn_1x_coco.py"
     depth = 22
     for i in range(depth):
         for side in "ab":

@@ -143,15 +143,15 @@ CASES = [
 ]
 
 
-def _source(src: str, shared_data: Path | None) -> Path:
+def _source(src: str, config_data: Path | None) -> Path:
     if src.startswith("spec:"):
         return SPEC / src[5:]
-    assert shared_data is not None
-    return shared_data / "configs" / src
+    assert config_data is not None
+    return config_data / "configs" / src
 
 
-def _mutated(case: Case, tmp_path: Path, shared_data: Path | None) -> Path:
-    original = _source(case.src, shared_data)
+def _mutated(case: Case, tmp_path: Path, config_data: Path | None) -> Path:
+    original = _source(case.src, config_data)
     text = original.read_text(encoding="utf-8")
     new, count = re.subn(case.old, lambda _m: case.new, text, count=1)
     assert count == 1, f"{case.id}: pattern {case.old!r} not in {original}"
@@ -166,7 +166,7 @@ def data(request: pytest.FixtureRequest) -> Path | None:
     case: Case = request.node.callspec.params["case"]
     if case.src.startswith("spec:"):
         return None
-    return request.getfixturevalue("shared_data")
+    return request.getfixturevalue("config_data")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -183,8 +183,8 @@ def test_hostile_value_is_one_clear_error(case: Case, tmp_path: Path, data: Path
     assert re.search(case.expect, message), message
 
 
-def test_cfg_with_utf8_bom_is_read(shared_data: Path, tmp_path: Path, run_cli) -> None:
-    src = shared_data / "configs" / DARKNET_TINY
+def test_cfg_with_utf8_bom_is_read(config_data: Path, tmp_path: Path, run_cli) -> None:
+    src = config_data / "configs" / DARKNET_TINY
     plain = run_cli("show", str(src), "-f", "json")
     target = tmp_path / "yolov3-tiny.cfg"
     target.write_bytes(b"\xef\xbb\xbf" + src.read_bytes())
@@ -193,8 +193,8 @@ def test_cfg_with_utf8_bom_is_read(shared_data: Path, tmp_path: Path, run_cli) -
     assert out == plain[1].replace(str(src), str(target))
 
 
-def test_yolov5_yaml_with_utf8_bom_is_read(shared_data: Path, tmp_path: Path, run_cli) -> None:
-    src = shared_data / "configs" / YOLOV5S
+def test_yolov5_yaml_with_utf8_bom_is_read(config_data: Path, tmp_path: Path, run_cli) -> None:
+    src = config_data / "configs" / YOLOV5S
     plain = run_cli("show", str(src), "-f", "json")
     target = tmp_path / "yolov5s.yaml"
     target.write_bytes(b"\xef\xbb\xbf" + src.read_bytes())
@@ -203,8 +203,8 @@ def test_yolov5_yaml_with_utf8_bom_is_read(shared_data: Path, tmp_path: Path, ru
     assert out == plain[1].replace(str(src), str(target))
 
 
-def test_mmdet_model_after_64_kib_is_read(shared_data: Path, tmp_path: Path, run_cli) -> None:
-    src = shared_data / "configs" / MMDET_RETINA
+def test_mmdet_model_after_64_kib_is_read(config_data: Path, tmp_path: Path, run_cli) -> None:
+    src = config_data / "configs" / MMDET_RETINA
     plain = run_cli("show", str(src), "-f", "json")
     target = tmp_path / src.name
     padding = "".join(f"# padding line {i:05d} so that model = starts past 64 KiB\n"
@@ -216,12 +216,12 @@ def test_mmdet_model_after_64_kib_is_read(shared_data: Path, tmp_path: Path, run
     assert out == plain[1].replace(str(src), str(target))
 
 
-def test_darknet_duplicate_key_warns_and_keeps_the_first(shared_data: Path, tmp_path: Path) -> None:
+def test_darknet_duplicate_key_warns_and_keeps_the_first(config_data: Path, tmp_path: Path) -> None:
     """Darknet's option_find returns the first match and real cfgs repeat keys (yolo9000.cfg
     repeats batch=); anchorfit keeps the first value too and says so in a note."""
     from anchorfit.load import load_detector
 
-    src = shared_data / "configs" / DARKNET_TINY
+    src = config_data / "configs" / DARKNET_TINY
     text = src.read_text(encoding="utf-8")
     pool = "[maxpool]\nsize=2\nstride=2\n"
     mutated = text.replace(pool, pool + "stride=1\n", 1)
@@ -246,7 +246,7 @@ def test_rf_engine_error_names_the_line_that_wrote_the_layer(src: str, layer: st
                                                              run_cli) -> None:
     """An input too small for the network fails in the RF engine, on an IR node; the message
     starts with the file and line of the entry that wrote that node (``Node.origin``)."""
-    data = None if src.startswith("spec:") else request.getfixturevalue("shared_data")
+    data = None if src.startswith("spec:") else request.getfixturevalue("config_data")
     path = _source(src, data)
     code, _, err = run_cli("show", str(path), "--input", "20")
     assert code == 2 and "Traceback" not in err, err

@@ -188,9 +188,9 @@ def test_hard_linked_file_is_refused_and_unchanged(tmp_path, run_cli):
     assert path.read_text() == (tmp_path / "b.json").read_text() == "old\n"
 
 
-def test_output_never_replaces_an_input(tmp_path, run_cli, shared_data):
+def test_output_never_replaces_an_input(tmp_path, run_cli, config_data):
     cfg = tmp_path / "yolov3-tiny.cfg"
-    shutil.copy(shared_data / "configs/darknet/pjreddie/yolov3-tiny.cfg", cfg)
+    shutil.copy(config_data / "configs/darknet/pjreddie/yolov3-tiny.cfg", cfg)
     before = cfg.read_bytes()
     code, _, err = run_cli("show", str(cfg), "-o", str(cfg), "-f", "json")
     assert code == 2 and "input of this command" in err
@@ -329,12 +329,12 @@ def test_make_backup_never_takes_an_existing_name(tmp_path):
         make_backup(cfg, tmp_path / "a.yaml.bak")
 
 
-def test_in_place_keeps_the_mode_of_the_detector(shared_data, tmp_path):
+def test_in_place_keeps_the_mode_of_the_detector(config_data, tmp_path):
     from anchorfit.design.export import save_export
     from anchorfit.load import load_detector
 
     cfg = tmp_path / "yolov3-tiny.cfg"
-    shutil.copy(shared_data / "configs/darknet/pjreddie/yolov3-tiny.cfg", cfg)
+    shutil.copy(config_data / "configs/darknet/pjreddie/yolov3-tiny.cfg", cfg)
     os.chmod(cfg, 0o664)
     det = load_detector(str(cfg))
     new = [[(a.w + 2, a.h + 2) for a in lv.anchors] for lv in det.levels]
@@ -343,9 +343,9 @@ def test_in_place_keeps_the_mode_of_the_detector(shared_data, tmp_path):
     assert any("kept as" in n and n.endswith("yolov3-tiny.cfg.bak") for n in out.notes)
 
 
-def test_export_to_an_existing_file_refuses_then_force_keeps_a_backup(shared_data, tmp_path,
+def test_export_to_an_existing_file_refuses_then_force_keeps_a_backup(config_data, tmp_path,
                                                                      run_cli):
-    ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"
+    ann = config_data / "annotations/coco128_cocojson/instances_train2017.json"
     other = tmp_path / "other.yaml"
     other.write_text("# someone's config\n")
     args = ["compare", "yolov3-tiny", "--boxes", str(ann), "--restarts", "1", "--export",
@@ -364,12 +364,12 @@ def test_export_to_an_existing_file_refuses_then_force_keeps_a_backup(shared_dat
         [[[round(w), round(h)] for w, h in lv] for lv in kmeans["anchors"]]
 
 
-def test_built_in_zoo_config_is_never_changed_in_place(shared_data, run_cli):
+def test_built_in_zoo_config_is_never_changed_in_place(config_data, run_cli):
     import anchorfit
 
     zoo = Path(anchorfit.__file__).parent / "configs" / "yolov3-tiny.yaml"
     digest = hashlib.sha256(zoo.read_bytes()).hexdigest()
-    ann = shared_data / "annotations/coco128_cocojson/instances_train2017.json"
+    ann = config_data / "annotations/coco128_cocojson/instances_train2017.json"
     code, out, err = run_cli("compare", "yolov3-tiny", "--boxes", str(ann), "--restarts", "1",
                              "--export", "k-means", "--in-place")
     assert code == 2 and "Traceback" not in err
@@ -378,13 +378,13 @@ def test_built_in_zoo_config_is_never_changed_in_place(shared_data, run_cli):
     assert not list(zoo.parent.glob("yolov3-tiny.yaml.bak*"))
 
 
-def test_mmdet_second_in_place_keeps_the_first_override(shared_data, tmp_path):
+def test_mmdet_second_in_place_keeps_the_first_override(config_data, tmp_path):
     """mmdet: the override inherits NAME.bak.py (the original); a second in-place export keeps
     inheriting it and keeps the first override as NAME.bak.1.py (which itself loads)."""
     from anchorfit.design.export import save_export
     from anchorfit.load import load_detector
 
-    shutil.copytree(shared_data / "configs" / "mmdet", tmp_path / "mmdet")
+    shutil.copytree(config_data / "configs" / "mmdet", tmp_path / "mmdet")
     path = tmp_path / "mmdet" / "retinanet" / "retinanet_r50_fpn_1x_coco.py"
     folder = path.parent
     original = path.read_text()
