@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 from anchorfit.cli import validate
-from anchorfit.cli.common import add_format_options, emit, input_paths, parse_hw
+from anchorfit.cli.common import add_format_options, emit, input_paths, parse_hw, split_list
 from anchorfit.errors import AnchorfitError
 from anchorfit.rf.engine import CONVENTION
 from anchorfit.report.text import plural
@@ -126,9 +126,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def parse_anchors(text: str, layers: list[str]) -> dict[str, tuple[float, float]]:
     values = []
-    for part in (s.strip() for s in text.split(",")):
-        if not part:
-            continue
+    for part in split_list(text):
         try:
             sides = [float(v) for v in part.lower().split("x")]
         except ValueError:
@@ -168,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     from anchorfit.report.safe_write import write_output
 
     config = erf_config(args)
-    requested = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
+    requested = split_list(args.layers) if args.layers else None
     size = parse_hw(args.input) if args.input else None
     net = load_erf_network(args.model, size, requested, seed=config.seed, unknown=args.unknown)
     layers = models.layer_names(net, requested)

@@ -42,19 +42,6 @@ class LevelPlan:
         return (Fraction(self.center2[0], 2), Fraction(self.center2[1], 2))
 
 
-def resolve_layers(net: Network, layers: Sequence[str] | None) -> list[str]:
-    """``layers`` checked against ``net`` (``net.node`` raises a helpful error for an unknown
-    name), or by default the network's own levels (a detector's, a classifier's stage outputs),
-    else its graph outputs. The same rule as the resolver's ``layer_names``, kept here so that the
-    estimator needs nothing above the network it is given."""
-    names = list(layers) if layers else list(net.default_layers)
-    if not names:
-        names = list(net.graph.outputs) or [list(net.graph.nodes)[-1]]
-    for n in names:
-        net.node(n)
-    return names
-
-
 def nearest_fitting(amap: Any, n: int, inside: bool = True) -> int | None:
     """On one axis of ``n`` pixels: the index whose RF centre is nearest the centre among those
     whose whole RF is inside (``inside=False``: among all; ties: the smaller index); None when

@@ -29,7 +29,7 @@ import torch
 
 from anchorfit.data.progress import TaskMeter, duration
 from anchorfit.erf import stats as st
-from anchorfit.erf.cells import LevelPlan, plan_levels, resolve_layers
+from anchorfit.erf.cells import LevelPlan, plan_levels
 from anchorfit.erf.config import ErfConfig
 from anchorfit.erf.passes import (Layout, PassRunner, build_runners, chunk_maps, level_channels,
                                   resolve_backward)
@@ -38,6 +38,7 @@ from anchorfit.erf.sources import REDRAWS, Source, calibration_batches, generato
 from anchorfit.erf.weights import needs_recalibration, prepare_module, recalibrate_batchnorm, \
     redraw_weights
 from anchorfit.erf.window import ComputeWindow, schedule_passes
+from anchorfit.rf.network import layer_names
 
 if TYPE_CHECKING:
     from anchorfit.load import Network
@@ -201,7 +202,7 @@ def estimate(net: Network, layers: Sequence[str] | None = None, config: ErfConfi
     """
     config = config or ErfConfig()
     started = time.perf_counter()
-    layers = resolve_layers(net, layers)
+    layers = layer_names(net, layers)
     analysis = net.analyze()
     plans = plan_levels(net, layers, analysis)
     passes, schedule = schedule_passes(net, analysis, plans, config.crop, config.schedule)
