@@ -6,7 +6,7 @@ the CLI before any command runs and must not pull in pandas with them.
 
 from typing import Any
 
-__all__ = ["FORMATS", "render", "write_atomic"]
+__all__ = ["FORMATS", "render"]
 
 
 def __getattr__(name: str) -> Any:

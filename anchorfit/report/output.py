@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from anchorfit.report.escape import csv_safe, markdown_safe, terminal_safe
-from anchorfit.report.safe_write import save_figure, write_output
+from anchorfit.report.safe_write import save_figure
 
 FORMATS = ("table", "json", "csv", "md")
 
@@ -124,12 +124,6 @@ def render(result: Renderable, fmt: str, *, title: str | None = None,
     if fmt == "table":
         return frame_to_table(frame, title=title, caption=caption)
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` by the rules of ``report.safe_write`` (kept for callers of
-    the old name): atomic for regular files, written through for devices, FIFOs and ``-``."""
-    write_output(path, data)
 
 
 def save_figure_atomic(fig: Any, path: str | Path, **kwargs: Any) -> None:
