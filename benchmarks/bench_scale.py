@@ -4,6 +4,7 @@
     python benchmarks/bench_scale.py                 # 10 M boxes, 1 M label files
     python benchmarks/bench_scale.py --quick         # 1 M boxes, 100 k label files
     python benchmarks/bench_scale.py --boxes 3000000 --files 0 --keep /tmp/big
+    python benchmarks/bench_scale.py --boxes 0 --files 0 --csv 15000000   # Open Images CSV
 
 Inputs are generated deterministically (seed 0) into a temporary folder outside the repository
 (``--dir``, default the system temp dir) and deleted afterwards unless ``--keep`` is given. The
@@ -117,6 +118,32 @@ def write_yolo(folder: Path, n_files: int, *, seed: int = 0, per_folder: int = 1
     return {"files": n_files, "boxes": total}
 
 
+def write_open_images(path: Path, n_rows: int, *, seed: int = 0, batch: int = 500_000
+                      ) -> dict[str, int]:
+    """An Open Images ``*-annotations-bbox.csv``: rows grouped by 16-hex-digit image id (about
+    8.8 boxes an image, as in Open Images v6 train), normalised coordinates to 6 decimals."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,"
+                 "IsTruncated,IsGroupOf,IsDepiction,IsInside\n")
+        image = 0
+        for start in range(0, n_rows, batch):
+            n = min(batch, n_rows - start)
+            new_image = rng.random(n) < 1 / 8.8
+            ids = image + np.cumsum(new_image)
+            image = int(ids[-1])
+            w = np.clip(np.exp(rng.normal(-1.8, 0.9, size=n)), 0.001, 1.0)
+            h = np.clip(w * np.exp(rng.normal(0.0, 0.5, size=n)), 0.001, 1.0)
+            x0, y0 = rng.random(n) * (1 - w), rng.random(n) * (1 - h)
+            label = rng.integers(0, 600, size=n)
+            flags = rng.integers(0, 2, size=(n, 3))
+            fh.write("".join(
+                "%016x,xclick,/m/0%04d,1,%.6f,%.6f,%.6f,%.6f,%d,%d,%d,0,0\n"
+                % (int(ids[i]) * 2654435761 % (1 << 64), label[i], x0[i], x0[i] + w[i], y0[i],
+                   y0[i] + h[i], flags[i, 0], flags[i, 1], flags[i, 2]) for i in range(n)))
+    return {"rows": n_rows, "images": image + 1, "bytes": path.stat().st_size}
+
+
 # --------------------------------------------------------------------------- measuring
 
 _MEASURE = r"""
@@ -141,6 +168,12 @@ for root, dirs, files in os.walk(sys.argv[1]):
             with open(os.path.join(root, f), 'rb') as fh:
                 n += len(fh.read())
 """
+
+
+_CSV_READER = "import csv, sys\nwith open(sys.argv[1], newline='') as fh:\n    for row in csv.reader(fh):\n        pass\n"
+_CSV_BLOCKS = "import sys\nfrom anchorfit.data import csvfmt\ncsvfmt.read_csv(sys.argv[1])\n"
+_CSV_ROWS = _CSV_BLOCKS.replace("\ncsvfmt.read_csv", "\ncsvfmt.parse_block = lambda *a, **k: None"
+                                "  # every row through csv.reader\ncsvfmt.read_csv")
 
 
 _JSON_GB_PER_MBOX = 0.97   # json.load peak per million boxes of this generator (3 M: 2.9 GB)
@@ -176,6 +209,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--boxes", type=int, default=10_000_000, help="COCO boxes (0: skip)")
     ap.add_argument("--files", type=int, default=1_000_000, help="YOLO label files (0: skip)")
+    ap.add_argument("--csv", type=int, default=0, metavar="ROWS",
+                    help="also an Open Images box CSV of ROWS rows (15000000: Open Images v6 "
+                         "train; 0: skip, the default)")
     ap.add_argument("--quick", action="store_true", help="1 M boxes, 100 k files")
     ap.add_argument("--dir", help="where to generate (default: the system temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
@@ -246,6 +282,23 @@ def main() -> int:
                         anchorfit("kmeans", labels, "-k", "9", "--restarts", "3",
                                   "--policy", "stretch")),
             ]
+        if args.csv:
+            table = work / "oidv6-train-annotations-bbox.csv"
+            t = time.perf_counter()
+            info = write_open_images(table, args.csv)
+            print(f"Open Images CSV: {info['rows']:,} rows, {info['images']:,} images, "
+                  f"{info['bytes'] / 1e9:.2f} GB (generated in {time.perf_counter() - t:.0f} s)")
+            results["csv"] = info
+            results["runs"] += [
+                measure("baseline: csv.reader over every row",
+                        [sys.executable, "-c", _CSV_READER, str(table)]),
+                measure("read_csv, rows alone (csv.reader + float)",
+                        [sys.executable, "-c", _CSV_ROWS, str(table)]),
+                measure("read_csv (C blocks)", [sys.executable, "-c", _CSV_BLOCKS, str(table)]),
+                measure("anchorfit boxes --policy stretch (C blocks)",
+                        anchorfit("boxes", str(table), "--policy", "stretch")),
+            ]
+            table.unlink()
     finally:
         if args.keep:
             print(f"kept {work}")

@@ -14,6 +14,7 @@ rows it drops in the same way.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -132,7 +133,7 @@ class BoxBuilder:
             self.image_names.append(name)
             self._iw.append(float(width))
             self._ih.append(float(height))
-        elif np.isnan(self._iw[idx]) and not np.isnan(width):
+        elif math.isnan(self._iw[idx]) and not math.isnan(width):  # math: 10x np.isnan's speed
             self._iw[idx], self._ih[idx] = float(width), float(height)
         return idx
 
@@ -165,6 +166,18 @@ class BoxBuilder:
         self._rows.append((image, cls, x, y, w, h, difficult, flagged, origin, line))
         if len(self._rows) >= _CHUNK:
             self._flush()
+
+    def add_columns(self, image: np.ndarray, cls: np.ndarray, x: np.ndarray, y: np.ndarray,
+                    w: np.ndarray, h: np.ndarray, *, origin: int, line: np.ndarray) -> None:
+        """Many rows at once, as ``add`` would store them one by one (float64 geometry is
+        rounded to float32 the same way), for readers that parse a block of rows in C."""
+        self._flush()
+        rows = np.zeros(len(x), dtype=_ROW_DTYPE)
+        rows["image"], rows["cls"], rows["origin"], rows["line"] = image, cls, origin, line
+        with np.errstate(over="ignore"):
+            for name, values in (("x", x), ("y", y), ("w", w), ("h", h)):
+                rows[name] = np.asarray(values, dtype=np.float64).astype(np.float32)
+        self._chunks.append(rows)
 
     def _flush(self) -> None:
         if self._rows:

@@ -83,7 +83,7 @@ def read_annotations(path: str | Path, fmt: str | None = None, *,
     """
     from anchorfit.data.coco_stream import read_coco_stream
     from anchorfit.data.csvfmt import read_csv
-    from anchorfit.data.cvat import read_cvat
+    from anchorfit.data.cvat_stream import read_cvat_stream
     from anchorfit.data.fddb import read_fddb
     from anchorfit.data.ultralytics import read_ultralytics
     from anchorfit.data.voc import read_voc
@@ -109,7 +109,7 @@ def read_annotations(path: str | Path, fmt: str | None = None, *,
     if fmt == "voc":
         return read_voc(path)
     if fmt == "cvat":
-        return read_cvat(path)
+        return read_cvat_stream(path)
     if fmt == "yolo":
         return read_yolo_stream(path, sizes=sizes, **options)
     if fmt == "wider":
