@@ -186,3 +186,24 @@ def test_decode_error_inside_the_reference_window(tmp_path, monkeypatch):
     rows[200] = ODD_LINES["word"]
     rows[203] = ODD_LINES["bad_utf8"]
     assert_same_outcome(_write(tmp_path, OI_HEADER, rows))
+
+
+@pytest.mark.parametrize("odd_at", [None, 150])
+def test_progress_counts_every_byte(tmp_path, monkeypatch, odd_at):
+    """Off a terminal the last line says the whole file was read, whether blocks, rows or both
+    (the row reader takes over at line ``odd_at``) did the reading."""
+    import io
+
+    from anchorfit.data.progress import status
+
+    monkeypatch.setattr(csvfmt, "BLOCK", 512)
+    rows = _oi_rows(300)
+    if odd_at:
+        rows[odd_at] = ODD_LINES["quoted_decimal_comma"]
+    path = _write(tmp_path, OI_HEADER, rows)
+    stream = io.StringIO()
+    with status("reading", stream=stream, interval=0):
+        read_csv(path)
+    size = path.stat().st_size
+    last = [ln for ln in stream.getvalue().splitlines() if ln.startswith("reading boxes.csv: ")]
+    assert last and f"{size / 1e3:.1f} kB of {size / 1e3:.1f} kB (100%)" in last[-1]

@@ -184,3 +184,20 @@ def test_memory_is_bounded_by_the_piece_not_the_file(tmp_path, monkeypatch):
 
     exact, stream = peak(read_cvat), peak(read_cvat_stream)
     assert stream * 4 < exact, (stream, exact)
+
+
+def test_progress_counts_every_byte(tmp_path, monkeypatch):
+    import io
+
+    from anchorfit.data.progress import status
+
+    monkeypatch.setattr(cvat_stream, "CHUNK", 512)
+    path = tmp_path / "annotations.xml"
+    path.write_text(_doc(_images(40)))
+    stream = io.StringIO()
+    with status("reading", stream=stream, interval=0):
+        read_annotations(path)
+    size = path.stat().st_size
+    lines = [ln for ln in stream.getvalue().splitlines()
+             if ln.startswith("reading annotations.xml: ")]
+    assert len(lines) > 3 and f"{size / 1e3:.1f} kB of {size / 1e3:.1f} kB (100%)" in lines[-1]

@@ -212,6 +212,7 @@ def _read_rows(fh: Utf8Lines, reader, rows: _Rows, first_line: int,
             if reader.line_num < first_line or not row or all(not c.strip() for c in row):
                 continue
             rows.add_row(row, reader.line_num)
+        meter.advance(max(0, fh.buffer.tell() - told))  # the last lines, up to the end
     except csv.Error as exc:
         raise FormatError(f"malformed CSV: {exc}", source=rows.path,
                           line=reader.line_num) from None
