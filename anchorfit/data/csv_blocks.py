@@ -12,9 +12,9 @@ row-by-row reader's:
   Python's ``float()``, so every value it accepts is the same double; what it refuses (a decimal
   comma, ``1_000``, an empty cell, a word) sends the block to the row reader, which accepts or
   names it exactly as before;
-* lines: no quote, NUL, blank line or lone ``\\r`` anywhere in the block, and exactly
-  ``columns - 1`` delimiters per line on average while no line may have more (both parsers
-  refuse a long line), so every line is one row with every field where the header says;
+* lines: no quote, NUL, blank line or lone ``\\r`` anywhere in the block, no byte-order mark
+  at its start, and exactly ``columns - 1`` delimiters on every line, so every line is one row
+  with every field where the header says;
 * names and sizes: image and class names are stripped as the row reader strips them, and a block
   where an image-size cell is NaN goes to the row reader (whose first-known-size rule then
   applies row by row).
@@ -26,11 +26,15 @@ exact path throughout.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from dataclasses import dataclass
 
 import numpy as np
+
+#: pandas drops a byte-order mark at the start of what it parses, csv.reader keeps it in the field
+BOM = codecs.BOM_UTF8
 
 
 @dataclass
@@ -49,16 +53,31 @@ class Block:
 def plain(block: bytes, delimiter: bytes, columns: int) -> int | None:
     """The number of rows if ``block`` (whole lines) is plain in the sense above, else None."""
     rows = block.count(b"\n") + (not block.endswith(b"\n"))
-    if (b'"' in block or b"\x00" in block or block.startswith((b"\n", b"\r\n"))
+    if (b'"' in block or b"\x00" in block or block.startswith((b"\n", b"\r\n", BOM))
             or b"\n\n" in block or b"\n\r\n" in block
             or block.count(b"\r") != block.count(b"\r\n")
-            or block.count(delimiter) != rows * (columns - 1)):
+            or not _fields_everywhere(block, delimiter, columns)):
         return None
     try:
         block.decode("utf-8")
     except UnicodeDecodeError:
         return None
     return rows
+
+
+def _fields_everywhere(block: bytes, delimiter: bytes, columns: int) -> bool:
+    """Whether every line has exactly ``columns - 1`` delimiters. Counting per line matters: a
+    long line beside a short one keeps the total right, and neither C parser refuses a long
+    line when only some columns are asked for."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(data == ord("\n"))
+    if not block.endswith(b"\n"):
+        ends = np.append(ends, len(block))
+    marks = np.flatnonzero(data == delimiter[0])
+    if len(marks) != len(ends) * (columns - 1):
+        return False
+    per_line = np.diff(np.searchsorted(marks, ends), prepend=0)
+    return bool((per_line == columns - 1).all())
 
 
 def parse_block(block: bytes, delimiter: str, columns: int, col: dict[str, int],
