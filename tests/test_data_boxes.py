@@ -87,3 +87,25 @@ def test_synthetic_is_seeded_and_labelled():
     assert a.dtype == np.float32 and a.min() >= 1.0
     s = synthetic_boxes(100, seed=0)
     assert s.synthetic and "SYNTHETIC" in s.source and len(s) == 100 and s.n_images == 10
+
+
+def test_boxes_past_float32_whole_pixels_are_dropped_not_clustered(tmp_path):
+    """A 1e37 px box (a fuzz-style input) was kept and overflowed k-means' float32 areas into
+    NaN IoUs with RuntimeWarnings; now it is dropped and counted, and k-means runs on the rest."""
+    import warnings
+
+    from anchorfit.cluster.api import cluster_anchors
+    from anchorfit.data.csvfmt import read_csv
+
+    path = tmp_path / "huge.csv"
+    path.write_text("filename,width,height,class,xmin,ymin,xmax,ymax\n"
+                    "a.jpg,1e38,1e38,c,0,0,1e37,2e37\n"
+                    "b.jpg,640,480,c,0,0,30,40\nc.jpg,640,480,c,0,0,60,50\n"
+                    "d.jpg,640,480,c,0,0,10,12\ne.jpg,40000000,480,c,0,0,16777216,12\n")
+    kept, rep = validate(read_csv(path))
+    assert rep.dropped == {"too_large": 1} and rep.first["too_large"] == f"{path}:2"
+    assert len(kept) == 4  # 2^24 itself is kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = cluster_anchors(kept.wh(), k=2, seed=0)
+    assert np.isfinite(result.anchors).all()

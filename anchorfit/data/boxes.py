@@ -245,10 +245,16 @@ class ValidationReport:
                 "first": dict(self.first)}
 
 
+#: the largest box side kept (pixels, or the same number in normalised units): past it float32
+#: loses whole pixels and the areas k-means multiplies overflow float32 (1e37 px boxes did)
+MAX_SIDE = float(1 << 24)
+
 DROP_REASONS = {
     "nan_size": "width or height is NaN or infinite",
     "negative_size": "width or height is negative",
     "zero_size": "width or height is zero",
+    "too_large": "width or height beyond 16,777,216 (2^24) px, where float32 no longer holds "
+                 "whole pixels; no camera or slide scanner comes near it",
     "outside_image": "box lies entirely outside its image",
     "duplicate": "exact duplicate of another row (same image, class and coordinates)",
     "under_min_size": "smaller than the minimum size on both sides after resizing",
@@ -278,8 +284,9 @@ def validate(boxes: Boxes, *, strict: bool = False, drop_duplicates: bool = True
     with np.errstate(invalid="ignore"):
         neg = ~nan & ((w < 0) | (h < 0))
         zero = ~nan & ~neg & ((w == 0) | (h == 0))
-    checks += [("negative_size", neg), ("zero_size", zero)]
-    bad = nan | neg | zero
+        huge = ~nan & ~neg & ~zero & ((w > MAX_SIDE) | (h > MAX_SIDE))
+    checks += [("negative_size", neg), ("zero_size", zero), ("too_large", huge)]
+    bad = nan | neg | zero | huge
     issues: dict[str, int] = {}
     first: dict[str, str] = {}
     iw = boxes.image_width[boxes.image] if len(boxes) else np.zeros(0)
