@@ -93,9 +93,14 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
 import os as _os  # noqa: E402
 
 from hypothesis import HealthCheck as _HealthCheck  # noqa: E402
+from hypothesis import Phase as _Phase  # noqa: E402
 from hypothesis import settings as _settings  # noqa: E402
 
+# No "explain" phase: it replays the failing case under sys.settrace, which makes a 2 s case
+# overrun the per-case budget and report a CaseTimeout in place of the real failure.
 _FUZZ_COMMON = dict(deadline=None, database=None, print_blob=True,
+                    phases=[_Phase.explicit, _Phase.reuse, _Phase.generate, _Phase.target,
+                            _Phase.shrink],
                     suppress_health_check=[_HealthCheck.too_slow, _HealthCheck.data_too_large,
                                            _HealthCheck.filter_too_much])
 _settings.register_profile("fuzz-ci", derandomize=True, max_examples=40, **_FUZZ_COMMON)

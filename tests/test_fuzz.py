@@ -139,7 +139,27 @@ CONFIG_SEEDS = [
                  / "yolov3-tiny.yaml", "spec2.yaml", id="spec-yolov3-tiny"),
     pytest.param(DATA / "configs" / "yolov5" / "models" / "yolov5n.yaml", "yolo5.yaml",
                  id="yolov5"),
+    pytest.param(DATA / "configs" / "ultralytics" / "models" / "v8" / "yolov8.yaml",
+                 "yolov8s.yaml", id="ultralytics-yolov8"),
+    pytest.param(DATA / "configs" / "ultralytics" / "models" / "26" / "yolo26.yaml",
+                 "yolo26n.yaml", id="ultralytics-yolo26"),
+    # mmdet leaves with their _base_ chain: the mutated leaf is written beside a copy of the
+    # shipped config tree, so its relative bases resolve (see _in_config_tree)
+    pytest.param(DATA / "configs" / "mmdet" / "fcos" / "fcos_r50-caffe_fpn_gn-head_1x_coco.py",
+                 "mmdet/fcos/fuzz_fcos.py", id="mmdet-fcos"),
+    pytest.param(DATA / "configs" / "mmdet" / "rtmdet" / "rtmdet_tiny_8xb32-300e_coco.py",
+                 "mmdet/rtmdet/fuzz_rtmdet.py", id="mmdet-rtmdet"),
 ]
+
+
+def _in_config_tree(work: Path, name: str) -> Path:
+    """``work/name``; for a name under ``mmdet/``, a copy of the shipped mmdet config tree is
+    made in ``work`` first (once), so the mutated leaf finds its ``_base_`` files."""
+    if name.startswith("mmdet/"):
+        tree = work / "mmdet"
+        if not tree.exists():
+            shutil.copytree(DATA / "configs" / "mmdet", tree)
+    return work / name
 
 
 @pytest.mark.parametrize("seed, name", CONFIG_SEEDS)
@@ -147,7 +167,7 @@ CONFIG_SEEDS = [
 @given(data=st.data())
 def test_fuzz_detector_files(seed: Path, name: str, work: Path, data: st.DataObject) -> None:
     blob = data.draw(mutate(_seed(seed).read_bytes()), label="mutated")
-    path = work / name
+    path = _in_config_tree(work, name)
     path.write_bytes(blob)
     COUNTS[f"{name}:{_detector_case(path)}"] += 1
 
