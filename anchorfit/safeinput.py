@@ -43,6 +43,13 @@ MAX_KERNEL = 1 << 16
 MAX_RESTARTS = 10_000
 #: Depth of ``_base_`` / ``_BASE_`` / ``base:`` inheritance; real chains are under 10 deep.
 MAX_BASE_DEPTH = 32
+#: Cells per axis of a network input or any feature map; the largest real detector inputs are a
+#: few thousand pixels a side (YOLOv5-P6 1280, Detectron2's 1333 long side, 4096 aerial tiles).
+#: The RF engine keeps arrays per cell and layer, so 10⁸ would need gigabytes and seconds.
+MAX_MAP_SIDE = 1 << 16
+#: Cells x taps one op may enumerate (a transposed convolution's output cells times the taps
+#: each reads); real ones stay near 10⁴-10⁶, and the engine's arrays are this big.
+MAX_TAP_READS = 1 << 26
 
 _BEYOND = "no real network comes near it"
 _YAML_NOTE = "no real config or dataset file comes near it"

@@ -31,7 +31,8 @@ from anchorfit.errors import FormatError
 from anchorfit.formats.anchors import prior_box
 from anchorfit.formats.base import Format, finish, make_network, unique_names
 from anchorfit.formats.parsers.prototxt import Message, read_prototxt
-from anchorfit.formats.validate import Where, finite, integer, ordered, positive_finite
+from anchorfit.formats.validate import (Where, finite, input_side, integer, ordered,
+                                        positive_finite)
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import Global, GraphBuilder, Merge, Pointwise, Transposed, Window
 from anchorfit.safeinput import MAX_KERNEL, beyond_limit
@@ -131,30 +132,40 @@ def _input_size(net: Message, layers: Sequence[Message], source: Path) -> tuple[
     """(H, W) from ``input_shape``/``input_dim``, an Input layer or a data layer's resize."""
     shape = net.get("input_shape")
     if isinstance(shape, Message):
-        dims = _ints(shape, "dim")
+        dims = _ints(shape, "dim", source)
         if len(dims) == 4:
-            return dims[2], dims[3]
-    dims = _ints(net, "input_dim")
+            return _sides(shape, "dim", dims, source)
+    dims = _ints(net, "input_dim", source)
     if len(dims) == 4:
-        return dims[2], dims[3]
+        return _sides(net, "input_dim", dims, source)
     for layer in layers:
         t = layer.get("type")
         if t == "Input":
             param = layer.get("input_param")
             sh = param.get("shape") if isinstance(param, Message) else None
-            dims = _ints(sh, "dim") if isinstance(sh, Message) else []
+            dims = _ints(sh, "dim", source) if isinstance(sh, Message) else []
             if len(dims) == 4:
-                return dims[2], dims[3]
+                return _sides(sh, "dim", dims, source)  # type: ignore[arg-type]
         if t in DATA_LAYERS:
             tp = layer.get("transform_param")
             if isinstance(tp, Message):
                 rp = tp.get("resize_param")
                 if isinstance(rp, Message) and rp.has("height") and rp.has("width"):
-                    return int(rp.get("height")), int(rp.get("width"))
+                    return (input_side(rp.get("height"),
+                                       Where(source, rp.line_of("height"), "height")),
+                            input_side(rp.get("width"),
+                                       Where(source, rp.line_of("width"), "width")))
                 if tp.has("crop_size"):
-                    c = int(tp.get("crop_size"))
+                    c = input_side(tp.get("crop_size"),
+                                   Where(source, tp.line_of("crop_size"), "crop_size"))
                     return c, c
     return None
+
+
+def _sides(p: Message, name: str, dims: list[int], source: Path) -> tuple[int, int]:
+    """H and W of an N, C, H, W shape, each a valid input side (``input_side``)."""
+    where = Where(source, p.line_of(name), name)
+    return input_side(dims[2], where), input_side(dims[3], where)
 
 
 def _layer_error(layer: Message, source: Path, message: str) -> FormatError:

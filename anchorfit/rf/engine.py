@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from anchorfit.errors import AnchorfitError
-from anchorfit.safeinput import MAX_KERNEL, beyond_limit
+from anchorfit.safeinput import MAX_KERNEL, MAX_MAP_SIDE, MAX_TAP_READS, beyond_limit
 from anchorfit.rf.graph import (
     Adaptive,
     Global,
@@ -431,7 +431,23 @@ def _resample_axis(op: Resample, axis: int, n: int, node: Node) -> tuple[TapRule
 
 
 def _axis_rule(node: Node, axis: int, n: int) -> tuple[TapRule, int]:
-    """Tap rule and output size of ``node``'s op along ``axis`` for an input of ``n`` cells."""
+    """Tap rule and output size of ``node``'s op along ``axis`` for an input of ``n`` cells,
+    refusing a map larger than ``MAX_MAP_SIDE`` or an op that would enumerate more than
+    ``MAX_TAP_READS`` (cell, tap) pairs (a transposed convolution of a huge kernel), before
+    any per-cell array of that size exists."""
+    rule, out = _axis_rule_of(node, axis, n)
+    if out > MAX_MAP_SIDE:
+        raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): " + beyond_limit(
+            f"feature map size on the {'yx'[axis]} axis", out, MAX_MAP_SIDE))
+    if rule.B > 1 or rule.clamp or rule.A <= 0:
+        width = max((len(t) for t in rule.taps), default=0)
+        if out * width > MAX_TAP_READS:
+            raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): " + beyond_limit(
+                f"{out} output cells x {width} taps =", out * width, MAX_TAP_READS))
+    return rule, out
+
+
+def _axis_rule_of(node: Node, axis: int, n: int) -> tuple[TapRule, int]:
     op = node.op
     identity = TapRule(1, 1, [[0]])
     if node.spatial_dims == 1 and axis == 0 and not isinstance(op, (Global, Merge)):
@@ -647,8 +663,20 @@ def _compose_read_arrays(src_lo: Any, src_hi: Any, rule: TapRule, out_size: int
 
 def _window_reads(src_lo: Any, src_hi: Any, stride: int, taps: Sequence[int], out_size: int
                   ) -> tuple[Any, Any]:
-    """``_compose_read_arrays`` for a sliding window (cell o reads o*stride + t): strided slices."""
+    """``_compose_read_arrays`` for a sliding window (cell o reads o*stride + t): strided slices.
+
+    One numpy pass per tap is quick for real kernels (a handful of taps) but a kernel of
+    thousands of taps over a large map would take seconds per layer, so long evenly spaced tap
+    lists (every window's: ``-left + t * dilation``) go to ``_window_reads_sparse`` instead.
+    """
     n = len(src_lo)
+    if len(taps) > _SPARSE_TAPS and out_size > 0 and n > 0:
+        step = taps[1] - taps[0]
+        if step > 0 and all(b - a == step for a, b in zip(taps, taps[1:])):
+            return (_window_reads_sparse(src_lo, stride, taps[0], step, len(taps), out_size,
+                                         np.minimum, _NONE_LO),
+                    _window_reads_sparse(src_hi, stride, taps[0], step, len(taps), out_size,
+                                         np.maximum, _NONE_HI))
     lo = np.full(out_size, _NONE_LO, dtype=np.int64)
     hi = np.full(out_size, _NONE_HI, dtype=np.int64)
     for tap in taps:
@@ -660,6 +688,41 @@ def _window_reads(src_lo: Any, src_hi: Any, stride: int, taps: Sequence[int], ou
         np.minimum(lo[first:last + 1], src_lo[span], out=lo[first:last + 1])
         np.maximum(hi[first:last + 1], src_hi[span], out=hi[first:last + 1])
     return lo, hi
+
+
+#: Tap count from which a window's reads use the sparse table (same result, O(n log k) work).
+_SPARSE_TAPS = 16
+
+
+def _window_reads_sparse(src: Any, stride: int, first: int, step: int, count: int,
+                         out_size: int, reduce: Any, none: int) -> Any:
+    """``reduce`` (min or max) of ``src`` over each cell's taps ``o*stride + first + t*step``
+    (t < count, taps outside ``src`` skipped) with a sparse table: level l holds the reduction
+    over 2**l taps spaced ``step`` apart, so any run of c taps is the reduction of two
+    overlapping level-floor(log2 c) entries. Work O(n log count) instead of O(n * count)."""
+    n = len(src)
+    levels = [np.asarray(src, dtype=np.int64)]
+    width = 1
+    while 2 * width <= count:
+        prev = levels[-1]
+        nxt = prev.copy()
+        reach = width * step
+        if reach < n:
+            reduce(prev[:n - reach], prev[reach:], out=nxt[:n - reach])
+        levels.append(nxt)
+        width *= 2
+    base = np.arange(out_size, dtype=np.int64) * stride + first
+    # valid taps t: 0 <= base + t*step < n
+    t_lo = np.maximum(-(base // step), 0)                  # ceil(-base / step), at least 0
+    t_hi = np.minimum((n - 1 - base) // step, count - 1)
+    ok = t_hi >= t_lo
+    c = np.where(ok, t_hi - t_lo + 1, 1)
+    level = np.frexp(c.astype(np.float64))[1] - 1          # floor(log2 c), exact for c < 2**53
+    start = np.where(ok, base + t_lo * step, 0)
+    end = np.where(ok, start + (c - (1 << level)) * step, 0)
+    table = np.stack(levels)
+    result = reduce(table[level, start], table[level, end])
+    return np.where(ok, result, none)
 
 
 def _reads_of(amap: AxisMap) -> tuple[Any, Any]:
@@ -764,6 +827,8 @@ def analyze(graph: Graph, input_size: int | Sequence[int],
     h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     if h <= 0 or w <= 0:
         raise AnchorfitError(f"input size must be positive, got {h}x{w}")
+    if max(h, w) > MAX_MAP_SIDE:
+        raise AnchorfitError(beyond_limit(f"input size {h}x{w}: side", max(h, w), MAX_MAP_SIDE))
     result = RFAnalysis(graph, (int(h), int(w)))
     out = result.nodes
     for node in graph.nodes.values():
