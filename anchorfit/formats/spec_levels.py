@@ -13,7 +13,8 @@ from anchorfit.safeinput import MAX_KERNEL
 from anchorfit.formats.anchors import anchors_from_sizes, densified, ssd_anchors
 from anchorfit.formats.base import head_convs
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of
-from anchorfit.formats.validate import Where, integer, ordered, positive_finite, positive_list
+from anchorfit.formats.validate import (Where, integer, non_negative_finite, ordered, positive_finite,
+                                        positive_list)
 from anchorfit.formats.spec_values import (
     repeats,
     Scope,
@@ -197,7 +198,9 @@ def assigner(ctx: SpecContext, raw: Any, where: YMap, default: Assigner) -> Assi
     def get(*keys: str) -> Any:
         for k in keys:
             if k in raw:
-                return None if raw[k] is None else float(raw[k])
+                at = Where(ctx.path, line_of(raw, k) or line_of(where, "assigner"), k,
+                           "assigner: ")
+                return None if raw[k] is None else non_negative_finite(raw[k], at)
         return getattr(default, {"pos": "pos_iou", "neg": "neg_iou", "anchor_t": "anchor_t",
                                  "ignore": "ignore_iou"}[keys[0]])
 

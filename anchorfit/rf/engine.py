@@ -671,11 +671,12 @@ def _window_reads(src_lo: Any, src_hi: Any, stride: int, taps: Sequence[int], ou
     """
     n = len(src_lo)
     if len(taps) > _SPARSE_TAPS and out_size > 0 and n > 0:
-        step = taps[1] - taps[0]
-        if step > 0 and all(b - a == step for a, b in zip(taps, taps[1:])):
-            return (_window_reads_sparse(src_lo, stride, taps[0], step, len(taps), out_size,
+        even = sorted(taps)  # min/max do not care about order (a transposed conv's run down)
+        step = even[1] - even[0]
+        if step > 0 and all(b - a == step for a, b in zip(even, even[1:])):
+            return (_window_reads_sparse(src_lo, stride, even[0], step, len(even), out_size,
                                          np.minimum, _NONE_LO),
-                    _window_reads_sparse(src_hi, stride, taps[0], step, len(taps), out_size,
+                    _window_reads_sparse(src_hi, stride, even[0], step, len(even), out_size,
                                          np.maximum, _NONE_HI))
     lo = np.full(out_size, _NONE_LO, dtype=np.int64)
     hi = np.full(out_size, _NONE_HI, dtype=np.int64)

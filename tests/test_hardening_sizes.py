@@ -1,0 +1,137 @@
+"""Issue 12: sizes a hostile file can ask the RF engine for, and the values the strict fuzz runs
+(tests/test_fuzz.py, darknet/caffe/spec/yolov5 targets) found escaping as tracebacks.
+
+An input side of 10⁸ made the engine allocate gigabytes and take 20+ s; a 10⁴⁰ one crashed in
+numpy. Every input side is now refused past ``MAX_MAP_SIDE`` at the line that wrote it, every
+feature map past it in the engine, and a window of tens of thousands of taps is read through a
+sparse table instead of one numpy pass per tap (checked here against a brute force).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anchorfit.rf import engine
+from anchorfit.safeinput import MAX_MAP_SIDE
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = Path(__file__).parent / "data" / "fuzz_seeds"
+TINY_SPEC = REPO / "anchorfit" / "configs" / "yolov3-tiny.yaml"
+S3FD_SPEC = REPO / "anchorfit" / "configs" / "s3fd.yaml"
+
+
+def _mutated(src: Path, old: str, new: str, tmp_path: Path) -> Path:
+    text = src.read_text(encoding="utf-8")
+    assert text.count(old) >= 1, old
+    path = tmp_path / src.name
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("src, old, new, expected, at", [
+    (SEEDS / "yolov3-tiny.cfg", "width=416", "width=100000000",
+     "input size 100000000 is beyond anchorfit's limit of 65536", "width=100000000"),
+    (SEEDS / "yolov3-tiny.cfg", "height=416", "height=" + "9" * 60,
+     "beyond anchorfit's limit of 65536", "height=999"),
+    (SEEDS / "s3fd_deploy.prototxt", "dim: 640", "dim: 100000000",
+     "input size 100000000 is beyond anchorfit's limit of 65536", "dim:"),
+    (TINY_SPEC, "input: 416", "input: 1000000000",
+     "'input' 1000000000 is beyond anchorfit's limit of 65536", "input: 1000000000"),
+    (TINY_SPEC, "input: 416", "input: [416, .inf]", "'input' must be a size", "input: [416"),
+    (TINY_SPEC, "input: 416", "input: [416.5, 416]", "'input' must be a size", "input: [416"),
+    (TINY_SPEC, "ignore: 0.7}", "ignore: abc}", "assigner: 'abc' is not a number", "ignore: abc"),
+    (S3FD_SPEC, "assigner: {kind: iou, pos: 0.35, neg: 0.35",
+     "assigner: {kind: iou, pos: {a: 1}, neg: 0.35", "assigner: {'a': 1} is not a number",
+     "pos: {a: 1}"),
+    (TINY_SPEC, "  - {name: conv21, type: conv, k: 3, p: 1, c: 256}",
+     "  - {name: conv21, type: conv, k: 3, p: 1, c: 256}\n"
+     "  - {name: up22, type: upsample, scale: 4096}",
+     "layer 'up22' (upsample nearest x4096): feature map size on the y axis 106496 is beyond "
+     "anchorfit's limit of 65536", "name: up22"),
+], ids=["darknet-width-1e8", "darknet-height-huge", "caffe-dim-1e8", "spec-input-1e9",
+        "spec-input-inf", "spec-input-fraction", "spec-assigner-word", "spec-assigner-mapping",
+        "spec-upsample-past-limit"])
+def test_hostile_size_or_value_is_one_clear_error(src, old, new, expected, at, tmp_path,
+                                                  run_cli):
+    """Each once a traceback (ValueError 'Maximum allowed size exceeded', OverflowError, ...)
+    or 20 s and gigabytes; now exit 2 naming the file and the line that wrote the value."""
+    if not src.exists():
+        pytest.skip(f"{src} absent")
+    path = _mutated(src, old, new, tmp_path)
+    if "up22" in new:  # hang a level on the new layer so the engine reaches it
+        path.write_text(path.read_text().replace("from: conv21, step: 16", "from: up22, step: 16"))
+    code, out, err = run_cli("show", str(path))
+    assert code == 2 and "Traceback" not in err, (code, err)
+    assert expected in err, err
+    match = re.search(re.escape(path.name) + r":(\d+):", err)
+    assert match, err
+    line = path.read_text(encoding="utf-8").splitlines()[int(match.group(1)) - 1]
+    assert at in line, (line, err)
+
+
+def test_largest_input_side_is_still_read(tmp_path, run_cli):
+    """The limit refuses only what is past it: the spec at MAX_MAP_SIDE runs, and its P5 RF is
+    the one at 416 (318, research/rf_tools.md 2.5) since the RF does not depend on the size."""
+    path = _mutated(TINY_SPEC, "input: 416", f"input: {MAX_MAP_SIDE}", tmp_path)
+    code, out, err = run_cli("rf", str(path), "--layers", "conv14")
+    assert code == 0, err
+    assert re.search(r"\b318\b", out), out
+
+
+def _brute_reads(lo, hi, stride, taps, out_size):
+    """Min of ``lo`` / max of ``hi`` over each cell's taps inside the array, by the definition."""
+    n = len(lo)
+    out_lo, out_hi = [], []
+    for o in range(out_size):
+        idx = [o * stride + t for t in taps if 0 <= o * stride + t < n]
+        out_lo.append(min((int(lo[i]) for i in idx), default=int(engine._NONE_LO)))
+        out_hi.append(max((int(hi[i]) for i in idx), default=int(engine._NONE_HI)))
+    return np.array(out_lo, dtype=np.int64), np.array(out_hi, dtype=np.int64)
+
+
+def test_sparse_window_reads_match_the_definition():
+    """The sparse-table path (kernels past ``_SPARSE_TAPS`` taps) against a brute force, on
+    unsorted reads with cells that read nothing, any stride, dilation, padding and taps
+    running either way (a transposed convolution lists them downwards)."""
+    rng = random.Random(12)
+    sparse = 0
+    for _ in range(300):
+        n = rng.randint(1, 120)
+        lo = np.array([rng.randint(-50, 300) for _ in range(n)], dtype=np.int64)
+        hi = lo + np.array([rng.randint(0, 40) for _ in range(n)], dtype=np.int64)
+        for i in range(n):
+            if rng.random() < 0.1:
+                lo[i], hi[i] = engine._NONE_LO, engine._NONE_HI
+        stride, dil = rng.randint(1, 5), rng.randint(1, 4)
+        k, first = rng.randint(1, 70), rng.randint(-100, 30)
+        taps = [first + t * dil for t in range(k)]
+        if rng.random() < 0.3:
+            taps.reverse()
+        out = rng.randint(1, 100)
+        sparse += k > engine._SPARSE_TAPS
+        got = engine._window_reads(lo, hi, stride, taps, out)
+        want = _brute_reads(lo, hi, stride, taps, out)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), \
+            (n, stride, dil, k, first, out)
+    assert sparse > 100  # the sparse path was exercised, not only the per-tap loop
+
+
+def test_kernel_of_65535_taps_on_a_large_map_is_exact(tmp_path):
+    """Two 65535-tap convolutions on a 32768-pixel input (each once ~1.5 s per analysis):
+    the RF grows by (k - 1) x stride per conv, exactly."""
+    from anchorfit.load import load
+
+    path = _mutated(TINY_SPEC, "  - {name: conv2, type: conv, k: 3, p: 1, c: 32}",
+                    "  - {name: conv2, type: conv, k: 65535, p: 32767, c: 32}\n"
+                    "  - {name: conv2b, type: conv, k: 65535, p: 32767, c: 32}", tmp_path)
+    path.write_text(path.read_text().replace("input: 416", "input: 32768"))
+    analysis = load(path).analyze()
+    # conv0 3 -> maxpool1 (k2 s2) 4 -> conv2 + (65534 * 2) -> conv2b + (65534 * 2)
+    assert analysis["conv2"].rf == (4 + 2 * 65534, 4 + 2 * 65534)
+    assert analysis["conv2b"].rf == (4 + 4 * 65534, 4 + 4 * 65534)
+    assert analysis["conv2b"].y.size == 16384
