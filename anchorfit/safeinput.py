@@ -50,6 +50,10 @@ MAX_MAP_SIDE = 1 << 16
 #: Cells x taps one op may enumerate (a transposed convolution's output cells times the taps
 #: each reads); real ones stay near 10⁴-10⁶, and the engine's arrays are this big.
 MAX_TAP_READS = 1 << 26
+#: Input pixels between neighbouring cells of one feature map (the product of the strides up
+#: to it); real detectors stop at 128 (RetinaNet's P7), and past 2**20 the exact intervals of
+#: the RF engine would soon leave 64-bit integers (hundreds of stride-2 layers).
+MAX_TOTAL_STRIDE = 1 << 20
 
 _BEYOND = "no real network comes near it"
 _YAML_NOTE = "no real config or dataset file comes near it"

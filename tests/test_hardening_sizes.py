@@ -135,3 +135,32 @@ def test_kernel_of_65535_taps_on_a_large_map_is_exact(tmp_path):
     assert analysis["conv2"].rf == (4 + 2 * 65534, 4 + 2 * 65534)
     assert analysis["conv2b"].rf == (4 + 4 * 65534, 4 + 4 * 65534)
     assert analysis["conv2b"].y.size == 16384
+
+
+def test_spec_sizes_past_float_range(tmp_path, run_cli):
+    """Found by the strict fuzz census: an integer of 400 digits in a level's ``sizes`` raised
+    OverflowError from math.isfinite."""
+    path = _mutated(S3FD_SPEC, "sizes: [16]", "sizes: [" + "9" * 400 + "]", tmp_path)
+    code, _, err = run_cli("show", str(path))
+    assert code == 2 and "Traceback" not in err
+    assert "'sizes' must be finite numbers" in err and "s3fd.yaml:" in err
+
+
+def test_yolov5_thousand_stride_2_convs_stop_at_the_stride_limit(shipped_data, tmp_path,
+                                                                  run_cli):
+    """Found by the strict fuzz census: ``[-1, 1_000, Conv, [256, 3, 2]]`` (330 stride-2 convs
+    at depth_multiple 0.33) made a stride of 2**330 that overflowed int64 in the engine. The
+    row is refused at the first conv past 2**20, naming the row's line."""
+    src = shipped_data / "configs/yolov5/models/yolov5n.yaml"
+    text = src.read_text(encoding="utf-8")
+    old = "[-1, 1, Conv, [256, 3, 2]], # 3-P3/8"
+    assert old in text
+    path = tmp_path / "yolov5n.yaml"
+    path.write_text(text.replace(old, "[-1, 1_000, Conv, [256, 3, 2]], # 3-P3/8"),
+                    encoding="utf-8")
+    code, _, err = run_cli("show", str(path))
+    assert code == 2 and "Traceback" not in err, err
+    # 2**2 before the row (two stride-2 convs), so its conv index j makes 2**(3 + j): 2**21 at 18
+    assert "layer 'model.3.18'" in err and "stride on the y axis 2097152 is beyond" in err, err
+    line = int(re.search(r"yolov5n\.yaml:(\d+):", err).group(1))
+    assert "1_000, Conv" in path.read_text().splitlines()[line - 1]

@@ -131,7 +131,7 @@ def float_list(ctx: SpecContext, value: Any, where: YMap, key: str, count: int |
         raise ctx.error(f"'{key}' must be a list of numbers, got {value!r}", where, key)
     if count is not None and len(value) != count:
         raise ctx.error(f"'{key}' needs {count} numbers, got {len(value)}", where, key)
-    if not all(math.isfinite(v) for v in value):
+    if not all(math.isfinite(v) if isinstance(v, float) else abs(v) < 1 << 1000 for v in value):
         raise ctx.error(f"'{key}' must be finite numbers, got {value!r}", where, key)
     return [float(Fraction(v).limit_denominator(10**9)) if isinstance(v, float) else float(v)
             for v in value]

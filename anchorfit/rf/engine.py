@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from anchorfit.errors import AnchorfitError
-from anchorfit.safeinput import MAX_KERNEL, MAX_MAP_SIDE, MAX_TAP_READS, beyond_limit
+from anchorfit.safeinput import (MAX_KERNEL, MAX_MAP_SIDE, MAX_TAP_READS, MAX_TOTAL_STRIDE,
+                                 beyond_limit)
 from anchorfit.rf.graph import (
     Adaptive,
     Global,
@@ -436,6 +437,7 @@ def _axis_rule(node: Node, axis: int, n: int) -> tuple[TapRule, int]:
     ``MAX_TAP_READS`` (cell, tap) pairs (a transposed convolution of a huge kernel), before
     any per-cell array of that size exists."""
     rule, out = _axis_rule_of(node, axis, n)
+    _check_taps(node, axis, "step between windows", rule.A)
     if out > MAX_MAP_SIDE:
         raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): " + beyond_limit(
             f"feature map size on the {'yx'[axis]} axis", out, MAX_MAP_SIDE))
@@ -869,12 +871,22 @@ def _node_rf(node: Node, out: dict[str, NodeRF], h: int, w: int) -> NodeRF:
         summary = _summary(branches)
         maps = [compose(amap, rule, size, summary[axis] if summary else None)
                 for axis, (amap, (rule, size)) in enumerate(zip(src.axes, rules))]
+        _check_stride(node, maps)
         own_global = isinstance(op, Global) or (isinstance(op, Pointwise) and op.global_context)
         aligned = src.aligned and all(m.shift_invariant for m in maps)
         rf = NodeRF(node.name, node.describe(), maps[0], maps[1], aligned,
                     src.global_context or own_global, src.stride_conflict,
                     node.spatial_dims, node.source, branches)
     return rf
+
+
+def _check_stride(node: Node, maps: Sequence[AxisMap]) -> None:
+    """Refuse a map whose cells lie more than ``MAX_TOTAL_STRIDE`` input pixels apart, before
+    the next op multiplies it again (a YOLOv5 row of 1000 stride-2 convs: 2**1000)."""
+    for axis, m in enumerate(maps):
+        if abs(m.stride) > MAX_TOTAL_STRIDE:
+            raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): " + beyond_limit(
+                f"stride on the {'yx'[axis]} axis", round(m.stride), MAX_TOTAL_STRIDE))
 
 
 def _merge(node: Node, srcs: list[NodeRF]) -> NodeRF:
@@ -968,6 +980,7 @@ def extend(rf: NodeRF, ops: Sequence[Window | Pointwise]) -> NodeRF:
         summary = _summary(branches)
         y = compose(y, ry, ny, summary[0] if summary else None)
         x = compose(x, rx, nx, summary[1] if summary else None)
+        _check_stride(node, (y, x))
         aligned = aligned and y.shift_invariant and x.shift_invariant
         global_context = global_context or (isinstance(op, Pointwise) and op.global_context)
     return NodeRF(rf.name, rf.op, y, x, aligned, global_context, rf.stride_conflict,
