@@ -164,3 +164,23 @@ def test_yolov5_thousand_stride_2_convs_stop_at_the_stride_limit(shipped_data, t
     assert "layer 'model.3.18'" in err and "stride on the y axis 2097152 is beyond" in err, err
     line = int(re.search(r"yolov5n\.yaml:(\d+):", err).group(1))
     assert "1_000, Conv" in path.read_text().splitlines()[line - 1]
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("nc: 80", "nc: .inf", "nc: inf is not an integer"),
+    ("nc: 80", "ch: abc", "ch: 'abc' is not a number"),
+    ("nc: 80", "ch: .inf", "ch: inf is not an integer"),
+    ("[-1, 1, Conv, [64, 6, 2, 2]]", "[-1, 1, Contract, [.inf]]", "Contract gain"),
+], ids=["nc-inf", "ch-word", "ch-inf", "contract-gain-inf"])
+def test_yolov5_top_level_and_gain_values(old, new, expected, shipped_data, tmp_path, run_cli):
+    """Found while sweeping ultralytics*.py for raw int(): each was a ValueError or
+    OverflowError; now a message at the line (``ch``, ``nc``, a Contract row's gain)."""
+    text = (shipped_data / "configs/yolov5/models/yolov5n.yaml").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "yolov5n.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    code, _, err = run_cli("show", str(path))
+    assert code == 2 and "Traceback" not in err, err
+    assert expected in err, err
+    line = int(re.search(r"yolov5n\.yaml:(\d+):", err).group(1))
+    assert new.split(",")[0].split(" [")[0].strip("[") in path.read_text().splitlines()[line - 1]
