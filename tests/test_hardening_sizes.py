@@ -184,3 +184,24 @@ def test_yolov5_top_level_and_gain_values(old, new, expected, shipped_data, tmp_
     assert expected in err, err
     line = int(re.search(r"yolov5n\.yaml:(\d+):", err).group(1))
     assert new.split(",")[0].split(" [")[0].strip("[") in path.read_text().splitlines()[line - 1]
+
+
+@pytest.mark.parametrize("new, expected", [
+    ("overlap_threshold: abc", "overlap_threshold: 'abc' is not a number"),
+    ("overlap_threshold { }", "overlap_threshold: "),
+    ("overlap_threshold: inf", "overlap_threshold: 'inf' is not a finite number"),
+    ("overlap_threshold: -1", "overlap_threshold: -1 must not be negative"),
+], ids=["word", "message", "inf", "negative"])
+def test_caffe_multibox_thresholds_are_checked(new, expected, shipped_data, tmp_path, run_cli):
+    """Found while sweeping caffe.py for raw float(): MultiBoxLoss thresholds raised
+    ValueError/TypeError (or an infinite IoU threshold was accepted)."""
+    src = shipped_data / "configs/caffe/ssd300_vgg_voc0712/train.prototxt"
+    text = src.read_text(encoding="utf-8")
+    assert "overlap_threshold: 0.5" in text
+    path = tmp_path / "train.prototxt"
+    path.write_text(text.replace("overlap_threshold: 0.5", new, 1), encoding="utf-8")
+    code, _, err = run_cli("show", str(path))
+    assert code == 2 and "Traceback" not in err, err
+    assert expected in err, err
+    line = int(re.search(r"train\.prototxt:(\d+):", err).group(1))
+    assert "overlap_threshold" in path.read_text().splitlines()[line - 1]

@@ -31,8 +31,8 @@ from anchorfit.errors import FormatError
 from anchorfit.formats.anchors import prior_box
 from anchorfit.formats.base import Format, finish, make_network, unique_names
 from anchorfit.formats.parsers.prototxt import Message, read_prototxt
-from anchorfit.formats.validate import (Where, finite, input_side, integer, ordered,
-                                        positive_finite)
+from anchorfit.formats.validate import (Where, finite, input_side, integer, non_negative_finite,
+                                        ordered, positive_finite)
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import Global, GraphBuilder, Merge, Pointwise, Transposed, Window
 from anchorfit.safeinput import MAX_KERNEL, beyond_limit
@@ -217,13 +217,13 @@ def _add_layer(st: _State, layer: Message, ltype: str, bottoms: list[str], tops:
         op = Merge({"PROD": "mul", "MAX": "max"}.get(str(_param(layer, "eltwise_param",
                                                                  "operation", "SUM")), "add"))
     elif ltype == "Concat":
-        axis = int(_param(layer, "concat_param", "axis", 1))
+        axis = _int_param(layer, "concat_param", "axis", 1, source)
         if axis != 1:
             raise _layer_error(layer, source, f"Concat along axis {axis} of a spatial map is "
                                               "not supported (only channels, axis 1)")
         op = Merge("concat")
     elif ltype == "Slice":
-        axis = int(_param(layer, "slice_param", "axis", 1))
+        axis = _int_param(layer, "slice_param", "axis", 1, source)
         if axis != 1:
             raise _layer_error(layer, source, f"Slice along axis {axis} is not supported")
         op = Pointwise("slice")
@@ -253,6 +253,14 @@ def _add_layer(st: _State, layer: Message, ltype: str, bottoms: list[str], tops:
 def _param(layer: Message, group: str, name: str, default: Any) -> Any:
     p = layer.get(group)
     return p.get(name, default) if isinstance(p, Message) else default
+
+
+def _int_param(layer: Message, group: str, name: str, default: int, source: Path) -> int:
+    """An integer field of a layer's ``group`` message (a Concat axis), checked at its line."""
+    p = layer.get(group)
+    if not isinstance(p, Message) or not p.has(name):
+        return default
+    return integer(p.get(name), Where(source, p.line_of(name), name))
 
 
 def prior_anchors(p: Message, source: Path) -> list[Anchor]:
@@ -294,13 +302,16 @@ def _densify(anchors: list[Anchor]) -> list[Anchor]:
     return out
 
 
-def _assigner(layers: Sequence[Message]) -> Assigner:
+def _assigner(layers: Sequence[Message], source: Path) -> Assigner:
     for layer in layers:
         if layer.get("type") == "MultiBoxLoss":
             p = layer.get("multibox_loss_param")
             if isinstance(p, Message):
-                return Assigner("iou", float(p.get("overlap_threshold", 0.5)),
-                                float(p.get("neg_overlap", 0.5)))
+                def threshold(name: str) -> float:
+                    where = Where(source, p.line_of(name), name)
+                    return non_negative_finite(p.get(name, 0.5), where)
+
+                return Assigner("iou", threshold("overlap_threshold"), threshold("neg_overlap"))
     return Assigner("iou", 0.5, 0.5)  # Caffe SSD's MultiBoxLoss defaults
 
 
@@ -350,7 +361,7 @@ def load_caffe(path: Path, input_size: tuple[int, int] | None = None, *,
     use_dense = densify == "faceboxes" or (densify == "auto" and _faceboxes_signature(pparams))
     graph = st.b.build()
     analysis = analyze(graph, size)
-    assigner = _assigner(layers)
+    assigner = _assigner(layers, path)
     levels = []
     names = unique_names([str(layer.getall("bottom")[0]) for layer in priors])
     for layer, p, lname in zip(priors, pparams, names):
