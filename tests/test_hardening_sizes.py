@@ -205,3 +205,33 @@ def test_caffe_multibox_thresholds_are_checked(new, expected, shipped_data, tmp_
     assert expected in err, err
     line = int(re.search(r"train\.prototxt:(\d+):", err).group(1))
     assert "overlap_threshold" in path.read_text().splitlines()[line - 1]
+
+
+@pytest.mark.parametrize("src, old, new, expected", [
+    (REPO / "anchorfit/configs/faceboxes.yaml", "densify: {32: 4, 64: 2}",
+     "densify: {abc: 4, 64: 2}", "'densify' maps anchor sizes (numbers) to densities"),
+    (TINY_SPEC, "  - {name: conv21, type: conv, k: 3, p: 1, c: 256}",
+     "  - {name: conv21, type: conv, k: 3, p: 1, c: 256}\n"
+     "  - {name: cut, type: slice, start: [.inf, null]}", "'start' must be integers or null"),
+    (TINY_SPEC, "  - {name: conv21, type: conv, k: 3, p: 1, c: 256}",
+     "  - {name: conv21, type: conv, k: 3, p: 1, c: 256}\n"
+     "  - {name: cut, type: slice, start: [abc, null]}", "'start' must be integers or null"),
+], ids=["densify-word", "slice-start-inf", "slice-start-word"])
+def test_spec_keys_and_slices_are_checked(src, old, new, expected, tmp_path, run_cli):
+    """Found while sweeping spec*.py for raw int()/float(): a word as a densify size or a
+    slice start raised ValueError, ``.inf`` OverflowError."""
+    path = _mutated(src, old, new, tmp_path)
+    code, _, err = run_cli("show", str(path))
+    assert code == 2 and "Traceback" not in err, err
+    assert expected in err and f"{path.name}:" in err, err
+
+
+def test_spec_slice_with_open_ends_still_reads(tmp_path):
+    """The valid form ``start: [1, null]`` keeps working: a slice from cell 1 of y, all of x."""
+    from anchorfit.load import load
+
+    path = _mutated(TINY_SPEC, "  - {name: conv21, type: conv, k: 3, p: 1, c: 256}",
+                    "  - {name: conv21, type: conv, k: 3, p: 1, c: 256}\n"
+                    "  - {name: cut, type: slice, start: [1, null]}", tmp_path)
+    analysis = load(path).analyze()
+    assert (analysis["cut"].y.size, analysis["cut"].x.size) == (25, 26)

@@ -144,7 +144,11 @@ def _densify(ctx: SpecContext, e: YMap, anchors: list[Anchor], densify: dict[Any
              center: str) -> list[Anchor]:
     base = CENTERS.get(center, 0.5)
     out = []
-    sizes = {float(k) for k in densify}
+    try:
+        sizes = {float(k) for k in densify}
+    except (TypeError, ValueError, OverflowError):
+        raise ctx.error(f"'densify' maps anchor sizes (numbers) to densities, got "
+                        f"{sorted(map(str, densify))!r}", e, "densify") from None
     for a in anchors:
         n = densify.get(a.w, densify.get(int(a.w) if float(a.w).is_integer() else a.w))
         if n is not None and a.w == a.h:

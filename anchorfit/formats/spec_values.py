@@ -101,9 +101,12 @@ def opt_int_pair(ctx: SpecContext, e: YMap, key: str) -> tuple[int | None, int |
     value = e.get(key)
     if value is None:
         return (None, None)
-    if isinstance(value, list) and len(value) == 2:
-        return (None if value[0] is None else int(value[0]),
-                None if value[1] is None else int(value[1]))
+    if isinstance(value, list) and len(value) == 2 and None in value:
+        try:
+            return (None if value[0] is None else _whole(value[0]),
+                    None if value[1] is None else _whole(value[1]))
+        except (TypeError, ValueError, OverflowError):
+            raise ctx.error(f"'{key}' must be integers or null, got {value!r}", e, key) from None
     return int_pair(ctx, e, key, None)
 
 
