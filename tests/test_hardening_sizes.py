@@ -235,3 +235,23 @@ def test_spec_slice_with_open_ends_still_reads(tmp_path):
                     "  - {name: cut, type: slice, start: [1, null]}", tmp_path)
     analysis = load(path).analyze()
     assert (analysis["cut"].y.size, analysis["cut"].x.size) == (25, 26)
+
+
+@pytest.mark.parametrize("new, expected", [
+    ("n: [abc, 0.25, 1024]", "scales.n: 'abc' is not a number"),
+    ("n: [0.50, .inf, 1024]", "scales.n: inf is not a finite number"),
+    ("n: [0.50, 0.25, null]", "scales.n: None is not a number"),
+], ids=["word", "inf", "null"])
+def test_ultralytics_scales_are_checked(new, expected, shipped_data, tmp_path, run_cli):
+    """Found while sweeping ultralytics_modern.py: float() on a scale row raised ValueError or
+    TypeError, and an infinite width was accepted."""
+    src = shipped_data / "configs/ultralytics/models/11/yolo11.yaml"
+    text = src.read_text(encoding="utf-8")
+    assert "n: [0.50, 0.25, 1024]" in text
+    path = tmp_path / "yolo11n.yaml"
+    path.write_text(text.replace("n: [0.50, 0.25, 1024]", new, 1), encoding="utf-8")
+    code, _, err = run_cli("show", str(path))
+    assert code == 2 and "Traceback" not in err, err
+    assert expected in err, err
+    line = int(re.search(r"yolo11n\.yaml:(\d+):", err).group(1))
+    assert new.split(":")[0] in path.read_text().splitlines()[line - 1]

@@ -56,8 +56,9 @@ from anchorfit.formats.ultralytics_rows import (
     row_where,
     sources,
     top_int,
+    yaml_line,
 )
-from anchorfit.formats.validate import positive_finite, positive_int
+from anchorfit.formats.validate import Where, positive_finite, positive_int
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
@@ -136,7 +137,9 @@ def _scale(data: YMap, path: Path, notes: list[str]) -> _Scale:
     if not isinstance(value, list) or len(value) != 3:
         raise FormatError(f"scale {want!r} must be [depth, width, max_channels], got {value!r}",
                           source=path, line=data.key_lines.get("scales"), key="scales")
-    return _Scale(want, float(value[0]), float(value[1]), float(value[2]))
+    where = Where(path, yaml_line(value) or data.key_lines.get("scales"), f"scales.{want}")
+    depth, width, most = (positive_finite(v, where) for v in value)
+    return _Scale(want, depth, width, most)
 
 
 def _arg(a: list[Any], i: int, default: Any) -> Any:
