@@ -247,3 +247,21 @@ def load_yaml_text(text: str, source: str | Path | None = None,
 def safe_load(text: str, source: str | Path | None = None) -> Any:
     """``yaml.safe_load`` with the limits above (plain dicts and lists)."""
     return load_yaml_text(text, source)
+
+
+# A scalar PyYAML resolves but cannot build raises a bare ValueError/OverflowError from its
+# constructor: a date that does not exist (2001-02-30), an integer of more than Python's 4300
+# digits, ``!!int abc``. Every node is built through ``construct_object``, so wrapping it once
+# turns those into a FormatError at the node's line (an inner node's FormatError passes through).
+_construct_object = BoundedLoader.construct_object
+
+
+def _construct_object_or_error(self: BoundedLoader, node: yaml.Node, deep: bool = False) -> Any:
+    try:
+        return _construct_object(self, node, deep)
+    except (ValueError, OverflowError) as exc:
+        raise FormatError(f"bad YAML value {str(node.value)[:40]!r}: {str(exc)[:120]}",
+                          source=self.source, line=node.start_mark.line + 1) from None
+
+
+BoundedLoader.construct_object = _construct_object_or_error  # type: ignore[method-assign]

@@ -255,3 +255,23 @@ def test_ultralytics_scales_are_checked(new, expected, shipped_data, tmp_path, r
     assert expected in err, err
     line = int(re.search(r"yolo11n\.yaml:(\d+):", err).group(1))
     assert new.split(":")[0] in path.read_text().splitlines()[line - 1]
+
+
+@pytest.mark.parametrize("src, old, new, expected", [
+    (TINY_SPEC, "classes: 80", "classes: 2001-02-30",
+     "bad YAML value '2001-02-30': day is out of range for month"),
+    (TINY_SPEC, "input: 416", "input: !!int abc", "bad YAML value 'abc'"),
+    (TINY_SPEC, "input: 416", "input: " + "9" * 5000, "Exceeds the limit (4300 digits)"),
+    (SEEDS / "yolov3-tiny.cfg", "width=416", "width=" + "9" * 5000,
+     "an integer of 5000 digits is not a size any network has"),
+], ids=["yaml-impossible-date", "yaml-int-tag-word", "yaml-int-5000-digits",
+        "darknet-int-5000-digits"])
+def test_values_python_cannot_build_are_clear_errors(src, old, new, expected, tmp_path, run_cli):
+    """Found while sweeping: PyYAML's constructors (dates, ``!!int``, integers past Python's
+    4300-digit limit) and validate.integer raised a bare ValueError."""
+    path = _mutated(src, old, new, tmp_path)
+    code, _, err = run_cli("show", str(path))
+    assert code == 2 and "Traceback" not in err, err
+    assert expected in err, err
+    line = int(re.search(re.escape(path.name) + r":(\d+):", err).group(1))
+    assert new[:6] in path.read_text().splitlines()[line - 1]

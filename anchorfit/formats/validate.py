@@ -53,6 +53,8 @@ def integer(value: Any, where: Where, *, minimum: int | None = None) -> int:
             except ValueError:
                 raise where.error(f"{value!r} is not a number") from None
             raise where.error(f"{value!r} is not an integer")
+        if len(text) > 4000:  # past Python's int() digit limit; no real value has 10⁴ digits
+            raise where.error(f"an integer of {len(text)} digits is not a size any network has")
         number = int(text)
     elif isinstance(value, bool) or not _is_number(value):
         raise where.error(f"{value!r} is not an integer")
