@@ -54,6 +54,15 @@ MAX_TAP_READS = 1 << 26
 #: to it); real detectors stop at 128 (RetinaNet's P7), and past 2**20 the exact intervals of
 #: the RF engine would soon leave 64-bit integers (hundreds of stride-2 layers).
 MAX_TOTAL_STRIDE = 1 << 20
+#: Feature-map cells of all layers together, per axis (the RF engine keeps read arrays of every
+#: cell of every layer): 2**23 is 128 full-size layers on a 65536-pixel input or 4096 layers at
+#: 2048; real detectors (a few hundred layers, mostly at stride 8 or more) hold under 10⁶.
+MAX_TOTAL_CELLS = 1 << 23
+#: Map phases the RF engine builds one Python step at a time, all layers and both axes
+#: together: a periodic map's period, a map with no period (after an adaptive pool or a resize
+#: to a size that does not divide its input) its every cell. The real configs of the test data
+#: need at most 3104 (yolov9s.yaml), torchvision's FPN detectors under 200.
+MAX_TABLE_CELLS = 1 << 16
 
 _BEYOND = "no real network comes near it"
 _YAML_NOTE = "no real config or dataset file comes near it"

@@ -275,3 +275,42 @@ def test_values_python_cannot_build_are_clear_errors(src, old, new, expected, tm
     assert expected in err, err
     line = int(re.search(re.escape(path.name) + r":(\d+):", err).group(1))
     assert new[:6] in path.read_text().splitlines()[line - 1]
+
+
+def _spec_with(tmp_path, first_layers: str, size: int) -> Path:
+    """yolov3-tiny.yaml with ``first_layers`` before conv0 and an input of ``size``."""
+    path = _mutated(TINY_SPEC, "  - {name: conv0, type: conv, k: 3, p: 1, c: 16}",
+                    first_layers + "\n  - {name: conv0, type: conv, k: 3, p: 1, c: 16}",
+                    tmp_path)
+    path.write_text(path.read_text().replace("input: 416", f"input: {size}"))
+    return path
+
+
+def test_many_full_size_layers_stop_at_the_cell_limit(tmp_path, run_cli):
+    """1000 stride-1 convs on a 65536-pixel input held 2 GB and took 10 s; the engine stops
+    at the layer where the cells of all maps pass MAX_TOTAL_CELLS (2**23 = 128 layers of
+    65536, the input included)."""
+    path = _spec_with(tmp_path, "  - {name: c, type: conv, k: 3, p: 1, c: 16, n: 1000}", 65536)
+    code, _, err = run_cli("show", str(path))
+    assert code == 2 and "Traceback" not in err, err
+    assert "layer 'c.127'" in err and "is beyond anchorfit's limit of 8388608" in err, err
+
+
+@pytest.mark.parametrize("first, size, layer", [
+    ("  - {name: ad, type: adaptive_pool, size: 16381}\n"
+     "  - {name: c, type: conv, k: 3, p: 1, c: 16, n: 20}", 16384, "c.1"),
+    ("  - {name: ad, type: adaptive_pool, size: 4093}\n"
+     "  - {name: c, type: conv, k: 3, p: 1, c: 16, n: 1000}", 65536, "c."),
+], ids=["no-period", "period-4093"])
+def test_long_periods_stop_at_the_phase_limit(first, size, layer, tmp_path, run_cli):
+    """An adaptive pool to a size that does not divide its input leaves a map the engine builds
+    one Python step per phase: 20 convs after one of 16381 cells took 21 s, 2000 after a
+    period of 4093 4 s per analysis. The count (phases of both axes of each layer that builds
+    a map) passes MAX_TABLE_CELLS (65536): with no period, 16381 x 2 per layer, so the pool
+    and c.0 stay under it and c.1 goes over; the periodic case stops in the conv row."""
+    path = _spec_with(tmp_path, first, size)
+    code, _, err = run_cli("show", str(path))
+    assert code == 2 and "Traceback" not in err, err
+    assert f"layer '{layer}" in err and "is beyond anchorfit's limit of 65536" in err, err
+    count = int(re.search(r"up to here \([^)]*\): (\d+) is beyond", err).group(1))
+    assert 65536 < count <= 65536 + 2 * 16381, count

@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from anchorfit.errors import AnchorfitError
-from anchorfit.safeinput import (MAX_KERNEL, MAX_MAP_SIDE, MAX_TAP_READS, MAX_TOTAL_STRIDE,
-                                 beyond_limit)
+from anchorfit.safeinput import (MAX_KERNEL, MAX_MAP_SIDE, MAX_TABLE_CELLS, MAX_TAP_READS,
+                                 MAX_TOTAL_CELLS, MAX_TOTAL_STRIDE, beyond_limit)
 from anchorfit.rf.graph import (
     Adaptive,
     Global,
@@ -608,7 +608,10 @@ def _observed_period(cells: Sequence[Interval]) -> tuple[int, int] | None:
     none = np.array([u is None or v is None for u, v in cells])
     lo = np.array([0 if u is None else u for u, _ in cells], dtype=np.int64)
     hi = np.array([0 if v is None else v for _, v in cells], dtype=np.int64)
+    probes = sorted({0, 1, m // 3, m // 2, m - 1})
     for p in range(1, (m - 1) // 2 + 1):
+        if not _may_repeat(none, lo, hi, p, probes):  # O(1) necessary test: m**2 work otherwise
+            continue
         if not np.array_equal(none[p:], none[:-p]):
             continue
         both = ~none[p:]
@@ -620,6 +623,25 @@ def _observed_period(cells: Sequence[Interval]) -> tuple[int, int] | None:
         if np.all(step_lo == d) and np.all(step_hi == d):
             return p, int(d)
     return None
+
+
+def _may_repeat(none: Any, lo: Any, hi: Any, p: int, probes: Sequence[int]) -> bool:
+    """False when a few cells already rule out period ``p`` (a cell and the one ``p`` later
+    differ in presence, or their lo/hi steps differ); True means only "check them all"."""
+    step: int | None = None
+    m = len(none)
+    for o in probes:
+        if o + p >= m:
+            o = m - 1 - p
+        if none[o] != none[o + p]:
+            return False
+        if none[o]:
+            continue
+        d_lo, d_hi = int(lo[o + p] - lo[o]), int(hi[o + p] - hi[o])
+        if d_lo != d_hi or (step is not None and d_lo != step):
+            return False
+        step = d_lo
+    return True
 
 
 def _compose_reads(src: AxisMap, rule: TapRule, out_size: int) -> tuple[Any, Any]:
@@ -834,15 +856,40 @@ def analyze(graph: Graph, input_size: int | Sequence[int],
         raise AnchorfitError(beyond_limit(f"input size {h}x{w}: side", max(h, w), MAX_MAP_SIDE))
     result = RFAnalysis(graph, (int(h), int(w)))
     out = result.nodes
+    cells = table_cells = 0
     for node in graph.nodes.values():
         try:
             rf = _node_rf(node, out, h, w)
+            cells += max(rf.y.size, rf.x.size)
+            if cells > MAX_TOTAL_CELLS:  # time and memory grow with the cells of all layers
+                raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): " + beyond_limit(
+                    f"feature-map cells of all layers up to here (per axis, at input {h}x{w}):",
+                    cells, MAX_TOTAL_CELLS))
+            table_cells += _python_cells(rf, [out[s] for s in node.inputs if s in out])
+            if table_cells > MAX_TABLE_CELLS:
+                raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): " + beyond_limit(
+                    "map phases built one by one up to here (periods and cells of maps with no "
+                    "short repeat):", table_cells, MAX_TABLE_CELLS), hint="long periods come from "
+                    "an adaptive pool or a resize to a large size that does not divide its input;"
+                    " real networks use those only on small maps")
         except AnchorfitError as exc:
             raise with_origin(exc, node) from None
         out[node.name] = rf
         if on_node is not None:
             on_node(node, rf)
     return result
+
+
+def _python_cells(rf: NodeRF, ins: Sequence[NodeRF]) -> int:
+    """Cells the engine built one Python step at a time for ``rf``: a periodic map's phases
+    (one pass over its period), a map with no period its every cell; an op that kept its
+    input's map (a per-cell op) built nothing. What ``MAX_TABLE_CELLS`` bounds."""
+    work = 0
+    for axis, m in enumerate(rf.axes):
+        if any(m is i.axes[axis] for i in ins):
+            continue
+        work += m.size if m.table else min(m.period, m.size)
+    return work
 
 
 def with_origin(exc: AnchorfitError, node: Node) -> AnchorfitError:
