@@ -13,8 +13,8 @@ from anchorfit.safeinput import MAX_KERNEL
 from anchorfit.formats.anchors import anchors_from_sizes, densified, ssd_anchors
 from anchorfit.formats.base import head_convs
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of
-from anchorfit.formats.validate import (Where, integer, non_negative_finite, ordered, positive_finite,
-                                        positive_list)
+from anchorfit.formats.validate import (Where, integer, non_negative_finite, ordered,
+                                        positive_finite, positive_list)
 from anchorfit.formats.spec_values import (
     repeats,
     Scope,

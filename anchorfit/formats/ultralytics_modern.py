@@ -58,7 +58,7 @@ from anchorfit.formats.ultralytics_rows import (
     top_int,
     yaml_line,
 )
-from anchorfit.formats.validate import Where, positive_finite, positive_int
+from anchorfit.formats.validate import Where, integer, positive_finite
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
@@ -146,12 +146,14 @@ def _arg(a: list[Any], i: int, default: Any) -> Any:
     return a[i] if len(a) > i and a[i] is not None else default
 
 
-def _int(ctx: Ctx, row: Row, a: list[Any], i: int, default: int | None, what: str) -> int:
-    """Row argument ``i`` as a positive integer (``default`` when absent; None: required)."""
+def _int(ctx: Ctx, row: Row, a: list[Any], i: int, default: int | None, what: str,
+         minimum: int | None = 1) -> int:
+    """Row argument ``i`` as an integer, positive unless ``minimum`` says otherwise
+    (``default`` when absent; None: required)."""
     value = _arg(a, i, default)
     if value is None:
         raise row_error(ctx, row, f"missing argument {i} ({what}) in args {a!r}")
-    return positive_int(value, row_where(ctx, row, what))
+    return integer(value, row_where(ctx, row, what), minimum=minimum)
 
 
 def _build(ctx: Ctx, row: Row, x: str | list[str], c1: int, sc: _Scale) -> tuple[str, int]:
@@ -229,7 +231,7 @@ def _build(ctx: Ctx, row: Row, x: str | list[str], c1: int, sc: _Scale) -> tuple
     if m == "C2PSA":
         return um.c2psa(c, x, p, inner_n), c2
     if m == "A2C2f":
-        a2, area = bool(_arg(a, 1, True)), _int(ctx, row, a, 2, 1, "area")
+        a2, area = bool(_arg(a, 1, True)), _int(ctx, row, a, 2, 1, "area", None)  # -1: no areas
         residual = bool(_arg(a, 3, False)) or (a2 and sc.name in ("l", "x"))
         return um.a2c2f(c, x, p, inner_n, a2, area, residual), c2
     if m == "C3k":
