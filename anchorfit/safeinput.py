@@ -43,6 +43,26 @@ MAX_KERNEL = 1 << 16
 MAX_RESTARTS = 10_000
 #: Depth of ``_base_`` / ``_BASE_`` / ``base:`` inheritance; real chains are under 10 deep.
 MAX_BASE_DEPTH = 32
+#: Cells per axis of a network input or any feature map; the largest real detector inputs are a
+#: few thousand pixels a side (YOLOv5-P6 1280, Detectron2's 1333 long side, 4096 aerial tiles).
+#: The RF engine keeps arrays per cell and layer, so 10⁸ would need gigabytes and seconds.
+MAX_MAP_SIDE = 1 << 16
+#: Cells x taps one op may enumerate (a transposed convolution's output cells times the taps
+#: each reads); real ones stay near 10⁴-10⁶, and the engine's arrays are this big.
+MAX_TAP_READS = 1 << 26
+#: Input pixels between neighbouring cells of one feature map (the product of the strides up
+#: to it); real detectors stop at 128 (RetinaNet's P7), and past 2**20 the exact intervals of
+#: the RF engine would soon leave 64-bit integers (hundreds of stride-2 layers).
+MAX_TOTAL_STRIDE = 1 << 20
+#: Feature-map cells of all layers together, per axis (the RF engine keeps read arrays of every
+#: cell of every layer): 2**23 is 128 full-size layers on a 65536-pixel input or 4096 layers at
+#: 2048; real detectors (a few hundred layers, mostly at stride 8 or more) hold under 10⁶.
+MAX_TOTAL_CELLS = 1 << 23
+#: Map phases the RF engine builds one Python step at a time, all layers and both axes
+#: together: a periodic map's period, a map with no period (after an adaptive pool or a resize
+#: to a size that does not divide its input) its every cell. The real configs of the test data
+#: need at most 3104 (yolov9s.yaml), torchvision's FPN detectors under 200.
+MAX_TABLE_CELLS = 1 << 16
 
 _BEYOND = "no real network comes near it"
 _YAML_NOTE = "no real config or dataset file comes near it"
@@ -236,3 +256,21 @@ def load_yaml_text(text: str, source: str | Path | None = None,
 def safe_load(text: str, source: str | Path | None = None) -> Any:
     """``yaml.safe_load`` with the limits above (plain dicts and lists)."""
     return load_yaml_text(text, source)
+
+
+# A scalar PyYAML resolves but cannot build raises a bare ValueError/OverflowError from its
+# constructor: a date that does not exist (2001-02-30), an integer of more than Python's 4300
+# digits, ``!!int abc``. Every node is built through ``construct_object``, so wrapping it once
+# turns those into a FormatError at the node's line (an inner node's FormatError passes through).
+_construct_object = BoundedLoader.construct_object
+
+
+def _construct_object_or_error(self: BoundedLoader, node: yaml.Node, deep: bool = False) -> Any:
+    try:
+        return _construct_object(self, node, deep)
+    except (ValueError, OverflowError) as exc:
+        raise FormatError(f"bad YAML value {str(node.value)[:40]!r}: {str(exc)[:120]}",
+                          source=self.source, line=node.start_mark.line + 1) from None
+
+
+BoundedLoader.construct_object = _construct_object_or_error  # type: ignore[method-assign]

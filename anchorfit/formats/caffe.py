@@ -31,7 +31,8 @@ from anchorfit.errors import FormatError
 from anchorfit.formats.anchors import prior_box
 from anchorfit.formats.base import Format, finish, make_network, unique_names
 from anchorfit.formats.parsers.prototxt import Message, read_prototxt
-from anchorfit.formats.validate import Where, finite, integer, ordered, positive_finite
+from anchorfit.formats.validate import (Where, finite, input_side, integer, non_negative_finite,
+                                        ordered, positive_finite)
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import Global, GraphBuilder, Merge, Pointwise, Transposed, Window
 from anchorfit.safeinput import MAX_KERNEL, beyond_limit
@@ -131,30 +132,40 @@ def _input_size(net: Message, layers: Sequence[Message], source: Path) -> tuple[
     """(H, W) from ``input_shape``/``input_dim``, an Input layer or a data layer's resize."""
     shape = net.get("input_shape")
     if isinstance(shape, Message):
-        dims = _ints(shape, "dim")
+        dims = _ints(shape, "dim", source)
         if len(dims) == 4:
-            return dims[2], dims[3]
-    dims = _ints(net, "input_dim")
+            return _sides(shape, "dim", dims, source)
+    dims = _ints(net, "input_dim", source)
     if len(dims) == 4:
-        return dims[2], dims[3]
+        return _sides(net, "input_dim", dims, source)
     for layer in layers:
         t = layer.get("type")
         if t == "Input":
             param = layer.get("input_param")
             sh = param.get("shape") if isinstance(param, Message) else None
-            dims = _ints(sh, "dim") if isinstance(sh, Message) else []
+            dims = _ints(sh, "dim", source) if isinstance(sh, Message) else []
             if len(dims) == 4:
-                return dims[2], dims[3]
+                return _sides(sh, "dim", dims, source)  # type: ignore[arg-type]
         if t in DATA_LAYERS:
             tp = layer.get("transform_param")
             if isinstance(tp, Message):
                 rp = tp.get("resize_param")
                 if isinstance(rp, Message) and rp.has("height") and rp.has("width"):
-                    return int(rp.get("height")), int(rp.get("width"))
+                    return (input_side(rp.get("height"),
+                                       Where(source, rp.line_of("height"), "height")),
+                            input_side(rp.get("width"),
+                                       Where(source, rp.line_of("width"), "width")))
                 if tp.has("crop_size"):
-                    c = int(tp.get("crop_size"))
+                    c = input_side(tp.get("crop_size"),
+                                   Where(source, tp.line_of("crop_size"), "crop_size"))
                     return c, c
     return None
+
+
+def _sides(p: Message, name: str, dims: list[int], source: Path) -> tuple[int, int]:
+    """H and W of an N, C, H, W shape, each a valid input side (``input_side``)."""
+    where = Where(source, p.line_of(name), name)
+    return input_side(dims[2], where), input_side(dims[3], where)
 
 
 def _layer_error(layer: Message, source: Path, message: str) -> FormatError:
@@ -206,13 +217,13 @@ def _add_layer(st: _State, layer: Message, ltype: str, bottoms: list[str], tops:
         op = Merge({"PROD": "mul", "MAX": "max"}.get(str(_param(layer, "eltwise_param",
                                                                  "operation", "SUM")), "add"))
     elif ltype == "Concat":
-        axis = int(_param(layer, "concat_param", "axis", 1))
+        axis = _int_param(layer, "concat_param", "axis", 1, source)
         if axis != 1:
             raise _layer_error(layer, source, f"Concat along axis {axis} of a spatial map is "
                                               "not supported (only channels, axis 1)")
         op = Merge("concat")
     elif ltype == "Slice":
-        axis = int(_param(layer, "slice_param", "axis", 1))
+        axis = _int_param(layer, "slice_param", "axis", 1, source)
         if axis != 1:
             raise _layer_error(layer, source, f"Slice along axis {axis} is not supported")
         op = Pointwise("slice")
@@ -242,6 +253,14 @@ def _add_layer(st: _State, layer: Message, ltype: str, bottoms: list[str], tops:
 def _param(layer: Message, group: str, name: str, default: Any) -> Any:
     p = layer.get(group)
     return p.get(name, default) if isinstance(p, Message) else default
+
+
+def _int_param(layer: Message, group: str, name: str, default: int, source: Path) -> int:
+    """An integer field of a layer's ``group`` message (a Concat axis), checked at its line."""
+    p = layer.get(group)
+    if not isinstance(p, Message) or not p.has(name):
+        return default
+    return integer(p.get(name), Where(source, p.line_of(name), name))
 
 
 def prior_anchors(p: Message, source: Path) -> list[Anchor]:
@@ -283,13 +302,16 @@ def _densify(anchors: list[Anchor]) -> list[Anchor]:
     return out
 
 
-def _assigner(layers: Sequence[Message]) -> Assigner:
+def _assigner(layers: Sequence[Message], source: Path) -> Assigner:
     for layer in layers:
         if layer.get("type") == "MultiBoxLoss":
             p = layer.get("multibox_loss_param")
             if isinstance(p, Message):
-                return Assigner("iou", float(p.get("overlap_threshold", 0.5)),
-                                float(p.get("neg_overlap", 0.5)))
+                def threshold(name: str) -> float:
+                    where = Where(source, p.line_of(name), name)
+                    return non_negative_finite(p.get(name, 0.5), where)
+
+                return Assigner("iou", threshold("overlap_threshold"), threshold("neg_overlap"))
     return Assigner("iou", 0.5, 0.5)  # Caffe SSD's MultiBoxLoss defaults
 
 
@@ -339,7 +361,7 @@ def load_caffe(path: Path, input_size: tuple[int, int] | None = None, *,
     use_dense = densify == "faceboxes" or (densify == "auto" and _faceboxes_signature(pparams))
     graph = st.b.build()
     analysis = analyze(graph, size)
-    assigner = _assigner(layers)
+    assigner = _assigner(layers, path)
     levels = []
     names = unique_names([str(layer.getall("bottom")[0]) for layer in priors])
     for layer, p, lname in zip(priors, pparams, names):

@@ -36,7 +36,7 @@ from typing import Any
 from anchorfit.detector import Anchor, Assigner, Detector, Level
 from anchorfit.errors import AnchorfitError, FormatError, suggest
 from anchorfit.formats.base import Format, detector_network, read_text
-from anchorfit.formats.validate import Where, finite, integer, positive_finite
+from anchorfit.formats.validate import Where, finite, input_side, integer, positive_finite
 from anchorfit.rf.graph import (
     Global,
     GraphBuilder,
@@ -162,6 +162,12 @@ class _Reader:
             return default
         minimum = 1 if key in POSITIVE else 0 if key in NON_NEGATIVE else None
         return integer(sec.options[key], self.where(sec, key), minimum=minimum)
+
+    def side(self, sec: Section, key: str) -> int:
+        """``[net]`` ``height=``/``width=`` (416 when absent), at most ``MAX_MAP_SIDE``."""
+        if key not in sec.options:
+            return 416
+        return input_side(sec.options[key], self.where(sec, key))
 
     def kernel(self, sec: Section, k: int) -> int:
         """``size=``, refused beyond ``MAX_KERNEL`` (the RF engine walks every tap)."""
@@ -405,8 +411,8 @@ def load(path: Path, input_size: tuple[int, int] | None = None) -> Detector:
     sections = parse_cfg(text, path)
     reader = _Reader(path, sections)
     net = sections[0]
-    h = reader.int_(net, "height", 416)
-    w = reader.int_(net, "width", 416)
+    h = reader.side(net, "height")
+    w = reader.side(net, "width")
     in_channels = reader.int_(net, "channels", 3)
     size = input_size or (h, w)
     reader.read()

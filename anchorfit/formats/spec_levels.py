@@ -13,7 +13,8 @@ from anchorfit.safeinput import MAX_KERNEL
 from anchorfit.formats.anchors import anchors_from_sizes, densified, ssd_anchors
 from anchorfit.formats.base import head_convs
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of
-from anchorfit.formats.validate import Where, integer, ordered, positive_finite, positive_list
+from anchorfit.formats.validate import (Where, integer, non_negative_finite, ordered,
+                                        positive_finite, positive_list)
 from anchorfit.formats.spec_values import (
     repeats,
     Scope,
@@ -143,7 +144,11 @@ def _densify(ctx: SpecContext, e: YMap, anchors: list[Anchor], densify: dict[Any
              center: str) -> list[Anchor]:
     base = CENTERS.get(center, 0.5)
     out = []
-    sizes = {float(k) for k in densify}
+    try:
+        sizes = {float(k) for k in densify}
+    except (TypeError, ValueError, OverflowError):
+        raise ctx.error(f"'densify' maps anchor sizes (numbers) to densities, got "
+                        f"{sorted(map(str, densify))!r}", e, "densify") from None
     for a in anchors:
         n = densify.get(a.w, densify.get(int(a.w) if float(a.w).is_integer() else a.w))
         if n is not None and a.w == a.h:
@@ -197,7 +202,9 @@ def assigner(ctx: SpecContext, raw: Any, where: YMap, default: Assigner) -> Assi
     def get(*keys: str) -> Any:
         for k in keys:
             if k in raw:
-                return None if raw[k] is None else float(raw[k])
+                at = Where(ctx.path, line_of(raw, k) or line_of(where, "assigner"), k,
+                           "assigner: ")
+                return None if raw[k] is None else non_negative_finite(raw[k], at)
         return getattr(default, {"pos": "pos_iou", "neg": "neg_iou", "anchor_t": "anchor_t",
                                  "ignore": "ignore_iou"}[keys[0]])
 

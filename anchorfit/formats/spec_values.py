@@ -13,7 +13,7 @@ from typing import Any
 from anchorfit.errors import AnchorfitError, FormatError, suggest
 from anchorfit.formats.parsers.yamlsrc import YMap, line_of
 from anchorfit.rf.graph import pair
-from anchorfit.safeinput import MAX_REPEATS, beyond_limit
+from anchorfit.safeinput import MAX_MAP_SIDE, MAX_REPEATS, beyond_limit
 
 
 @dataclass
@@ -57,13 +57,25 @@ def resolve_ref(ctx: SpecContext, scope: Scope, ref: Any, entry: YMap) -> str:
 
 def hw(ctx: SpecContext, value: Any, where: YMap, key: str) -> tuple[int, int]:
     try:
-        h, w = pair(value if not isinstance(value, list) else [int(v) for v in value], key)
-    except (AnchorfitError, TypeError, ValueError):
+        h, w = pair(value if not isinstance(value, list) else [_whole(v) for v in value], key)
+    except (AnchorfitError, TypeError, ValueError, OverflowError):
         raise ctx.error(f"'{key}' must be a size (640) or [H, W], got {value!r}", where, key) \
             from None
     if h <= 0 or w <= 0:
         raise ctx.error(f"'{key}' must be positive, got {value!r}", where, key)
+    if max(h, w) > MAX_MAP_SIDE:
+        raise ctx.error(beyond_limit(f"'{key}'", max(h, w), MAX_MAP_SIDE), where, key)
     return h, w
+
+
+def _whole(v: Any) -> int:
+    """An integral YAML number (``640`` or ``640.0``); 640.5, inf, nan and text are refused
+    (ValueError/OverflowError, reported by the caller), never cut to an integer."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(v)
+    if isinstance(v, float) and not v.is_integer():
+        raise ValueError(v)
+    return int(v)
 
 
 def int_pair(ctx: SpecContext, e: YMap, key: str, default: Any) -> tuple[int, int]:
@@ -76,13 +88,11 @@ def int_pair(ctx: SpecContext, e: YMap, key: str, default: Any) -> tuple[int, in
         if isinstance(value, bool):
             raise TypeError
         if isinstance(value, list):
-            value = [int(v) for v in value]
-            if any(isinstance(v, float) and not float(v).is_integer() for v in e[key]):
-                raise ValueError
+            value = [_whole(v) for v in value]
         elif isinstance(value, float) and not value.is_integer():
             raise ValueError
         return pair(int(value) if not isinstance(value, list) else value, key)
-    except (AnchorfitError, TypeError, ValueError):
+    except (AnchorfitError, TypeError, ValueError, OverflowError):
         raise ctx.error(f"'{key}' must be an integer or [y, x] integers, got {value!r}", e, key) \
             from None
 
@@ -91,9 +101,12 @@ def opt_int_pair(ctx: SpecContext, e: YMap, key: str) -> tuple[int | None, int |
     value = e.get(key)
     if value is None:
         return (None, None)
-    if isinstance(value, list) and len(value) == 2:
-        return (None if value[0] is None else int(value[0]),
-                None if value[1] is None else int(value[1]))
+    if isinstance(value, list) and len(value) == 2 and None in value:
+        try:
+            return (None if value[0] is None else _whole(value[0]),
+                    None if value[1] is None else _whole(value[1]))
+        except (TypeError, ValueError, OverflowError):
+            raise ctx.error(f"'{key}' must be integers or null, got {value!r}", e, key) from None
     return int_pair(ctx, e, key, None)
 
 
@@ -121,7 +134,7 @@ def float_list(ctx: SpecContext, value: Any, where: YMap, key: str, count: int |
         raise ctx.error(f"'{key}' must be a list of numbers, got {value!r}", where, key)
     if count is not None and len(value) != count:
         raise ctx.error(f"'{key}' needs {count} numbers, got {len(value)}", where, key)
-    if not all(math.isfinite(v) for v in value):
+    if not all(math.isfinite(v) if isinstance(v, float) else abs(v) < 1 << 1000 for v in value):
         raise ctx.error(f"'{key}' must be finite numbers, got {value!r}", where, key)
     return [float(Fraction(v).limit_denominator(10**9)) if isinstance(v, float) else float(v)
             for v in value]

@@ -40,11 +40,13 @@ from anchorfit.formats.ultralytics_rows import (
     Ctx,
     build_row,
     build_rows,
+    class_count,
     multiples,
     parse_rows,
     resolve_arg,
     row_error,
     sources,
+    top_int,
     yaml_line,
 )
 from anchorfit.formats.validate import Where, positive_int
@@ -105,7 +107,7 @@ def load_yolov5(path: Path, input_size: tuple[int, int] | None = None, *,
     size = input_size or (DEFAULT_INPUT, DEFAULT_INPUT)
     ctx = Ctx(GraphBuilder(path.stem), path)
     image = ctx.b.input("images")
-    in_ch = int(data.get("ch", 3))
+    in_ch = top_int(data, "ch", 3, path)
     names = {"nc": nc, "anchors": anchors_value}
     layer_names: dict[str, str] = {}
     detect_row = rows[-1]
@@ -147,7 +149,7 @@ def load_yolov5(path: Path, input_size: tuple[int, int] | None = None, *,
             extra={"row": j, **({"anchors_to_fit": na} if per_level is None else {})}))
     net = make_network(path.stem, graph, size, levels, notes, layer_names)
     det = Detector(path.stem, size, levels, "letterbox", {"long": max(size)}, str(path), net,
-                   int(nc) if isinstance(nc, (int, float)) else None, notes,
+                   class_count(data, path), notes,
                    extra={"format": "yolov5", "depth_multiple": gd, "width_multiple": gw,
                           "anchors_to_fit": per_level is None})
     return finish(det)

@@ -48,14 +48,17 @@ from anchorfit.formats.ultralytics_rows import (
     Row,
     build_row,
     build_rows,
+    class_count,
     make_divisible,
     multiples,
     parse_rows,
     row_error,
     row_where,
     sources,
+    top_int,
+    yaml_line,
 )
-from anchorfit.formats.validate import positive_finite
+from anchorfit.formats.validate import Where, integer, positive_finite
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
@@ -134,11 +137,23 @@ def _scale(data: YMap, path: Path, notes: list[str]) -> _Scale:
     if not isinstance(value, list) or len(value) != 3:
         raise FormatError(f"scale {want!r} must be [depth, width, max_channels], got {value!r}",
                           source=path, line=data.key_lines.get("scales"), key="scales")
-    return _Scale(want, float(value[0]), float(value[1]), float(value[2]))
+    where = Where(path, yaml_line(value) or data.key_lines.get("scales"), f"scales.{want}")
+    depth, width, most = (positive_finite(v, where) for v in value)
+    return _Scale(want, depth, width, most)
 
 
 def _arg(a: list[Any], i: int, default: Any) -> Any:
     return a[i] if len(a) > i and a[i] is not None else default
+
+
+def _int(ctx: Ctx, row: Row, a: list[Any], i: int, default: int | None, what: str,
+         minimum: int | None = 1) -> int:
+    """Row argument ``i`` as an integer, positive unless ``minimum`` says otherwise
+    (``default`` when absent; None: required)."""
+    value = _arg(a, i, default)
+    if value is None:
+        raise row_error(ctx, row, f"missing argument {i} ({what}) in args {a!r}")
+    return integer(value, row_where(ctx, row, what), minimum=minimum)
 
 
 def _build(ctx: Ctx, row: Row, x: str | list[str], c1: int, sc: _Scale) -> tuple[str, int]:
@@ -216,25 +231,27 @@ def _build(ctx: Ctx, row: Row, x: str | list[str], c1: int, sc: _Scale) -> tuple
     if m == "C2PSA":
         return um.c2psa(c, x, p, inner_n), c2
     if m == "A2C2f":
-        a2, area = bool(_arg(a, 1, True)), int(_arg(a, 2, 1))
+        a2, area = bool(_arg(a, 1, True)), _int(ctx, row, a, 2, 1, "area", None)  # -1: no areas
         residual = bool(_arg(a, 3, False)) or (a2 and sc.name in ("l", "x"))
         return um.a2c2f(c, x, p, inner_n, a2, area, residual), c2
     if m == "C3k":
-        return rep(lambda y, q: um.c3k(c, y, q, int(_arg(a, 1, 1)), bool(_arg(a, 2, True)),
-                                       int(_arg(a, 5, 3))), x), int(a[0])
+        inner, k = _int(ctx, row, a, 1, 1, "n"), _int(ctx, row, a, 5, 3, "k")
+        return rep(lambda y, q: um.c3k(c, y, q, inner, bool(_arg(a, 2, True)), k), x), \
+            _int(ctx, row, a, 0, None, "channels")
     if m == "RepC3":
         return um.rep_c3(c, x, p, inner_n), c2
     if m == "AIFI":
         return rep(lambda y, q: um.aifi(c, y, q), x), c1
     if m == "HGStem":
-        return rep(lambda y, q: um.hg_stem(c, y, q), x), int(a[1])
+        return rep(lambda y, q: um.hg_stem(c, y, q), x), _int(ctx, row, a, 1, None, "channels")
     if m == "HGBlock":
-        c2 = int(a[1])
+        c2 = _int(ctx, row, a, 1, None, "channels")
         k, light, short = _arg(a, 2, 3), bool(_arg(a, 3, False)), bool(_arg(a, 4, False))
         return um.hg_block(c, x, p, k, n, light, short and c1 == c2), c2
     if m == "ResNetLayer":
-        cin, cmid, s, first = int(a[0]), int(a[1]), int(_arg(a, 2, 1)), bool(_arg(a, 3, False))
-        blocks, e = int(_arg(a, 4, 1)), int(_arg(a, 5, 4))
+        cin, cmid = _int(ctx, row, a, 0, None, "c1"), _int(ctx, row, a, 1, None, "c2")
+        s, first = _int(ctx, row, a, 2, 1, "stride"), bool(_arg(a, 3, False))
+        blocks, e = _int(ctx, row, a, 4, 1, "n"), _int(ctx, row, a, 5, 4, "expansion")
         out = rep(lambda y, q: um.resnet_layer(c, y, q, cin, cmid, s, first, blocks, e), x)
         return out, cmid if first else cmid * e
     if m in OTHER_HEADS:
@@ -255,7 +272,7 @@ def load_ultralytics(path: Path, input_size: tuple[int, int] | None = None, *,
     notes: list[str] = []
     sc = _scale(data, path, notes)
     nc = data.get("nc", 80)
-    reg_max = int(data.get("reg_max", 16))
+    reg_max = top_int(data, "reg_max", 16, path)
     end2end = bool(data.get("end2end", False))
     rows = parse_rows(data, path)
     head = rows[-1] if rows else None
@@ -269,7 +286,7 @@ def load_ultralytics(path: Path, input_size: tuple[int, int] | None = None, *,
     size = input_size or (DEFAULT_INPUT, DEFAULT_INPUT)
     ctx = Ctx(GraphBuilder(path.stem), path)
     image = ctx.b.input("images")
-    in_ch = int(data.get("ch", 3))
+    in_ch = top_int(data, "ch", 3, path)
     names = {"nc": nc}
     layer_names: dict[str, str] = {}
     build_rows(ctx, rows[:-1], image, in_ch, names, sc.depth, layer_names,
@@ -339,7 +356,7 @@ def load_ultralytics(path: Path, input_size: tuple[int, int] | None = None, *,
                          "one-to-one branch without NMS")
     net = make_network(path.stem, graph, size, levels, notes, layer_names)
     det = Detector(path.stem, size, levels, "letterbox", {"long": max(size)}, str(path), net,
-                   int(nc) if isinstance(nc, (int, float)) else None, notes,
+                   class_count(data, path), notes,
                    extra={"format": "ultralytics", "scale": sc.name or None,
                           "depth_multiple": sc.depth, "width_multiple": sc.width,
                           "max_channels": (None if sc.max_channels == float("inf")

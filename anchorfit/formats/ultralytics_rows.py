@@ -20,7 +20,7 @@ from typing import Any
 from anchorfit.errors import AnchorfitError, FormatError
 from anchorfit.formats.base import set_origin
 from anchorfit.formats.parsers.yamlsrc import YMap
-from anchorfit.formats.validate import Where, positive_finite, positive_int
+from anchorfit.formats.validate import Where, integer, positive_finite, positive_int
 from anchorfit.rf.graph import GraphBuilder, PixelShuffle, Pointwise
 from anchorfit.safeinput import MAX_REPEATS, beyond_limit
 
@@ -238,7 +238,7 @@ def build_row(ctx: Ctx, row: Row, x: str | list[str], c1: int, gw: float) -> tup
             xs = [x] if isinstance(x, str) else x
             return b.cat(*xs, name=p), -1  # channels filled by the caller
         if m in ("Contract", "Expand"):
-            gain = int(a[0]) if a else 2
+            gain = positive_int(a[0], row_where(ctx, row, f"{m} gain")) if a else 2
             op = PixelShuffle(gain, unshuffle=(m == "Contract"))
             ch = c1 * gain * gain if m == "Contract" else c1 // (gain * gain)
             return b.add(op, [x], p), ch
@@ -324,6 +324,22 @@ def resolve_arg(v: Any, names: dict[str, Any]) -> Any:
     if isinstance(v, list):
         return [resolve_arg(u, names) for u in v]
     return v
+
+
+def top_int(data: YMap, key: str, default: int, path: Path, minimum: int = 1) -> int:
+    """A top-level integer of a model yaml (``ch``, ``reg_max``): ``abc`` or ``.inf`` is a
+    message naming its line, not a ValueError/OverflowError from ``int()``."""
+    return integer(data.get(key, default), Where(path, data.key_lines.get(key), key),
+                   minimum=minimum)
+
+
+def class_count(data: YMap, path: Path) -> int | None:
+    """``nc`` as a count when it is a number (a non-number such as a name stays unknown, as
+    before); ``.inf`` or ``2.5`` is an error at its line."""
+    nc = data.get("nc", 80)
+    if isinstance(nc, bool) or not isinstance(nc, (int, float)):
+        return None
+    return top_int(data, "nc", 80, path)
 
 
 def row_where(ctx: Ctx, row: Row, key: str) -> Where:

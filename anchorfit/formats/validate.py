@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from anchorfit.errors import FormatError
+from anchorfit.safeinput import MAX_MAP_SIDE, beyond_limit
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ def integer(value: Any, where: Where, *, minimum: int | None = None) -> int:
             except ValueError:
                 raise where.error(f"{value!r} is not a number") from None
             raise where.error(f"{value!r} is not an integer")
+        if len(text) > 4000:  # past Python's int() digit limit; no real value has 10⁴ digits
+            raise where.error(f"an integer of {len(text)} digits is not a size any network has")
         number = int(text)
     elif isinstance(value, bool) or not _is_number(value):
         raise where.error(f"{value!r} is not an integer")
@@ -142,5 +145,15 @@ def one_of(value: Any, choices: Sequence[str], where: Where) -> str:
     return text
 
 
-__all__ = ["Where", "finite", "index_in_range", "integer", "non_negative_finite", "one_of",
-           "ordered", "positive_finite", "positive_int", "positive_list"]
+def input_side(value: Any, where: Where) -> int:
+    """One side of a network input (Darknet ``width=``, a spec's ``input``, Caffe's ``dim``):
+    a positive integer up to ``MAX_MAP_SIDE``; the RF engine keeps arrays per cell, so a side
+    of 10⁸ would take gigabytes and seconds where no real network is above a few thousand."""
+    side = positive_int(value, where)
+    if side > MAX_MAP_SIDE:
+        raise where.error(beyond_limit("input size", side, MAX_MAP_SIDE))
+    return side
+
+
+__all__ = ["Where", "finite", "index_in_range", "input_side", "integer", "non_negative_finite",
+           "one_of", "ordered", "positive_finite", "positive_int", "positive_list"]

@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from anchorfit.errors import AnchorfitError
-from anchorfit.safeinput import MAX_KERNEL, beyond_limit
+from anchorfit.safeinput import (MAX_KERNEL, MAX_MAP_SIDE, MAX_TABLE_CELLS, MAX_TAP_READS,
+                                 MAX_TOTAL_CELLS, MAX_TOTAL_STRIDE, beyond_limit)
 from anchorfit.rf.graph import (
     Adaptive,
     Global,
@@ -431,7 +432,24 @@ def _resample_axis(op: Resample, axis: int, n: int, node: Node) -> tuple[TapRule
 
 
 def _axis_rule(node: Node, axis: int, n: int) -> tuple[TapRule, int]:
-    """Tap rule and output size of ``node``'s op along ``axis`` for an input of ``n`` cells."""
+    """Tap rule and output size of ``node``'s op along ``axis`` for an input of ``n`` cells,
+    refusing a map larger than ``MAX_MAP_SIDE`` or an op that would enumerate more than
+    ``MAX_TAP_READS`` (cell, tap) pairs (a transposed convolution of a huge kernel), before
+    any per-cell array of that size exists."""
+    rule, out = _axis_rule_of(node, axis, n)
+    _check_taps(node, axis, "step between windows", rule.A)
+    if out > MAX_MAP_SIDE:
+        raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): " + beyond_limit(
+            f"feature map size on the {'yx'[axis]} axis", out, MAX_MAP_SIDE))
+    if rule.B > 1 or rule.clamp or rule.A <= 0:
+        width = max((len(t) for t in rule.taps), default=0)
+        if out * width > MAX_TAP_READS:
+            raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): " + beyond_limit(
+                f"{out} output cells x {width} taps =", out * width, MAX_TAP_READS))
+    return rule, out
+
+
+def _axis_rule_of(node: Node, axis: int, n: int) -> tuple[TapRule, int]:
     op = node.op
     identity = TapRule(1, 1, [[0]])
     if node.spatial_dims == 1 and axis == 0 and not isinstance(op, (Global, Merge)):
@@ -590,7 +608,10 @@ def _observed_period(cells: Sequence[Interval]) -> tuple[int, int] | None:
     none = np.array([u is None or v is None for u, v in cells])
     lo = np.array([0 if u is None else u for u, _ in cells], dtype=np.int64)
     hi = np.array([0 if v is None else v for _, v in cells], dtype=np.int64)
+    probes = sorted({0, 1, m // 3, m // 2, m - 1})
     for p in range(1, (m - 1) // 2 + 1):
+        if not _may_repeat(none, lo, hi, p, probes):  # O(1) necessary test: m**2 work otherwise
+            continue
         if not np.array_equal(none[p:], none[:-p]):
             continue
         both = ~none[p:]
@@ -602,6 +623,25 @@ def _observed_period(cells: Sequence[Interval]) -> tuple[int, int] | None:
         if np.all(step_lo == d) and np.all(step_hi == d):
             return p, int(d)
     return None
+
+
+def _may_repeat(none: Any, lo: Any, hi: Any, p: int, probes: Sequence[int]) -> bool:
+    """False when a few cells already rule out period ``p`` (a cell and the one ``p`` later
+    differ in presence, or their lo/hi steps differ); True means only "check them all"."""
+    step: int | None = None
+    m = len(none)
+    for o in probes:
+        if o + p >= m:
+            o = m - 1 - p
+        if none[o] != none[o + p]:
+            return False
+        if none[o]:
+            continue
+        d_lo, d_hi = int(lo[o + p] - lo[o]), int(hi[o + p] - hi[o])
+        if d_lo != d_hi or (step is not None and d_lo != step):
+            return False
+        step = d_lo
+    return True
 
 
 def _compose_reads(src: AxisMap, rule: TapRule, out_size: int) -> tuple[Any, Any]:
@@ -647,8 +687,21 @@ def _compose_read_arrays(src_lo: Any, src_hi: Any, rule: TapRule, out_size: int
 
 def _window_reads(src_lo: Any, src_hi: Any, stride: int, taps: Sequence[int], out_size: int
                   ) -> tuple[Any, Any]:
-    """``_compose_read_arrays`` for a sliding window (cell o reads o*stride + t): strided slices."""
+    """``_compose_read_arrays`` for a sliding window (cell o reads o*stride + t): strided slices.
+
+    One numpy pass per tap is quick for real kernels (a handful of taps) but a kernel of
+    thousands of taps over a large map would take seconds per layer, so long evenly spaced tap
+    lists (every window's: ``-left + t * dilation``) go to ``_window_reads_sparse`` instead.
+    """
     n = len(src_lo)
+    if len(taps) > _SPARSE_TAPS and out_size > 0 and n > 0:
+        even = sorted(taps)  # min/max do not care about order (a transposed conv's run down)
+        step = even[1] - even[0]
+        if step > 0 and all(b - a == step for a, b in zip(even, even[1:])):
+            return (_window_reads_sparse(src_lo, stride, even[0], step, len(even), out_size,
+                                         np.minimum, _NONE_LO),
+                    _window_reads_sparse(src_hi, stride, even[0], step, len(even), out_size,
+                                         np.maximum, _NONE_HI))
     lo = np.full(out_size, _NONE_LO, dtype=np.int64)
     hi = np.full(out_size, _NONE_HI, dtype=np.int64)
     for tap in taps:
@@ -660,6 +713,41 @@ def _window_reads(src_lo: Any, src_hi: Any, stride: int, taps: Sequence[int], ou
         np.minimum(lo[first:last + 1], src_lo[span], out=lo[first:last + 1])
         np.maximum(hi[first:last + 1], src_hi[span], out=hi[first:last + 1])
     return lo, hi
+
+
+#: Tap count from which a window's reads use the sparse table (same result, O(n log k) work).
+_SPARSE_TAPS = 16
+
+
+def _window_reads_sparse(src: Any, stride: int, first: int, step: int, count: int,
+                         out_size: int, reduce: Any, none: int) -> Any:
+    """``reduce`` (min or max) of ``src`` over each cell's taps ``o*stride + first + t*step``
+    (t < count, taps outside ``src`` skipped) with a sparse table: level l holds the reduction
+    over 2**l taps spaced ``step`` apart, so any run of c taps is the reduction of two
+    overlapping level-floor(log2 c) entries. Work O(n log count) instead of O(n * count)."""
+    n = len(src)
+    levels = [np.asarray(src, dtype=np.int64)]
+    width = 1
+    while 2 * width <= count:
+        prev = levels[-1]
+        nxt = prev.copy()
+        reach = width * step
+        if reach < n:
+            reduce(prev[:n - reach], prev[reach:], out=nxt[:n - reach])
+        levels.append(nxt)
+        width *= 2
+    base = np.arange(out_size, dtype=np.int64) * stride + first
+    # valid taps t: 0 <= base + t*step < n
+    t_lo = np.maximum(-(base // step), 0)                  # ceil(-base / step), at least 0
+    t_hi = np.minimum((n - 1 - base) // step, count - 1)
+    ok = t_hi >= t_lo
+    c = np.where(ok, t_hi - t_lo + 1, 1)
+    level = np.frexp(c.astype(np.float64))[1] - 1          # floor(log2 c), exact for c < 2**53
+    start = np.where(ok, base + t_lo * step, 0)
+    end = np.where(ok, start + (c - (1 << level)) * step, 0)
+    table = np.stack(levels)
+    result = reduce(table[level, start], table[level, end])
+    return np.where(ok, result, none)
 
 
 def _reads_of(amap: AxisMap) -> tuple[Any, Any]:
@@ -764,17 +852,44 @@ def analyze(graph: Graph, input_size: int | Sequence[int],
     h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     if h <= 0 or w <= 0:
         raise AnchorfitError(f"input size must be positive, got {h}x{w}")
+    if max(h, w) > MAX_MAP_SIDE:
+        raise AnchorfitError(beyond_limit(f"input size {h}x{w}: side", max(h, w), MAX_MAP_SIDE))
     result = RFAnalysis(graph, (int(h), int(w)))
     out = result.nodes
+    cells = table_cells = 0
     for node in graph.nodes.values():
         try:
             rf = _node_rf(node, out, h, w)
+            cells += max(rf.y.size, rf.x.size)
+            if cells > MAX_TOTAL_CELLS:  # time and memory grow with the cells of all layers
+                raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): " + beyond_limit(
+                    f"feature-map cells of all layers up to here (per axis, at input {h}x{w}):",
+                    cells, MAX_TOTAL_CELLS))
+            table_cells += _python_cells(rf, [out[s] for s in node.inputs if s in out])
+            if table_cells > MAX_TABLE_CELLS:
+                raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): " + beyond_limit(
+                    "map phases built one by one up to here (periods and cells of maps with no "
+                    "short repeat):", table_cells, MAX_TABLE_CELLS), hint="long periods come from "
+                    "an adaptive pool or a resize to a large size that does not divide its input;"
+                    " real networks use those only on small maps")
         except AnchorfitError as exc:
             raise with_origin(exc, node) from None
         out[node.name] = rf
         if on_node is not None:
             on_node(node, rf)
     return result
+
+
+def _python_cells(rf: NodeRF, ins: Sequence[NodeRF]) -> int:
+    """Cells the engine built one Python step at a time for ``rf``: a periodic map's phases
+    (one pass over its period), a map with no period its every cell; an op that kept its
+    input's map (a per-cell op) built nothing. What ``MAX_TABLE_CELLS`` bounds."""
+    work = 0
+    for axis, m in enumerate(rf.axes):
+        if any(m is i.axes[axis] for i in ins):
+            continue
+        work += m.size if m.table else min(m.period, m.size)
+    return work
 
 
 def with_origin(exc: AnchorfitError, node: Node) -> AnchorfitError:
@@ -803,12 +918,22 @@ def _node_rf(node: Node, out: dict[str, NodeRF], h: int, w: int) -> NodeRF:
         summary = _summary(branches)
         maps = [compose(amap, rule, size, summary[axis] if summary else None)
                 for axis, (amap, (rule, size)) in enumerate(zip(src.axes, rules))]
+        _check_stride(node, maps)
         own_global = isinstance(op, Global) or (isinstance(op, Pointwise) and op.global_context)
         aligned = src.aligned and all(m.shift_invariant for m in maps)
         rf = NodeRF(node.name, node.describe(), maps[0], maps[1], aligned,
                     src.global_context or own_global, src.stride_conflict,
                     node.spatial_dims, node.source, branches)
     return rf
+
+
+def _check_stride(node: Node, maps: Sequence[AxisMap]) -> None:
+    """Refuse a map whose cells lie more than ``MAX_TOTAL_STRIDE`` input pixels apart, before
+    the next op multiplies it again (a YOLOv5 row of 1000 stride-2 convs: 2**1000)."""
+    for axis, m in enumerate(maps):
+        if abs(m.stride) > MAX_TOTAL_STRIDE:
+            raise AnchorfitError(f"layer {node.name!r} ({node.describe()}): " + beyond_limit(
+                f"stride on the {'yx'[axis]} axis", round(m.stride), MAX_TOTAL_STRIDE))
 
 
 def _merge(node: Node, srcs: list[NodeRF]) -> NodeRF:
@@ -902,6 +1027,7 @@ def extend(rf: NodeRF, ops: Sequence[Window | Pointwise]) -> NodeRF:
         summary = _summary(branches)
         y = compose(y, ry, ny, summary[0] if summary else None)
         x = compose(x, rx, nx, summary[1] if summary else None)
+        _check_stride(node, (y, x))
         aligned = aligned and y.shift_invariant and x.shift_invariant
         global_context = global_context or (isinstance(op, Pointwise) and op.global_context)
     return NodeRF(rf.name, rf.op, y, x, aligned, global_context, rf.stride_conflict,
