@@ -304,3 +304,29 @@ def test_yolov5_ints_past_float_range(old, new, expected, shipped_data, tmp_path
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     code, _, err = run_cli("show", str(path))
     assert code == 2 and "Traceback" not in err and expected in err and "yolov5s.yaml:" in err
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    # found by the strict fuzz census of branch fuzz-b, each once a traceback in mmdet.py/the engine
+    ("start_level=1", "start_level=" + "1" + "0" * 40,
+     "retinanet.py:24: model.neck.start_level: FPN: start_level 1" + "0" * 40
+     + " is past the backbone's 4 outputs (levels 0..3)"),
+    ("start_level=1", "start_level=None", "retinanet.py:24: model.neck.start_level: None is not"),
+    ("start_level=1,", "start_level=2,\n        end_level=1,",
+     "retinanet.py:25: model.neck.end_level: FPN: end_level 1 is before start_level 2"),
+    ("num_outs=5", "num_outs={}", "retinanet.py:26: model.neck.num_outs: {} is not an integer"),
+    ("pad_size_divisor=32", "pad_size_divisor=" + "1" + "0" * 40,
+     "retinanet.py:9: model.data_preprocessor.pad_size_divisor: pad_size_divisor 1" + "0" * 40
+     + " is beyond anchorfit's limit of 65536"),
+    ("pos_iou_thr=0.5", "pos_iou_thr={}",
+     "model.train_cfg.assigner.pos_iou_thr: {} is not a number"),
+], ids=["fpn-start-huge", "fpn-start-none", "fpn-end-before-start", "fpn-num-outs-dict",
+        "pad-divisor-huge", "iou-thr-dict"])
+def test_mmdet_fuzz_b_findings(old, new, expected, tmp_path, run_cli):
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "retinanet.py"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected in err, err
