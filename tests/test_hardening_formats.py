@@ -330,3 +330,24 @@ def test_mmdet_fuzz_b_findings(old, new, expected, tmp_path, run_cli):
     code, out, err = run_cli("show", str(path))
     assert (code, out) == (2, "") and "Traceback" not in err, err
     assert expected in err, err
+
+
+@pytest.mark.parametrize("extra, expected", [
+    # static sweep of branch fuzz-b: a hang (10**8 head convs), an engine error without the file
+    # and a ValueError traceback, before each value went through validate with its key
+    ("  RETINANET:\n    NUM_CONVS: 100000000\n",
+     "retina.yaml:12: MODEL.RETINANET.NUM_CONVS: NUM_CONVS 100000000 is beyond anchorfit's limit "
+     "of 1000"),
+    ("INPUT:\n  MIN_SIZE_TEST: 100000000\n",
+     "retina.yaml:12: INPUT.MIN_SIZE_TEST: MIN_SIZE_TEST 100000000 is beyond anchorfit's limit "
+     "of 65536"),
+    ("  RETINANET:\n    NUM_CLASSES: abc\n",
+     "retina.yaml:12: MODEL.RETINANET.NUM_CLASSES: 'abc' is not a number"),
+], ids=["num-convs-huge", "min-size-huge", "num-classes-word"])
+def test_detectron2_fuzz_b_findings(extra, expected, tmp_path, run_cli):
+    head = (SEEDS / "detectron2_Base-RetinaNet.yaml").read_text(encoding="utf-8").splitlines(True)
+    path = tmp_path / "retina.yaml"
+    path.write_text("".join(head[:10]) + extra, encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected in err, err
