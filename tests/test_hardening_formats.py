@@ -351,3 +351,18 @@ def test_detectron2_fuzz_b_findings(extra, expected, tmp_path, run_cli):
     code, out, err = run_cli("show", str(path))
     assert (code, out) == (2, "") and "Traceback" not in err, err
     assert expected in err, err
+
+
+def test_mmdet_point_head_float_overflow_is_one_error(tmp_path, run_cli):
+    """Static sweep of fuzz-b: a 1024-bit integer where a point head reads a float raised
+    OverflowError past the reader's (ValueError, KeyError, TypeError) net."""
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    old = "type='RetinaHead',"
+    assert old in text
+    path = tmp_path / "fcos.py"
+    path.write_text(text.replace(old, "type='FCOSHead', center_sampling=True, "
+                                      "center_sample_radius=(2**1023 - 1) * 2 + 1,", 1),
+                    encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert "fcos.py:" in err and "model.bbox_head: int too large to convert to float" in err, err

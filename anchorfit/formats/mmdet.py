@@ -510,7 +510,7 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
     if not two_stage and mmdet_heads.is_point_head(head):
         try:
             points = mmdet_heads.point_head(head, train)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:  # int(inf): Overflow
             msg = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
             kind = re.escape(str(head.get("type")))  # config text: never a regex of its own
             where = getattr(exc, "key", None) or f"type=['\"]{kind}['\"]"
