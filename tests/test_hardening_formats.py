@@ -366,3 +366,20 @@ def test_mmdet_point_head_float_overflow_is_one_error(tmp_path, run_cli):
     code, out, err = run_cli("show", str(path))
     assert (code, out) == (2, "") and "Traceback" not in err, err
     assert "fcos.py:" in err and "model.bbox_head: int too large to convert to float" in err, err
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    # strict fuzz census of fuzz-b: an IndexError in the generator and Python's own TypeError text
+    ("strides=[8, 16", "strides=['7', 16",
+     "retinanet.py:38: model.bbox_head.anchor_generator.strides: '7' is a string, not a number"),
+    ("stacked_convs=4", "stacked_convs=None",
+     "retinanet.py:31: model.bbox_head.stacked_convs: None is not an integer"),
+], ids=["generator-stride-string", "stacked-convs-none"])
+def test_mmdet_head_fuzz_b_findings(old, new, expected, tmp_path, run_cli):
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "retinanet.py"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected in err, err

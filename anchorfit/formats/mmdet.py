@@ -110,6 +110,8 @@ def _check_generator(cfg: MMDetConfig, gen: dict, key: str) -> None:
                 if isinstance(value, (list, tuple)) and len(value) != 2:
                     raise where.error(f"{list(value)!r}: a stride is a number or a (w, h) pair")
         for value in _flat(gen[name]):
+            if isinstance(value, (str, bytes)):  # a Python config writes numbers as numbers
+                raise where.error(f"{value!r} is a string, not a number")
             positive_finite(value, where)
     if gen.get("scales_per_octave") is not None:
         src, line = cfg.line(r"\bscales_per_octave\s*=")
@@ -476,7 +478,7 @@ def _check_conv_counts(cfg: MMDetConfig, head: dict, head_key: str) -> None:
     """A head's conv counts are whole numbers no real head comes near 1000 of (``[3] * n`` would
     otherwise build a list of 10**8 kernels, or overflow)."""
     for name in ("stacked_convs", "num_convs"):
-        if head.get(name) is None:
+        if name not in head:  # written as None it is no count either: refused below
             continue
         src, line = cfg.line(rf"\b{name}\s*=")
         where = Where(src, line, f"{head_key}.{name}")
