@@ -383,3 +383,16 @@ def test_mmdet_head_fuzz_b_findings(old, new, expected, tmp_path, run_cli):
     code, out, err = run_cli("show", str(path))
     assert (code, out) == (2, "") and "Traceback" not in err, err
     assert expected in err, err
+
+
+def test_mmdet_scales_per_octave_is_capped(tmp_path, run_cli):
+    """Strict fuzz census of fuzz-b: scales_per_octave=1e9 built 10**9 anchor scales (a hang)."""
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert "scales_per_octave=3" in text
+    path = tmp_path / "retinanet.py"
+    path.write_text(text.replace("scales_per_octave=3", "scales_per_octave=1e9", 1),
+                    encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert ("retinanet.py:36: model.bbox_head.anchor_generator.scales_per_octave: "
+            "scales_per_octave 1000000000 is beyond anchorfit's limit of 1000") in err, err

@@ -114,8 +114,7 @@ def _check_generator(cfg: MMDetConfig, gen: dict, key: str) -> None:
                 raise where.error(f"{value!r} is a string, not a number")
             positive_finite(value, where)
     if gen.get("scales_per_octave") is not None:
-        src, line = cfg.line(r"\bscales_per_octave\s*=")
-        positive_int(gen["scales_per_octave"], Where(src, line, f"{key}.scales_per_octave"))
+        _int(cfg, gen["scales_per_octave"], "scales_per_octave", f"{key}.scales_per_octave")
 
 
 def _flat(value: Any) -> list[Any]:
