@@ -396,3 +396,18 @@ def test_mmdet_scales_per_octave_is_capped(tmp_path, run_cli):
     assert (code, out) == (2, "") and "Traceback" not in err, err
     assert ("retinanet.py:36: model.bbox_head.anchor_generator.scales_per_octave: "
             "scales_per_octave 1000000000 is beyond anchorfit's limit of 1000") in err, err
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    # strict fuzz census of fuzz-b: the type name went into the line-finding regex unescaped
+    ("type='FPN'", "type='((FPN'", "retinanet.py:21: model.neck: neck type '((FPN' is not"),
+    ("type='ResNet'", "type='Res[Net'", "retinanet.py:11: model.backbone: backbone type 'Res[Net'"),
+], ids=["neck", "backbone"])
+def test_mmdet_type_with_regex_characters(old, new, expected, tmp_path, run_cli):
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "retinanet.py"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected in err, err

@@ -250,7 +250,7 @@ def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[s
            }.get(str(kind), "")
     raise cfg.error(f"backbone type {kind!r} is not supported{why} (ResNet, ResNeXt, Res2Net, "
                     "CSPDarknet, CSPNeXt, ConvNeXt, SSDVGG, Darknet, MobileNetV2)",
-                    f"type=['\"]{kind}['\"]", "model.backbone")
+                    f"type=['\"]{re.escape(str(kind))}['\"]", "model.backbone")
 
 
 def _neck(cfg: MMDetConfig, b: GraphBuilder, feats: list[str], neck: Any,
@@ -310,7 +310,7 @@ def _neck(cfg: MMDetConfig, b: GraphBuilder, feats: list[str], neck: Any,
                                                                  (4, 4, 4)))]
     raise cfg.error(f"neck type {kind!r} is not supported (FPN, SSDNeck, YOLOV3Neck, YOLOXPAFPN, "
                     "CSPNeXtPAFPN, CTResNetNeck)",
-                    f"type=['\"]{kind}['\"]", "model.neck")
+                    f"type=['\"]{re.escape(str(kind))}['\"]", "model.neck")
 
 
 _HEAD_CONVS = {"RPNHead": None, "RetinaHead": None, "SSDHead": [3], "YOLOV3Head": [3, 1],
