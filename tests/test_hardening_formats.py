@@ -411,3 +411,22 @@ def test_mmdet_type_with_regex_characters(old, new, expected, tmp_path, run_cli)
     code, out, err = run_cli("show", str(path))
     assert (code, out) == (2, "") and "Traceback" not in err, err
     assert expected in err, err
+
+
+@pytest.mark.parametrize("neck, expected", [
+    # static sweep of fuzz-b: these lists went raw into the graph builder / int()
+    ("type='SSDNeck', level_strides=(2, None),",
+     "retinanet.py:21: model.neck.level_strides: None is not an integer"),
+    ("type='SSDNeck', level_paddings=7,",
+     "retinanet.py:21: model.neck.level_paddings: expected a list of integers, got 7"),
+    ("type='CTResNetNeck', num_deconv_kernels=(4, 'x', 4),",
+     "retinanet.py:21: model.neck.num_deconv_kernels: 'x' is not a number"),
+], ids=["ssd-stride-none", "ssd-paddings-int", "ct-kernel-word"])
+def test_mmdet_neck_lists_are_checked(neck, expected, tmp_path, run_cli):
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert "type='FPN'," in text
+    path = tmp_path / "retinanet.py"
+    path.write_text(text.replace("type='FPN',", neck, 1), encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected in err, err

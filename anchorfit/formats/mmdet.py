@@ -74,6 +74,14 @@ def _int(cfg: MMDetConfig, value: Any, name: str, key: str, *, minimum: int | No
     return number
 
 
+def _ints(cfg: MMDetConfig, values: Any, name: str, key: str, minimum: int) -> list[int]:
+    """A list of per-level kernel sizes, strides or paddings (each up to ``MAX_KERNEL``)."""
+    if not isinstance(values, (list, tuple)) or not values or len(values) > MAX_REPEATS:
+        src, line = cfg.line(rf"\b{re.escape(name)}\s*=")
+        raise Where(src, line, key).error(f"expected a list of integers, got {values!r}")
+    return [_int(cfg, v, name, key, minimum=minimum, maximum=MAX_KERNEL) for v in values]
+
+
 def _side(cfg: MMDetConfig, value: Any, name: str, key: str) -> int:
     """An input side in pixels: a positive integer up to ``MAX_KERNEL`` (65536 px, the CLI's
     --input limit; larger inputs only exhaust memory in the RF engine)."""
@@ -288,8 +296,11 @@ def _neck(cfg: MMDetConfig, b: GraphBuilder, feats: list[str], neck: Any,
                                              "model.neck.num_outs", maximum=None),
                          neck.get("add_extra_convs", False), extra_source=used[-1])
     if kind == "SSDNeck":
-        extras = _nets.ssd_extras(b, feats[-1], neck.get("level_strides", (2, 2, 1, 1)),
-                                  neck.get("level_paddings", (1, 1, 0, 0)),
+        extras = _nets.ssd_extras(b, feats[-1],
+                                  _ints(cfg, neck.get("level_strides", (2, 2, 1, 1)),
+                                        "level_strides", "model.neck.level_strides", 1),
+                                  _ints(cfg, neck.get("level_paddings", (1, 1, 0, 0)),
+                                        "level_paddings", "model.neck.level_paddings", 0),
                                   _int(cfg, neck.get("last_kernel_size", 3), "last_kernel_size",
                                        "model.neck.last_kernel_size", maximum=MAX_KERNEL),
                                   "neck.extra")
@@ -306,8 +317,9 @@ def _neck(cfg: MMDetConfig, b: GraphBuilder, feats: list[str], neck: Any,
                                                    minimum=0),
                                     kind == "CSPNeXtPAFPN")
     if kind == "CTResNetNeck":
-        return [mmdet_nets.ct_resnet_neck(b, feats[-1], neck.get("num_deconv_kernels",
-                                                                 (4, 4, 4)))]
+        return [mmdet_nets.ct_resnet_neck(b, feats[-1], _ints(
+            cfg, neck.get("num_deconv_kernels", (4, 4, 4)), "num_deconv_kernels",
+            "model.neck.num_deconv_kernels", 1))]
     raise cfg.error(f"neck type {kind!r} is not supported (FPN, SSDNeck, YOLOV3Neck, YOLOXPAFPN, "
                     "CSPNeXtPAFPN, CTResNetNeck)",
                     f"type=['\"]{re.escape(str(kind))}['\"]", "model.neck")
