@@ -430,3 +430,16 @@ def test_mmdet_neck_lists_are_checked(neck, expected, tmp_path, run_cli):
     code, out, err = run_cli("show", str(path))
     assert (code, out) == (2, "") and "Traceback" not in err, err
     assert expected in err, err
+
+
+def test_mmdet_point_head_stride_written_as_text(tmp_path, run_cli):
+    """Static sweep of fuzz-b: a stride '8' was indexed as a (w, h) pair (IndexError)."""
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    old = "type='RetinaHead',"
+    assert old in text
+    path = tmp_path / "fcos.py"
+    path.write_text(text.replace(old, "type='FCOSHead', strides=['8', 16, 32, 64, 128],", 1),
+                    encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert "fcos.py:28: model.bbox_head: '8': a stride is a number or a (w, h) pair" in err, err
