@@ -443,3 +443,19 @@ def test_mmdet_point_head_stride_written_as_text(tmp_path, run_cli):
     code, out, err = run_cli("show", str(path))
     assert (code, out) == (2, "") and "Traceback" not in err, err
     assert "fcos.py:28: model.bbox_head: '8': a stride is a number or a (w, h) pair" in err, err
+
+
+@pytest.mark.parametrize("spp, expected", [
+    # static sweep of fuzz-b: int() of each spp kernel, tuple() of the value, raw
+    ("(5, None, 13)", "csp.py:11: model.backbone.spp_kernel_sizes: None is not an integer"),
+    ("7", "csp.py:11: model.backbone.spp_kernel_sizes: CSPNeXt: spp_kernel_sizes must be a list"),
+], ids=["none-kernel", "not-a-list"])
+def test_mmdet_csp_spp_kernels_are_checked(spp, expected, tmp_path, run_cli):
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert "type='ResNet'," in text
+    path = tmp_path / "csp.py"
+    path.write_text(text.replace("type='ResNet',", f"type='CSPNeXt', spp_kernel_sizes={spp},", 1),
+                    encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected in err, err

@@ -188,16 +188,16 @@ def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[s
         if bb.get("arch_ovewrite"):
             raise cfg.error(f"{kind}: arch_ovewrite is not read", "arch_ovewrite",
                             "model.backbone.arch_ovewrite")
-        spp = bb.get("spp_kernal_sizes" if kind == "CSPDarknet" else "spp_kernel_sizes",
-                     (5, 9, 13))
+        spp_key = "spp_kernal_sizes" if kind == "CSPDarknet" else "spp_kernel_sizes"  # sic
+        spp = bb.get(spp_key, (5, 9, 13))
         src, line = cfg.line(r"\bdeepen_factor\s*=")
         deepen = positive_finite(bb.get("deepen_factor", 1.0),
                                  Where(src, line, "model.backbone.deepen_factor"))
         if not isinstance(spp, (list, tuple)):
-            raise cfg.error(f"{kind}: spp kernel sizes must be a list of integers, got {spp!r}",
-                            r"spp_kern", "model.backbone")
+            raise cfg.error(f"{kind}: {spp_key} must be a list of integers, got {spp!r}",
+                            spp_key, f"model.backbone.{spp_key}")
         spec = mmdet_nets.CSPSpec(kind, str(bb.get("arch", "P5")), deepen,
-                                  tuple(_int(cfg, k, "spp_kern", "model.backbone.spp_kernel_sizes",
+                                  tuple(_int(cfg, k, spp_key, f"model.backbone.{spp_key}",
                                              maximum=MAX_KERNEL) for k in spp),
                                   bool(bb.get("channel_attention", kind == "CSPNeXt")))
         try:
