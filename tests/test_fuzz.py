@@ -30,8 +30,11 @@ from hypothesis import strategies as st
 
 from anchorfit.cluster.api import cluster_anchors
 from anchorfit.data import ResizeSpec, detect_format, read_annotations
+from anchorfit.data import csvfmt
 from anchorfit.data.coco import read_coco
 from anchorfit.data.coco_stream import read_coco_stream
+from anchorfit.data.cvat import read_cvat
+from anchorfit.data.cvat_stream import read_cvat_stream
 from anchorfit.data.prepare import prepare_boxes
 from anchorfit.data.yolo import read_yolo
 from anchorfit.data.yolo_stream import read_yolo_stream
@@ -179,6 +182,33 @@ def test_fuzz_detector_files(seed: Path, name: str, work: Path, data: st.DataObj
 PLAIN_AND_STREAM = {"coco": (read_coco, read_coco_stream), "yolo": (read_yolo, read_yolo_stream)}
 
 
+def _read_csv_rows(path: Path) -> object:
+    """The row-by-row CSV reader alone (no block ever parsed in C)."""
+    original = csvfmt.parse_block
+    csvfmt.parse_block = lambda *a, **k: None
+    try:
+        return csvfmt.read_csv(path)
+    finally:
+        csvfmt.parse_block = original
+
+
+def _read_csv_small_blocks(path: Path) -> object:
+    """The block reader with blocks of a few dozen bytes, so odd lines meet block edges."""
+    original = csvfmt.BLOCK
+    csvfmt.BLOCK = 61
+    try:
+        return csvfmt.read_csv(path)
+    finally:
+        csvfmt.BLOCK = original
+
+
+# read_annotations reads CVAT as a stream and CSVs a block at a time: both must give what the
+# tree reader / the row reader gives.
+PLAIN_AND_STREAM.update({"cvat": (read_cvat, read_cvat_stream),
+                         "csv": (_read_csv_rows, csvfmt.read_csv)})
+CSV_SMALL_BLOCKS = _read_csv_small_blocks
+
+
 def _result_or_message(read, path: Path) -> object:
     try:
         boxes = read(path)
@@ -197,6 +227,9 @@ def _same(a: object, b: object) -> bool:
 def _boxes_pipeline(path: Path, fmt: str, policy: str, image_sizes: Path | None = None) -> None:
     if fmt in PLAIN_AND_STREAM and image_sizes is None:
         plain, stream = (_result_or_message(r, path) for r in PLAIN_AND_STREAM[fmt])
+        if fmt == "csv":
+            small = _result_or_message(CSV_SMALL_BLOCKS, path)
+            assert _same(plain, small), f"row reader: {plain}\n61-byte blocks: {small}"
         if path.is_file() and b"\r" in path.read_bytes() and isinstance(plain, str):
             # known: a lone CR is a line break to the plain reader (universal newlines), not
             # to coco_stream, so their line numbers differ (left to the stream's author)

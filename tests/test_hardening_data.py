@@ -193,3 +193,32 @@ def test_yolo_empty_label_of_unknown_size_skips_nothing(tmp_path: Path) -> None:
     plain, stream = read_yolo(tmp_path), read_yolo_stream(tmp_path)
     assert plain.skipped == stream.skipped == {}
     assert len(plain) == len(stream) == 4
+
+
+@pytest.mark.parametrize("edit, listing, expected", [
+    # strict fuzz census of fuzz-b: Path.exists() raises ENAMETOOLONG (OSError) and os.stat
+    # ValueError on a NUL byte; neither is "not found"
+    (("train: images/train", "train: images/" + "x" * 300), None,
+     "data.yaml: train: 'images/xxx"),
+    (("train: images/train", 'train: "images/tr\\0ain"'), None,
+     "data.yaml: train: 'images/tr\\x00ain' is no path: it holds a NUL byte"),
+    (("train: images/train", "train: list.txt"), "images/train/a.jpg\n" + "y" * 300 + ".jpg\n",
+     "list.txt:2: 'yyy"),
+])
+def test_ultralytics_path_the_os_cannot_look_up(tmp_path: Path, run_cli, edit, listing,
+                                                 expected) -> None:
+    import shutil
+
+    root = tmp_path / "coco8"
+    shutil.copytree(Path(__file__).resolve().parent / "data" / "ultralytics_coco8", root)
+    yaml_path = root / "data.yaml"
+    text = yaml_path.read_text()
+    assert edit[0] in text
+    yaml_path.write_text(text.replace(edit[0], edit[1], 1))
+    if listing is not None:
+        (root / "list.txt").write_text(listing)
+    code, out, err = run_cli("boxes", str(yaml_path), "--split", "train")
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected.replace("data.yaml", str(yaml_path)).replace("list.txt", str(root / "list.txt")) \
+        in err, err
+    assert "is no path" in err

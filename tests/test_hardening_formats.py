@@ -304,3 +304,158 @@ def test_yolov5_ints_past_float_range(old, new, expected, shipped_data, tmp_path
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     code, _, err = run_cli("show", str(path))
     assert code == 2 and "Traceback" not in err and expected in err and "yolov5s.yaml:" in err
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    # found by the strict fuzz census of branch fuzz-b, each once a traceback in mmdet.py/the engine
+    ("start_level=1", "start_level=" + "1" + "0" * 40,
+     "retinanet.py:24: model.neck.start_level: FPN: start_level 1" + "0" * 40
+     + " is past the backbone's 4 outputs (levels 0..3)"),
+    ("start_level=1", "start_level=None", "retinanet.py:24: model.neck.start_level: None is not"),
+    ("start_level=1,", "start_level=2,\n        end_level=1,",
+     "retinanet.py:25: model.neck.end_level: FPN: end_level 1 is before start_level 2"),
+    ("num_outs=5", "num_outs={}", "retinanet.py:26: model.neck.num_outs: {} is not an integer"),
+    ("pad_size_divisor=32", "pad_size_divisor=" + "1" + "0" * 40,
+     "retinanet.py:9: model.data_preprocessor.pad_size_divisor: pad_size_divisor 1" + "0" * 40
+     + " is beyond anchorfit's limit of 65536"),
+    ("pos_iou_thr=0.5", "pos_iou_thr={}",
+     "model.train_cfg.assigner.pos_iou_thr: {} is not a number"),
+], ids=["fpn-start-huge", "fpn-start-none", "fpn-end-before-start", "fpn-num-outs-dict",
+        "pad-divisor-huge", "iou-thr-dict"])
+def test_mmdet_fuzz_b_findings(old, new, expected, tmp_path, run_cli):
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "retinanet.py"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected in err, err
+
+
+@pytest.mark.parametrize("extra, expected", [
+    # static sweep of branch fuzz-b: a hang (10**8 head convs), an engine error without the file
+    # and a ValueError traceback, before each value went through validate with its key
+    ("  RETINANET:\n    NUM_CONVS: 100000000\n",
+     "retina.yaml:12: MODEL.RETINANET.NUM_CONVS: NUM_CONVS 100000000 is beyond anchorfit's limit "
+     "of 1000"),
+    ("INPUT:\n  MIN_SIZE_TEST: 100000000\n",
+     "retina.yaml:12: INPUT.MIN_SIZE_TEST: MIN_SIZE_TEST 100000000 is beyond anchorfit's limit "
+     "of 65536"),
+    ("  RETINANET:\n    NUM_CLASSES: abc\n",
+     "retina.yaml:12: MODEL.RETINANET.NUM_CLASSES: 'abc' is not a number"),
+], ids=["num-convs-huge", "min-size-huge", "num-classes-word"])
+def test_detectron2_fuzz_b_findings(extra, expected, tmp_path, run_cli):
+    head = (SEEDS / "detectron2_Base-RetinaNet.yaml").read_text(encoding="utf-8").splitlines(True)
+    path = tmp_path / "retina.yaml"
+    path.write_text("".join(head[:10]) + extra, encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected in err, err
+
+
+def test_mmdet_point_head_float_overflow_is_one_error(tmp_path, run_cli):
+    """Static sweep of fuzz-b: a 1024-bit integer where a point head reads a float raised
+    OverflowError past the reader's (ValueError, KeyError, TypeError) net."""
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    old = "type='RetinaHead',"
+    assert old in text
+    path = tmp_path / "fcos.py"
+    path.write_text(text.replace(old, "type='FCOSHead', center_sampling=True, "
+                                      "center_sample_radius=(2**1023 - 1) * 2 + 1,", 1),
+                    encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert "fcos.py:" in err and "model.bbox_head: int too large to convert to float" in err, err
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    # strict fuzz census of fuzz-b: an IndexError in the generator and Python's own TypeError text
+    ("strides=[8, 16", "strides=['7', 16",
+     "retinanet.py:38: model.bbox_head.anchor_generator.strides: '7' is a string, not a number"),
+    ("stacked_convs=4", "stacked_convs=None",
+     "retinanet.py:31: model.bbox_head.stacked_convs: None is not an integer"),
+], ids=["generator-stride-string", "stacked-convs-none"])
+def test_mmdet_head_fuzz_b_findings(old, new, expected, tmp_path, run_cli):
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "retinanet.py"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected in err, err
+
+
+def test_mmdet_scales_per_octave_is_capped(tmp_path, run_cli):
+    """Strict fuzz census of fuzz-b: scales_per_octave=1e9 built 10**9 anchor scales (a hang)."""
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert "scales_per_octave=3" in text
+    path = tmp_path / "retinanet.py"
+    path.write_text(text.replace("scales_per_octave=3", "scales_per_octave=1e9", 1),
+                    encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert ("retinanet.py:36: model.bbox_head.anchor_generator.scales_per_octave: "
+            "scales_per_octave 1000000000 is beyond anchorfit's limit of 1000") in err, err
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    # strict fuzz census of fuzz-b: the type name went into the line-finding regex unescaped
+    ("type='FPN'", "type='((FPN'", "retinanet.py:21: model.neck: neck type '((FPN' is not"),
+    ("type='ResNet'", "type='Res[Net'", "retinanet.py:11: model.backbone: backbone type 'Res[Net'"),
+], ids=["neck", "backbone"])
+def test_mmdet_type_with_regex_characters(old, new, expected, tmp_path, run_cli):
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "retinanet.py"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected in err, err
+
+
+@pytest.mark.parametrize("neck, expected", [
+    # static sweep of fuzz-b: these lists went raw into the graph builder / int()
+    ("type='SSDNeck', level_strides=(2, None),",
+     "retinanet.py:21: model.neck.level_strides: None is not an integer"),
+    ("type='SSDNeck', level_paddings=7,",
+     "retinanet.py:21: model.neck.level_paddings: expected a list of integers, got 7"),
+    ("type='CTResNetNeck', num_deconv_kernels=(4, 'x', 4),",
+     "retinanet.py:21: model.neck.num_deconv_kernels: 'x' is not a number"),
+], ids=["ssd-stride-none", "ssd-paddings-int", "ct-kernel-word"])
+def test_mmdet_neck_lists_are_checked(neck, expected, tmp_path, run_cli):
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert "type='FPN'," in text
+    path = tmp_path / "retinanet.py"
+    path.write_text(text.replace("type='FPN',", neck, 1), encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected in err, err
+
+
+def test_mmdet_point_head_stride_written_as_text(tmp_path, run_cli):
+    """Static sweep of fuzz-b: a stride '8' was indexed as a (w, h) pair (IndexError)."""
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    old = "type='RetinaHead',"
+    assert old in text
+    path = tmp_path / "fcos.py"
+    path.write_text(text.replace(old, "type='FCOSHead', strides=['8', 16, 32, 64, 128],", 1),
+                    encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert "fcos.py:28: model.bbox_head: '8': a stride is a number or a (w, h) pair" in err, err
+
+
+@pytest.mark.parametrize("spp, expected", [
+    # static sweep of fuzz-b: int() of each spp kernel, tuple() of the value, raw
+    ("(5, None, 13)", "csp.py:11: model.backbone.spp_kernel_sizes: None is not an integer"),
+    ("7", "csp.py:11: model.backbone.spp_kernel_sizes: CSPNeXt: spp_kernel_sizes must be a list"),
+], ids=["none-kernel", "not-a-list"])
+def test_mmdet_csp_spp_kernels_are_checked(spp, expected, tmp_path, run_cli):
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert "type='ResNet'," in text
+    path = tmp_path / "csp.py"
+    path.write_text(text.replace("type='ResNet',", f"type='CSPNeXt', spp_kernel_sizes={spp},", 1),
+                    encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    assert expected in err, err

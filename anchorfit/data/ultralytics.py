@@ -103,7 +103,29 @@ class DataYaml:
                 f"no images listed for the {split!r} split (key missing or empty); this data "
                 f"yaml lists {', '.join(listed) or 'no split'}", source=self.source, key=split,
                 hint="choose another with --split")
-        return [value] if isinstance(value, str) else [str(v) for v in value]
+        entries = [value] if isinstance(value, str) else [str(v) for v in value]
+        for entry in entries:
+            check_path_text(entry, self.source, split)
+        return entries
+
+
+#: bytes of one path component / of a whole path on Linux and macOS (NAME_MAX, PATH_MAX)
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def check_path_text(text: str, source: Path | str | None, key: str | None, *,
+                    line: int | None = None) -> None:
+    """A path written in the yaml that the OS can look up: no NUL byte (``os.stat`` raises
+    ValueError) and no name past NAME_MAX or path past PATH_MAX (it raises ENAMETOOLONG, which
+    ``Path.exists`` does not swallow)."""
+    short = text if len(text) <= 60 else text[:57] + "..."
+    if "\x00" in text:
+        raise AnchorfitError(f"{short!r} is no path: it holds a NUL byte", source=source,
+                             line=line, key=key)
+    raw = os.fsencode(text)
+    if len(raw) > PATH_MAX or any(len(part) > NAME_MAX for part in raw.split(b"/")):
+        raise AnchorfitError(f"{short!r} is no path: a name longer than {NAME_MAX} bytes or a path "
+                             f"longer than {PATH_MAX}", source=source, line=line, key=key)
 
 
 def is_data_yaml(path: str | Path) -> bool:
@@ -190,6 +212,7 @@ def _roots(path: Path, data: dict[str, Any]) -> list[Path]:
     given = data.get("path")
     if not given:
         return [path.parent.resolve()]
+    check_path_text(str(given), path, "path")
     root = Path(os.path.expanduser(given))
     if root.is_absolute():
         candidates = [root]
@@ -254,10 +277,11 @@ def _is_image(name: str) -> bool:
 def _read_list(listing: Path) -> tuple[list[Path], list[str]]:
     found: list[Path] = []
     missing: list[str] = []
-    for line in read_text(listing).strip().splitlines():
+    for i, line in enumerate(read_text(listing).strip().splitlines(), 1):
         entry = line.strip()
         if not entry or not _is_image(entry):
             continue
+        check_path_text(entry, listing, None, line=i)
         if entry.startswith("./"):
             candidates = [listing.parent / entry[2:]]
         elif os.path.isabs(entry):

@@ -47,7 +47,7 @@ from anchorfit.formats.validate import (
     positive_int,
     positive_list,
 )
-from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit
+from anchorfit.safeinput import MAX_BASE_DEPTH, MAX_KERNEL, MAX_REPEATS, beyond_limit
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
@@ -253,8 +253,17 @@ def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> De
                      "MODEL.RETINANET.IN_FEATURES" if retina else "MODEL.RPN.IN_FEATURES")
     fpn = backbone != "build_resnet_backbone"
     divisor = 32 if fpn else 0
-    short = positive_int(cfg["INPUT"]["MIN_SIZE_TEST"], where_of("INPUT.MIN_SIZE_TEST"))
-    long = positive_int(cfg["INPUT"]["MAX_SIZE_TEST"], where_of("INPUT.MAX_SIZE_TEST"))
+    def at_most(value: int, limit: int, key: str) -> int:
+        """``value`` up to ``limit``: an input side past 65536 px (the CLI's --input limit)
+        only exhausts memory in the RF engine; a conv count past 1000 builds 10**8 layers."""
+        if value > limit:
+            raise where_of(key).error(beyond_limit(key.rsplit(".", 1)[-1], value, limit))
+        return value
+
+    short = at_most(positive_int(cfg["INPUT"]["MIN_SIZE_TEST"], where_of("INPUT.MIN_SIZE_TEST")),
+                    MAX_KERNEL, "INPUT.MIN_SIZE_TEST")
+    long = at_most(positive_int(cfg["INPUT"]["MAX_SIZE_TEST"], where_of("INPUT.MAX_SIZE_TEST")),
+                   MAX_KERNEL, "INPUT.MAX_SIZE_TEST")
     size = input_size or (short, long)
     notes = []
     if divisor and (size[0] % divisor or size[1] % divisor):
@@ -297,8 +306,9 @@ def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> De
     analysis = analyze(graph, size)
     if retina:
         lo, hi = _thresholds(model["RETINANET"], where_of("MODEL.RETINANET.IOU_THRESHOLDS"))
-        kernels = [3] * (integer(model["RETINANET"].get("NUM_CONVS", 4),
-                                 where_of("MODEL.RETINANET.NUM_CONVS"), minimum=0) + 1)
+        convs = integer(model["RETINANET"].get("NUM_CONVS", 4),
+                        where_of("MODEL.RETINANET.NUM_CONVS"), minimum=0)
+        kernels = [3] * (at_most(convs, MAX_REPEATS, "MODEL.RETINANET.NUM_CONVS") + 1)
     else:
         lo, hi = _thresholds(model["RPN"], where_of("MODEL.RPN.IOU_THRESHOLDS"))
         kernels = [3]
@@ -311,10 +321,13 @@ def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> De
                             cell_anchors([float(s) for s in sizes[i]], [float(r) for r in ratios[i]]),
                             None, "top-left" if offset == 0 else "cell-center" if offset == 0.5
                             else "explicit", offset, head_convs(kernels), assigner))
-    num_classes = model["RETINANET"]["NUM_CLASSES"] if retina else model["ROI_HEADS"]["NUM_CLASSES"]
+    classes_key = "MODEL.RETINANET.NUM_CLASSES" if retina else "MODEL.ROI_HEADS.NUM_CLASSES"
+    num_classes = None if arch == "ProposalNetwork" else positive_int(
+        model["RETINANET"]["NUM_CLASSES"] if retina else model["ROI_HEADS"]["NUM_CLASSES"],
+        where_of(classes_key))
     network = make_network(path.stem, graph, size, levels, notes=notes)
     det = Detector(path.stem, size, levels, "shortside", {"short": short, "max": long}, str(path),
-                   network, None if arch == "ProposalNetwork" else int(num_classes), notes,
+                   network, num_classes, notes,
                    extra={"format": "detectron2", "meta_architecture": arch})
     return finish(det)
 

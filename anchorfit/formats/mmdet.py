@@ -52,12 +52,40 @@ from anchorfit.formats.base import (
 )
 from anchorfit.formats.mmdet_config import MMDetConfig, load_config, merge
 from anchorfit.formats.parsers.pyconfig import AttrDict
-from anchorfit.formats.validate import Where, index_in_range, integer, positive_finite, positive_int
-from anchorfit.safeinput import MAX_REPEATS, beyond_limit
+from anchorfit.formats.validate import (Where, finite, index_in_range, integer, positive_finite,
+                                        positive_int)
+from anchorfit.safeinput import MAX_KERNEL, MAX_REPEATS, beyond_limit
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
 # --------------------------------------------------------------------------- network
+
+
+def _int(cfg: MMDetConfig, value: Any, name: str, key: str, *, minimum: int | None = 1,
+         maximum: int | None = MAX_REPEATS) -> int:
+    """An integer of the config at the line that writes ``name``, in [minimum, maximum]: a
+    level, count or kernel read raw would raise ValueError/TypeError on ``None``/``nan``, or
+    build 10**40 layers."""
+    src, line = cfg.line(rf"\b{re.escape(name)}\s*=")
+    where = Where(src, line, key)
+    number = integer(value, where, minimum=minimum)
+    if maximum is not None and number > maximum:
+        raise where.error(beyond_limit(name, number, maximum))
+    return number
+
+
+def _ints(cfg: MMDetConfig, values: Any, name: str, key: str, minimum: int) -> list[int]:
+    """A list of per-level kernel sizes, strides or paddings (each up to ``MAX_KERNEL``)."""
+    if not isinstance(values, (list, tuple)) or not values or len(values) > MAX_REPEATS:
+        src, line = cfg.line(rf"\b{re.escape(name)}\s*=")
+        raise Where(src, line, key).error(f"expected a list of integers, got {values!r}")
+    return [_int(cfg, v, name, key, minimum=minimum, maximum=MAX_KERNEL) for v in values]
+
+
+def _side(cfg: MMDetConfig, value: Any, name: str, key: str) -> int:
+    """An input side in pixels: a positive integer up to ``MAX_KERNEL`` (65536 px, the CLI's
+    --input limit; larger inputs only exhaust memory in the RF engine)."""
+    return _int(cfg, value, name, key, maximum=MAX_KERNEL)
 
 
 def _select(cfg: MMDetConfig, stages: Sequence[str], idx: Any, kind: Any,
@@ -90,10 +118,11 @@ def _check_generator(cfg: MMDetConfig, gen: dict, key: str) -> None:
                 if isinstance(value, (list, tuple)) and len(value) != 2:
                     raise where.error(f"{list(value)!r}: a stride is a number or a (w, h) pair")
         for value in _flat(gen[name]):
+            if isinstance(value, (str, bytes)):  # a Python config writes numbers as numbers
+                raise where.error(f"{value!r} is a string, not a number")
             positive_finite(value, where)
     if gen.get("scales_per_octave") is not None:
-        src, line = cfg.line(r"\bscales_per_octave\s*=")
-        positive_int(gen["scales_per_octave"], Where(src, line, f"{key}.scales_per_octave"))
+        _int(cfg, gen["scales_per_octave"], "scales_per_octave", f"{key}.scales_per_octave")
 
 
 def _flat(value: Any) -> list[Any]:
@@ -110,8 +139,10 @@ def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[s
                          f"{bb.get('base_width', 4)}): grouped 3x3 convs only change channels, "
                          "so the RF is ResNet's")
         if isinstance(bb.get("dcn"), dict):
-            stages = bb.get("stage_with_dcn", (True,) * int(bb.get("num_stages", 4)))
-            on = [f"C{i + 2}" for i, flag in enumerate(stages) if flag]
+            stages = bb.get("stage_with_dcn", (True,) * _int(
+                cfg, bb.get("num_stages", 4), "num_stages", "model.backbone.num_stages"))
+            on = [f"C{i + 2}" for i, flag in enumerate(stages if isinstance(stages, (list, tuple))
+                                                        else ()) if flag]
             notes.append(f"{kind}: deformable 3x3 convs ({bb['dcn'].get('type', 'DCN')}) in "
                          f"{', '.join(on)}; drawn as their regular 3x3 grid (the zero-offset "
                          "RF; learned offsets move the samples per image)")
@@ -138,14 +169,17 @@ def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[s
         return _select(cfg, stages, bb.get("out_indices", tuple(range(spec.num_stages))), kind)
     if kind == "Res2Net":
         if not bb.get("deep_stem", True) or not bb.get("avg_down", True) or \
-                int(bb.get("num_stages", 4)) != 4 or bb.get("dilations") or bb.get("strides"):
+                _int(cfg, bb.get("num_stages", 4), "num_stages",
+                     "model.backbone.num_stages") != 4 or bb.get("dilations") or bb.get("strides"):
             raise cfg.error("Res2Net: only the default deep_stem=True, avg_down=True, 4 stages "
                             "without dilation is read", "Res2Net", "model.backbone")
         if isinstance(bb.get("dcn"), dict):
             notes.append("Res2Net: deformable 3x3 convs drawn as their regular 3x3 grid")
         try:
-            stages = mmdet_nets.res2net(b, x, int(bb.get("depth", 101)),
-                                        int(bb.get("scales", 4)),
+            stages = mmdet_nets.res2net(b, x, _int(cfg, bb.get("depth", 101), "depth",
+                                                   "model.backbone.depth"),
+                                        _int(cfg, bb.get("scales", 4), "scales",
+                                             "model.backbone.scales"),
                                         bb.get("style", "pytorch") == "caffe")
         except AnchorfitError as exc:
             raise cfg.error(exc.message, "Res2Net", "model.backbone") from None
@@ -154,11 +188,17 @@ def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[s
         if bb.get("arch_ovewrite"):
             raise cfg.error(f"{kind}: arch_ovewrite is not read", "arch_ovewrite",
                             "model.backbone.arch_ovewrite")
-        spp = bb.get("spp_kernal_sizes" if kind == "CSPDarknet" else "spp_kernel_sizes",
-                     (5, 9, 13))
-        spec = mmdet_nets.CSPSpec(kind, str(bb.get("arch", "P5")),
-                                  float(bb.get("deepen_factor", 1.0)),
-                                  tuple(int(k) for k in spp),
+        spp_key = "spp_kernal_sizes" if kind == "CSPDarknet" else "spp_kernel_sizes"  # sic
+        spp = bb.get(spp_key, (5, 9, 13))
+        src, line = cfg.line(r"\bdeepen_factor\s*=")
+        deepen = positive_finite(bb.get("deepen_factor", 1.0),
+                                 Where(src, line, "model.backbone.deepen_factor"))
+        if not isinstance(spp, (list, tuple)):
+            raise cfg.error(f"{kind}: {spp_key} must be a list of integers, got {spp!r}",
+                            spp_key, f"model.backbone.{spp_key}")
+        spec = mmdet_nets.CSPSpec(kind, str(bb.get("arch", "P5")), deepen,
+                                  tuple(_int(cfg, k, spp_key, f"model.backbone.{spp_key}",
+                                             maximum=MAX_KERNEL) for k in spp),
                                   bool(bb.get("channel_attention", kind == "CSPNeXt")))
         try:
             stages = mmdet_nets.csp_backbone(b, x, spec)
@@ -181,19 +221,33 @@ def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[s
             raise cfg.error(f"{kind}: gap_before_final_norm pools each output to a vector; a "
                             "detector backbone sets it False", "ConvNeXt", "model.backbone")
         dw = bb.get("dw_conv_cfg") or {}
-        stages = mmdet_nets.convnext(b, x, [int(d) for d in depths],
-                                     int(bb.get("stem_patch_size", 4)),
-                                     int(dw.get("kernel_size", 7)), bool(bb.get("use_grn", False)))
+        if not isinstance(depths, (list, tuple)) or not isinstance(dw, dict):
+            raise cfg.error(f"{kind}: arch depths must be a list of integers, got {depths!r}",
+                            "arch", "model.backbone.arch")
+        stages = mmdet_nets.convnext(
+            b, x, [_int(cfg, d, "depths", "model.backbone.arch.depths") for d in depths],
+            _int(cfg, bb.get("stem_patch_size", 4), "stem_patch_size",
+                 "model.backbone.stem_patch_size", maximum=MAX_KERNEL),
+            _int(cfg, dw.get("kernel_size", 7), "kernel_size",
+                 "model.backbone.dw_conv_cfg.kernel_size", maximum=MAX_KERNEL),
+            bool(bb.get("use_grn", False)))
         idx = bb.get("out_indices", -1)
-        idx = [idx] if isinstance(idx, int) else list(idx)
-        return [stages[i if i >= 0 else len(stages) + i] for i in idx]
+        idx = [idx] if isinstance(idx, int) and not isinstance(idx, bool) else idx
+        src, line = cfg.line("out_indices")
+        where = Where(src, line, "model.backbone.out_indices", f"{kind}: ")
+        if isinstance(idx, (str, bytes)) or not isinstance(idx, (list, tuple)):
+            raise where.error(f"out_indices must be a tuple of integers, got {idx!r}")
+        picked = [integer(i, where, minimum=-len(stages)) for i in idx]
+        return [stages[index_in_range(i if i >= 0 else len(stages) + i, len(stages), where)]
+                for i in picked]
     if kind == "SSDVGG":
-        if int(bb.get("depth", 16)) != 16 or tuple(bb.get("out_feature_indices", (22, 34))) != (22, 34):
+        if _int(cfg, bb.get("depth", 16), "depth", "model.backbone.depth") != 16 or \
+                bb.get("out_feature_indices", (22, 34)) not in ((22, 34), [22, 34]):
             raise cfg.error("SSDVGG: only depth 16 with out_feature_indices (22, 34) (conv4_3, "
                             "fc7) is supported", "SSDVGG", "model.backbone")
         return list(_nets.vgg16_ssd(b, x, "backbone."))
     if kind == "Darknet":
-        if int(bb.get("depth", 53)) != 53:
+        if _int(cfg, bb.get("depth", 53), "depth", "model.backbone.depth") != 53:
             raise cfg.error("Darknet: only depth 53 is supported", "Darknet", "model.backbone")
         stages = _nets.darknet53(b, x)
         return _select(cfg, stages, bb.get("out_indices", (3, 4, 5)), kind)
@@ -204,7 +258,7 @@ def _backbone(cfg: MMDetConfig, b: GraphBuilder, x: str, bb: dict, notes: list[s
            }.get(str(kind), "")
     raise cfg.error(f"backbone type {kind!r} is not supported{why} (ResNet, ResNeXt, Res2Net, "
                     "CSPDarknet, CSPNeXt, ConvNeXt, SSDVGG, Darknet, MobileNetV2)",
-                    f"type=['\"]{kind}['\"]", "model.backbone")
+                    f"type=['\"]{re.escape(str(kind))}['\"]", "model.backbone")
 
 
 def _neck(cfg: MMDetConfig, b: GraphBuilder, feats: list[str], neck: Any,
@@ -215,17 +269,41 @@ def _neck(cfg: MMDetConfig, b: GraphBuilder, feats: list[str], neck: Any,
         if len(neck) != 1:
             raise cfg.error("a list of several necks is not supported", "neck", "model.neck")
         neck = neck[0]
+    if not isinstance(neck, dict):
+        raise cfg.error(f"neck must be a dict(type=...), got {neck!r}", r"\bneck\b", "model.neck")
     kind = neck.get("type")
     if kind == "FPN":
-        start = int(neck.get("start_level", 0))
-        end = int(neck.get("end_level", -1))
+        n = len(feats)
+        start = _int(cfg, neck.get("start_level", 0), "start_level", "model.neck.start_level",
+                     minimum=0, maximum=None)
+        end = _int(cfg, neck.get("end_level", -1), "end_level", "model.neck.end_level",
+                   minimum=-1, maximum=None)
+        for name, level in (("start_level", start), ("end_level", end)):
+            if level >= n:
+                raise cfg.error(f"FPN: {name} {level} is past the backbone's {n} outputs "
+                                f"(levels 0..{n - 1})", rf"\b{name}\s*=", f"model.neck.{name}")
+        if end != -1 and end < start:
+            raise cfg.error(f"FPN: end_level {end} is before start_level {start}",
+                            r"\bend_level\s*=", "model.neck.end_level")
         used = feats[start:] if end == -1 else feats[start:end + 1]
-        return _nets.fpn(b, used, size, int(neck["num_outs"]), neck.get("add_extra_convs", False),
-                         extra_source=used[-1])
+        if not used:
+            raise cfg.error("FPN: the backbone gives no feature map to read", "out_indices",
+                            "model.backbone.out_indices")
+        if "num_outs" not in neck:
+            raise cfg.error("FPN: missing key 'num_outs'", r"\bneck\b", "model.neck")
+        # no count limit here: the graph builder's layer limit names a huge num_outs
+        return _nets.fpn(b, used, size, _int(cfg, neck["num_outs"], "num_outs",
+                                             "model.neck.num_outs", maximum=None),
+                         neck.get("add_extra_convs", False), extra_source=used[-1])
     if kind == "SSDNeck":
-        extras = _nets.ssd_extras(b, feats[-1], neck.get("level_strides", (2, 2, 1, 1)),
-                                  neck.get("level_paddings", (1, 1, 0, 0)),
-                                  int(neck.get("last_kernel_size", 3)), "neck.extra")
+        extras = _nets.ssd_extras(b, feats[-1],
+                                  _ints(cfg, neck.get("level_strides", (2, 2, 1, 1)),
+                                        "level_strides", "model.neck.level_strides", 1),
+                                  _ints(cfg, neck.get("level_paddings", (1, 1, 0, 0)),
+                                        "level_paddings", "model.neck.level_paddings", 0),
+                                  _int(cfg, neck.get("last_kernel_size", 3), "last_kernel_size",
+                                       "model.neck.last_kernel_size", maximum=MAX_KERNEL),
+                                  "neck.extra")
         return feats + extras
     if kind == "YOLOV3Neck":
         return _nets.yolov3_neck(b, feats)
@@ -234,14 +312,17 @@ def _neck(cfg: MMDetConfig, b: GraphBuilder, feats: list[str], neck: Any,
         if up.get("scale_factor", 2) != 2 or up.get("mode", "nearest") != "nearest":
             raise cfg.error(f"{kind}: only upsample_cfg scale_factor=2, mode='nearest' is read",
                             "upsample_cfg", "model.neck.upsample_cfg")
-        return mmdet_nets.csp_pafpn(b, feats, int(neck.get("num_csp_blocks", 3)),
+        return mmdet_nets.csp_pafpn(b, feats, _int(cfg, neck.get("num_csp_blocks", 3),
+                                                   "num_csp_blocks", "model.neck.num_csp_blocks",
+                                                   minimum=0),
                                     kind == "CSPNeXtPAFPN")
     if kind == "CTResNetNeck":
-        return [mmdet_nets.ct_resnet_neck(b, feats[-1], neck.get("num_deconv_kernels",
-                                                                 (4, 4, 4)))]
+        return [mmdet_nets.ct_resnet_neck(b, feats[-1], _ints(
+            cfg, neck.get("num_deconv_kernels", (4, 4, 4)), "num_deconv_kernels",
+            "model.neck.num_deconv_kernels", 1))]
     raise cfg.error(f"neck type {kind!r} is not supported (FPN, SSDNeck, YOLOV3Neck, YOLOXPAFPN, "
                     "CSPNeXtPAFPN, CTResNetNeck)",
-                    f"type=['\"]{kind}['\"]", "model.neck")
+                    f"type=['\"]{re.escape(str(kind))}['\"]", "model.neck")
 
 
 _HEAD_CONVS = {"RPNHead": None, "RetinaHead": None, "SSDHead": [3], "YOLOV3Head": [3, 1],
@@ -302,16 +383,19 @@ def _center_crop_pad(pipeline: list[dict]) -> bool:
                st.get("test_mode") for st in pipeline)
 
 
-def _train_crop(cfg: AttrDict) -> int:
+def _train_crop(cfg: MMDetConfig) -> int:
     """The square training crop of ``RandomCenterCropPad`` (512 when the config has none)."""
-    pipeline = cfg.get("train_pipeline")
-    loader = cfg.get("train_dataloader")
+    pipeline = cfg.data.get("train_pipeline")
+    loader = cfg.data.get("train_dataloader")
     ds = loader.get("dataset") if isinstance(loader, dict) else None
     while not isinstance(pipeline, list) and isinstance(ds, dict):
         pipeline, ds = ds.get("pipeline"), ds.get("dataset")
     for st in pipeline if isinstance(pipeline, list) else []:
         if isinstance(st, dict) and st.get("type") == "RandomCenterCropPad" and st.get("crop_size"):
-            return int(max(st["crop_size"]))
+            crop = st["crop_size"]
+            sides = crop if isinstance(crop, (list, tuple)) and crop else [crop]
+            return max(_side(cfg, c, "crop_size", "train_pipeline.RandomCenterCropPad.crop_size")
+                       for c in sides)
     return 512
 
 
@@ -322,16 +406,19 @@ def _input(cfg: MMDetConfig, gen: dict, input_size: tuple[int, int] | None
     model = cfg.data["model"]
     pre = model.get("data_preprocessor") or {}
     src, line = cfg.line(r"\bpad_size_divisor\s*=")
-    divisor = positive_int(pre.get("pad_size_divisor", 1) or 1,
-                           Where(src, line, "model.data_preprocessor.pad_size_divisor"))
+    divisor = _side(cfg, pre.get("pad_size_divisor", 1) or 1, "pad_size_divisor",
+                    "model.data_preprocessor.pad_size_divisor")
     resize = _resize(_pipeline(cfg.data))
     policy, params = "stretch", {}
     if resize is not None and resize.get("scale") is not None:
         scale = resize["scale"]
         if isinstance(scale, list) and scale and isinstance(scale[0], (list, tuple)):
             scale = scale[0]
-        w, h = (scale, scale) if isinstance(scale, (int, float)) else (scale[0], scale[1])
-        w, h = int(w), int(h)
+        if isinstance(scale, (list, tuple)) and len(scale) != 2 or isinstance(scale, (str, dict)):
+            raise cfg.error(f"Resize scale must be a number or a (w, h) pair, got {scale!r}",
+                            r"\bscale\s*=", "test_pipeline.Resize.scale")
+        w, h = (scale, scale) if not isinstance(scale, (list, tuple)) else (scale[0], scale[1])
+        w, h = (_side(cfg, v, "scale", "test_pipeline.Resize.scale") for v in (w, h))
         if resize.get("keep_ratio", True):
             if w != h:
                 policy, params = "shortside", {"short": min(w, h), "max": max(w, h)}
@@ -341,14 +428,14 @@ def _input(cfg: MMDetConfig, gen: dict, input_size: tuple[int, int] | None
         else:
             size = (h, w)
     elif _center_crop_pad(_pipeline(cfg.data)):
-        crop = _train_crop(cfg.data)
+        crop = _train_crop(cfg)
         size, policy, params = (crop, crop), "none", {}
         notes.append("the test pipeline does not resize (RandomCenterCropPad in test mode keeps "
                      "each image's own size, padded to a multiple of 32): boxes stay in original "
                      f"pixels; the network is analysed at {crop}x{crop}, the training crop "
                      "(pass --input to choose)")
     elif str(gen.get("type", "")).endswith("SSDAnchorGenerator") and gen.get("input_size"):
-        s = int(gen["input_size"])
+        s = _side(cfg, gen["input_size"], "input_size", "anchor_generator.input_size")
         size = (s, s)
         notes.append(f"no test pipeline; input {s}x{s} from the anchor generator's input_size")
     else:
@@ -358,10 +445,12 @@ def _input(cfg: MMDetConfig, gen: dict, input_size: tuple[int, int] | None
                      "resize (pass --input to choose)")
     ssd_size = gen.get("input_size") if str(gen.get("type", "")).endswith("SSDAnchorGenerator") \
         else None
-    if ssd_size and resize is not None and size != (int(ssd_size), int(ssd_size)):
+    if ssd_size:
+        ssd_size = _side(cfg, ssd_size, "input_size", "anchor_generator.input_size")
+    if ssd_size and resize is not None and size != (ssd_size, ssd_size):
         notes.append(f"the test pipeline resizes to {size[0]}x{size[1]} but the SSD anchor "
                      f"generator is built for {ssd_size}; using {ssd_size}x{ssd_size}")
-        size, policy, params = (int(ssd_size), int(ssd_size)), "stretch", {}
+        size, policy, params = (ssd_size, ssd_size), "stretch", {}
     if input_size is not None:
         size = input_size
     if divisor > 1 and (size[0] % divisor or size[1] % divisor):
@@ -372,7 +461,8 @@ def _input(cfg: MMDetConfig, gen: dict, input_size: tuple[int, int] | None
     return size, policy, params, notes
 
 
-def _assigner(model: dict, two_stage: bool) -> tuple[Assigner, str | None]:
+def _assigner(cfg: MMDetConfig, model: dict, two_stage: bool
+              ) -> tuple[Assigner, str | None]:
     train = model.get("train_cfg") or {}
     if two_stage and isinstance(train.get("rpn"), dict):
         train = train["rpn"]
@@ -380,11 +470,15 @@ def _assigner(model: dict, two_stage: bool) -> tuple[Assigner, str | None]:
     kind = a.get("type")
     neg = a.get("neg_iou_thr")
     if isinstance(neg, (list, tuple)):
-        neg = neg[-1]
+        neg = neg[-1] if neg else None
     pos = a.get("pos_iou_thr")
     if kind in ("MaxIoUAssigner", "GridAssigner", "ApproxMaxIoUAssigner"):
-        return Assigner("iou", None if pos is None else float(pos),
-                        None if neg is None else float(neg)), kind
+        def thr(value: Any, name: str) -> float | None:
+            if value is None:
+                return None
+            src, line = cfg.line(rf"\b{name}\s*=")
+            return finite(value, Where(src, line, f"model.train_cfg.assigner.{name}"))
+        return Assigner("iou", thr(pos, "pos_iou_thr"), thr(neg, "neg_iou_thr")), kind
     return Assigner("iou", 0.5, 0.4), kind
 
 
@@ -395,7 +489,7 @@ def _check_conv_counts(cfg: MMDetConfig, head: dict, head_key: str) -> None:
     """A head's conv counts are whole numbers no real head comes near 1000 of (``[3] * n`` would
     otherwise build a list of 10**8 kernels, or overflow)."""
     for name in ("stacked_convs", "num_convs"):
-        if head.get(name) is None:
+        if name not in head:  # written as None it is no count either: refused below
             continue
         src, line = cfg.line(rf"\b{name}\s*=")
         where = Where(src, line, f"{head_key}.{name}")
@@ -429,7 +523,7 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
     if not two_stage and mmdet_heads.is_point_head(head):
         try:
             points = mmdet_heads.point_head(head, train)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:  # int(inf): Overflow
             msg = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
             kind = re.escape(str(head.get("type")))  # config text: never a regex of its own
             where = getattr(exc, "key", None) or f"type=['\"]{kind}['\"]"
@@ -462,7 +556,11 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
     if model.get("type") == "YOLOV3" or head.get("type") == "YOLOV3Head":
         notes.append("YOLOV3Head: GridAssigner gives a box to the best-IoU anchor in the cell "
                      "holding its centre (Darknet-like)")
-    af_kernels = mmdet_heads.anchor_head_kernels(head)
+    try:
+        af_kernels = mmdet_heads.anchor_head_kernels(head)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise cfg.error(str(exc), getattr(exc, "key", None) or "pred_kernel_size",
+                        head_key) from None
     kernels, head_note = (af_kernels, None) if af_kernels is not None else _head_kernels(head)
     if head_note:
         notes.append(head_note)
@@ -470,8 +568,12 @@ def load_mmdet(path: Path, input_size: tuple[int, int] | None = None) -> Detecto
         notes.append("VFNetHead: the refined box and the class score read the features through "
                      "deformable 3x3 convs (star-shaped offsets from the first box); drawn as "
                      "regular 3x3 grids")
-    assigner, assigner_kind = _assigner(model, two_stage)
-    newer = None if two_stage else mmdet_heads.anchor_head_assigner(head, train)
+    assigner, assigner_kind = _assigner(cfg, model, two_stage)
+    try:
+        newer = None if two_stage else mmdet_heads.anchor_head_assigner(head, train)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise cfg.error(str(exc), getattr(exc, "key", None) or r"\bassigner\b",
+                        "model.train_cfg.assigner") from None
     level_extra: dict[str, Any] = {"generator": gen.get("type"), "assigner": assigner_kind}
     if newer is not None:
         assigner, params_ = newer

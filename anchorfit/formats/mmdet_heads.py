@@ -92,11 +92,15 @@ class PointHead:
 
 def _strides(values: Any) -> list[tuple[float, float]]:
     out = []
+    if not isinstance(values, (list, tuple)):
+        raise HeadError(f"strides must be a list, got {values!r}", "strides")
     for s in values:
-        if isinstance(s, (int, float)):
+        if isinstance(s, (int, float)) and not isinstance(s, bool):
             out.append((float(s), float(s)))
-        else:  # mmdet (w, h)
+        elif isinstance(s, (list, tuple)) and len(s) == 2:  # mmdet (w, h)
             out.append((float(s[1]), float(s[0])))
+        else:  # a string indexed as a pair was an IndexError
+            raise HeadError(f"{s!r}: a stride is a number or a (w, h) pair", "strides")
     return out
 
 
