@@ -222,3 +222,31 @@ def test_ultralytics_path_the_os_cannot_look_up(tmp_path: Path, run_cli, edit, l
     assert expected.replace("data.yaml", str(yaml_path)).replace("list.txt", str(root / "list.txt")) \
         in err, err
     assert "is no path" in err
+
+
+def test_sizes_past_float32_are_dropped_without_runtime_warnings(tmp_path):
+    """A COCO bbox or YOLO width of 1e300 overflows float32: the streaming readers store inf
+    quietly (as BoxBuilder does) and validation drops the row as nan_size, counted; no
+    RuntimeWarning reaches the user's terminal."""
+    import json
+    import warnings
+
+    from anchorfit.data import validate
+    from anchorfit.data.coco_stream import read_coco_stream
+    from anchorfit.data.sizes import SizeTable
+    from anchorfit.data.yolo_stream import read_yolo_stream
+
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
+           "annotations": [{"id": i, "image_id": 1, "category_id": 1,
+                            "bbox": [i, 0, 1e300 if i == 1 else 5, 5]} for i in range(1, 5)],
+           "categories": [{"id": 1, "name": "a"}]}
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 1e300 0.2\n0 0.5 0.5 0.1 0.2\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        coco = read_coco_stream(tmp_path / "c.json")
+        yolo = read_yolo_stream(tmp_path / "labels", sizes=SizeTable({"a": (640.0, 480.0)}))
+        for boxes, kept_rows in ((coco, 3), (yolo, 1)):
+            kept, report = validate(boxes)
+            assert report.dropped == {"nan_size": 1} and len(kept) == kept_rows

@@ -271,8 +271,9 @@ class _Annotations:
                         np.array(img, np.int64), np.array(cid, np.int64))
 
     def _store(self, box: list[np.ndarray], img: np.ndarray, cid: np.ndarray) -> None:
-        for name, v in zip("xywh", box):
-            self.cols[name].append(v.astype(np.float32))
+        with np.errstate(over="ignore"):  # past float32: inf, dropped as nan_size (counted)
+            for name, v in zip("xywh", box):
+                self.cols[name].append(v.astype(np.float32))
         self.cols["img"].append(img.astype(np.int32))
         self.cols["cid"].append(cid)
         self.rows += len(img)

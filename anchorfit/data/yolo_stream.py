@@ -337,8 +337,9 @@ class _Labels:
         n = len(img)
         f32 = np.float32
         out.image, out.cls = img.astype(np.int32), cls
-        out.x, out.y = ((cx - w / 2) * sx).astype(f32), ((cy - h / 2) * sy).astype(f32)
-        out.w, out.h = (w * sx).astype(f32), (h * sy).astype(f32)
+        with np.errstate(over="ignore", invalid="ignore"):  # as BoxBuilder: inf, then dropped
+            out.x, out.y = ((cx - w / 2) * sx).astype(f32), ((cy - h / 2) * sy).astype(f32)
+            out.w, out.h = (w * sx).astype(f32), (h * sy).astype(f32)
         out.difficult, out.flagged = np.zeros(n, bool), np.zeros(n, bool)
         out.origin, out.line = origin[file_k].astype(np.int32), line.astype(np.int32)
         return out
