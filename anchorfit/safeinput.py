@@ -12,6 +12,7 @@ PyYAML), so ``rf/``, ``data/``, ``cluster/`` and ``formats/`` can all share it.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -89,6 +90,33 @@ def check_regular(path: Path, error: type[AnchorfitError] = FormatError) -> os.s
         raise error("cannot read: not a regular file (a device, FIFO or socket); anchorfit reads "
                     "only regular files, which have an end", source=path)
     return st
+
+
+def locate(parent: Path, name: str) -> tuple[Path, str | None]:
+    """``parent / name`` resolved (a ``_base_``, ``_BASE_`` or ``base:`` reference), and why it
+    cannot be read as a file, or None for a regular file; never raises for a strange name."""
+    if "\x00" in name:  # Path.resolve raises ValueError
+        return parent / name.replace("\x00", "\\x00"), "is not a usable path (it holds a NUL byte)"
+    try:
+        path = (parent / name).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on older Pythons
+        return parent / name, f"cannot be looked up ({exc})"
+    return path, file_problem(path)
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file named by another file (a ``_base_``), or None for
+    a regular file. ``Path.is_file()`` lets some lookup errors escape (a name past NAME_MAX is
+    ``OSError: File name too long``); here every one becomes words for a message."""
+    try:
+        st = os.stat(path)
+    except ValueError:  # an embedded NUL byte
+        return "is not a usable path (it holds a NUL byte)"
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "not found"
+        return f"cannot be looked up ({exc.strerror or exc})"
+    return None if stat.S_ISREG(st.st_mode) else "not a regular file"
 
 
 def read_bytes_limited(path: Path, limit: int = MAX_CONFIG_BYTES,

@@ -459,3 +459,27 @@ def test_mmdet_csp_spp_kernels_are_checked(spp, expected, tmp_path, run_cli):
     code, out, err = run_cli("show", str(path))
     assert (code, out) == (2, "") and "Traceback" not in err, err
     assert expected in err, err
+
+
+@pytest.mark.parametrize("fmt, text, key", [
+    ("m.py", "_base_ = './{name}.py'\nmodel = dict(type='RetinaNet')\n", "_base_"),
+    ("d2.yaml", '_BASE_: "{name}.yaml"\nMODEL:\n  META_ARCHITECTURE: RetinaNet\n', "_BASE_"),
+    ("s.yaml", 'base: "{name}.yaml"\n', "base"),
+])
+@pytest.mark.parametrize("name, why", [("9" * 400, "File name too long"),
+                                       ("a\\x00b", "NUL byte")])
+def test_base_paths_the_os_cannot_look_up(tmp_path, fmt, text, key, name, why):
+    """A base named past NAME_MAX made ``Path.is_file()`` raise OSError (found by the fuzz
+    suite's mmdet FCOS target); a NUL byte (written as an escape) is refused the same way. The
+    reader names its file, line and key."""
+    from anchorfit.errors import FormatError
+    from anchorfit.load import load_detector
+
+    path = tmp_path / fmt
+    if fmt.endswith(".yaml"):
+        name = name.replace("\\x00", "\\0")  # YAML's escape for NUL in a quoted string
+    path.write_text(text.format(name=name))
+    with pytest.raises(FormatError) as info:
+        load_detector(path)
+    message = str(info.value)
+    assert f"{fmt}:1" in message and key in message and why in message

@@ -47,7 +47,8 @@ from anchorfit.formats.validate import (
     positive_int,
     positive_list,
 )
-from anchorfit.safeinput import MAX_BASE_DEPTH, MAX_KERNEL, MAX_REPEATS, beyond_limit
+from anchorfit.safeinput import (MAX_BASE_DEPTH, MAX_KERNEL, MAX_REPEATS, beyond_limit,
+                                 locate)
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
@@ -143,13 +144,12 @@ def load_config(path: Path, _stack: tuple[Path, ...] = (), _budget: Budget | Non
         if len(_stack) >= MAX_BASE_DEPTH:
             raise FormatError(beyond_limit("_BASE_ chain depth", len(_stack) + 1, MAX_BASE_DEPTH),
                               source=path, line=line, key="_BASE_")
-        bpath = (path.parent / base_ref).resolve()
+        bpath, what = locate(path.parent, base_ref)
         here = path.resolve()
         if bpath in (*_stack, here):
             chain = " → ".join(p.name for p in (*_stack, here, bpath))
             raise FormatError(f"_BASE_ cycle: {chain}", source=path, line=line, key="_BASE_")
-        if not bpath.is_file():
-            what = "not found" if not bpath.exists() else "not a regular file"
+        if what:
             raise FormatError(f"_BASE_ file {base_ref!r} {what}", source=path, line=line,
                               key="_BASE_")
         merged, base_where = load_config(bpath, (*_stack, here), budget)

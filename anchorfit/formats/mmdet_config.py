@@ -22,7 +22,7 @@ from anchorfit.formats.parsers.pyconfig import (
     find_line,
     substitute_base_refs,
 )
-from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit
+from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit, locate
 
 BASE_VAR = "__base__"
 _VIA = "read as a _base_ of "
@@ -104,12 +104,11 @@ def load_config(path: Path, _stack: tuple[Path, ...] = (),
         raise FormatError(beyond_limit("_base_ chain depth", len(_stack) + 1, MAX_BASE_DEPTH),
                           source=path, line=base_line, key="_base_")
     for rel in base_paths:
-        bpath = (path.parent / rel).resolve()
+        bpath, what = locate(path.parent, rel)
         if bpath in (*_stack, resolved):
             chain = " → ".join(p.name for p in (*_stack, resolved, bpath))
             raise FormatError(f"_base_ cycle: {chain}", source=path, line=base_line, key="_base_")
-        if not bpath.is_file():
-            what = "not found" if not bpath.exists() else "not a regular file"
+        if what:
             raise FormatError(f"_base_ file {rel!r} {what} (looked for {bpath})", source=path,
                               line=base_line, key="_base_")
         sub = memo.get(bpath)

@@ -24,7 +24,7 @@ from anchorfit.formats.spec_network import ALIASES, LAYER_TYPES, layer
 from anchorfit.formats.spec_values import Scope, SpecContext, hw, int_value
 from anchorfit.formats.validate import Where, index_in_range
 from anchorfit.rf.graph import GraphBuilder
-from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit
+from anchorfit.safeinput import MAX_BASE_DEPTH, beyond_limit, locate
 
 TOP_KEYS = {"name", "base", "source", "input", "channels", "resize", "classes", "blocks",
             "layers", "levels", "assigner", "notes"}
@@ -66,14 +66,15 @@ def _load_with_base(ctx: SpecContext, path: Path, seen: set[Path]) -> YMap:
         return doc
     if not isinstance(base, str):
         raise FormatError("'base' names another spec file", source=path, line=doc.line_of("base"))
-    base_path = (path.parent / base).resolve()
+    base_path, what = locate(path.parent, base)
     if base_path in seen or base_path == path.resolve():
         raise FormatError(f"'base' cycle through {base}", source=path, line=doc.line_of("base"))
     if len(seen) >= MAX_BASE_DEPTH:
         raise FormatError(beyond_limit("'base' chain depth", len(seen) + 1, MAX_BASE_DEPTH),
                           source=path, line=doc.line_of("base"), key="base")
-    if not base_path.is_file():
-        raise FormatError(f"base file {base} not found", source=path, line=doc.line_of("base"))
+    if what:
+        raise FormatError(f"base file {base} {what}", source=path, line=doc.line_of("base"),
+                          key="base")
     parent = _load_with_base(ctx, base_path, seen | {path.resolve()})
     merged = YMap(parent)
     merged.line = doc.line
