@@ -408,3 +408,19 @@ def test_restart_limit_in_the_library() -> None:
     with pytest.raises(AnchorfitError, match="100000000 restarts is beyond the limit"):
         cluster_anchors(wh, 2, restarts=100_000_000)
     assert re.search("restart", str(cluster_anchors(wh, 2, restarts=3).to_dict()))
+
+
+def test_python_warnings_about_the_config_text_stay_quiet(tmp_path):
+    """An invalid escape in a config string (``'\\:'``) made ast.parse warn (a SyntaxWarning on
+    the user's terminal from Python 3.12 on); the config is data, read without such noise."""
+    import warnings
+
+    from anchorfit.load import load_detector
+
+    seed = Path(__file__).resolve().parent / "data" / "fuzz_seeds" / "mmdet_retinanet_r50_fpn.py"
+    path = tmp_path / "m.py"
+    path.write_text("note = 'C:\\:'\n" + seed.read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector = load_detector(path)
+    assert len(detector.levels) == 5

@@ -25,6 +25,7 @@ import ast
 import math
 import operator
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,16 @@ MAX_FORMAT_WIDTH = 1000      # '%0999999999d' and friends
 _NOTE = "no real config comes near it"
 #: ``%`` conversion specs: flags, width, precision (``*`` reads them from the arguments).
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d*))?")
+
+
+def _parse_quietly(text: str, source: object, mode: str) -> ast.AST:
+    """``ast.parse`` without Python's warnings about the config's own text (an invalid escape
+    such as ``'\\:'`` in a URL is a DeprecationWarning now and a SyntaxWarning from Python 3.12
+    on: noise on the user's terminal about a file anchorfit only reads)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return ast.parse(text, filename=str(source), mode=mode)
 
 
 class Budget:
@@ -143,7 +154,7 @@ class SafeEvaluator:
 
     def parse(self, text: str, mode: str = "exec") -> ast.AST:
         try:
-            return ast.parse(text, filename=self.source, mode=mode)
+            return _parse_quietly(text, self.source, mode)
         except SyntaxError as exc:
             raise FormatError(f"Python syntax error: {exc.msg}", source=self.source,
                               line=exc.lineno) from None
@@ -176,7 +187,7 @@ class SafeEvaluator:
 
     def eval_expression(self, text: str, line: int | None = None) -> Any:
         try:
-            tree = ast.parse(text.strip(), filename=self.source, mode="eval")
+            tree = _parse_quietly(text.strip(), self.source, "eval")
         except SyntaxError as exc:
             raise FormatError(f"Python syntax error in {text[:80]!r}: {exc.msg}",
                               source=self.source, line=line) from None
