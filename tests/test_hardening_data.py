@@ -161,13 +161,9 @@ def test_yolo_class_id_out_of_range(tmp_path: Path, token: str) -> None:
     assert str(plain.value) == str(exc.value)
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (("  0: person", "  .inf: person"), "data.yaml: names: class ids must be integers, found inf"),
-    (("names:", "nc: .inf\nnames:"), "data.yaml: nc: expected a positive integer class count, "
-                                     "found inf"),
-])
-def test_ultralytics_infinite_class_ids(tmp_path: Path, run_cli, edit, expected) -> None:
-    """``int(inf)`` raises OverflowError, which the class-id checks did not catch."""
+def _coco8_edited(tmp_path: Path, edit: tuple[str, str]) -> Path:
+    """A copy of the shipped coco8 dataset whose data.yaml has ``edit[0]`` replaced once by
+    ``edit[1]``; returns the yaml's path."""
     import shutil
 
     root = tmp_path / "coco8"
@@ -176,6 +172,17 @@ def test_ultralytics_infinite_class_ids(tmp_path: Path, run_cli, edit, expected)
     text = yaml_path.read_text()
     assert edit[0] in text
     yaml_path.write_text(text.replace(edit[0], edit[1], 1))
+    return yaml_path
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (("  0: person", "  .inf: person"), "data.yaml: names: class ids must be integers, found inf"),
+    (("names:", "nc: .inf\nnames:"), "data.yaml: nc: expected a positive integer class count, "
+                                     "found inf"),
+])
+def test_ultralytics_infinite_class_ids(tmp_path: Path, run_cli, edit, expected) -> None:
+    """``int(inf)`` raises OverflowError, which the class-id checks did not catch."""
+    yaml_path = _coco8_edited(tmp_path, edit)
     code, _, err = run_cli("boxes", str(yaml_path))
     assert code == 2 and "Traceback" not in err
     assert expected.replace("data.yaml", str(yaml_path)) in err, err
@@ -207,14 +214,8 @@ def test_yolo_empty_label_of_unknown_size_skips_nothing(tmp_path: Path) -> None:
 ])
 def test_ultralytics_path_the_os_cannot_look_up(tmp_path: Path, run_cli, edit, listing,
                                                  expected) -> None:
-    import shutil
-
-    root = tmp_path / "coco8"
-    shutil.copytree(Path(__file__).resolve().parent / "data" / "ultralytics_coco8", root)
-    yaml_path = root / "data.yaml"
-    text = yaml_path.read_text()
-    assert edit[0] in text
-    yaml_path.write_text(text.replace(edit[0], edit[1], 1))
+    yaml_path = _coco8_edited(tmp_path, edit)
+    root = yaml_path.parent
     if listing is not None:
         (root / "list.txt").write_text(listing)
     code, out, err = run_cli("boxes", str(yaml_path), "--split", "train")

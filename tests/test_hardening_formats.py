@@ -9,7 +9,6 @@ Every case copies a real config (``shared/data/configs`` or the package's own sp
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -306,6 +305,19 @@ def test_yolov5_ints_past_float_range(old, new, expected, shipped_data, tmp_path
     assert code == 2 and "Traceback" not in err and expected in err and "yolov5s.yaml:" in err
 
 
+
+def show_edited_seed(run_cli, tmp_path: Path, old: str, new: str, name: str = "retinanet.py"
+                     ) -> str:
+    """``anchorfit show`` on the mmdet fuzz seed with ``old`` replaced once by ``new``: asserts
+    exit 2, nothing on stdout and no traceback, and returns stderr (the message)."""
+    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    code, out, err = run_cli("show", str(path))
+    assert (code, out) == (2, "") and "Traceback" not in err, err
+    return err
+
 @pytest.mark.parametrize("old, new, expected", [
     # found by the strict fuzz census of branch fuzz-b, each once a traceback in mmdet.py/the engine
     ("start_level=1", "start_level=" + "1" + "0" * 40,
@@ -323,13 +335,7 @@ def test_yolov5_ints_past_float_range(old, new, expected, shipped_data, tmp_path
 ], ids=["fpn-start-huge", "fpn-start-none", "fpn-end-before-start", "fpn-num-outs-dict",
         "pad-divisor-huge", "iou-thr-dict"])
 def test_mmdet_fuzz_b_findings(old, new, expected, tmp_path, run_cli):
-    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
-    assert old in text
-    path = tmp_path / "retinanet.py"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    code, out, err = run_cli("show", str(path))
-    assert (code, out) == (2, "") and "Traceback" not in err, err
-    assert expected in err, err
+    assert expected in show_edited_seed(run_cli, tmp_path, old, new)
 
 
 @pytest.mark.parametrize("extra, expected", [
@@ -356,15 +362,9 @@ def test_detectron2_fuzz_b_findings(extra, expected, tmp_path, run_cli):
 def test_mmdet_point_head_float_overflow_is_one_error(tmp_path, run_cli):
     """Static sweep of fuzz-b: a 1024-bit integer where a point head reads a float raised
     OverflowError past the reader's (ValueError, KeyError, TypeError) net."""
-    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
-    old = "type='RetinaHead',"
-    assert old in text
-    path = tmp_path / "fcos.py"
-    path.write_text(text.replace(old, "type='FCOSHead', center_sampling=True, "
-                                      "center_sample_radius=(2**1023 - 1) * 2 + 1,", 1),
-                    encoding="utf-8")
-    code, out, err = run_cli("show", str(path))
-    assert (code, out) == (2, "") and "Traceback" not in err, err
+    err = show_edited_seed(run_cli, tmp_path, "type='RetinaHead',",
+                           "type='FCOSHead', center_sampling=True, "
+                           "center_sample_radius=(2**1023 - 1) * 2 + 1,", "fcos.py")
     assert "fcos.py:" in err and "model.bbox_head: int too large to convert to float" in err, err
 
 
@@ -376,24 +376,12 @@ def test_mmdet_point_head_float_overflow_is_one_error(tmp_path, run_cli):
      "retinanet.py:31: model.bbox_head.stacked_convs: None is not an integer"),
 ], ids=["generator-stride-string", "stacked-convs-none"])
 def test_mmdet_head_fuzz_b_findings(old, new, expected, tmp_path, run_cli):
-    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
-    assert old in text
-    path = tmp_path / "retinanet.py"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    code, out, err = run_cli("show", str(path))
-    assert (code, out) == (2, "") and "Traceback" not in err, err
-    assert expected in err, err
+    assert expected in show_edited_seed(run_cli, tmp_path, old, new)
 
 
 def test_mmdet_scales_per_octave_is_capped(tmp_path, run_cli):
     """Strict fuzz census of fuzz-b: scales_per_octave=1e9 built 10**9 anchor scales (a hang)."""
-    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
-    assert "scales_per_octave=3" in text
-    path = tmp_path / "retinanet.py"
-    path.write_text(text.replace("scales_per_octave=3", "scales_per_octave=1e9", 1),
-                    encoding="utf-8")
-    code, out, err = run_cli("show", str(path))
-    assert (code, out) == (2, "") and "Traceback" not in err, err
+    err = show_edited_seed(run_cli, tmp_path, "scales_per_octave=3", "scales_per_octave=1e9")
     assert ("retinanet.py:36: model.bbox_head.anchor_generator.scales_per_octave: "
             "scales_per_octave 1000000000 is beyond anchorfit's limit of 1000") in err, err
 
@@ -404,13 +392,7 @@ def test_mmdet_scales_per_octave_is_capped(tmp_path, run_cli):
     ("type='ResNet'", "type='Res[Net'", "retinanet.py:11: model.backbone: backbone type 'Res[Net'"),
 ], ids=["neck", "backbone"])
 def test_mmdet_type_with_regex_characters(old, new, expected, tmp_path, run_cli):
-    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
-    assert old in text
-    path = tmp_path / "retinanet.py"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    code, out, err = run_cli("show", str(path))
-    assert (code, out) == (2, "") and "Traceback" not in err, err
-    assert expected in err, err
+    assert expected in show_edited_seed(run_cli, tmp_path, old, new)
 
 
 @pytest.mark.parametrize("neck, expected", [
@@ -423,25 +405,13 @@ def test_mmdet_type_with_regex_characters(old, new, expected, tmp_path, run_cli)
      "retinanet.py:21: model.neck.num_deconv_kernels: 'x' is not a number"),
 ], ids=["ssd-stride-none", "ssd-paddings-int", "ct-kernel-word"])
 def test_mmdet_neck_lists_are_checked(neck, expected, tmp_path, run_cli):
-    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
-    assert "type='FPN'," in text
-    path = tmp_path / "retinanet.py"
-    path.write_text(text.replace("type='FPN',", neck, 1), encoding="utf-8")
-    code, out, err = run_cli("show", str(path))
-    assert (code, out) == (2, "") and "Traceback" not in err, err
-    assert expected in err, err
+    assert expected in show_edited_seed(run_cli, tmp_path, "type='FPN',", neck)
 
 
 def test_mmdet_point_head_stride_written_as_text(tmp_path, run_cli):
     """Static sweep of fuzz-b: a stride '8' was indexed as a (w, h) pair (IndexError)."""
-    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
-    old = "type='RetinaHead',"
-    assert old in text
-    path = tmp_path / "fcos.py"
-    path.write_text(text.replace(old, "type='FCOSHead', strides=['8', 16, 32, 64, 128],", 1),
-                    encoding="utf-8")
-    code, out, err = run_cli("show", str(path))
-    assert (code, out) == (2, "") and "Traceback" not in err, err
+    err = show_edited_seed(run_cli, tmp_path, "type='RetinaHead',",
+                           "type='FCOSHead', strides=['8', 16, 32, 64, 128],", "fcos.py")
     assert "fcos.py:28: model.bbox_head: '8': a stride is a number or a (w, h) pair" in err, err
 
 
@@ -451,14 +421,8 @@ def test_mmdet_point_head_stride_written_as_text(tmp_path, run_cli):
     ("7", "csp.py:11: model.backbone.spp_kernel_sizes: CSPNeXt: spp_kernel_sizes must be a list"),
 ], ids=["none-kernel", "not-a-list"])
 def test_mmdet_csp_spp_kernels_are_checked(spp, expected, tmp_path, run_cli):
-    text = (SEEDS / "mmdet_retinanet_r50_fpn.py").read_text(encoding="utf-8")
-    assert "type='ResNet'," in text
-    path = tmp_path / "csp.py"
-    path.write_text(text.replace("type='ResNet',", f"type='CSPNeXt', spp_kernel_sizes={spp},", 1),
-                    encoding="utf-8")
-    code, out, err = run_cli("show", str(path))
-    assert (code, out) == (2, "") and "Traceback" not in err, err
-    assert expected in err, err
+    assert expected in show_edited_seed(run_cli, tmp_path, "type='ResNet',",
+                                        f"type='CSPNeXt', spp_kernel_sizes={spp},", "csp.py")
 
 
 @pytest.mark.parametrize("fmt, text, key", [
