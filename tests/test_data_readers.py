@@ -206,3 +206,30 @@ def test_malformed_yolo_and_csv_lines(tmp_path):
     assert exc.value.line == 3
     with pytest.raises(AnchorfitError, match="no such file"):
         read_annotations(tmp_path / "missing")
+
+
+def test_coco_records_sharing_a_file_name_are_noted(tmp_path):
+    """Two ids, one file_name: the Boxes table keys images by name, so they become one image.
+    Both COCO readers say so in a note (before: merged silently)."""
+    import json
+
+    from anchorfit.data.coco import read_coco
+    from anchorfit.data.coco_stream import read_coco_stream
+
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48},
+                      {"id": 2, "file_name": "a.jpg", "width": 64, "height": 48},
+                      {"id": 3, "file_name": "b.jpg", "width": 64, "height": 48},
+                      {"id": 4, "file_name": "b.jpg", "width": 64, "height": 48}],
+           "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 2, 3, 4]}
+                           for i in (1, 2, 3, 4)],
+           "categories": [{"id": 1, "name": "x"}]}
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(doc))
+    for read in (read_coco, read_coco_stream):
+        boxes = read(path)
+        assert boxes.image_names == ["a.jpg", "b.jpg"] and len(boxes) == 4
+        assert boxes.notes == ["2 image records share a file_name with a record of another id: "
+                               "their boxes are counted as one image's"]
+    doc["images"][3]["file_name"] = "c.jpg"
+    path.write_text(json.dumps(doc))
+    assert read_coco_stream(path).notes[0].startswith("1 image record shares a file_name")

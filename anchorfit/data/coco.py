@@ -50,6 +50,7 @@ def read_coco(path: str | Path, *, include_crowd: bool = False) -> Boxes:
         if cls is None:
             cls = b.cls(str(cid))
         b.add(img, cls, x, y, w, h, origin=origin)
+    shared_name_note(b, images)
     crowd_note(b)
     return b.build()
 
@@ -122,6 +123,17 @@ def annotation_row(ann: Any, i: int, images: dict, path: Path, include_crowd: bo
         raise FormatError(f"image_id {describe(image_id)} is not in 'images'",
                           source=path, key=f"{key}.image_id")
     return x, y, w, h, img, check_id(ann.get("category_id"), path, f"{key}.category_id")
+
+
+def shared_name_note(b: BoxBuilder, images: dict) -> None:
+    """COCO links boxes to images by id, the Boxes table by file name: records with different ids
+    and the same ``file_name`` (one picture listed twice, or two folders' ``0001.jpg``) become one
+    image, whose box count and size are then both records'. Say so rather than merge silently."""
+    merged = len(images) - len(set(images.values()))
+    if merged:
+        verb = "shares" if merged == 1 else "share"
+        b.notes.append(f"{merged} image record{'s' * (merged > 1)} {verb} a file_name with a "
+                       "record of another id: their boxes are counted as one image's")
 
 
 def crowd_note(b: BoxBuilder) -> None:

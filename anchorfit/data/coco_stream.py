@@ -46,7 +46,7 @@ from anchorfit.data import progress as _progress
 from anchorfit.data._parse import json_number
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.coco import (add_categories, add_image, annotation_row, crowd_note,
-                                 read_coco)
+                                 read_coco, shared_name_note)
 from anchorfit.errors import AnchorfitError, FormatError
 
 BLOCK = 1 << 23            # characters decoded per read
@@ -369,6 +369,7 @@ def _read(t: _Text, path: Path, include_crowd: bool) -> Boxes:
     anns.flush_slow()
     if anns.crowd:
         b.skip("iscrowd", anns.crowd)
+    shared_name_note(b, images)
     crowd_note(b)
     return _build(b, anns, cats)
 
