@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from anchorfit import load as models
@@ -171,8 +171,21 @@ def random_spec(draw):
     return spec
 
 
+#: found by this test on a random run: a one-column crop, then a pool padding past it. The last
+#: cell's Distill RF (46, 47) counts a virtual pixel at column 47, a real input column the crop
+#: hid; it reads (46, 46). The verifier compared the two as if the RF lay inside what the map sees.
+CROP_THEN_PADDED_POOL = [
+    ("conv", {"k": (1, 1), "s": (1, 1), "p": (0, 0), "d": (1, 1), "ceil": False}, (0,)),
+    ("pad", {"pad": (0, 0, 0, 0)}, (0,)),
+    ("pad", {"pad": (0, 0, 0, 0)}, (0,)),
+    ("pad", {"pad": (0, -1, 0, 0)}, (0,)),
+    ("avgpool", {"k": (1, 2), "s": (1, 1), "p": (0, 1), "d": (1, 1), "ceil": False}, (4,)),
+]
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=random_spec(), size=pairs(48, 80))
+@example(spec=CROP_THEN_PADDED_POOL, size=(48, 48))
 def test_engine_matches_probe_on_random_dags(spec, size):
     net = RandomNet(spec).eval()
     try:
@@ -186,3 +199,17 @@ def test_engine_matches_probe_on_random_dags(spec, size):
     bad = [c.detail for c in checks if c.agree is False]
     assert not bad, (spec, size, bad)
     assume(any(c.agree for c in checks))  # count only examples where something was compared
+
+
+def test_crop_then_padded_pool_distill_rf_and_reads():
+    """The Distill interval keeps counting past a crop (affine, virtual pixels included); the
+    reads stop where the crop cut. Both are right, and the probe sees the reads."""
+    traced = trace_module(RandomNet(CROP_THEN_PADDED_POOL).eval(), (48, 48), in_channels=2)
+    analysis = analyze(traced.graph, (48, 48))
+    last = all_nodes(traced)[-1]
+    rf = analysis[last]
+    assert rf.x.size == 48
+    assert (rf.x.start(47), rf.x.end(47)) == (46, 47)
+    assert rf.read_interval(47, 47)[1] == (46, 46)
+    assert rf.x.read_extent() == (0, 46)
+    assert all(c.agree for c in verify(traced, analysis, [last], in_channels=2))

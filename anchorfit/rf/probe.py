@@ -313,13 +313,15 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
         found = probe_cells(traced, (h, w), name, chosen, in_channels, lin)
         agree = True
         details = []
+        seen_y, seen_x = _seen(rf.y, h), _seen(rf.x, w)
         for cell in found:
             want_rows, want_cols = rf.read_interval(cell.i, cell.j)
-            # a cell whose Distill RF lies inside the image reads exactly that RF: this checks
-            # r, S, P and centres, computed apart from the reads
+            # a cell whose Distill RF lies inside the part of the image the map sees reads
+            # exactly that RF: this checks r, S, P and centres, computed apart from the reads
             rows = (rf.y.start(cell.i), rf.y.end(cell.i))
             cols = (rf.x.start(cell.j), rf.x.end(cell.j))
-            if _inside(rows, h) and _inside(cols, w) and (want_rows, want_cols) != (rows, cols):
+            if (_within(rows, seen_y) and _within(cols, seen_x)
+                    and (want_rows, want_cols) != (rows, cols)):
                 details.append(f"cell ({cell.i},{cell.j}): engine RF rows {rows} cols {cols} but "
                                f"engine reads rows {want_rows} cols {want_cols}")
                 want_rows, want_cols = rows, cols
@@ -332,6 +334,16 @@ def verify(traced: TracedGraph, analysis: RFAnalysis, layers: Sequence[str],
     return checks
 
 
-def _inside(interval: tuple[int | None, int | None], n: int) -> bool:
+def _seen(axis_map: Any, n: int) -> tuple[int, int] | None:
+    """The input pixels [first, last] some cell of the map reads, within the image. A crop
+    (negative padding, a slice) hides the pixels past it: there a cell's Distill RF may count a
+    virtual pixel that coincides with a real input pixel the network never sees (found by the
+    random-DAG test: a 1-column crop, then a padded pool)."""
+    extent = axis_map.read_extent()
+    return (0, n - 1) if extent is None and axis_map.read_lo is None else extent
+
+
+def _within(interval: tuple[int | None, int | None], span: tuple[int, int] | None) -> bool:
     lo, hi = interval
-    return lo is not None and hi is not None and 0 <= lo and hi <= n - 1
+    return (span is not None and lo is not None and hi is not None
+            and span[0] <= lo and hi <= span[1])
