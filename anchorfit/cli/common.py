@@ -21,11 +21,12 @@ from anchorfit.report.escape import markdown_safe, terminal_safe
 from anchorfit.report.output import FORMATS, Renderable, frame_to_csv, frame_to_markdown, \
     frame_to_table, render, to_json
 from anchorfit.report.safe_write import write_output
+from anchorfit.safeinput import MAX_MAP_SIDE
 
 if TYPE_CHECKING:
     import pandas as pd
 
-MAX_SIDE = 65536  # px: no detector input comes near it; larger sizes only exhaust memory
+MAX_SIDE = MAX_MAP_SIDE  # px: no detector input comes near it; larger ones only exhaust memory
 _HW = re.compile(r"\s*([0-9]{1,12})\s*(?:[x,*]\s*([0-9]{1,12})\s*)?")
 
 MODEL_HELP = "detector file, zoo name (s3fd) or torchvision:NAME"

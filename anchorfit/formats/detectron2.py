@@ -47,8 +47,7 @@ from anchorfit.formats.validate import (
     positive_int,
     positive_list,
 )
-from anchorfit.safeinput import (MAX_BASE_DEPTH, MAX_KERNEL, MAX_REPEATS, beyond_limit,
-                                 locate)
+from anchorfit.safeinput import MAX_BASE_DEPTH, MAX_MAP_SIDE, MAX_REPEATS, beyond_limit, locate
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
@@ -261,9 +260,9 @@ def load_detectron2(path: Path, input_size: tuple[int, int] | None = None) -> De
         return value
 
     short = at_most(positive_int(cfg["INPUT"]["MIN_SIZE_TEST"], where_of("INPUT.MIN_SIZE_TEST")),
-                    MAX_KERNEL, "INPUT.MIN_SIZE_TEST")
+                    MAX_MAP_SIDE, "INPUT.MIN_SIZE_TEST")
     long = at_most(positive_int(cfg["INPUT"]["MAX_SIZE_TEST"], where_of("INPUT.MAX_SIZE_TEST")),
-                   MAX_KERNEL, "INPUT.MAX_SIZE_TEST")
+                   MAX_MAP_SIDE, "INPUT.MAX_SIZE_TEST")
     size = input_size or (short, long)
     notes = []
     if divisor and (size[0] % divisor or size[1] % divisor):

@@ -54,7 +54,7 @@ from anchorfit.formats.mmdet_config import MMDetConfig, load_config, merge
 from anchorfit.formats.parsers.pyconfig import AttrDict
 from anchorfit.formats.validate import (Where, finite, index_in_range, integer, positive_finite,
                                         positive_int)
-from anchorfit.safeinput import MAX_KERNEL, MAX_REPEATS, beyond_limit
+from anchorfit.safeinput import MAX_KERNEL, MAX_MAP_SIDE, MAX_REPEATS, beyond_limit
 from anchorfit.rf.engine import analyze
 from anchorfit.rf.graph import GraphBuilder
 
@@ -83,9 +83,9 @@ def _ints(cfg: MMDetConfig, values: Any, name: str, key: str, minimum: int) -> l
 
 
 def _side(cfg: MMDetConfig, value: Any, name: str, key: str) -> int:
-    """An input side in pixels: a positive integer up to ``MAX_KERNEL`` (65536 px, the CLI's
+    """An input side in pixels: a positive integer up to ``MAX_MAP_SIDE`` (65536 px, the CLI's
     --input limit; larger inputs only exhaust memory in the RF engine)."""
-    return _int(cfg, value, name, key, maximum=MAX_KERNEL)
+    return _int(cfg, value, name, key, maximum=MAX_MAP_SIDE)
 
 
 def _select(cfg: MMDetConfig, stages: Sequence[str], idx: Any, kind: Any,
