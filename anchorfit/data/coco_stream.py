@@ -181,6 +181,19 @@ class _Text:
             self.pos = end
             return obj
 
+    def closed(self, close: str) -> bool:
+        """After an element of an array or a member of an object: True past ``close``, False
+        past the ',' before the next one (and the whitespace after it); else json's error."""
+        c = self.skip_ws()
+        if c == close:
+            self.pos += 1
+            return True
+        if c != ",":
+            raise self.error("Expecting ',' delimiter", self.pos)
+        self.pos += 1
+        self.skip_ws()
+        return False
+
     def expect(self, char: str, message: str) -> None:
         if self.skip_ws() != char:
             raise self.error(message, self.pos)
@@ -348,14 +361,8 @@ def _read(t: _Text, path: Path, include_crowd: bool) -> Boxes:
                 categories = t.value()
             else:
                 t.value()
-            c = t.skip_ws()
-            if c == "}":
-                t.pos += 1
+            if t.closed("}"):
                 break
-            if c != ",":
-                raise t.error("Expecting ',' delimiter", t.pos)
-            t.pos += 1
-            t.skip_ws()
     if t.skip_ws():
         raise t.error("Extra data", t.pos)
     if "annotations" not in seen or "images" not in seen:
@@ -395,13 +402,8 @@ def _elements(t: _Text):
     while True:
         t.skip_ws()
         yield t.value()
-        c = t.skip_ws()
-        if c == "]":
-            t.pos += 1
+        if t.closed("]"):
             return
-        if c != ",":
-            raise t.error("Expecting ',' delimiter", t.pos)
-        t.pos += 1
 
 
 def _annotations(t: _Text, anns: _Annotations, images: dict, path: Path) -> None:
@@ -440,14 +442,8 @@ def _annotations(t: _Text, anns: _Annotations, images: dict, path: Path) -> None
         if layout is None or misses >= 64:
             layout = _Layout.learn(record) or layout
             misses = 0
-        c = t.skip_ws()
-        if c == "]":
-            t.pos += 1
+        if t.closed("]"):
             return
-        if c != ",":
-            raise t.error("Expecting ',' delimiter", t.pos)
-        t.pos += 1
-        t.skip_ws()
 
 
 def _build(b: BoxBuilder, anns: _Annotations, cats: dict) -> Boxes:
