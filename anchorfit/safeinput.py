@@ -144,8 +144,13 @@ def read_config_text(path: Path, encoding: str = "utf-8") -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise FormatError(f"not a UTF-8 text file ({exc.reason} at byte {exc.start})",
-                          source=path) from None
+        raise not_utf8(exc.reason, exc.start, path) from None
+
+
+def not_utf8(reason: str, byte: int, path: Path) -> FormatError:
+    """The message for invalid UTF-8 at ``byte`` (counted after a BOM, over the whole file),
+    the same for configs and annotation files, read whole or streamed."""
+    return FormatError(f"not a UTF-8 text file ({reason} at byte {byte})", source=path)
 
 
 # --------------------------------------------------------------------------- YAML

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.safeinput import check_regular
+from anchorfit.safeinput import check_regular, not_utf8
 
 
 def number(token: str, source: str | Path, line: int | None, what: str = "a number") -> float:
@@ -40,8 +40,7 @@ def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise FormatError(f"not a UTF-8 text file ({exc.reason} at byte {exc.start})",
-                          source=path) from None
+        raise not_utf8(exc.reason, exc.start, path) from None
     except OSError as exc:
         raise AnchorfitError(f"cannot read: {exc.strerror or exc}", source=path) from None
 
@@ -52,8 +51,13 @@ def parse_xml(path: Path, text: str | None = None) -> ET.Element:
     try:
         return ET.fromstring(text)
     except ET.ParseError as exc:
-        line = exc.position[0] if getattr(exc, "position", None) else None
-        raise FormatError(f"malformed XML: {exc}", source=path, line=line) from None
+        raise xml_error(exc, path) from None
+
+
+def xml_error(exc: ET.ParseError, path: Path) -> FormatError:
+    """The message for an XML syntax error: expat's words and its line."""
+    line = exc.position[0] if getattr(exc, "position", None) else None
+    return FormatError(f"malformed XML: {exc}", source=path, line=line)
 
 
 def child_number(elem: ET.Element, tag: str, source: Path, what: str) -> float:

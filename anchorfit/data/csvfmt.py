@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -112,6 +113,12 @@ class _Rows:
             iw, ih = (self.sizes.get(name) if self.sizes else None) or (float("nan"),) * 2
         return self.b.image(name, iw, ih)
 
+    def _xywh(self, v: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+        """x, y, w, h from a row's numbers (floats) or a block's columns (arrays), by role."""
+        if self.corner:
+            return v["x1"], v["y1"], v["x2"] - v["x1"], v["y2"] - v["y1"]
+        return v["x"], v["y"], v["w"], v["h"]
+
     def add_row(self, row: list[str], line: int) -> None:
         header, col, path = self.header, self.col, self.path
         if len(row) < len(header):
@@ -120,10 +127,7 @@ class _Rows:
         v = {k: number(row[i], path, line, f"a number in column {header[i]!r}")
              for k, i in col.items() if k not in ("image", "class")}
         name = row[col["image"]].strip()
-        if self.corner:
-            x, y, w, h = v["x1"], v["y1"], v["x2"] - v["x1"], v["y2"] - v["y1"]
-        else:
-            x, y, w, h = v["x"], v["y"], v["w"], v["h"]
+        x, y, w, h = self._xywh(v)
         self.biggest = max(self.biggest, abs(x), abs(y), abs(x + w), abs(y + h))
         cls = self.b.cls(row[col["class"]].strip()) if "class" in col else -1
         self.b.add(self._image(name, v.get("image_width", 0.0), v.get("image_height", 0.0)),
@@ -145,10 +149,7 @@ class _Rows:
         else:
             cls = np.full(block.rows, -1, dtype=np.int32)
         with np.errstate(invalid="ignore"):  # inf - inf is NaN here as in add_row
-            if self.corner:
-                x, y, w, h = v["x1"], v["y1"], v["x2"] - v["x1"], v["y2"] - v["y1"]
-            else:
-                x, y, w, h = v["x"], v["y"], v["w"], v["h"]
+            x, y, w, h = self._xywh(v)
             reach = np.abs(np.concatenate([x, y, x + w, y + h]))
         reach = reach[~np.isnan(reach)]  # NaN never wins Python's max() in add_row either
         if reach.size:

@@ -22,10 +22,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from anchorfit.data import progress as _progress
+from anchorfit.data._parse import xml_error
 from anchorfit.data.boxes import BoxBuilder, Boxes
 from anchorfit.data.cvat import LABEL_PATH, add_image, add_label, check_root, read_cvat
 from anchorfit.errors import AnchorfitError, FormatError
-from anchorfit.safeinput import check_regular
+from anchorfit.safeinput import check_regular, not_utf8
 
 #: bytes decoded and parsed per step; the parser holds the elements of one piece at a time
 CHUNK = 1 << 18
@@ -88,7 +89,7 @@ class _Reader:
                         parser.close()
                     self._events(parser)
                 except ET.ParseError as exc:
-                    syntax, parser = self._syntax(exc), None
+                    syntax, parser = xml_error(exc, self.path), None
             if final:
                 break
         if syntax is not None:
@@ -104,8 +105,7 @@ class _Reader:
             # read_text's message counts the byte from after a BOM, over the whole file; the
             # decoder's object is the tail of what was fed (its held bytes, then this piece)
             start = offset + len(data) - len(exc.object) + exc.start - 3 * self._bom()
-            raise FormatError(f"not a UTF-8 text file ({exc.reason} at byte {start})",
-                              source=self.path) from None
+            raise not_utf8(exc.reason, start, self.path) from None
 
     def _bom(self) -> int:
         try:
@@ -113,10 +113,6 @@ class _Reader:
                 return int(fh.read(3) == codecs.BOM_UTF8)
         except OSError:
             return 0
-
-    def _syntax(self, exc: ET.ParseError) -> FormatError:
-        line = exc.position[0] if getattr(exc, "position", None) else None
-        return FormatError(f"malformed XML: {exc}", source=self.path, line=line)
 
     def _events(self, parser: ET.XMLPullParser) -> None:
         for event, elem in parser.read_events():
