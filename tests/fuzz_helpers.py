@@ -48,11 +48,17 @@ class CaseTimeout(BaseException):
     """Raised by the alarm when one case runs past its budget (a hang)."""
 
 
+def _case_timeout(seconds: float) -> BaseException:
+    return CaseTimeout(f"case ran past its {seconds:g} s budget (a hang?)")
+
+
 @contextlib.contextmanager
-def time_budget(seconds: float = CASE_BUDGET_S) -> Iterator[None]:
-    """Interrupt the block with CaseTimeout after ``seconds`` (main thread, POSIX only)."""
+def time_budget(seconds: float = CASE_BUDGET_S,
+                error: Callable[[float], BaseException] = _case_timeout) -> Iterator[None]:
+    """Interrupt the block with ``error(seconds)`` (CaseTimeout unless given) after
+    ``seconds`` (main thread, POSIX only)."""
     def on_alarm(signum, frame):  # noqa: ARG001 - signal handler signature
-        raise CaseTimeout(f"case ran past its {seconds:g} s budget (a hang?)")
+        raise error(seconds)
 
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)

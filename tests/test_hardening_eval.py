@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
 from anchorfit.errors import AnchorfitError, FormatError
+from fuzz_helpers import time_budget
 
 #: Wall-clock seconds one hostile input may take (they take well under one; the margin is for
 #: two shared cores).
@@ -28,20 +28,9 @@ DEADLINE = 60
 PKG_CONFIGS = Path(__file__).resolve().parent.parent / "anchorfit" / "configs"
 
 
-@contextmanager
-def deadline(seconds: int = DEADLINE) -> Iterator[None]:
+def deadline(seconds: int = DEADLINE) -> AbstractContextManager[None]:
     """Fail (instead of hanging) when the body runs longer than ``seconds``."""
-
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still running after {seconds} s: a hang")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    return time_budget(seconds, lambda s: TimeoutError(f"still running after {s:g} s: a hang"))
 
 
 def _bomb(levels: int = 9, indent: str = "") -> str:

@@ -182,37 +182,32 @@ def test_hostile_value_is_one_clear_error(case: Case, tmp_path: Path, data: Path
     assert re.search(case.expect, message), message
 
 
-def test_cfg_with_utf8_bom_is_read(config_data: Path, tmp_path: Path, run_cli) -> None:
-    src = config_data / "configs" / DARKNET_TINY
+def _shows_like(src: Path, target: Path, run_cli) -> None:
+    """``anchorfit show -f json`` reads ``target`` (a rewritten copy of ``src``) as ``src``."""
     plain = run_cli("show", str(src), "-f", "json")
-    target = tmp_path / "yolov3-tiny.cfg"
-    target.write_bytes(b"\xef\xbb\xbf" + src.read_bytes())
     code, out, err = run_cli("show", str(target), "-f", "json")
     assert code == 0, err
     assert out == plain[1].replace(str(src), str(target))
 
 
-def test_yolov5_yaml_with_utf8_bom_is_read(config_data: Path, tmp_path: Path, run_cli) -> None:
-    src = config_data / "configs" / YOLOV5S
-    plain = run_cli("show", str(src), "-f", "json")
-    target = tmp_path / "yolov5s.yaml"
+@pytest.mark.parametrize("rel, name", [(DARKNET_TINY, "yolov3-tiny.cfg"),
+                                       (YOLOV5S, "yolov5s.yaml")], ids=["cfg", "yolov5-yaml"])
+def test_file_with_utf8_bom_is_read(rel: str, name: str, config_data: Path, tmp_path: Path,
+                                    run_cli) -> None:
+    src = config_data / "configs" / rel
+    target = tmp_path / name
     target.write_bytes(b"\xef\xbb\xbf" + src.read_bytes())
-    code, out, err = run_cli("show", str(target), "-f", "json")
-    assert code == 0, err
-    assert out == plain[1].replace(str(src), str(target))
+    _shows_like(src, target, run_cli)
 
 
 def test_mmdet_model_after_64_kib_is_read(config_data: Path, tmp_path: Path, run_cli) -> None:
     src = config_data / "configs" / MMDET_RETINA
-    plain = run_cli("show", str(src), "-f", "json")
     target = tmp_path / src.name
     padding = "".join(f"# padding line {i:05d} so that model = starts past 64 KiB\n"
                       for i in range(1500))
     assert len(padding) > 1 << 16
     target.write_text(padding + src.read_text(encoding="utf-8"), encoding="utf-8")
-    code, out, err = run_cli("show", str(target), "-f", "json")
-    assert code == 0, err
-    assert out == plain[1].replace(str(src), str(target))
+    _shows_like(src, target, run_cli)
 
 
 def test_darknet_duplicate_key_warns_and_keeps_the_first(config_data: Path, tmp_path: Path) -> None:

@@ -25,10 +25,10 @@ TINY_SPEC = REPO / "anchorfit" / "configs" / "yolov3-tiny.yaml"
 S3FD_SPEC = REPO / "anchorfit" / "configs" / "s3fd.yaml"
 
 
-def _mutated(src: Path, old: str, new: str, tmp_path: Path) -> Path:
+def _mutated(src: Path, old: str, new: str, tmp_path: Path, name: str | None = None) -> Path:
     text = src.read_text(encoding="utf-8")
     assert text.count(old) >= 1, old
-    path = tmp_path / src.name
+    path = tmp_path / (name or src.name)
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     return path
 
@@ -195,11 +195,8 @@ def test_yolov5_top_level_and_gain_values(old, new, expected, shipped_data, tmp_
 def test_caffe_multibox_thresholds_are_checked(new, expected, shipped_data, tmp_path, run_cli):
     """Found while sweeping caffe.py for raw float(): MultiBoxLoss thresholds raised
     ValueError/TypeError (or an infinite IoU threshold was accepted)."""
-    src = shipped_data / "configs/caffe/ssd300_vgg_voc0712/train.prototxt"
-    text = src.read_text(encoding="utf-8")
-    assert "overlap_threshold: 0.5" in text
-    path = tmp_path / "train.prototxt"
-    path.write_text(text.replace("overlap_threshold: 0.5", new, 1), encoding="utf-8")
+    path = _mutated(shipped_data / "configs/caffe/ssd300_vgg_voc0712/train.prototxt",
+                    "overlap_threshold: 0.5", new, tmp_path)
     code, _, err = run_cli("show", str(path))
     assert code == 2 and "Traceback" not in err, err
     assert expected in err, err
@@ -245,11 +242,8 @@ def test_spec_slice_with_open_ends_still_reads(tmp_path):
 def test_ultralytics_scales_are_checked(new, expected, shipped_data, tmp_path, run_cli):
     """Found while sweeping ultralytics_modern.py: float() on a scale row raised ValueError or
     TypeError, and an infinite width was accepted."""
-    src = shipped_data / "configs/ultralytics/models/11/yolo11.yaml"
-    text = src.read_text(encoding="utf-8")
-    assert "n: [0.50, 0.25, 1024]" in text
-    path = tmp_path / "yolo11n.yaml"
-    path.write_text(text.replace("n: [0.50, 0.25, 1024]", new, 1), encoding="utf-8")
+    path = _mutated(shipped_data / "configs/ultralytics/models/11/yolo11.yaml",
+                    "n: [0.50, 0.25, 1024]", new, tmp_path, "yolo11n.yaml")
     code, _, err = run_cli("show", str(path))
     assert code == 2 and "Traceback" not in err, err
     assert expected in err, err
