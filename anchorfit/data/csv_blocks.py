@@ -32,6 +32,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 #: pandas drops a byte-order mark at the start of what it parses, csv.reader keeps it in the field
 BOM = codecs.BOM_UTF8
@@ -83,8 +84,6 @@ def _fields_everywhere(block: bytes, delimiter: bytes, columns: int) -> bool:
 def parse_block(block: bytes, delimiter: str, columns: int, col: dict[str, int],
                 sizes_in_file: bool) -> Block | None:
     """Parse a plain block (see module docstring), or None to leave it to the row reader."""
-    import pandas as pd
-
     rows = plain(block, delimiter.encode(), columns)
     if not rows:
         return None
