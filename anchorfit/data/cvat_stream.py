@@ -67,7 +67,7 @@ class _Reader:
         self.b = BoxBuilder("cvat", str(path))
         self.origin = self.b.file(str(path))
         self.stack: list[ET.Element] = []
-        self.in_image = 0
+        self.in_image = False  # inside an <image> (one level: a nested one falls back)
         self.seen_image = False
         self.held: FormatError | None = None  # the first root or image error, raised at the end
 
@@ -131,13 +131,13 @@ class _Reader:
         if elem.tag == "image":
             if self.in_image:
                 raise _Fallback
-            self.in_image += 1
+            self.in_image = True
 
     def _end(self, elem: ET.Element) -> None:
         self.stack.pop()
         depth = len(self.stack)
-        if elem.tag == "image" and self.in_image:
-            self.in_image -= 1
+        if elem.tag == "image":
+            self.in_image = False
             self.seen_image = True
             if self.held is None:
                 try:
@@ -149,7 +149,7 @@ class _Reader:
             if self.seen_image:
                 raise _Fallback
             add_label(self.b, elem)
-        if self.in_image == 0 and depth >= 1 and (elem.tag == "image" or depth == 1):
+        if not self.in_image and depth >= 1 and (elem.tag == "image" or depth == 1):
             parent = self.stack[-1]
             elem.clear()
             if len(parent) and parent[-1] is elem:
